@@ -1,0 +1,207 @@
+package sessiond
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// ErrSubscriberTooSlow ends a Subscription whose queue overflowed. The
+// subscriber can subscribe again after the last Seq it handled and catch up
+// from the store's event log.
+var ErrSubscriberTooSlow = errors.New("sessiond: event subscriber too slow; dropped")
+
+// ErrSubscriptionClosed is returned by Next after Close or after the
+// Manager closed.
+var ErrSubscriptionClosed = errors.New("sessiond: subscription closed")
+
+// bus delivers the store's event log to in-process subscribers. One pump
+// goroutine reads each new event from the store once and offers it to every
+// subscriber's bounded queue; a subscriber whose queue is full is dropped
+// and counted, so a slow reader never holds up the engine or other readers.
+type bus struct {
+	store  Store
+	obs    Observer
+	buffer int
+	kick   chan struct{}
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu   sync.Mutex
+	subs map[*Subscription]struct{}
+	last uint64 // Seq of the last event offered to subscribers
+}
+
+func newBus(store Store, obs Observer, buffer int) *bus {
+	return &bus{
+		store: store, obs: obs, buffer: buffer,
+		kick: make(chan struct{}, 1),
+		done: make(chan struct{}),
+		subs: make(map[*Subscription]struct{}),
+	}
+}
+
+func (b *bus) start(ctx context.Context) error {
+	last, err := b.store.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	b.last = last
+	b.wg.Add(1)
+	go b.pump()
+	return nil
+}
+
+func (b *bus) stop() {
+	close(b.done)
+	b.wg.Wait()
+	b.mu.Lock()
+	for s := range b.subs {
+		b.dropLocked(s, ErrSubscriptionClosed)
+	}
+	b.mu.Unlock()
+}
+
+// notify tells the pump that new events may be in the store.
+func (b *bus) notify() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *bus) pump() {
+	defer b.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-b.done
+		cancel()
+	}()
+	for {
+		select {
+		case <-b.kick:
+		case <-b.done:
+			return
+		}
+		for b.deliver(ctx) {
+		}
+	}
+}
+
+// deliver offers the next batch of events; it reports whether there may be more.
+func (b *bus) deliver(ctx context.Context) bool {
+	b.mu.Lock()
+	if len(b.subs) == 0 {
+		// Nobody listens: just move the mark, so that a new subscriber
+		// starts from now rather than from history.
+		if last, err := b.store.LastSeq(ctx); err == nil {
+			b.last = last
+		}
+		b.mu.Unlock()
+		return false
+	}
+	from := b.last
+	b.mu.Unlock()
+
+	evs, err := b.store.Events(ctx, from, 512)
+	if err != nil || len(evs) == 0 {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range evs {
+		ev := evs[i]
+		for s := range b.subs {
+			if ev.Seq < s.liveFrom {
+				continue
+			}
+			select {
+			case s.live <- ev:
+			default:
+				b.dropLocked(s, ErrSubscriberTooSlow)
+				b.obs.SubscriberDropped()
+			}
+		}
+	}
+	b.last = evs[len(evs)-1].Seq
+	return len(evs) == 512
+}
+
+func (b *bus) dropLocked(s *Subscription, err error) {
+	if _, ok := b.subs[s]; !ok {
+		return
+	}
+	delete(b.subs, s)
+	s.err = err
+	close(s.live)
+}
+
+func (b *bus) subscribe(after uint64) *Subscription {
+	s := &Subscription{b: b, live: make(chan Event, b.buffer)}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.liveFrom = b.last + 1
+	if after > 0 && after < b.last {
+		s.replayAfter, s.replayTo = after, b.last
+	} else if after > b.last {
+		s.liveFrom = after + 1
+	}
+	b.subs[s] = struct{}{}
+	return s
+}
+
+// Subscription is an in-order stream of events. Events of one session come
+// in the order of their transitions; across sessions, in Seq order.
+type Subscription struct {
+	b        *bus
+	live     chan Event
+	liveFrom uint64
+	err      error // set before live is closed
+
+	replayAfter, replayTo uint64 // replay (replayAfter, replayTo] from the store first
+	replay                []Event
+}
+
+// Next returns the next event, waiting for one. It returns ctx's error,
+// ErrSubscriberTooSlow if the subscription was dropped for falling behind,
+// or ErrSubscriptionClosed after Close.
+func (s *Subscription) Next(ctx context.Context) (Event, error) {
+	for len(s.replay) == 0 && s.replayAfter < s.replayTo {
+		evs, err := s.b.store.Events(ctx, s.replayAfter, 256)
+		if err != nil {
+			return Event{}, err
+		}
+		if len(evs) == 0 {
+			s.replayAfter = s.replayTo
+			break
+		}
+		for _, ev := range evs {
+			if ev.Seq <= s.replayTo {
+				s.replay = append(s.replay, ev)
+			}
+		}
+		s.replayAfter = evs[len(evs)-1].Seq
+	}
+	if len(s.replay) > 0 {
+		ev := s.replay[0]
+		s.replay = s.replay[1:]
+		return ev, nil
+	}
+	select {
+	case ev, ok := <-s.live:
+		if !ok {
+			return Event{}, s.err
+		}
+		return ev, nil
+	case <-ctx.Done():
+		return Event{}, ctx.Err()
+	}
+}
+
+// Close ends the subscription. It is idempotent.
+func (s *Subscription) Close() {
+	s.b.mu.Lock()
+	s.b.dropLocked(s, ErrSubscriptionClosed)
+	s.b.mu.Unlock()
+}

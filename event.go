@@ -1,0 +1,58 @@
+package sessiond
+
+import "time"
+
+// EventType names a lifecycle transition.
+type EventType string
+
+// Event types. One event is recorded per state transition, in the same atomic
+// store write as the transition itself, so each is recorded exactly once.
+const (
+	EventCreated      EventType = "created"
+	EventRotated      EventType = "rotated"
+	EventConnected    EventType = "connected"
+	EventDisconnected EventType = "disconnected"
+	EventResumed      EventType = "resumed"
+	EventHibernating  EventType = "hibernating"
+	EventHibernated   EventType = "hibernated"
+	EventWaking       EventType = "waking"
+	EventWoke         EventType = "woke"
+	EventEnding       EventType = "ending"
+	EventEnded        EventType = "ended"
+)
+
+// Event records one transition of one session.
+type Event struct {
+	// Seq is assigned by the store when the event is recorded: strictly
+	// increasing, without gaps, in commit order. Events of one session are in
+	// Seq order.
+	Seq        uint64    `json:"seq"`
+	Type       EventType `json:"type"`
+	SessionID  string    `json:"session_id"`
+	Subject    string    `json:"subject"`
+	Time       time.Time `json:"time"`
+	State      State     `json:"state"`            // state after the transition
+	Reason     EndReason `json:"reason,omitempty"` // for ending and ended
+	Version    uint64    `json:"version"`          // session version after the transition
+	Generation uint64    `json:"generation"`
+}
+
+func newEvent(t EventType, s *Session, now time.Time) Event {
+	return Event{
+		Type: t, SessionID: s.ID, Subject: s.Subject, Time: now,
+		State: s.State, Reason: s.EndReason, Version: s.Version, Generation: s.Generation,
+	}
+}
+
+// Ending returns s moved to StateEnding with the reason, one version on, and
+// the events that record it. It is the transition a Store applies to the
+// sessions it evicts in Create (see Store.Create), exported so that every
+// store applies it the same way.
+func Ending(s *Session, reason EndReason, now time.Time) (*Session, []Event) {
+	n := s.Clone()
+	n.State = StateEnding
+	n.EndReason = reason
+	n.EndedAt = now
+	n.Version++
+	return n, []Event{newEvent(EventEnding, n, now)}
+}

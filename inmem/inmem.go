@@ -1,0 +1,203 @@
+// Package inmem is a Store that keeps everything in memory: for tests, for
+// caches of sessions that may be lost on restart, and as the reference that
+// the durable stores must agree with.
+package inmem
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/memindex"
+)
+
+// DefaultEventRetention is how many events the log keeps when Options leave it zero.
+const DefaultEventRetention = 100_000
+
+// Options configure a Store.
+type Options struct {
+	// EventRetention is how many of the newest events Events can return.
+	// 0 means DefaultEventRetention.
+	EventRetention int
+}
+
+// Store is an in-memory sessiond.Store.
+type Store struct {
+	idx    *memindex.Index
+	closed atomic.Bool
+
+	evMu   sync.Mutex
+	events []sessiond.Event // ring buffer
+	head   int              // index of the oldest event in the ring
+	n      int              // events in the ring
+	last   uint64           // Seq of the newest event
+}
+
+var _ sessiond.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New(opts Options) *Store {
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = DefaultEventRetention
+	}
+	return &Store{idx: memindex.New(), events: make([]sessiond.Event, opts.EventRetention)}
+}
+
+func (s *Store) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return sessiond.ErrUnavailable
+	}
+	return ctx.Err()
+}
+
+// Create implements sessiond.Store.
+func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond.Limit, events []sessiond.Event) ([]*sessiond.Session, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	sess = sess.Clone()
+	unlock := s.idx.Lock(sess.Subject)
+	defer unlock()
+	plan, err := s.idx.PlanCreate(sess, lim, events)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.Release()
+	s.commit(append(plan.Evicted, sess), nil, plan.Events)
+	copy(events, plan.Events[len(plan.Events)-len(events):])
+	return plan.Evicted, nil
+}
+
+// commit publishes a change and its events as one step: readers of the
+// event log never see an event before the change it records.
+func (s *Store) commit(puts []*sessiond.Session, deletes []string, events []sessiond.Event) {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	s.idx.Apply(puts, deletes)
+	for i := range events {
+		s.last++
+		events[i].Seq = s.last
+		ring := len(s.events)
+		if s.n < ring {
+			s.events[(s.head+s.n)%ring] = events[i]
+			s.n++
+		} else {
+			s.events[s.head] = events[i]
+			s.head = (s.head + 1) % ring
+		}
+	}
+}
+
+// Get implements sessiond.Store.
+func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if v := s.idx.Get(id); v != nil {
+		return v, nil
+	}
+	return nil, sessiond.ErrNotFound
+}
+
+// FindToken implements sessiond.Store.
+func (s *Store) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if v := s.idx.FindToken(h); v != nil {
+		return v, nil
+	}
+	return nil, sessiond.ErrNotFound
+}
+
+// Update implements sessiond.Store.
+func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []sessiond.Event) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	sess = sess.Clone()
+	unlock := s.idx.Lock(sess.Subject)
+	defer unlock()
+	if _, err := s.idx.CheckUpdate(sess); err != nil {
+		return err
+	}
+	s.commit([]*sessiond.Session{sess}, nil, events)
+	return nil
+}
+
+// Delete implements sessiond.Store.
+func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	cur := s.idx.Get(id)
+	if cur == nil {
+		return sessiond.ErrNotFound
+	}
+	unlock := s.idx.Lock(cur.Subject)
+	defer unlock()
+	if _, err := s.idx.CheckDelete(id, version); err != nil {
+		return err
+	}
+	s.commit(nil, []string{id}, nil)
+	return nil
+}
+
+// Live implements sessiond.Store.
+func (s *Store) Live(ctx context.Context, subject string) ([]*sessiond.Session, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	return s.idx.Live(subject), nil
+}
+
+// List implements sessiond.Store.
+func (s *Store) List(ctx context.Context, q sessiond.Query) (sessiond.Page, error) {
+	if err := s.check(ctx); err != nil {
+		return sessiond.Page{}, err
+	}
+	return s.idx.List(q)
+}
+
+// Stats implements sessiond.Store.
+func (s *Store) Stats(ctx context.Context) (sessiond.StoreStats, error) {
+	if err := s.check(ctx); err != nil {
+		return sessiond.StoreStats{}, err
+	}
+	return s.idx.Stats(), nil
+}
+
+// Events implements sessiond.Store.
+func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]sessiond.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	first := s.last - uint64(s.n) + 1 // Seq of the oldest event held
+	if after < first-1 {
+		after = first - 1
+	}
+	var out []sessiond.Event
+	for seq := after + 1; seq <= s.last && len(out) < limit; seq++ {
+		out = append(out, s.events[(s.head+int(seq-first))%len(s.events)])
+	}
+	return out, nil
+}
+
+// LastSeq implements sessiond.Store.
+func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	return s.last, nil
+}
+
+// Close implements sessiond.Store. Data is dropped.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}

@@ -1,0 +1,153 @@
+package sessiond
+
+import (
+	"fmt"
+	"time"
+)
+
+// LimitAction says what a create does when its subject is at max_per_subject.
+type LimitAction string
+
+// Limit actions.
+const (
+	LimitReject      LimitAction = "reject"       // the create fails with limit_reached
+	LimitEvictOldest LimitAction = "evict_oldest" // the oldest live session ends with reason evicted
+)
+
+// Policy is a named set of rules chosen when a session is created. A zero
+// duration or count means the rule is off.
+type Policy struct {
+	Name string
+
+	// TTL is the absolute lifetime. It never slides, not on activity and not
+	// on rotation.
+	TTL time.Duration
+	// IdleTimeout ends a session with no activity for this long. It must be
+	// smaller than TTL.
+	IdleTimeout time.Duration
+	// TouchInterval is how often activity is written at most, per session.
+	// Idle expiry is exact to within this interval. Defaults to a tenth of
+	// IdleTimeout, capped at one minute, when IdleTimeout is on.
+	TouchInterval time.Duration
+
+	// RotateAfter issues a new token on the first validation this long after
+	// the current token was issued.
+	RotateAfter time.Duration
+	// RotationGrace is how long the replaced token keeps validating, so that
+	// concurrent users of the old token (browser tabs) are not logged out.
+	// Using it after the grace ends the session with reason rotated_reuse.
+	RotationGrace time.Duration
+
+	// MaxPerSubject caps the live sessions one subject holds; OnLimit says
+	// what a create over the cap does (reject by default).
+	MaxPerSubject int
+	OnLimit       LimitAction
+
+	// BindDevice requires device.id at create and rejects validations from
+	// another device with device_mismatch.
+	BindDevice bool
+}
+
+// DefaultPolicy is the policy used when the configuration names none.
+func DefaultPolicy() Policy {
+	return Policy{
+		Name:          "default",
+		TTL:           24 * time.Hour,
+		IdleTimeout:   30 * time.Minute,
+		TouchInterval: time.Minute,
+		RotationGrace: 30 * time.Second,
+		OnLimit:       LimitReject,
+	}
+}
+
+// Validate rejects nonsense with an error that names the field. It also fills
+// defaults: OnLimit and TouchInterval.
+func (p *Policy) Validate() error {
+	field := func(name string) string { return "policies." + p.Name + "." + name }
+	if err := checkID("policies."+p.Name, p.Name); err != nil {
+		return Errorf(CodeInvalidArgument, "policies", "policy name %q must be 1 to %d characters of A-Z a-z 0-9 . _ - : ~", p.Name, MaxIDLen)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ttl", p.TTL}, {"idle_timeout", p.IdleTimeout}, {"touch_interval", p.TouchInterval},
+		{"rotate_after", p.RotateAfter}, {"rotation_grace", p.RotationGrace},
+	} {
+		if d.v < 0 {
+			return Errorf(CodeInvalidArgument, field(d.name), "must not be negative (got %v)", d.v)
+		}
+	}
+	if p.TTL > 0 && p.IdleTimeout >= p.TTL {
+		return Errorf(CodeInvalidArgument, field("idle_timeout"), "must be less than ttl (%v >= %v)", p.IdleTimeout, p.TTL)
+	}
+	if p.TTL > 0 && p.RotateAfter >= p.TTL {
+		return Errorf(CodeInvalidArgument, field("rotate_after"), "must be less than ttl (%v >= %v)", p.RotateAfter, p.TTL)
+	}
+	if p.TTL > 0 && p.RotationGrace > p.TTL {
+		return Errorf(CodeInvalidArgument, field("rotation_grace"), "must not exceed ttl (%v > %v)", p.RotationGrace, p.TTL)
+	}
+	if p.RotateAfter > 0 && p.RotationGrace >= p.RotateAfter {
+		return Errorf(CodeInvalidArgument, field("rotation_grace"), "must be less than rotate_after (%v >= %v)", p.RotationGrace, p.RotateAfter)
+	}
+	if p.IdleTimeout > 0 {
+		if p.TouchInterval == 0 {
+			p.TouchInterval = min(p.IdleTimeout/10, time.Minute)
+		}
+		if p.TouchInterval >= p.IdleTimeout {
+			return Errorf(CodeInvalidArgument, field("touch_interval"), "must be less than idle_timeout (%v >= %v)", p.TouchInterval, p.IdleTimeout)
+		}
+	}
+	if p.MaxPerSubject < 0 {
+		return Errorf(CodeInvalidArgument, field("max_per_subject"), "must not be negative (got %d)", p.MaxPerSubject)
+	}
+	switch p.OnLimit {
+	case "":
+		p.OnLimit = LimitReject
+	case LimitReject, LimitEvictOldest:
+	default:
+		return Errorf(CodeInvalidArgument, field("on_limit"), "must be %q or %q (got %q)", LimitReject, LimitEvictOldest, p.OnLimit)
+	}
+	return nil
+}
+
+// Overrides narrow a policy for one session. Each may only tighten it.
+type Overrides struct {
+	TTL         time.Duration // 0 keeps the policy's
+	IdleTimeout time.Duration // 0 keeps the policy's
+}
+
+// apply returns the effective ttl and idle timeout for one session.
+func (p *Policy) apply(o Overrides) (ttl, idle time.Duration, err error) {
+	ttl, idle = p.TTL, p.IdleTimeout
+	if o.TTL < 0 {
+		return 0, 0, Errorf(CodeInvalidArgument, "ttl", "must not be negative")
+	}
+	if o.IdleTimeout < 0 {
+		return 0, 0, Errorf(CodeInvalidArgument, "idle_timeout", "must not be negative")
+	}
+	if o.TTL > 0 {
+		if p.TTL > 0 && o.TTL > p.TTL {
+			return 0, 0, Errorf(CodeInvalidArgument, "ttl", "%v exceeds policy %q's ttl %v", o.TTL, p.Name, p.TTL)
+		}
+		ttl = o.TTL
+	}
+	if o.IdleTimeout > 0 {
+		if p.IdleTimeout > 0 && o.IdleTimeout > p.IdleTimeout {
+			return 0, 0, Errorf(CodeInvalidArgument, "idle_timeout", "%v exceeds policy %q's idle_timeout %v", o.IdleTimeout, p.Name, p.IdleTimeout)
+		}
+		if p.IdleTimeout == 0 {
+			return 0, 0, Errorf(CodeInvalidArgument, "idle_timeout", "policy %q has no idle timeout to narrow", p.Name)
+		}
+		if o.IdleTimeout <= p.TouchInterval {
+			return 0, 0, Errorf(CodeInvalidArgument, "idle_timeout", "%v must exceed policy %q's touch_interval %v", o.IdleTimeout, p.Name, p.TouchInterval)
+		}
+		idle = o.IdleTimeout
+	}
+	if ttl > 0 && idle >= ttl {
+		return 0, 0, Errorf(CodeInvalidArgument, "idle_timeout", "must be less than ttl (%v >= %v)", idle, ttl)
+	}
+	return ttl, idle, nil
+}
+
+func (p *Policy) String() string { return fmt.Sprintf("policy %q", p.Name) }

@@ -1,0 +1,45 @@
+package sessiond_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+func TestPolicyValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(*sessiond.Policy)
+		field string
+	}{
+		{"negative ttl", func(p *sessiond.Policy) { p.TTL = -time.Second }, "policies.p.ttl"},
+		{"idle >= ttl", func(p *sessiond.Policy) { p.IdleTimeout = p.TTL }, "policies.p.idle_timeout"},
+		{"grace > ttl", func(p *sessiond.Policy) { p.RotationGrace = 2 * p.TTL; p.RotateAfter = 0 }, "policies.p.rotation_grace"},
+		{"grace >= rotate_after", func(p *sessiond.Policy) { p.RotationGrace = p.RotateAfter }, "policies.p.rotation_grace"},
+		{"rotate_after >= ttl", func(p *sessiond.Policy) { p.RotateAfter = p.TTL }, "policies.p.rotate_after"},
+		{"touch >= idle", func(p *sessiond.Policy) { p.TouchInterval = p.IdleTimeout }, "policies.p.touch_interval"},
+		{"negative limit", func(p *sessiond.Policy) { p.MaxPerSubject = -1 }, "policies.p.max_per_subject"},
+		{"bad on_limit", func(p *sessiond.Policy) { p.OnLimit = "drop" }, "policies.p.on_limit"},
+		{"bad name", func(p *sessiond.Policy) { p.Name = "a b" }, "policies"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := sessiond.Policy{Name: "p", TTL: time.Hour, IdleTimeout: 10 * time.Minute, RotateAfter: 5 * time.Minute, RotationGrace: time.Second}
+			tc.edit(&p)
+			err := p.Validate()
+			var se *sessiond.Error
+			if !errors.As(err, &se) || se.Code != sessiond.CodeInvalidArgument || se.Field != tc.field {
+				t.Fatalf("Validate = %v; want invalid_argument naming %q", err, tc.field)
+			}
+		})
+	}
+	p := sessiond.Policy{Name: "ok", TTL: time.Hour, IdleTimeout: 20 * time.Minute}
+	if err := p.Validate(); err != nil || p.TouchInterval != time.Minute || p.OnLimit != sessiond.LimitReject {
+		t.Fatalf("defaults: %+v %v", p, err)
+	}
+	d := sessiond.DefaultPolicy()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("DefaultPolicy invalid: %v", err)
+	}
+}
