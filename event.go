@@ -31,7 +31,7 @@ type Event struct {
 	SessionID  string    `json:"session_id"`
 	Subject    string    `json:"subject"`
 	Time       time.Time `json:"time"`
-	State      State     `json:"state"`            // state after the transition
+	State      State     `json:"state,omitzero"`   // state after the transition
 	Reason     EndReason `json:"reason,omitempty"` // for ending and ended
 	Version    uint64    `json:"version"`          // session version after the transition
 	Generation uint64    `json:"generation"`

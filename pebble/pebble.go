@@ -1,0 +1,478 @@
+// Package pebble is the embedded durable Store: sessions and their event log
+// in a Pebble database in one directory, no server to run.
+//
+// Writes are acknowledged only after they are fsynced. Concurrent writes are
+// group-committed: one goroutine gathers whatever is waiting, writes it as
+// one batch and syncs once, so many writers share each fsync. That goroutine
+// also assigns event sequence numbers, which therefore follow commit order
+// without gaps.
+//
+// All sessions are also held in memory (internal/memindex), loaded when the
+// store opens, so reads (a validation's token lookup above all) never touch
+// disk. Ended sessions are deleted by the engine after their retention, and
+// the event log is trimmed to its retention with range deletions as it
+// grows; Pebble's compactions reclaim the space. Nothing is ever scanned on
+// a timer.
+package pebble
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	cpebble "github.com/cockroachdb/pebble/v2"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/memindex"
+)
+
+// DefaultEventRetention is how many events the log keeps when Options leave it zero.
+const DefaultEventRetention = 100_000
+
+// Options configure a Store.
+type Options struct {
+	// Dir is the database directory; it is created if missing. Required.
+	Dir string
+	// EventRetention is how many of the newest events Events can return.
+	// 0 means DefaultEventRetention.
+	EventRetention int
+	// Logger receives Pebble's own messages at debug level (errors at
+	// error level). nil discards them.
+	Logger *slog.Logger
+}
+
+// Key space. One byte of prefix per kind of record.
+const (
+	prefixSession = 's' // s<id> -> session record (codec.go)
+	prefixEvent   = 'e' // e<seq, 8 bytes big-endian> -> event record (codec.go)
+	prefixMeta    = 'm' // m<name> -> value
+	maxGroup      = 512 // writes per group commit at most
+)
+
+var metaFormat = []byte("mformat")
+
+const format = "1"
+
+// Store is the embedded durable sessiond.Store.
+type Store struct {
+	db     *cpebble.DB
+	idx    *memindex.Index
+	retain uint64
+
+	ops     chan *op
+	closing chan struct{}
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	closeMu sync.RWMutex // held shared by writers in flight, exclusively by Close
+
+	seq     uint64        // last assigned event Seq; committer goroutine only
+	trimmed uint64        // events up to here are deleted; committer only
+	last    atomic.Uint64 // last committed event Seq
+}
+
+var _ sessiond.Store = (*Store)(nil)
+
+// op is one caller's write, handed to the committer.
+type op struct {
+	sets   [][2][]byte      // key, value
+	dels   [][]byte         // keys
+	events []sessiond.Event // Seq filled in by the committer
+	enc    [][]byte         // events, encoded by the caller
+	apply  func()           // publishes the change in memory once durable
+	done   chan error
+}
+
+// Open opens (or creates) the store in opts.Dir and loads its sessions.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("pebble: Options.Dir is required")
+	}
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = DefaultEventRetention
+	}
+	db, err := cpebble.Open(opts.Dir, &cpebble.Options{
+		FormatMajorVersion: cpebble.FormatNewest,
+		MemTableSize:       32 << 20,
+		Logger:             logger{opts.Logger},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebble: open %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		db:      db,
+		idx:     memindex.New(),
+		retain:  uint64(opts.EventRetention),
+		ops:     make(chan *op, maxGroup),
+		closing: make(chan struct{}),
+	}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.commitLoop()
+	return s, nil
+}
+
+// load checks the format marker and fills the index and the event counters.
+func (s *Store) load() error {
+	v, closer, err := s.db.Get(metaFormat)
+	switch {
+	case errors.Is(err, cpebble.ErrNotFound):
+		if err := s.db.Set(metaFormat, []byte(format), cpebble.Sync); err != nil {
+			return fmt.Errorf("pebble: writing format marker: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("pebble: reading format marker: %w", err)
+	default:
+		got := string(v)
+		closer.Close()
+		if got != format {
+			return fmt.Errorf("pebble: data format %q, this build reads %q", got, format)
+		}
+	}
+
+	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixSession}, UpperBound: []byte{prefixSession + 1}})
+	if err != nil {
+		return err
+	}
+	batch := make([]*sessiond.Session, 0, 1024)
+	for it.First(); it.Valid(); it.Next() {
+		sess, err := decodeSession(it.Value())
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("pebble: session %q: %w", it.Key()[1:], err)
+		}
+		if batch = append(batch, sess); len(batch) == cap(batch) {
+			s.idx.Apply(batch, nil)
+			batch = batch[:0]
+		}
+	}
+	s.idx.Apply(batch, nil)
+	if err := it.Close(); err != nil {
+		return err
+	}
+
+	it, err = s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if it.Last() {
+		s.seq = binary.BigEndian.Uint64(it.Key()[1:])
+		it.First()
+		s.trimmed = binary.BigEndian.Uint64(it.Key()[1:]) - 1
+	}
+	s.last.Store(s.seq)
+	return it.Error()
+}
+
+// commitLoop is the group committer: it takes every waiting op, writes them
+// and their events in one batch, syncs once, publishes them, and answers.
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	group := make([]*op, 0, maxGroup)
+	for {
+		select {
+		case first := <-s.ops:
+			group = append(group[:0], first)
+		case <-s.closing:
+			return
+		}
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case o := <-s.ops:
+				group = append(group, o)
+			default:
+				break gather
+			}
+		}
+		err := s.commit(group)
+		for _, o := range group {
+			if err == nil {
+				o.apply()
+			}
+			o.done <- err
+		}
+	}
+}
+
+func (s *Store) commit(group []*op) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	seq := s.seq
+	for _, o := range group {
+		for _, kv := range o.sets {
+			b.Set(kv[0], kv[1], nil)
+		}
+		for _, k := range o.dels {
+			b.Delete(k, nil)
+		}
+		for i := range o.events {
+			seq++
+			o.events[i].Seq = seq
+			b.Set(eventKey(seq), o.enc[i], nil)
+		}
+	}
+	trimTo := s.trimmed
+	if seq > s.retain && seq-s.retain > s.trimmed {
+		trimTo = seq - s.retain
+		b.DeleteRange(eventKey(s.trimmed+1), eventKey(trimTo+1), nil)
+	}
+	if err := b.Commit(cpebble.Sync); err != nil {
+		for _, o := range group {
+			for i := range o.events {
+				o.events[i].Seq = 0
+			}
+		}
+		return fmt.Errorf("pebble: commit: %w", err)
+	}
+	s.seq, s.trimmed = seq, trimTo
+	s.last.Store(seq)
+	return nil
+}
+
+// write hands o to the committer and waits until it is durable and applied.
+func (s *Store) write(ctx context.Context, o *op) error {
+	for i := range o.events {
+		o.enc = append(o.enc, encodeEvent(&o.events[i]))
+	}
+	o.done = make(chan error, 1)
+	select {
+	case s.ops <- o:
+	case <-s.closing:
+		return sessiond.ErrUnavailable
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the write happens whatever ctx says: wait for it, so that
+	// the caller's locks cover it.
+	return <-o.done
+}
+
+// begin guards a write against a concurrent Close; call the returned func
+// when done.
+func (s *Store) begin(ctx context.Context) (func(), error) {
+	s.closeMu.RLock()
+	if s.closed.Load() {
+		s.closeMu.RUnlock()
+		return nil, sessiond.ErrUnavailable
+	}
+	if err := ctx.Err(); err != nil {
+		s.closeMu.RUnlock()
+		return nil, err
+	}
+	return s.closeMu.RUnlock, nil
+}
+
+func (s *Store) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return sessiond.ErrUnavailable
+	}
+	return ctx.Err()
+}
+
+// Create implements sessiond.Store.
+func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond.Limit, events []sessiond.Event) ([]*sessiond.Session, error) {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	sess = sess.Clone()
+	unlock := s.idx.Lock(sess.Subject)
+	defer unlock()
+	plan, err := s.idx.PlanCreate(sess, lim, events)
+	if err != nil {
+		return nil, err
+	}
+	defer plan.Release()
+	puts := append(plan.Evicted, sess)
+	o := &op{events: plan.Events, apply: func() { s.idx.Apply(puts, nil) }}
+	for _, p := range puts {
+		o.sets = append(o.sets, [2][]byte{sessionKey(p.ID), encodeSession(p)})
+	}
+	if err := s.write(ctx, o); err != nil {
+		return nil, err
+	}
+	copy(events, plan.Events[len(plan.Events)-len(events):])
+	return plan.Evicted, nil
+}
+
+// Update implements sessiond.Store.
+func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []sessiond.Event) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	sess = sess.Clone()
+	unlock := s.idx.Lock(sess.Subject)
+	defer unlock()
+	if _, err := s.idx.CheckUpdate(sess); err != nil {
+		return err
+	}
+	return s.write(ctx, &op{
+		sets:   [][2][]byte{{sessionKey(sess.ID), encodeSession(sess)}},
+		events: events,
+		apply:  func() { s.idx.Apply([]*sessiond.Session{sess}, nil) },
+	})
+}
+
+// Delete implements sessiond.Store.
+func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	cur := s.idx.Get(id)
+	if cur == nil {
+		return sessiond.ErrNotFound
+	}
+	unlock := s.idx.Lock(cur.Subject)
+	defer unlock()
+	if _, err := s.idx.CheckDelete(id, version); err != nil {
+		return err
+	}
+	return s.write(ctx, &op{
+		dels:  [][]byte{sessionKey(id)},
+		apply: func() { s.idx.Apply(nil, []string{id}) },
+	})
+}
+
+// Get implements sessiond.Store.
+func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if v := s.idx.Get(id); v != nil {
+		return v, nil
+	}
+	return nil, sessiond.ErrNotFound
+}
+
+// FindToken implements sessiond.Store.
+func (s *Store) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if v := s.idx.FindToken(h); v != nil {
+		return v, nil
+	}
+	return nil, sessiond.ErrNotFound
+}
+
+// Live implements sessiond.Store.
+func (s *Store) Live(ctx context.Context, subject string) ([]*sessiond.Session, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	return s.idx.Live(subject), nil
+}
+
+// List implements sessiond.Store.
+func (s *Store) List(ctx context.Context, q sessiond.Query) (sessiond.Page, error) {
+	if err := s.check(ctx); err != nil {
+		return sessiond.Page{}, err
+	}
+	return s.idx.List(q)
+}
+
+// Stats implements sessiond.Store.
+func (s *Store) Stats(ctx context.Context) (sessiond.StoreStats, error) {
+	if err := s.check(ctx); err != nil {
+		return sessiond.StoreStats{}, err
+	}
+	return s.idx.Stats(), nil
+}
+
+// Events implements sessiond.Store.
+func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]sessiond.Event, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	last := s.last.Load()
+	if after >= last || limit <= 0 {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: eventKey(after + 1), UpperBound: eventKey(last + 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []sessiond.Event
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		seq := binary.BigEndian.Uint64(it.Key()[1:])
+		ev, err := decodeEvent(it.Value(), seq)
+		if err != nil {
+			return nil, fmt.Errorf("pebble: event %d: %w", seq, err)
+		}
+		out = append(out, ev)
+	}
+	return out, it.Error()
+}
+
+// LastSeq implements sessiond.Store.
+func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	return s.last.Load(), nil
+}
+
+// Close waits for writes in flight, stops the committer and closes the
+// database. It is idempotent.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed.Swap(true) {
+		s.closeMu.Unlock()
+		return nil
+	}
+	close(s.closing)
+	s.closeMu.Unlock()
+	s.wg.Wait()
+	return s.db.Close()
+}
+
+func sessionKey(id string) []byte {
+	k := make([]byte, 1+len(id))
+	k[0] = prefixSession
+	copy(k[1:], id)
+	return k
+}
+
+func eventKey(seq uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixEvent
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+// logger routes Pebble's messages to slog.
+type logger struct{ l *slog.Logger }
+
+func (l logger) Infof(format string, args ...any) {
+	if l.l != nil {
+		l.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (l logger) Errorf(format string, args ...any) {
+	if l.l != nil {
+		l.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	}
+}
+
+func (l logger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if l.l != nil {
+		l.l.Error(msg, "component", "pebble")
+	}
+	panic("pebble: fatal: " + msg)
+}
