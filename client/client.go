@@ -1,0 +1,178 @@
+// Package client is a Go client for the sessiond REST API.
+//
+//	c := client.New("http://127.0.0.1:7600", apiKey)
+//	created, err := c.Create(ctx, client.CreateRequest{Subject: "alice"})
+//	v, err := c.Validate(ctx, created.Token, nil)
+//	if errors.Is(err, sessiond.ErrExpired) { ... }
+//
+// Errors from the server are *sessiond.Error values carrying the server's
+// stable code, so errors.Is against the sessiond sentinels works.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/httpapi"
+)
+
+// Request and response bodies are the server's own types.
+type (
+	CreateRequest    = httpapi.CreateRequest
+	CreateResponse   = httpapi.CreateResponse
+	ValidateResponse = httpapi.ValidateResponse
+	ListResponse     = httpapi.ListResponse
+	Stats            = httpapi.StatsResponse
+)
+
+// Client calls one sessiond server.
+type Client struct {
+	base   string
+	apiKey string
+	// HTTP is the client requests go through; New sets one with a 30s timeout.
+	HTTP *http.Client
+}
+
+// New returns a client for the server at baseURL ("http://host:port"),
+// authenticating admin calls with apiKey. A baseURL without a scheme gets
+// http://.
+func New(baseURL, apiKey string) *Client {
+	if !strings.Contains(baseURL, "://") {
+		baseURL = "http://" + baseURL
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), apiKey: apiKey, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Create creates a session; the token in the response is shown only once.
+func (c *Client) Create(ctx context.Context, req CreateRequest) (*CreateResponse, error) {
+	var out CreateResponse
+	return &out, c.do(ctx, "POST", "/v1/sessions", req, &out, http.StatusCreated)
+}
+
+// Validate checks a session token. dev may be nil. If the response carries a
+// Token, the session was rotated and the client must use the new token.
+func (c *Client) Validate(ctx context.Context, token string, dev *sessiond.Device) (*ValidateResponse, error) {
+	var out ValidateResponse
+	return &out, c.do(ctx, "POST", "/v1/sessions/validate", httpapi.ValidateRequest{Token: token, Device: dev}, &out, http.StatusOK)
+}
+
+// Get returns a session by id, in any state.
+func (c *Client) Get(ctx context.Context, id string) (*sessiond.Session, error) {
+	var out sessiond.Session
+	return &out, c.do(ctx, "GET", "/v1/sessions/"+url.PathEscape(id), nil, &out, http.StatusOK)
+}
+
+// Rotate issues a new token for a session now.
+func (c *Client) Rotate(ctx context.Context, id string) (*ValidateResponse, error) {
+	var out ValidateResponse
+	return &out, c.do(ctx, "POST", "/v1/sessions/"+url.PathEscape(id)+"/rotate", nil, &out, http.StatusOK)
+}
+
+// Revoke ends a session. Revoking an ended session succeeds.
+func (c *Client) Revoke(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/v1/sessions/"+url.PathEscape(id), nil, nil, http.StatusNoContent)
+}
+
+// ListOptions filter List. Zero fields do not filter.
+type ListOptions struct {
+	Subject string
+	State   string
+	Limit   int
+	Cursor  string
+}
+
+// List returns one page of sessions; pass NextCursor back for the next.
+func (c *Client) List(ctx context.Context, opts ListOptions) (*ListResponse, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"subject": opts.Subject, "state": opts.State, "cursor": opts.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	path := "/v1/sessions"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out ListResponse
+	return &out, c.do(ctx, "GET", path, nil, &out, http.StatusOK)
+}
+
+// ListSubject returns a subject's live sessions, oldest first.
+func (c *Client) ListSubject(ctx context.Context, subject string) ([]*sessiond.Session, error) {
+	var out ListResponse
+	err := c.do(ctx, "GET", "/v1/subjects/"+url.PathEscape(subject)+"/sessions", nil, &out, http.StatusOK)
+	return out.Sessions, err
+}
+
+// RevokeSubject ends all of a subject's live sessions and returns how many.
+func (c *Client) RevokeSubject(ctx context.Context, subject string) (int, error) {
+	var out httpapi.RevokeSubjectResponse
+	err := c.do(ctx, "DELETE", "/v1/subjects/"+url.PathEscape(subject)+"/sessions", nil, &out, http.StatusOK)
+	return out.Revoked, err
+}
+
+// Stats returns the server's counts.
+func (c *Client) Stats(ctx context.Context) (*Stats, error) {
+	var out Stats
+	return &out, c.do(ctx, "GET", "/v1/stats", nil, &out, http.StatusOK)
+}
+
+// Ready reports whether the server answers /readyz with 200.
+func (c *Client) Ready(ctx context.Context) error {
+	return c.do(ctx, "GET", "/readyz", nil, nil, http.StatusOK)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any, want int) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		var eb httpapi.ErrorBody
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
+			return &sessiond.Error{Code: eb.Error.Code, Field: eb.Error.Field, Message: eb.Error.Message}
+		}
+		return fmt.Errorf("sessiond: %s %s: unexpected status %s", method, path, resp.Status)
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("sessiond: %s %s: decoding response: %w", method, path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sessiond/sessiond"
+)
+
+// Config is the server's effective configuration. Each field is set, in
+// order of precedence, by its flag, its SESSIOND_* environment variable, the
+// config file, or the default noted beside it.
+type Config struct {
+	Addr      string `yaml:"addr"`       // 127.0.0.1:7600
+	DataDir   string `yaml:"data_dir"`   // sessiond-data
+	APIKey    string `yaml:"api_key"`    // generated and saved in the data directory
+	Store     string `yaml:"store"`      // embedded | memory
+	LogFormat string `yaml:"log_format"` // auto (text on a terminal, else JSON) | text | json
+	LogLevel  string `yaml:"log_level"`  // info
+
+	// Retention is how long ended sessions stay readable: 24h.
+	Retention Duration `yaml:"retention"`
+	// EventRetention is how many recent events stay in the log for
+	// resuming streams: 100000.
+	EventRetention int `yaml:"event_retention"`
+	// MaxMetadataBytes caps a session's metadata: 8192.
+	MaxMetadataBytes int `yaml:"max_metadata_bytes"`
+	// ShutdownTimeout bounds a graceful stop: 15s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// DefaultPolicy names the policy of creates that name none; with one
+	// policy it may be left out.
+	DefaultPolicy string `yaml:"default_policy"`
+	// Policies by name. None configured means one policy, "default":
+	// ttl 24h, idle_timeout 30m, touch_interval 1m, rotation_grace 30s.
+	Policies map[string]PolicyConfig `yaml:"policies"`
+
+	file string // the config file read, if any
+}
+
+// PolicyConfig is a policy as written in the config file.
+type PolicyConfig struct {
+	TTL           Duration `yaml:"ttl"`
+	IdleTimeout   Duration `yaml:"idle_timeout"`
+	TouchInterval Duration `yaml:"touch_interval"`
+	RotateAfter   Duration `yaml:"rotate_after"`
+	RotationGrace Duration `yaml:"rotation_grace"`
+	MaxPerSubject int      `yaml:"max_per_subject"`
+	OnLimit       string   `yaml:"on_limit"`
+	BindDevice    bool     `yaml:"bind_device"`
+}
+
+// Duration is a time.Duration written as "90s", "1h30m" in YAML.
+type Duration time.Duration
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// UnmarshalYAML reads a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like \"90s\" or \"1h30m\"", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func defaultConfig() Config {
+	return Config{
+		Addr: "127.0.0.1:7600", DataDir: "sessiond-data", Store: "embedded", LogFormat: "auto", LogLevel: "info",
+		Retention: Duration(sessiond.DefaultRetention), EventRetention: 100_000,
+		MaxMetadataBytes: sessiond.DefaultMaxMetadata, ShutdownTimeout: Duration(15 * time.Second),
+	}
+}
+
+// configFlags are the flags every command that needs the configuration takes.
+type configFlags struct {
+	fs  *flag.FlagSet
+	set map[string]*string // flag name -> value, if given
+}
+
+var flagEnv = []struct{ flag, env, help string }{
+	{"config", "SESSIOND_CONFIG", "config file (YAML); policies live there"},
+	{"addr", "SESSIOND_ADDR", "listen address (serve) or server address (admin commands)"},
+	{"data-dir", "SESSIOND_DATA_DIR", "data directory of the embedded store and the generated API key"},
+	{"api-key", "SESSIOND_API_KEY", "admin API key"},
+	{"store", "SESSIOND_STORE", "embedded or memory"},
+	{"log-format", "SESSIOND_LOG_FORMAT", "auto, text or json"},
+	{"log-level", "SESSIOND_LOG_LEVEL", "debug, info, warn or error"},
+}
+
+func newConfigFlags(fs *flag.FlagSet) *configFlags {
+	c := &configFlags{fs: fs, set: map[string]*string{}}
+	for _, f := range flagEnv {
+		v := new(string)
+		c.set[f.flag] = v
+		fs.StringVar(v, f.flag, "", fmt.Sprintf("%s (env %s)", f.help, f.env))
+	}
+	return c
+}
+
+// load builds the effective configuration: defaults, then the file, then
+// environment, then flags.
+func (c *configFlags) load(getenv func(string) string) (Config, error) {
+	cfg := defaultConfig()
+	given := map[string]string{}
+	for _, f := range flagEnv {
+		if v := getenv(f.env); v != "" {
+			given[f.flag] = v
+		}
+	}
+	c.fs.Visit(func(f *flag.Flag) {
+		if _, ok := c.set[f.Name]; ok {
+			given[f.Name] = f.Value.String()
+		}
+	})
+	if path := given["config"]; path != "" {
+		if err := cfg.readFile(path); err != nil {
+			return cfg, err
+		}
+	}
+	for name, v := range given {
+		switch name {
+		case "addr":
+			cfg.Addr = v
+		case "data-dir":
+			cfg.DataDir = v
+		case "api-key":
+			cfg.APIKey = v
+		case "store":
+			cfg.Store = v
+		case "log-format":
+			cfg.LogFormat = v
+		case "log-level":
+			cfg.LogLevel = v
+		}
+	}
+	return cfg, cfg.validate()
+}
+
+func (cfg *Config) readFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg.file = path
+	return nil
+}
+
+func (cfg *Config) validate() error {
+	switch cfg.Store {
+	case "embedded", "memory":
+	default:
+		return fmt.Errorf("store: must be \"embedded\" or \"memory\" (got %q)", cfg.Store)
+	}
+	switch cfg.LogFormat {
+	case "auto", "text", "json":
+	default:
+		return fmt.Errorf("log_format: must be auto, text or json (got %q)", cfg.LogFormat)
+	}
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		return err
+	}
+	if cfg.Store == "embedded" && cfg.DataDir == "" {
+		return errors.New("data_dir: required by the embedded store")
+	}
+	if cfg.EventRetention < 1 {
+		return fmt.Errorf("event_retention: must be at least 1 (got %d)", cfg.EventRetention)
+	}
+	if cfg.MaxMetadataBytes < 1 {
+		return fmt.Errorf("max_metadata_bytes: must be at least 1 (got %d)", cfg.MaxMetadataBytes)
+	}
+	_, _, err := cfg.policies()
+	return err
+}
+
+// policies returns the configured policies, checked, and the default's name.
+func (cfg *Config) policies() ([]sessiond.Policy, string, error) {
+	if len(cfg.Policies) == 0 {
+		if cfg.DefaultPolicy != "" && cfg.DefaultPolicy != "default" {
+			return nil, "", fmt.Errorf("default_policy: names %q, but no policies are configured", cfg.DefaultPolicy)
+		}
+		return []sessiond.Policy{sessiond.DefaultPolicy()}, "default", nil
+	}
+	names := make([]string, 0, len(cfg.Policies))
+	for name := range cfg.Policies {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var out []sessiond.Policy
+	for _, name := range names {
+		pc := cfg.Policies[name]
+		p := sessiond.Policy{
+			Name: name, TTL: time.Duration(pc.TTL), IdleTimeout: time.Duration(pc.IdleTimeout),
+			TouchInterval: time.Duration(pc.TouchInterval), RotateAfter: time.Duration(pc.RotateAfter),
+			RotationGrace: time.Duration(pc.RotationGrace), MaxPerSubject: pc.MaxPerSubject,
+			OnLimit: sessiond.LimitAction(pc.OnLimit), BindDevice: pc.BindDevice,
+		}
+		if err := p.Validate(); err != nil {
+			return nil, "", err
+		}
+		out = append(out, p)
+	}
+	def := cfg.DefaultPolicy
+	switch {
+	case def == "" && len(out) == 1:
+		def = out[0].Name
+	case def == "":
+		return nil, "", fmt.Errorf("default_policy: required when several policies are configured (%s)", strings.Join(names, ", "))
+	case !slices.Contains(names, def):
+		return nil, "", fmt.Errorf("default_policy: names %q, which is not among the policies (%s)", def, strings.Join(names, ", "))
+	}
+	return out, def, nil
+}
+
+// apiKeyFile is where a generated API key is kept.
+func (cfg *Config) apiKeyFile() string { return filepath.Join(cfg.DataDir, "api_key") }
+
+// effective returns the configuration as `sessiond config` prints it: the
+// API key hidden, policies with their defaults filled in.
+func (cfg *Config) effective() ([]byte, error) {
+	out := *cfg
+	switch {
+	case out.APIKey != "":
+		out.APIKey = "(set; hidden)"
+	default:
+		out.APIKey = "(generated on first start; saved in " + cfg.apiKeyFile() + ")"
+	}
+	policies, def, err := cfg.policies()
+	if err != nil {
+		return nil, err
+	}
+	out.DefaultPolicy = def
+	out.Policies = map[string]PolicyConfig{}
+	for _, p := range policies {
+		out.Policies[p.Name] = PolicyConfig{
+			TTL: Duration(p.TTL), IdleTimeout: Duration(p.IdleTimeout), TouchInterval: Duration(p.TouchInterval),
+			RotateAfter: Duration(p.RotateAfter), RotationGrace: Duration(p.RotationGrace),
+			MaxPerSubject: p.MaxPerSubject, OnLimit: string(p.OnLimit), BindDevice: p.BindDevice,
+		}
+	}
+	var buf bytes.Buffer
+	if cfg.file != "" {
+		fmt.Fprintf(&buf, "# read from %s, the environment and flags\n", cfg.file)
+	}
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func parseLevel(s string) (level int, err error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return -4, nil
+	case "info", "":
+		return 0, nil
+	case "warn":
+		return 4, nil
+	case "error":
+		return 8, nil
+	}
+	return 0, fmt.Errorf("log_level: must be debug, info, warn or error (got %q)", s)
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/metrics"
+	"github.com/sessiond/sessiond/pebble"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// server is a running sessiond: store, engine, HTTP edge.
+type server struct {
+	cfg    Config
+	log    *slog.Logger
+	stderr io.Writer
+
+	store sessiond.Store
+	m     *sessiond.Manager
+	api   *httpapi.Server
+	http  *http.Server
+	ln    net.Listener
+
+	keySource string // configured, saved or generated
+	textLogs  bool   // logs are for a human: print a banner too
+}
+
+// openServer opens the store, starts the engine (which settles sessions
+// that came due while nothing ran) and binds the listener. It does not
+// serve yet.
+func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server, err error) {
+	s := &server{cfg: config, stderr: stderr}
+	cfg := &s.cfg
+	s.log, s.textLogs = newLogger(*cfg, stderr)
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+
+	if err := s.loadAPIKey(); err != nil {
+		return nil, err
+	}
+	switch cfg.Store {
+	case "memory":
+		s.store = inmem.New(inmem.Options{EventRetention: cfg.EventRetention})
+	default:
+		st, err := pebble.Open(pebble.Options{
+			Dir: filepath.Join(cfg.DataDir, "store"), EventRetention: cfg.EventRetention, Logger: s.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	obs := metrics.New(reg)
+
+	policies, def, err := cfg.policies()
+	if err != nil {
+		return nil, err
+	}
+	s.m, err = sessiond.New(sessiond.Config{
+		Store: s.store, Policies: policies, DefaultPolicy: def,
+		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes,
+		Logger: s.log, Observer: obs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.m.Start(ctx); err != nil {
+		return nil, err
+	}
+	metrics.RegisterStats(reg, s.m.Stats)
+
+	s.api, err = httpapi.New(httpapi.Config{
+		Manager: s.m, APIKey: cfg.APIKey, Logger: s.log, Version: version,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Observe: obs.ObserveRequest,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{
+		Handler:           s.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(&slogWriter{s.log}, "", 0),
+	}
+	s.http.RegisterOnShutdown(s.api.Close)
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return s, nil
+}
+
+// loadAPIKey takes the configured key, or the one saved in the data
+// directory, or generates and saves one.
+func (s *server) loadAPIKey() error {
+	if s.cfg.APIKey != "" {
+		s.keySource = "configured"
+		return nil
+	}
+	path := s.cfg.apiKeyFile()
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if s.cfg.APIKey = strings.TrimSpace(string(b)); s.cfg.APIKey == "" {
+			return fmt.Errorf("%s is empty: delete it to have a new key generated", path)
+		}
+		s.keySource = "saved"
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var raw [32]byte
+	rand.Read(raw[:])
+	key := "sdk_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	if err := writeFileSync(path, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("saving the generated API key: %w", err)
+	}
+	s.cfg.APIKey, s.keySource = key, "generated"
+	return nil
+}
+
+// writeFileSync writes a file atomically and durably: temp file, fsync, rename.
+func writeFileSync(path string, data []byte, perm fs.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// Addr is the address the server listens on.
+func (s *server) Addr() string { return s.ln.Addr().String() }
+
+// run serves until ctx is done, then shuts down gracefully: readiness goes
+// to 503, open requests and event streams finish, the engine stops, the
+// store closes. Sessions stay in the store.
+func (s *server) run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	s.api.SetReady(true)
+	s.banner()
+
+	select {
+	case err := <-errc:
+		s.close()
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	if cerr := s.close(); err == nil {
+		err = cerr
+	}
+	s.log.Info("stopped")
+	return err
+}
+
+func (s *server) close() error {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.api != nil {
+		s.api.Close()
+	}
+	if s.m != nil {
+		s.m.Close()
+	}
+	if s.store != nil {
+		return s.store.Close()
+	}
+	return nil
+}
+
+func (s *server) banner() {
+	url := "http://" + s.Addr()
+	where := "in memory (nothing survives a restart)"
+	if s.cfg.Store == "embedded" {
+		where = "embedded, in " + filepath.Join(s.cfg.DataDir, "store")
+	}
+	s.log.Info("sessiond listening", "url", url, "store", s.cfg.Store, "version", version,
+		"api_key", s.keySource, "api_key_file", s.cfg.apiKeyFile())
+	if !s.textLogs {
+		return // the line above says it all for log collectors
+	}
+	fmt.Fprintf(s.stderr, "\nsessiond %s listening on %s\n  store: %s\n", version, url, where)
+	key := "$(cat " + s.cfg.apiKeyFile() + ")"
+	switch s.keySource {
+	case "generated":
+		fmt.Fprintf(s.stderr, "  admin API key: generated and saved in %s\n", s.cfg.apiKeyFile())
+	case "saved":
+		fmt.Fprintf(s.stderr, "  admin API key: in %s\n", s.cfg.apiKeyFile())
+	default:
+		fmt.Fprintf(s.stderr, "  admin API key: the configured one (--api-key, SESSIOND_API_KEY or api_key in the config file)\n")
+		key = "$SESSIOND_API_KEY"
+	}
+	fmt.Fprintf(s.stderr, "  try: curl -H \"Authorization: Bearer %s\" %s/v1/stats\n\n", key, url)
+}
+
+func newLogger(cfg Config, w io.Writer) (_ *slog.Logger, text bool) {
+	level, _ := parseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: slog.Level(level)}
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), true
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), false
+}
+
+// slogWriter sends net/http's own error log lines to slog.
+type slogWriter struct{ l *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)), "component", "http")
+	return len(p), nil
+}

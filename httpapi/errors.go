@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/sessiond/sessiond"
+)
+
+// Codes that only the HTTP edge produces.
+const (
+	CodeRouteNotFound    sessiond.Code = "not_found"
+	CodeMethodNotAllowed sessiond.Code = "method_not_allowed"
+)
+
+// statusOf is the one table mapping error codes to HTTP statuses.
+var statusOf = map[sessiond.Code]int{
+	sessiond.CodeInvalidArgument: http.StatusBadRequest,
+	sessiond.CodeUnauthorized:    http.StatusUnauthorized,
+	sessiond.CodeNotFound:        http.StatusNotFound,
+	sessiond.CodeExpired:         http.StatusGone,
+	sessiond.CodeEnded:           http.StatusGone,
+	sessiond.CodeDeviceMismatch:  http.StatusForbidden,
+	sessiond.CodeTokenReused:     http.StatusForbidden,
+	sessiond.CodeLimitReached:    http.StatusConflict,
+	sessiond.CodeExists:          http.StatusConflict,
+	sessiond.CodeConflict:        http.StatusConflict,
+	sessiond.CodeUnavailable:     http.StatusServiceUnavailable,
+	sessiond.CodeInternal:        http.StatusInternalServerError,
+	CodeRouteNotFound:            http.StatusNotFound,
+	CodeMethodNotAllowed:         http.StatusMethodNotAllowed,
+}
+
+// Status returns the HTTP status for an error code.
+func Status(code sessiond.Code) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail describes one error.
+type ErrorDetail struct {
+	Code    sessiond.Code `json:"code"`
+	Message string        `json:"message"`
+	Field   string        `json:"field,omitempty"`
+}
+
+// writeError answers with err's code, status and message. Faults that are
+// not domain errors are logged and answered without their details.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var se *sessiond.Error
+	var body ErrorBody
+	switch {
+	case errors.As(err, &se) && se.Code != sessiond.CodeInternal:
+		body.Error = ErrorDetail{Code: se.Code, Message: se.Error(), Field: se.Field}
+		if se.Field != "" {
+			body.Error.Message = se.Message
+		}
+	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
+		body.Error = ErrorDetail{Code: sessiond.CodeUnavailable, Message: "request canceled"}
+	default:
+		s.log.Error("request failed", "method", r.Method, "route", r.Pattern, "err", err)
+		body.Error = ErrorDetail{Code: sessiond.CodeInternal, Message: "internal error"}
+	}
+	writeJSON(w, Status(body.Error.Code), body)
+}

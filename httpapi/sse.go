@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/sessiond/sessiond"
+)
+
+// events streams lifecycle events as server-sent events:
+//
+//	id: <seq>
+//	event: <type>
+//	data: <event JSON>
+//
+// A client that reconnects with Last-Event-ID (or ?after=SEQ) gets what it
+// missed from the store's event log, then live events. Without either, the
+// stream starts with events recorded from now on.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
+	after, err := lastEventID(r)
+	if err != nil {
+		return err
+	}
+	rc := http.NewResponseController(w)
+	sub := s.m.Subscribe(after)
+	defer sub.Close()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": sessiond events\nretry: 1000\n\n")
+	if err := rc.Flush(); err != nil {
+		return nil
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		wait, stop := context.WithTimeout(ctx, s.keepAlive)
+		ev, err := sub.Next(wait)
+		stop()
+		switch {
+		case err == nil:
+			data, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			fmt.Fprint(w, ": keep-alive\n\n")
+		default:
+			// Client gone, server closing, or this stream fell too far
+			// behind: end it; the client resumes with Last-Event-ID.
+			return nil
+		}
+		if err := rc.Flush(); err != nil {
+			return nil
+		}
+	}
+}
+
+func lastEventID(r *http.Request) (uint64, error) {
+	field, v := "Last-Event-ID", r.Header.Get("Last-Event-ID")
+	if v == "" {
+		field, v = "after", r.URL.Query().Get("after")
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, sessiond.Errorf(sessiond.CodeInvalidArgument, field, "must be an event sequence number")
+	}
+	return n, nil
+}

@@ -1,0 +1,164 @@
+// Package metrics exposes sessiond's measurements to Prometheus. It
+// implements sessiond.Observer and registers on the Registerer it is given,
+// never on the global one.
+package metrics
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessiond/sessiond"
+)
+
+const ns = "sessiond"
+
+// Metrics implements sessiond.Observer.
+type Metrics struct {
+	validations *prometheus.CounterVec
+	transitions *prometheus.CounterVec
+	storeOps    *prometheus.HistogramVec
+	storeErrors *prometheus.CounterVec
+	schedLag    prometheus.Histogram
+	dropped     prometheus.Counter
+	requests    *prometheus.HistogramVec
+
+	// Children resolved once, so hot paths do not hash label values.
+	validated map[string]prometheus.Counter
+	ops       map[string]prometheus.Observer
+}
+
+var _ sessiond.Observer = (*Metrics)(nil)
+
+// New creates the metrics and registers them on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		validations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "validations_total",
+			Help: "Token validations by result: ok, rotated, grace (replaced token within its grace) or an error code.",
+		}, []string{"result"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "transitions_total",
+			Help: "Lifecycle events recorded by this node, by event type and end reason.",
+		}, []string{"event", "reason"}),
+		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "store_operation_duration_seconds",
+			Help:    "Latency of store calls, by operation.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 9), // 10µs .. 655ms
+		}, []string{"op"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "store_errors_total",
+			Help: "Store calls that failed with a fault (not found and conflicts are outcomes, not faults).",
+		}, []string{"op"}),
+		schedLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "scheduler_lag_seconds",
+			Help:    "How late deadlines (expiry, idle, purge) were handled after they came due.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "event_subscribers_dropped_total",
+			Help: "Event subscribers dropped for falling behind.",
+		}),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "http_request_duration_seconds",
+			Help:    "HTTP requests by route and status code.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 4, 9), // 50µs .. 3.3s
+		}, []string{"route", "code"}),
+		validated: make(map[string]prometheus.Counter),
+		ops:       make(map[string]prometheus.Observer),
+	}
+	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests)
+	results := []string{"ok", "rotated", "grace"}
+	for _, c := range []sessiond.Code{sessiond.CodeInvalidArgument, sessiond.CodeNotFound, sessiond.CodeExpired,
+		sessiond.CodeEnded, sessiond.CodeDeviceMismatch, sessiond.CodeTokenReused, sessiond.CodeConflict,
+		sessiond.CodeUnavailable, sessiond.CodeInternal} {
+		results = append(results, string(c))
+	}
+	for _, r := range results {
+		m.validated[r] = m.validations.WithLabelValues(r)
+	}
+	for _, op := range []string{"create", "get", "find_token", "update", "delete", "live", "list", "stats"} {
+		m.ops[op] = m.storeOps.WithLabelValues(op)
+	}
+	return m
+}
+
+// Validated implements sessiond.Observer.
+func (m *Metrics) Validated(result string) {
+	if c, ok := m.validated[result]; ok {
+		c.Inc()
+		return
+	}
+	m.validations.WithLabelValues(result).Inc()
+}
+
+// Transitioned implements sessiond.Observer.
+func (m *Metrics) Transitioned(ev *sessiond.Event) {
+	m.transitions.WithLabelValues(string(ev.Type), string(ev.Reason)).Inc()
+}
+
+// StoreOp implements sessiond.Observer.
+func (m *Metrics) StoreOp(op string, d time.Duration, err error) {
+	if o, ok := m.ops[op]; ok {
+		o.Observe(d.Seconds())
+	} else {
+		m.storeOps.WithLabelValues(op).Observe(d.Seconds())
+	}
+	if err != nil {
+		switch sessiond.ErrorCode(err) {
+		case sessiond.CodeInternal, sessiond.CodeUnavailable:
+			m.storeErrors.WithLabelValues(op).Inc()
+		}
+	}
+}
+
+// SchedulerLag implements sessiond.Observer.
+func (m *Metrics) SchedulerLag(d time.Duration) { m.schedLag.Observe(max(d, 0).Seconds()) }
+
+// SubscriberDropped implements sessiond.Observer.
+func (m *Metrics) SubscriberDropped() { m.dropped.Inc() }
+
+// ObserveRequest records one HTTP request; pass it as httpapi.Config.Observe.
+func (m *Metrics) ObserveRequest(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// StatsFunc reports the engine's counts; (*sessiond.Manager).Stats is one.
+type StatsFunc func(context.Context) (sessiond.Stats, error)
+
+// RegisterStats registers gauges read from stats at each scrape: sessions
+// by state, subjects with live sessions, and deadlines scheduled.
+func RegisterStats(reg prometheus.Registerer, stats StatsFunc) {
+	reg.MustRegister(&statsCollector{stats: stats})
+}
+
+var (
+	sessionsDesc  = prometheus.NewDesc(ns+"_sessions", "Sessions in the store, by state.", []string{"state"}, nil)
+	subjectsDesc  = prometheus.NewDesc(ns+"_subjects", "Subjects holding at least one live session.", nil, nil)
+	scheduledDesc = prometheus.NewDesc(ns+"_scheduled_deadlines", "Deadlines held by this node's scheduler.", nil, nil)
+)
+
+type statsCollector struct{ stats StatsFunc }
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- sessionsDesc
+	ch <- subjectsDesc
+	ch <- scheduledDesc
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(sessionsDesc, err)
+		return
+	}
+	for _, s := range sessiond.States {
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(st.Sessions[s]), s.String())
+	}
+	ch <- prometheus.MustNewConstMetric(subjectsDesc, prometheus.GaugeValue, float64(st.Subjects))
+	ch <- prometheus.MustNewConstMetric(scheduledDesc, prometheus.GaugeValue, float64(st.Scheduled))
+}
