@@ -15,6 +15,11 @@ var ErrSubscriberTooSlow = errors.New("sessiond: event subscriber too slow; drop
 // Manager closed.
 var ErrSubscriptionClosed = errors.New("sessiond: subscription closed")
 
+// FromNow, passed to Subscribe, starts a subscription with the events
+// recorded from now on. Any other value replays the retained log after it:
+// 0 from its beginning.
+const FromNow = ^uint64(0)
+
 // bus delivers the store's event log to in-process subscribers. One pump
 // goroutine reads each new event from the store once and offers it to every
 // subscriber's bounded queue; a subscriber whose queue is full is dropped
@@ -24,7 +29,7 @@ type bus struct {
 	obs    Observer
 	buffer int
 	kick   chan struct{}
-	done   chan struct{}
+	cancel context.CancelFunc // stops the pump
 	wg     sync.WaitGroup
 
 	mu   sync.Mutex
@@ -36,7 +41,6 @@ func newBus(store Store, obs Observer, buffer int) *bus {
 	return &bus{
 		store: store, obs: obs, buffer: buffer,
 		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
 		subs: make(map[*Subscription]struct{}),
 	}
 }
@@ -47,13 +51,17 @@ func (b *bus) start(ctx context.Context) error {
 		return err
 	}
 	b.last = last
+	// The pump outlives the call that starts it: it stops with the bus.
+	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	b.wg.Add(1)
-	go b.pump()
+	go b.pump(ctx)
 	return nil
 }
 
 func (b *bus) stop() {
-	close(b.done)
+	if b.cancel != nil {
+		b.cancel()
+	}
 	b.wg.Wait()
 	b.mu.Lock()
 	for s := range b.subs {
@@ -70,18 +78,12 @@ func (b *bus) notify() {
 	}
 }
 
-func (b *bus) pump() {
+func (b *bus) pump(ctx context.Context) {
 	defer b.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-b.done
-		cancel()
-	}()
 	for {
 		select {
 		case <-b.kick:
-		case <-b.done:
+		case <-ctx.Done():
 			return
 		}
 		for b.deliver(ctx) {
@@ -137,18 +139,26 @@ func (b *bus) dropLocked(s *Subscription, err error) {
 	close(s.live)
 }
 
-func (b *bus) subscribe(after uint64) *Subscription {
+func (b *bus) subscribe(ctx context.Context, after uint64) (*Subscription, error) {
 	s := &Subscription{b: b, live: make(chan Event, b.buffer)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s.liveFrom = b.last + 1
-	if after > 0 && after < b.last {
+	switch {
+	case after == FromNow:
+		// The pump may not have caught up with the log yet.
+		last, err := b.store.LastSeq(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.liveFrom = max(b.last, last) + 1
+	case after < b.last:
 		s.replayAfter, s.replayTo = after, b.last
-	} else if after > b.last {
+	default:
 		s.liveFrom = after + 1
 	}
 	b.subs[s] = struct{}{}
-	return s
+	return s, nil
 }
 
 // Subscription is an in-order stream of events. Events of one session come

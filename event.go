@@ -39,7 +39,7 @@ type Event struct {
 
 func newEvent(t EventType, s *Session, now time.Time) Event {
 	return Event{
-		Type: t, SessionID: s.ID, Subject: s.Subject, Time: now,
+		Type: t, SessionID: s.ID, Subject: s.Subject, Time: now.UTC(),
 		State: s.State, Reason: s.EndReason, Version: s.Version, Generation: s.Generation,
 	}
 }

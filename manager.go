@@ -323,7 +323,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	}
 	m.recorded(events...)
 	m.schedule(s)
-	out := &Created{Session: s.Clone(), Token: token}
+	out := &Created{Session: s, Token: token} // the store keeps its own copy
 	for _, e := range evicted {
 		if done, err := m.finish(ctx, e); err == nil {
 			out.Evicted = append(out.Evicted, done.Clone())
@@ -377,6 +377,9 @@ func (m *Manager) validate(ctx context.Context, token string, dev Device) (*Vali
 	if err != nil {
 		return nil, "", err
 	}
+	if err := dev.Validate(); err != nil {
+		return nil, "", err
+	}
 	s, err := m.findToken(ctx, h)
 	if err != nil {
 		return nil, "", err
@@ -397,7 +400,8 @@ func (m *Manager) validate(ctx context.Context, token string, dev Device) (*Vali
 			return nil, "", ErrNotFound // rotated out twice while we looked
 		}
 		if !current && !sawCurrent && !now.Before(s.PrevTokenUntil) {
-			if err := m.endFor(ctx, s, EndRotatedReuse); err != nil && !errors.Is(err, ErrEnded) {
+			// Theft: whoever else holds the session loses it too.
+			if _, _, err := m.end(ctx, s, EndRotatedReuse); err != nil {
 				return nil, "", err
 			}
 			return nil, "", ErrTokenReused
@@ -484,13 +488,13 @@ func expiry(s *Session, now time.Time) (EndReason, bool) {
 // its absolute and idle expiry while live, the end of its disposal while
 // ending, and its purge once ended. Zero means never.
 func (m *Manager) deadline(s *Session) time.Time {
-	switch {
-	case s.State == StateEnded:
+	switch s.State {
+	case StateEnded:
 		if m.retention < 0 {
 			return s.EndedAt
 		}
 		return s.EndedAt.Add(m.retention)
-	case s.State == StateEnding:
+	case StateEnding:
 		return s.EndedAt.Add(endingTimeout)
 	}
 	at := s.ExpiresAt
@@ -679,8 +683,18 @@ func (m *Manager) Revoke(ctx context.Context, id string, reason EndReason) error
 	if err != nil {
 		return err
 	}
-	_, _, err = m.end(ctx, s, reason)
+	_, _, err = m.end(ctx, s, m.reasonAt(s, reason))
 	return err
+}
+
+// reasonAt is why a session being ended for reason really ends: a session
+// already past its deadline ends for that deadline, so that its end reason
+// and events say what happened first.
+func (m *Manager) reasonAt(s *Session, reason EndReason) EndReason {
+	if r, due := expiry(s, m.clock.Now()); due {
+		return r
+	}
+	return reason
 }
 
 // RevokeSubject ends all of the subject's live sessions and returns how many
@@ -707,7 +721,9 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject string) (int, error
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			_, won, err := m.end(ctx, s, EndRevoked)
+			reason := m.reasonAt(s, EndRevoked)
+			_, won, err := m.end(ctx, s, reason)
+			won = won && reason == EndRevoked // an expired one was not revoked by this call
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && first == nil {
@@ -745,12 +761,13 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 	return out, nil
 }
 
-// Subscribe streams events recorded after the given Seq; 0 means from now
-// on. A subscription that falls more than SubscriberBuffer events behind is
+// Subscribe streams events recorded after the given Seq, replaying from the
+// store's log what was recorded before the call; FromNow starts with what is
+// recorded from now on, and 0 replays the whole retained log. A subscription that falls more than SubscriberBuffer events behind is
 // dropped (Next returns ErrSubscriberTooSlow) and can resume by subscribing
 // after the last Seq it handled. Close it when done.
-func (m *Manager) Subscribe(after uint64) *Subscription {
-	return m.bus.subscribe(after)
+func (m *Manager) Subscribe(ctx context.Context, after uint64) (*Subscription, error) {
+	return m.bus.subscribe(ctx, after)
 }
 
 // endFor ends s for a deadline or theft found while serving a caller, and
@@ -837,8 +854,8 @@ func (m *Manager) due(id string, at time.Time) {
 // it, or reschedules it for its next deadline.
 func (m *Manager) settle(ctx context.Context, s *Session) error {
 	now := m.clock.Now()
-	switch {
-	case s.State == StateEnded:
+	switch s.State {
+	case StateEnded:
 		at := m.deadline(s)
 		if now.Before(at) {
 			m.scheduleAt(s.ID, at)
@@ -851,7 +868,7 @@ func (m *Manager) settle(ctx context.Context, s *Session) error {
 			return nil // purged or changed by someone else, who scheduled it
 		}
 		return err
-	case s.State == StateEnding:
+	case StateEnding:
 		_, err := m.finish(ctx, s)
 		return err
 	}

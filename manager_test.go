@@ -13,6 +13,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/pebble"
 	"github.com/sessiond/sessiond/sessiondtest"
 )
 
@@ -161,7 +162,8 @@ func TestCreateRejectsBadInput(t *testing.T) {
 			{sessiond.CreateRequest{Subject: "a", Metadata: []byte(`{"k":"` + string(make([]byte, 80)) + `"}`)}, "metadata"},
 			{sessiond.CreateRequest{Subject: "a", Override: sessiond.Overrides{TTL: 2 * time.Hour}}, "ttl"},
 			{sessiond.CreateRequest{Subject: "a", Override: sessiond.Overrides{IdleTimeout: time.Hour}}, "idle_timeout"},
-			{sessiond.CreateRequest{Subject: "a", Override: sessiond.Overrides{TTL: 5 * time.Minute}}, "idle_timeout"},
+			{sessiond.CreateRequest{Subject: "a", Override: sessiond.Overrides{TTL: 5 * time.Minute}}, "ttl"}, // below the idle timeout
+			{sessiond.CreateRequest{Subject: "a", Override: sessiond.Overrides{TTL: 5 * time.Minute, IdleTimeout: 5 * time.Minute}}, "idle_timeout"},
 		} {
 			_, err := e.m.Create(t.Context(), tc.req)
 			var se *sessiond.Error
@@ -248,13 +250,17 @@ func TestIdleCheckedBeforeRotation(t *testing.T) {
 }
 
 func TestRotationOncePerGeneration(t *testing.T) {
-	race := func(t *testing.T, managers []*sessiond.Manager, e *env) {
+	race := func(t *testing.T, managers []*sessiond.Manager, e *env, wait ...func(time.Duration)) {
 		ctx := context.Background()
 		c, err := managers[0].Create(ctx, sessiond.CreateRequest{Subject: "alice"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(6 * time.Minute)
+		sleep := time.Sleep // fake time inside a synctest bubble
+		if len(wait) > 0 {
+			sleep = wait[0]
+		}
+		sleep(6 * time.Minute)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var newTokens []string
@@ -302,6 +308,18 @@ func TestRotationOncePerGeneration(t *testing.T) {
 			other := start(t, sessiond.Config{Store: e.store.Store})
 			race(t, []*sessiond.Manager{e.m, other.m}, e)
 		})
+	})
+	t.Run("TwoEnginesOneEmbeddedStore", func(t *testing.T) {
+		st, err := pebble.Open(pebble.Options{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		clock := sessiondtest.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+		e := start(t, sessiond.Config{Store: st, Clock: clock})
+		other := start(t, sessiond.Config{Store: st, Clock: clock})
+		// race sleeps to pass rotate_after; with the manual clock, jump instead.
+		race(t, []*sessiond.Manager{e.m, other.m}, e, func(d time.Duration) { clock.Jump(d) })
 	})
 }
 
@@ -681,7 +699,10 @@ func TestRestartRebuildsDeadlines(t *testing.T) {
 		t.Fatalf("scheduler rebuilt with %d deadlines, want 3", st.Scheduled)
 	}
 	// The rebuilt scheduler fires carol's deadline.
-	sub := second.m.Subscribe(0)
+	sub, err := second.m.Subscribe(t.Context(), sessiond.FromNow)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer sub.Close()
 	clock.Advance(2 * time.Minute)
 	for {
@@ -701,7 +722,10 @@ func TestRestartRebuildsDeadlines(t *testing.T) {
 func TestEventsInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := start(t, sessiond.Config{})
-		sub := e.m.Subscribe(0)
+		sub, err := e.m.Subscribe(t.Context(), sessiond.FromNow)
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer sub.Close()
 		c := e.create("alice")
 		if _, err := e.m.Rotate(t.Context(), c.Session.ID); err != nil {
@@ -729,7 +753,10 @@ func TestEventsInOrder(t *testing.T) {
 
 		// Resume from a Seq: the missed events are replayed from the log,
 		// then live ones follow.
-		resumed := e.m.Subscribe(1)
+		resumed, err := e.m.Subscribe(t.Context(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer resumed.Close()
 		e.create("bob")
 		var again []string
@@ -743,13 +770,25 @@ func TestEventsInOrder(t *testing.T) {
 		if fmt.Sprint(again) != "[2:rotated 3:ending 4:ended 5:created]" {
 			t.Fatalf("resumed stream %v", again)
 		}
+		// After 0: the whole retained log.
+		whole, err := e.m.Subscribe(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer whole.Close()
+		if ev, err := whole.Next(t.Context()); err != nil || ev.Seq != 1 || ev.Type != sessiond.EventCreated {
+			t.Fatalf("Subscribe(0) starts with %+v, %v; want the first event", ev, err)
+		}
 	})
 }
 
 func TestSlowSubscriberIsDropped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := start(t, sessiond.Config{SubscriberBuffer: 4})
-		slow := e.m.Subscribe(0)
+		slow, err := e.m.Subscribe(t.Context(), sessiond.FromNow)
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer slow.Close()
 		for range 20 { // the engine is never held up by the reader
 			e.create("alice")
@@ -770,4 +809,26 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 			t.Fatalf("a dropped subscriber got %d events, want its buffer's 4", n)
 		}
 	})
+}
+
+// Revoking a session already past its deadline records the deadline as the
+// reason: the session had ended by then, whatever the timer knew.
+func TestRevokePastDeadlineKeepsTheRealReason(t *testing.T) {
+	clock := sessiondtest.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	e := start(t, sessiond.Config{Clock: clock})
+	idle, other := e.create("alice"), e.create("alice")
+	clock.Jump(10 * time.Minute) // idle_timeout passed; no timer has fired
+	if err := e.m.Revoke(t.Context(), idle.Session.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.eventsOf(idle.Session.ID); fmt.Sprint(got) != "[created ending:idle ended:idle]" {
+		t.Fatalf("events %v", got)
+	}
+	n, err := e.m.RevokeSubject(t.Context(), "alice")
+	if err != nil || n != 0 {
+		t.Fatalf("RevokeSubject over an idle-expired session = %d, %v; want 0 revoked", n, err)
+	}
+	if s, _ := e.m.Get(t.Context(), other.Session.ID); s.EndReason != sessiond.EndIdle {
+		t.Fatalf("other ended with %q, want idle", s.EndReason)
+	}
 }

@@ -145,6 +145,9 @@ func (p *Policy) apply(o Overrides) (ttl, idle time.Duration, err error) {
 		idle = o.IdleTimeout
 	}
 	if ttl > 0 && idle >= ttl {
+		if o.IdleTimeout == 0 { // only the ttl was narrowed, below the policy's idle timeout
+			return 0, 0, Errorf(CodeInvalidArgument, "ttl", "%v must exceed policy %q's idle_timeout %v", ttl, p.Name, idle)
+		}
 		return 0, 0, Errorf(CodeInvalidArgument, "idle_timeout", "must be less than ttl (%v >= %v)", idle, ttl)
 	}
 	return ttl, idle, nil

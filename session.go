@@ -145,6 +145,9 @@ func normalizeMetadata(m json.RawMessage, max int) (json.RawMessage, error) {
 	if len(m) > max {
 		return nil, Errorf(CodeInvalidArgument, "metadata", "is larger than %d bytes", max)
 	}
+	if !utf8.Valid(m) {
+		return nil, Errorf(CodeInvalidArgument, "metadata", "is not valid UTF-8")
+	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, m); err != nil {
 		return nil, Errorf(CodeInvalidArgument, "metadata", "is not valid JSON")

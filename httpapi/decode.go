@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -24,9 +26,16 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 
 // DecodeJSON is decodeJSON on any reader; exported for the fuzz tests.
 func DecodeJSON(body io.Reader, dst any) error {
-	dec := json.NewDecoder(body)
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return jsonError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		if strings.HasPrefix(err.Error(), "json: unknown field ") {
+			return unknownField(b, reflect.TypeOf(dst))
+		}
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -36,6 +45,80 @@ func DecodeJSON(body io.Reader, dst any) error {
 		return sessiond.Errorf(sessiond.CodeInvalidArgument, "body", "must hold one JSON object and nothing after it")
 	}
 	return nil
+}
+
+// unknownField finds the first key in body that t does not have, and names
+// it by its path ("device.colour"). It runs only when decoding failed.
+func unknownField(body []byte, t reflect.Type) error {
+	field, key := "body", ""
+	var walk func(dec *json.Decoder, t reflect.Type, path string) bool
+	walk = func(dec *json.Decoder, t reflect.Type, path string) bool {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return false
+				}
+				name, _ := k.(string)
+				ft, ok := jsonField(t, name)
+				if !ok {
+					field, key = strings.TrimPrefix(path+"."+name, "."), name
+					if name == "" {
+						field = strings.TrimPrefix(path, ".")
+						if field == "" {
+							field = "body"
+						}
+					}
+					return true
+				}
+				if walk(dec, ft, path+"."+name) {
+					return true
+				}
+			}
+			_, _ = dec.Token() // '}'
+		case json.Delim('['):
+			for dec.More() {
+				if walk(dec, nil, path) {
+					return true
+				}
+			}
+			_, _ = dec.Token() // ']'
+		}
+		return false
+	}
+	walk(json.NewDecoder(bytes.NewReader(body)), t, "")
+	return sessiond.Errorf(sessiond.CodeInvalidArgument, field, "unknown field %q", key)
+}
+
+// jsonField returns the type of the struct field that the JSON key name
+// decodes into (matching as encoding/json does, without regard to case).
+// Anything that is not a struct takes any key.
+func jsonField(t reflect.Type, name string) (reflect.Type, bool) {
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil, true
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if strings.EqualFold(tag, name) {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 func jsonError(err error) error {
@@ -59,9 +142,6 @@ func jsonError(err error) error {
 			return sessiond.Errorf(invalid, "body", "must be a JSON object")
 		}
 		return sessiond.Errorf(invalid, typ.Field, "must be a JSON %s", jsonKind(typ.Type.Kind().String()))
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return sessiond.Errorf(invalid, strings.Trim(name, `"`), "unknown field")
 	}
 	var se *sessiond.Error
 	if errors.As(err, &se) {
@@ -181,5 +261,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	_, _ = w.Write(append(b, '\n')) // a client that left is not ours to handle
 }

@@ -58,9 +58,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var body ErrorBody
 	switch {
 	case errors.As(err, &se) && se.Code != sessiond.CodeInternal:
-		body.Error = ErrorDetail{Code: se.Code, Message: se.Error(), Field: se.Field}
-		if se.Field != "" {
-			body.Error.Message = se.Message
+		// The message only: a wrapped cause may carry internal detail.
+		body.Error = ErrorDetail{Code: se.Code, Message: se.Message, Field: se.Field}
+		if body.Error.Message == "" {
+			body.Error.Message = string(se.Code)
 		}
 	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
 		body.Error = ErrorDetail{Code: sessiond.CodeUnavailable, Message: "request canceled"}

@@ -148,9 +148,9 @@ func (s *Server) Close() {
 // requireKey admits requests that carry the API key as a bearer token.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		got := sha256.Sum256([]byte(key))
-		if !ok || subtle.ConstantTimeCompare(got[:], s.keyHash[:]) != 1 {
+		scheme, key, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(key)))
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], s.keyHash[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing or wrong API key (Authorization: Bearer <key>)"})
 			return

@@ -18,15 +18,29 @@ import (
 //	data: <event JSON>
 //
 // A client that reconnects with Last-Event-ID (or ?after=SEQ) gets what it
-// missed from the store's event log, then live events. Without either, the
-// stream starts with events recorded from now on.
+// missed from the store's event log, then live events; after=0 replays the
+// whole retained log. Without either, the stream starts with events recorded
+// from now on.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	after, err := lastEventID(r)
 	if err != nil {
 		return err
 	}
+	if s.closed.Load() {
+		// Shutting down: tell clients to go elsewhere rather than answer
+		// with a stream that ends at once.
+		return &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "server is shutting down"}
+	}
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	rc := http.NewResponseController(w)
-	sub := s.m.Subscribe(after)
+	sub, err := s.m.Subscribe(r.Context(), after)
+	if err != nil {
+		return err
+	}
 	defer sub.Close()
 
 	h := w.Header()
@@ -75,10 +89,10 @@ func lastEventID(r *http.Request) (uint64, error) {
 		field, v = "after", r.URL.Query().Get("after")
 	}
 	if v == "" {
-		return 0, nil
+		return sessiond.FromNow, nil
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
+	if err != nil || n == sessiond.FromNow {
 		return 0, sessiond.Errorf(sessiond.CodeInvalidArgument, field, "must be an event sequence number")
 	}
 	return n, nil

@@ -57,8 +57,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond
 		return nil, err
 	}
 	sess = sess.Clone()
-	unlock := s.idx.Lock(sess.Subject)
-	defer unlock()
+	defer s.idx.Lock(sess.Subject).Unlock()
 	plan, err := s.idx.PlanCreate(sess, lim, events)
 	if err != nil {
 		return nil, err
@@ -117,8 +116,7 @@ func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []ses
 		return err
 	}
 	sess = sess.Clone()
-	unlock := s.idx.Lock(sess.Subject)
-	defer unlock()
+	defer s.idx.Lock(sess.Subject).Unlock()
 	if _, err := s.idx.CheckUpdate(sess); err != nil {
 		return err
 	}
@@ -135,8 +133,7 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 	if cur == nil {
 		return sessiond.ErrNotFound
 	}
-	unlock := s.idx.Lock(cur.Subject)
-	defer unlock()
+	defer s.idx.Lock(cur.Subject).Unlock()
 	if _, err := s.idx.CheckDelete(id, version); err != nil {
 		return err
 	}

@@ -21,10 +21,16 @@ var errCorrupt = errors.New("corrupt record")
 
 type encoder struct{ b []byte }
 
-func (e *encoder) str(s string)   { e.b = binary.AppendUvarint(e.b, uint64(len(s))); e.b = append(e.b, s...) }
-func (e *encoder) bytes(p []byte) { e.b = binary.AppendUvarint(e.b, uint64(len(p))); e.b = append(e.b, p...) }
-func (e *encoder) uint(v uint64)  { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) int(v int64)    { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) str(s string) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+func (e *encoder) bytes(p []byte) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(p)))
+	e.b = append(e.b, p...)
+}
+func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
 
 func (e *encoder) time(t time.Time) {
 	if t.IsZero() {

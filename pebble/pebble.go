@@ -110,8 +110,7 @@ func Open(opts Options) (*Store, error) {
 		closing: make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	s.wg.Add(1)
 	go s.commitLoop()
@@ -130,7 +129,9 @@ func (s *Store) load() error {
 		return fmt.Errorf("pebble: reading format marker: %w", err)
 	default:
 		got := string(v)
-		closer.Close()
+		if err := closer.Close(); err != nil {
+			return err
+		}
 		if got != format {
 			return fmt.Errorf("pebble: data format %q, this build reads %q", got, format)
 		}
@@ -144,8 +145,7 @@ func (s *Store) load() error {
 	for it.First(); it.Valid(); it.Next() {
 		sess, err := decodeSession(it.Value())
 		if err != nil {
-			it.Close()
-			return fmt.Errorf("pebble: session %q: %w", it.Key()[1:], err)
+			return errors.Join(fmt.Errorf("pebble: session %q: %w", it.Key()[1:], err), it.Close())
 		}
 		if batch = append(batch, sess); len(batch) == cap(batch) {
 			s.idx.Apply(batch, nil)
@@ -161,14 +161,13 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
-	defer it.Close()
 	if it.Last() {
 		s.seq = binary.BigEndian.Uint64(it.Key()[1:])
 		it.First()
 		s.trimmed = binary.BigEndian.Uint64(it.Key()[1:]) - 1
 	}
 	s.last.Store(s.seq)
-	return it.Error()
+	return errors.Join(it.Error(), it.Close())
 }
 
 // commitLoop is the group committer: it takes every waiting op, writes them
@@ -202,34 +201,46 @@ func (s *Store) commitLoop() {
 	}
 }
 
-func (s *Store) commit(group []*op) error {
+func (s *Store) commit(group []*op) (err error) {
 	b := s.db.NewBatch()
-	defer b.Close()
+	defer func() {
+		err = errors.Join(err, b.Close())
+		if err != nil {
+			for _, o := range group {
+				for i := range o.events {
+					o.events[i].Seq = 0
+				}
+			}
+		}
+	}()
 	seq := s.seq
 	for _, o := range group {
 		for _, kv := range o.sets {
-			b.Set(kv[0], kv[1], nil)
+			if err := b.Set(kv[0], kv[1], nil); err != nil {
+				return err
+			}
 		}
 		for _, k := range o.dels {
-			b.Delete(k, nil)
+			if err := b.Delete(k, nil); err != nil {
+				return err
+			}
 		}
 		for i := range o.events {
 			seq++
 			o.events[i].Seq = seq
-			b.Set(eventKey(seq), o.enc[i], nil)
+			if err := b.Set(eventKey(seq), o.enc[i], nil); err != nil {
+				return err
+			}
 		}
 	}
 	trimTo := s.trimmed
 	if seq > s.retain && seq-s.retain > s.trimmed {
 		trimTo = seq - s.retain
-		b.DeleteRange(eventKey(s.trimmed+1), eventKey(trimTo+1), nil)
+		if err := b.DeleteRange(eventKey(s.trimmed+1), eventKey(trimTo+1), nil); err != nil {
+			return err
+		}
 	}
 	if err := b.Commit(cpebble.Sync); err != nil {
-		for _, o := range group {
-			for i := range o.events {
-				o.events[i].Seq = 0
-			}
-		}
 		return fmt.Errorf("pebble: commit: %w", err)
 	}
 	s.seq, s.trimmed = seq, trimTo
@@ -285,8 +296,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond
 	}
 	defer end()
 	sess = sess.Clone()
-	unlock := s.idx.Lock(sess.Subject)
-	defer unlock()
+	defer s.idx.Lock(sess.Subject).Unlock()
 	plan, err := s.idx.PlanCreate(sess, lim, events)
 	if err != nil {
 		return nil, err
@@ -312,8 +322,7 @@ func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []ses
 	}
 	defer end()
 	sess = sess.Clone()
-	unlock := s.idx.Lock(sess.Subject)
-	defer unlock()
+	defer s.idx.Lock(sess.Subject).Unlock()
 	if _, err := s.idx.CheckUpdate(sess); err != nil {
 		return err
 	}
@@ -335,8 +344,7 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 	if cur == nil {
 		return sessiond.ErrNotFound
 	}
-	unlock := s.idx.Lock(cur.Subject)
-	defer unlock()
+	defer s.idx.Lock(cur.Subject).Unlock()
 	if _, err := s.idx.CheckDelete(id, version); err != nil {
 		return err
 	}
@@ -393,7 +401,7 @@ func (s *Store) Stats(ctx context.Context) (sessiond.StoreStats, error) {
 }
 
 // Events implements sessiond.Store.
-func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]sessiond.Event, error) {
+func (s *Store) Events(ctx context.Context, after uint64, limit int) (_ []sessiond.Event, err error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
@@ -405,7 +413,7 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]sessiond
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
+	defer func() { err = errors.Join(err, it.Close()) }()
 	var out []sessiond.Event
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
 		seq := binary.BigEndian.Uint64(it.Key()[1:])

@@ -29,7 +29,7 @@ func TestStore(t *testing.T, h Harness) {
 	open := func(t *testing.T) sessiond.Store {
 		t.Helper()
 		s := h.Open(t)
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}
 	t.Run("CreateGet", func(t *testing.T) { testCreateGet(t, open(t)) })
@@ -50,7 +50,9 @@ func TestStore(t *testing.T, h Harness) {
 		t.Run("Reopen", func(t *testing.T) {
 			s := h.Open(t)
 			s = testReopen(t, s, h.Reopen)
-			s.Close()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }

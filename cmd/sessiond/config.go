@@ -69,11 +69,22 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 // UnmarshalYAML reads a duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration like \"90s\" or \"1h30m\"", n.Line, n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return &durationError{line: n.Line, value: n.Value}
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// durationError is a bad duration; readFile names its key.
+type durationError struct {
+	line  int
+	value string
+	key   string
+}
+
+func (e *durationError) Error() string {
+	return fmt.Sprintf("line %d: %s: %q is not a duration like \"90s\" or \"1h30m\"", e.line, e.key, e.value)
 }
 
 func defaultConfig() Config {
@@ -150,13 +161,21 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 }
 
 func (cfg *Config) readFile(path string) error {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the operator names the config file
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		var de *durationError
+		if errors.As(err, &de) {
+			// The key is what precedes the colon on the value's line.
+			if lines := strings.Split(string(b), "\n"); de.line >= 1 && de.line <= len(lines) {
+				de.key, _, _ = strings.Cut(strings.TrimSpace(lines[de.line-1]), ":")
+			}
+			return fmt.Errorf("config %s: %w", path, de)
+		}
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	cfg.file = path
@@ -179,6 +198,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Store == "embedded" && cfg.DataDir == "" {
 		return errors.New("data_dir: required by the embedded store")
+	}
+	if cfg.DataDir == "" && cfg.APIKey == "" {
+		return errors.New("data_dir: required to keep the generated API key (or configure api_key)")
 	}
 	if cfg.EventRetention < 1 {
 		return fmt.Errorf("event_retention: must be at least 1 (got %d)", cfg.EventRetention)
@@ -261,7 +283,7 @@ func (cfg *Config) effective() ([]byte, error) {
 	}
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(out); err != nil {
+	if err := enc.Encode(out); err != nil { //nolint:gosec // G117: the key was replaced by a note above
 		return nil, err
 	}
 	return buf.Bytes(), nil

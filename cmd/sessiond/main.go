@@ -91,19 +91,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintln(stderr, "sessiond:", err)
 		var se *sessiond.Error
-		if errors.As(err, &se) && se.Code == sessiond.CodeInvalidArgument || isUsage(err) {
-			return 2
+		if errors.As(err, &se) {
+			// A server's answer: show its stable code too.
+			fmt.Fprintf(stderr, "sessiond: %s: %s\n", se.Code, se.Error())
+		} else {
+			fmt.Fprintln(stderr, "sessiond:", err)
+		}
+		if isUsage(err) || se != nil && se.Code == sessiond.CodeInvalidArgument {
+			return 2 // the command line was wrong, as the server saw it
 		}
 		return 1
 	}
 	return 0
 }
 
+// usageError is a mistake in the command line or the configuration: exit 2.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// loadConfig is configFlags.load with its errors as usage errors.
+func loadConfig(cf *configFlags, getenv func(string) string) (Config, error) {
+	cfg, err := cf.load(getenv)
+	if err != nil {
+		return cfg, usageError{err.Error()}
+	}
+	return cfg, nil
+}
 
 func isUsage(err error) bool {
 	var u usageError
@@ -111,13 +126,16 @@ func isUsage(err error) bool {
 }
 
 // parse parses flags that may come before or after positional arguments
-// and returns the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+// and returns the positional ones. -h prints the flags to out.
+func parse(fs *flag.FlagSet, args []string, out io.Writer) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(out, "Usage of sessiond %s:\n", fs.Name())
+				fs.SetOutput(out)
+				fs.PrintDefaults()
 				return nil, err
 			}
 			return nil, usageError{err.Error()}
@@ -133,12 +151,12 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cf := newConfigFlags(fs)
-	if pos, err := parse(fs, args); err != nil {
+	if pos, err := parse(fs, args, stderr); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageError{"serve takes no arguments"}
 	}
-	cfg, err := cf.load(getenv)
+	cfg, err := loadConfig(cf, getenv)
 	if err != nil {
 		return err
 	}
@@ -152,10 +170,10 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 func cmdConfig(args []string, stdout io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("config", flag.ContinueOnError)
 	cf := newConfigFlags(fs)
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(fs, args, stdout); err != nil {
 		return err
 	}
-	cfg, err := cf.load(getenv)
+	cfg, err := loadConfig(cf, getenv)
 	if err != nil {
 		return err
 	}
@@ -170,13 +188,13 @@ func cmdConfig(args []string, stdout io.Writer, getenv func(string) string) erro
 // adminClient builds a client for the configured server, with the
 // configured API key or the one saved in the data directory.
 func adminClient(cf *configFlags, getenv func(string) string) (*client.Client, error) {
-	cfg, err := cf.load(getenv)
+	cfg, err := loadConfig(cf, getenv)
 	if err != nil {
 		return nil, err
 	}
 	key := cfg.APIKey
 	if key == "" {
-		b, err := os.ReadFile(cfg.apiKeyFile())
+		b, err := os.ReadFile(cfg.apiKeyFile()) //nolint:gosec // G304/G703: the operator names the data directory
 		if err != nil {
 			return nil, fmt.Errorf("no API key: pass --api-key or SESSIOND_API_KEY, or run where %s is readable (%v)", cfg.apiKeyFile(), err)
 		}
@@ -189,7 +207,7 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer, getenv func
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	cf := newConfigFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args); err != nil {
+	if _, err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	c, err := adminClient(cf, getenv)
@@ -231,9 +249,23 @@ func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv fu
 	limit := fs.Int("limit", 100, "page size (ls)")
 	cursor := fs.String("cursor", "", "resume a listing (ls)")
 	all := fs.Bool("all", false, "follow cursors to the end (ls)")
-	pos, err := parse(fs, args)
+	pos, err := parse(fs, args, stdout)
 	if err != nil {
 		return err
+	}
+	// Check the command line before anything needs the server or the key.
+	switch {
+	case (sub == "ls" || sub == "list") && len(pos) > 0:
+		return usageError{"sessions ls takes no arguments"}
+	case (sub == "show" || sub == "get") && len(pos) != 1:
+		return usageError{"sessions show takes one session id"}
+	case (sub == "revoke" || sub == "rm") && (len(pos) == 1) == (*subject != "") || len(pos) > 1:
+		return usageError{"sessions revoke takes a session id or --subject S"}
+	}
+	switch sub {
+	case "ls", "list", "show", "get", "revoke", "rm":
+	default:
+		return usageError{fmt.Sprintf("sessions: unknown subcommand %q (want ls, show or revoke)", sub)}
 	}
 	c, err := adminClient(cf, getenv)
 	if err != nil {
@@ -241,9 +273,6 @@ func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv fu
 	}
 	switch sub {
 	case "ls", "list":
-		if len(pos) > 0 {
-			return usageError{"sessions ls takes no arguments"}
-		}
 		opts := client.ListOptions{Subject: *subject, State: *state, Limit: *limit, Cursor: *cursor}
 		var sessions []*sessiond.Session
 		next := ""
@@ -262,15 +291,14 @@ func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv fu
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(client.ListResponse{Sessions: sessions, NextCursor: next})
 		}
-		printTable(stdout, sessions)
+		if err := printTable(stdout, sessions); err != nil {
+			return err
+		}
 		if next != "" {
 			fmt.Fprintf(stdout, "\nmore: --cursor %s (or --all)\n", next)
 		}
 		return nil
 	case "show", "get":
-		if len(pos) != 1 {
-			return usageError{"sessions show takes one session id"}
-		}
 		s, err := c.Get(ctx, pos[0])
 		if err != nil {
 			return err
@@ -278,27 +306,22 @@ func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv fu
 		if *asJSON {
 			return json.NewEncoder(stdout).Encode(s)
 		}
-		printSession(stdout, s)
-		return nil
-	case "revoke", "rm":
-		switch {
-		case len(pos) == 1 && *subject == "":
+		return printSession(stdout, s)
+	default: // revoke
+		if *subject == "" {
 			if err := c.Revoke(ctx, pos[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "revoked %s\n", pos[0])
-		case len(pos) == 0 && *subject != "":
-			n, err := c.RevokeSubject(ctx, *subject)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "revoked %d sessions of %s\n", n, *subject)
-		default:
-			return usageError{"sessions revoke takes a session id or --subject S"}
+			return nil
 		}
+		n, err := c.RevokeSubject(ctx, *subject)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %d sessions of %s\n", n, *subject)
 		return nil
 	}
-	return usageError{fmt.Sprintf("sessions: unknown subcommand %q (want ls, show or revoke)", sub)}
 }
 
 func ago(t time.Time) string {
@@ -312,7 +335,7 @@ func ago(t time.Time) string {
 	return d.Round(time.Second).String() + " ago"
 }
 
-func printTable(w io.Writer, sessions []*sessiond.Session) {
+func printTable(w io.Writer, sessions []*sessiond.Session) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSUBJECT\tSTATE\tPOLICY\tDEVICE\tCREATED\tLAST ACTIVE\tEXPIRES")
 	for _, s := range sessions {
@@ -327,13 +350,13 @@ func printTable(w io.Writer, sessions []*sessiond.Session) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Subject, state, s.Policy, dev,
 			ago(s.CreatedAt), ago(s.LastActive), ago(s.ExpiresAt))
 	}
-	tw.Flush()
 	if len(sessions) == 0 {
-		fmt.Fprintln(w, "(no sessions)")
+		fmt.Fprintln(tw, "(no sessions)")
 	}
+	return tw.Flush()
 }
 
-func printSession(w io.Writer, s *sessiond.Session) {
+func printSession(w io.Writer, s *sessiond.Session) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -374,5 +397,5 @@ func printSession(w io.Writer, s *sessiond.Session) {
 	if len(s.Metadata) > 0 {
 		row("metadata", string(s.Metadata))
 	}
-	tw.Flush()
+	return tw.Flush()
 }

@@ -56,7 +56,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	s.log, s.textLogs = newLogger(*cfg, stderr)
 	defer func() {
 		if err != nil {
-			s.close()
+			err = errors.Join(err, s.close())
 		}
 	}()
 
@@ -128,7 +128,7 @@ func (s *server) loadAPIKey() error {
 		return nil
 	}
 	path := s.cfg.apiKeyFile()
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the operator names the data directory
 	if err == nil {
 		if s.cfg.APIKey = strings.TrimSpace(string(b)); s.cfg.APIKey == "" {
 			return fmt.Errorf("%s is empty: delete it to have a new key generated", path)
@@ -153,28 +153,38 @@ func (s *server) loadAPIKey() error {
 }
 
 // writeFileSync writes a file atomically and durably: temp file, fsync, rename.
-func writeFileSync(path string, data []byte, perm fs.FileMode) error {
+func writeFileSync(path string, data []byte, perm fs.FileMode) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
 	if _, err := f.Write(data); err != nil {
-		f.Close()
 		return err
 	}
 	if err := f.Chmod(perm); err != nil {
-		f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	// The rename is durable once the directory is.
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	return errors.Join(dir.Sync(), dir.Close())
 }
 
 // Addr is the address the server listens on.
@@ -191,8 +201,7 @@ func (s *server) run(ctx context.Context) error {
 
 	select {
 	case err := <-errc:
-		s.close()
-		return err
+		return errors.Join(err, s.close())
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down")
@@ -208,13 +217,13 @@ func (s *server) run(ctx context.Context) error {
 
 func (s *server) close() error {
 	if s.ln != nil {
-		s.ln.Close()
+		_ = s.ln.Close() // closed already by a Shutdown
 	}
 	if s.api != nil {
 		s.api.Close()
 	}
 	if s.m != nil {
-		s.m.Close()
+		_ = s.m.Close() // always nil
 	}
 	if s.store != nil {
 		return s.store.Close()

@@ -6,11 +6,11 @@
 //
 // Writers follow one protocol:
 //
-//	unlock := x.Lock(subject)   // serialises writers of one subject
+//	mu := x.Lock(subject)       // serialises writers of one subject
 //	plan := x.PlanCreate(...) / x.CheckUpdate(...) / x.CheckDelete(...)
 //	... make the change durable, if the store is durable ...
 //	x.Apply(...)                // publish it to readers, atomically
-//	unlock()
+//	mu.Unlock()
 //
 // Every change to a session goes through its subject's lock, so a check made
 // under the lock still holds when Apply runs. Readers never take that lock.
@@ -63,11 +63,11 @@ func New() *Index {
 	}
 }
 
-// Lock takes the writer lock of subject's stripe and returns its unlock.
-func (x *Index) Lock(subject string) (unlock func()) {
+// Lock takes the writer lock of subject's stripe; Unlock it when done.
+func (x *Index) Lock(subject string) *sync.Mutex {
 	m := &x.writers[maphash.String(x.seed, subject)%stripes]
 	m.Lock()
-	return m.Unlock
+	return m
 }
 
 // Get returns the session with the id, or nil.

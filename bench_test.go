@@ -1,0 +1,92 @@
+package sessiond_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/pebble"
+)
+
+// benchPolicy validates without writing: no rotation, activity written at
+// most once a minute.
+func benchPolicy() sessiond.Policy {
+	return sessiond.Policy{Name: "bench", TTL: 24 * time.Hour, IdleTimeout: time.Hour, TouchInterval: time.Minute}
+}
+
+func benchManager(b *testing.B, st sessiond.Store) *sessiond.Manager {
+	b.Helper()
+	m, err := sessiond.New(sessiond.Config{Store: st, Policies: []sessiond.Policy{benchPolicy()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close(); st.Close() })
+	return m
+}
+
+func benchValidate(b *testing.B, st sessiond.Store) {
+	m := benchManager(b, st)
+	const n = 10000
+	tokens := make([]string, n)
+	for i := range tokens {
+		c, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: fmt.Sprint("user-", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = c.Token
+	}
+	var next atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		i := next.Add(7919)
+		for pb.Next() {
+			i++
+			if _, err := m.Validate(ctx, tokens[i%n], sessiond.Device{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "validations/s")
+}
+
+// BenchmarkValidate: go test -run=^$ -bench=Validate -benchtime=3s .
+func BenchmarkValidate(b *testing.B) {
+	b.Run("Memory", func(b *testing.B) { benchValidate(b, inmem.New(inmem.Options{})) })
+	b.Run("Embedded", func(b *testing.B) {
+		st, err := pebble.Open(pebble.Options{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchValidate(b, st)
+	})
+}
+
+// BenchmarkCreate: go test -run=^$ -bench=Create -benchtime=3s .
+// (Durable creates with 64 callers are measured in ./pebble.)
+func BenchmarkCreate(b *testing.B) {
+	m := benchManager(b, inmem.New(inmem.Options{}))
+	var n atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			req := sessiond.CreateRequest{Subject: fmt.Sprint("user-", n.Add(1))}
+			if _, err := m.Create(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+}

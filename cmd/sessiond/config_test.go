@@ -1,0 +1,29 @@
+package main
+
+import (
+	"flag"
+	"testing"
+	"time"
+)
+
+// The example shipped in docs/ must load as written.
+func TestExampleConfigLoads(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cf := newConfigFlags(fs)
+	if err := fs.Parse([]string{"--config", "../../docs/sessiond.example.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := cf.load(func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("docs/sessiond.example.yaml: %v", err)
+	}
+	policies, def, err := cfg.policies()
+	if err != nil || def != "web" || len(policies) != 3 {
+		t.Fatalf("policies %v, default %q, %v", policies, def, err)
+	}
+	for _, p := range policies {
+		if p.Name == "web" && (p.TTL != 720*time.Hour || p.RotateAfter != 15*time.Minute || p.OnLimit != "evict_oldest") {
+			t.Fatalf("web policy read as %+v", p)
+		}
+	}
+}

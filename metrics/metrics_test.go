@@ -1,0 +1,114 @@
+package metrics_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/metrics"
+)
+
+func TestObserverCounts(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	m.Validated("ok")
+	m.Validated("ok")
+	m.Validated(string(sessiond.CodeExpired))
+	m.Validated("something_new")
+	m.Transitioned(&sessiond.Event{Type: sessiond.EventEnded, Reason: sessiond.EndIdle})
+	m.StoreOp("find_token", time.Millisecond, nil)
+	m.StoreOp("update", time.Millisecond, sessiond.ErrConflict)     // an outcome, not a fault
+	m.StoreOp("update", time.Millisecond, errors.New("disk on fire")) // a fault
+	m.SchedulerLag(3 * time.Millisecond)
+	m.SubscriberDropped()
+	m.ObserveRequest("GET /v1/stats", 200, time.Millisecond)
+
+	want := `
+# HELP sessiond_validations_total Token validations by result: ok, rotated, grace (replaced token within its grace) or an error code.
+# TYPE sessiond_validations_total counter
+sessiond_validations_total{result="ok"} 2
+sessiond_validations_total{result="session_expired"} 1
+sessiond_validations_total{result="something_new"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want+zeroValidations()), "sessiond_validations_total"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(t, reg, "sessiond_store_errors_total"); got != 1 {
+		t.Fatalf("store errors = %v, want 1 (conflicts are not faults)", got)
+	}
+	if got := sum(t, reg, "sessiond_event_subscribers_dropped_total"); got != 1 {
+		t.Fatalf("dropped = %v", got)
+	}
+	n, err := testutil.GatherAndCount(reg, "sessiond_transitions_total", "sessiond_scheduler_lag_seconds", "sessiond_http_request_duration_seconds")
+	if err != nil || n != 3 {
+		t.Fatalf("series: %d, %v", n, err)
+	}
+}
+
+// zeroValidations lists the results registered up front at zero.
+func zeroValidations() string {
+	var b strings.Builder
+	for _, r := range []string{"conflict", "device_mismatch", "grace", "internal", "invalid_argument", "rotated", "session_ended", "session_not_found", "token_reused", "unavailable"} {
+		b.WriteString(`sessiond_validations_total{result="` + r + `"} 0` + "\n")
+	}
+	return b.String()
+}
+
+// sum adds up the values of a counter family.
+func sum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var total float64
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+			return total
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func TestStatsGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics.RegisterStats(reg, func(context.Context) (sessiond.Stats, error) {
+		return sessiond.Stats{Sessions: map[sessiond.State]int{sessiond.StateActive: 3, sessiond.StateEnded: 1}, Subjects: 2, Scheduled: 4}, nil
+	})
+	want := `
+# HELP sessiond_subjects Subjects holding at least one live session.
+# TYPE sessiond_subjects gauge
+sessiond_subjects 2
+# HELP sessiond_scheduled_deadlines Deadlines held by this node's scheduler.
+# TYPE sessiond_scheduled_deadlines gauge
+sessiond_scheduled_deadlines 4
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sessiond_subjects", "sessiond_scheduled_deadlines"); err != nil {
+		t.Fatal(err)
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "sessiond_sessions" {
+			continue
+		}
+		got := map[string]float64{}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+		if len(got) != len(sessiond.States) || got["active"] != 3 || got["ended"] != 1 || got["disconnected"] != 0 {
+			t.Fatalf("sessions by state: %v", got)
+		}
+		return
+	}
+	t.Fatal("no sessiond_sessions")
+}
