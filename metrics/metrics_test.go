@@ -23,7 +23,7 @@ func TestObserverCounts(t *testing.T) {
 	m.Validated("something_new")
 	m.Transitioned(&sessiond.Event{Type: sessiond.EventEnded, Reason: sessiond.EndIdle})
 	m.StoreOp("find_token", time.Millisecond, nil)
-	m.StoreOp("update", time.Millisecond, sessiond.ErrConflict)     // an outcome, not a fault
+	m.StoreOp("update", time.Millisecond, sessiond.ErrConflict)       // an outcome, not a fault
 	m.StoreOp("update", time.Millisecond, errors.New("disk on fire")) // a fault
 	m.SchedulerLag(3 * time.Millisecond)
 	m.SubscriberDropped()
