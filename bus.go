@@ -35,6 +35,12 @@ type bus struct {
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
 	last uint64 // Seq of the last event offered to subscribers
+
+	// watch sees every event before subscribers do, when watching says it
+	// wants to; the engine uses it to dispose of resources of sessions that
+	// another engine ended. It must not block.
+	watch    func(Event)
+	watching func() bool
 }
 
 func newBus(store Store, obs Observer, buffer int) *bus {
@@ -94,7 +100,7 @@ func (b *bus) pump(ctx context.Context) {
 // deliver offers the next batch of events; it reports whether there may be more.
 func (b *bus) deliver(ctx context.Context) bool {
 	b.mu.Lock()
-	if len(b.subs) == 0 {
+	if len(b.subs) == 0 && (b.watching == nil || !b.watching()) {
 		// Nobody listens: just move the mark, so that a new subscriber
 		// starts from now rather than from history.
 		if last, err := b.store.LastSeq(ctx); err == nil {
@@ -109,6 +115,11 @@ func (b *bus) deliver(ctx context.Context) bool {
 	evs, err := b.store.Events(ctx, from, 512)
 	if err != nil || len(evs) == 0 {
 		return false
+	}
+	if b.watch != nil {
+		for _, ev := range evs {
+			b.watch(ev)
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

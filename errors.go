@@ -11,18 +11,21 @@ type Code string
 
 // Error codes.
 const (
-	CodeInvalidArgument Code = "invalid_argument"  // bad input; Field names what
-	CodeUnauthorized    Code = "unauthorized"      // missing or wrong credentials
-	CodeNotFound        Code = "session_not_found" // no such session or token
-	CodeExpired         Code = "session_expired"   // ended by ttl or idle timeout
-	CodeEnded           Code = "session_ended"     // ended for another reason (revoked, evicted, ...)
-	CodeDeviceMismatch  Code = "device_mismatch"   // bound session used from another device
-	CodeTokenReused     Code = "token_reused"      // rotated-out token used after its grace; the session is ended
-	CodeLimitReached    Code = "limit_reached"     // subject is at max_per_subject and the policy rejects
-	CodeExists          Code = "session_exists"    // a session with that id exists
-	CodeConflict        Code = "conflict"          // a concurrent change won; retry
-	CodeUnavailable     Code = "unavailable"       // shutting down or not ready
-	CodeInternal        Code = "internal"          // a fault of the server or its store
+	CodeInvalidArgument    Code = "invalid_argument"     // bad input; Field names what
+	CodeUnauthorized       Code = "unauthorized"         // missing or wrong credentials
+	CodeNotFound           Code = "session_not_found"    // no such session or token
+	CodeExpired            Code = "session_expired"      // ended by ttl or idle timeout
+	CodeEnded              Code = "session_ended"        // ended for another reason (revoked, evicted, ...)
+	CodeDeviceMismatch     Code = "device_mismatch"      // bound session used from another device
+	CodeTokenReused        Code = "token_reused"         // rotated-out token used after its grace; the session is ended
+	CodeLimitReached       Code = "limit_reached"        // subject is at max_per_subject and the policy rejects
+	CodeExists             Code = "session_exists"       // a session with that id exists
+	CodeConflict           Code = "conflict"             // a concurrent change won; retry
+	CodeSubjectMismatch    Code = "subject_mismatch"     // the session belongs to another subject than the credential's
+	CodeTooManyConnections Code = "too_many_connections" // the session is at its policy's max_connections
+	CodeConnectionNotFound Code = "connection_not_found" // no such connection on a live session
+	CodeUnavailable        Code = "unavailable"          // shutting down or not ready
+	CodeInternal           Code = "internal"             // a fault of the server or its store
 )
 
 // Error is the error type of the domain. Errors of the same Code match each
@@ -62,17 +65,20 @@ func (e *Error) Is(target error) bool {
 
 // Sentinels, one per code, for errors.Is.
 var (
-	ErrInvalidArgument = &Error{Code: CodeInvalidArgument, Message: "invalid argument"}
-	ErrUnauthorized    = &Error{Code: CodeUnauthorized, Message: "unauthorized"}
-	ErrNotFound        = &Error{Code: CodeNotFound, Message: "session not found"}
-	ErrExpired         = &Error{Code: CodeExpired, Message: "session expired"}
-	ErrEnded           = &Error{Code: CodeEnded, Message: "session ended"}
-	ErrDeviceMismatch  = &Error{Code: CodeDeviceMismatch, Message: "session is bound to another device"}
-	ErrTokenReused     = &Error{Code: CodeTokenReused, Message: "rotated token reused; session ended"}
-	ErrLimitReached    = &Error{Code: CodeLimitReached, Message: "subject has reached its session limit"}
-	ErrExists          = &Error{Code: CodeExists, Message: "session id already exists"}
-	ErrConflict        = &Error{Code: CodeConflict, Message: "concurrent modification"}
-	ErrUnavailable     = &Error{Code: CodeUnavailable, Message: "unavailable"}
+	ErrInvalidArgument    = &Error{Code: CodeInvalidArgument, Message: "invalid argument"}
+	ErrUnauthorized       = &Error{Code: CodeUnauthorized, Message: "unauthorized"}
+	ErrNotFound           = &Error{Code: CodeNotFound, Message: "session not found"}
+	ErrExpired            = &Error{Code: CodeExpired, Message: "session expired"}
+	ErrEnded              = &Error{Code: CodeEnded, Message: "session ended"}
+	ErrDeviceMismatch     = &Error{Code: CodeDeviceMismatch, Message: "session is bound to another device"}
+	ErrTokenReused        = &Error{Code: CodeTokenReused, Message: "rotated token reused; session ended"}
+	ErrLimitReached       = &Error{Code: CodeLimitReached, Message: "subject has reached its session limit"}
+	ErrExists             = &Error{Code: CodeExists, Message: "session id already exists"}
+	ErrConflict           = &Error{Code: CodeConflict, Message: "concurrent modification"}
+	ErrSubjectMismatch    = &Error{Code: CodeSubjectMismatch, Message: "the session belongs to another subject"}
+	ErrTooManyConnections = &Error{Code: CodeTooManyConnections, Message: "too many connections"}
+	ErrConnectionNotFound = &Error{Code: CodeConnectionNotFound, Message: "connection not found"}
+	ErrUnavailable        = &Error{Code: CodeUnavailable, Message: "unavailable"}
 )
 
 // Errorf returns an *Error with the code, field and formatted message.

@@ -35,6 +35,11 @@ type Event struct {
 	Reason     EndReason `json:"reason,omitempty"` // for ending and ended
 	Version    uint64    `json:"version"`          // session version after the transition
 	Generation uint64    `json:"generation"`
+	// Connection is the connection that caused a connected, resumed or
+	// disconnected event.
+	Connection string `json:"connection,omitempty"`
+	// Replaced lists connections closed because this one replaced them.
+	Replaced []string `json:"replaced,omitempty"`
 }
 
 func newEvent(t EventType, s *Session, now time.Time) Event {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -47,6 +48,23 @@ type Config struct {
 	// SubscriberBuffer is each event subscriber's queue length; a subscriber
 	// that falls this far behind is dropped. 0 means 4096.
 	SubscriberBuffer int
+
+	// Node names this process among those sharing a store; WebSocket
+	// connections are recorded with the node holding them. It must stay the
+	// same across restarts: on Start, connections recorded on this node are
+	// known to have died with the previous process. "" means the host name.
+	Node string
+	// ConnectPolicy is the policy of sessions that Connect creates for a
+	// device. "" means the policy named "device" if there is one, else the
+	// default policy.
+	ConnectPolicy string
+	// DisposeTimeout bounds each resource disposal and ending hook.
+	// 0 means DefaultDisposeTimeout.
+	DisposeTimeout time.Duration
+	// EndingHooks run for every session that ends, after its resources are
+	// disposed, each with DisposeTimeout; failures are logged and counted
+	// and do not stop the session from ending.
+	EndingHooks []func(ctx context.Context, s *Session) error
 }
 
 // Manager is the session lifecycle engine: it creates, validates, rotates
@@ -63,6 +81,12 @@ type Manager struct {
 	log       *slog.Logger
 	obs       Observer
 	workers   int
+
+	node           string
+	connectPolicy  *Policy
+	disposeTimeout time.Duration
+	hooks          []func(context.Context, *Session) error
+	res            resources
 
 	sched *deadline.Scheduler
 	bus   *bus
@@ -88,6 +112,16 @@ func New(cfg Config) (*Manager, error) {
 		log:       cfg.Logger,
 		obs:       cfg.Observer,
 		workers:   cfg.Workers,
+
+		node:           cfg.Node,
+		disposeTimeout: cfg.DisposeTimeout,
+		hooks:          cfg.EndingHooks,
+	}
+	if m.node == "" {
+		m.node, _ = os.Hostname()
+	}
+	if m.disposeTimeout <= 0 {
+		m.disposeTimeout = DefaultDisposeTimeout
 	}
 	if m.clock == nil {
 		m.clock = SystemClock{}
@@ -102,14 +136,14 @@ func New(cfg Config) (*Manager, error) {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if m.obs == nil {
-		m.obs = nopObserver{}
+		m.obs = NopObserver{}
 	}
 	if m.workers <= 0 {
 		m.workers = 8
 	}
 	policies := cfg.Policies
 	if len(policies) == 0 {
-		policies = []Policy{DefaultPolicy()}
+		policies = []Policy{DefaultPolicy(), DevicePolicy()}
 	}
 	for i := range policies {
 		p := policies[i]
@@ -128,11 +162,23 @@ func New(cfg Config) (*Manager, error) {
 	if m.def = m.policies[name]; m.def == nil {
 		return nil, Errorf(CodeInvalidArgument, "default_policy", "names no policy (%q)", name)
 	}
+	switch {
+	case cfg.ConnectPolicy != "":
+		if m.connectPolicy = m.policies[cfg.ConnectPolicy]; m.connectPolicy == nil {
+			return nil, Errorf(CodeInvalidArgument, "connect_policy", "names no policy (%q)", cfg.ConnectPolicy)
+		}
+	case m.policies["device"] != nil:
+		m.connectPolicy = m.policies["device"]
+	default:
+		m.connectPolicy = m.def
+	}
 	buffer := cfg.SubscriberBuffer
 	if buffer <= 0 {
 		buffer = 4096
 	}
 	m.bus = newBus(m.store, m.obs, buffer)
+	m.bus.watching = m.res.any
+	m.bus.watch = m.sweep
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m, nil
 }
@@ -165,7 +211,13 @@ func (m *Manager) start(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for s := range overdue {
-				if err := m.settle(ctx, s); err != nil {
+				err := m.dropStaleConns(ctx, s)
+				if err == nil {
+					if s, err = m.get(ctx, s.ID); err == nil {
+						err = m.settle(ctx, s)
+					}
+				}
+				if err != nil && !errors.Is(err, ErrNotFound) {
 					m.log.Warn("settling overdue session; retrying in 1s", "sid", LogID(s.ID), "err", err)
 					m.scheduleAt(s.ID, m.clock.Now().Add(time.Second))
 				}
@@ -185,11 +237,11 @@ func (m *Manager) start(ctx context.Context) error {
 		for _, s := range page.Sessions {
 			n++
 			at := m.deadline(s)
-			if s.State == StateEnding || (!at.IsZero() && !now.Before(at)) {
+			if s.State == StateEnding || (!at.IsZero() && !now.Before(at)) || m.holdsStale(s) {
 				due++
 				overdue <- s
 			} else {
-				m.sched.Set(s.ID, at)
+				m.schedule(s)
 			}
 		}
 		if cursor = page.Next; cursor == "" {
@@ -263,6 +315,12 @@ type Created struct {
 // Create makes a new session for req.Subject under a policy, enforcing the
 // policy's per-subject limit atomically.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Created, error) {
+	return m.create(ctx, req, false)
+}
+
+// create is Create; uniqueDevice makes it fail with ErrExists if the
+// subject has a live session for the device already.
+func (m *Manager) create(ctx context.Context, req CreateRequest, uniqueDevice bool) (*Created, error) {
 	if err := checkSubject(req.Subject); err != nil {
 		return nil, err
 	}
@@ -306,7 +364,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		s.ExpiresAt = now.Add(ttl)
 	}
 	events := []Event{newEvent(EventCreated, s, now)}
-	lim := Limit{Max: p.MaxPerSubject, EvictOldest: p.OnLimit == LimitEvictOldest, Now: now}
+	lim := Limit{Max: p.MaxPerSubject, EvictOldest: p.OnLimit == LimitEvictOldest, Now: now, UniqueDevice: uniqueDevice}
 
 	start := time.Now()
 	evicted, err := m.store.Create(ctx, s, lim, events)
@@ -390,7 +448,7 @@ func (m *Manager) validate(ctx context.Context, token string, dev Device) (*Vali
 			return nil, "", endedError(s)
 		}
 		now := m.clock.Now()
-		if reason, due := expiry(s, now); due {
+		if reason, due := m.expiry(s, now); due {
 			return nil, "", m.endFor(ctx, s, reason)
 		}
 		p := m.policyOf(s)
@@ -468,25 +526,39 @@ func (m *Manager) rotateInto(n *Session, p *Policy, now time.Time) string {
 	return token
 }
 
-// expiry reports whether a live session is past its absolute or idle
-// deadline at now, and which came first.
-func expiry(s *Session, now time.Time) (EndReason, bool) {
-	var reason EndReason
-	var at time.Time
-	if !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) {
-		reason, at = EndExpired, s.ExpiresAt
+// liveDeadlines returns a live session's deadlines: its absolute expiry,
+// its idle expiry, and the end of its disconnect grace. Zero times are off.
+func (m *Manager) liveDeadlines(s *Session) (expires, idle, grace time.Time) {
+	expires = s.ExpiresAt
+	if s.IdleTimeout > 0 && (s.State == StateActive || s.State == StateDisconnected) {
+		idle = s.LastActive.Add(s.IdleTimeout)
 	}
-	if s.IdleTimeout > 0 && s.State == StateActive {
-		if idleAt := s.LastActive.Add(s.IdleTimeout); !now.Before(idleAt) && (reason == "" || idleAt.Before(at)) {
-			reason = EndIdle
+	if s.State == StateDisconnected {
+		grace = s.DisconnectedAt.Add(m.policyOf(s).DisconnectGrace)
+	}
+	return expires, idle, grace
+}
+
+// expiry reports whether a live session is past a deadline at now, and the
+// reason of the one that came first.
+func (m *Manager) expiry(s *Session, now time.Time) (EndReason, bool) {
+	var reason EndReason
+	var first time.Time
+	expires, idle, grace := m.liveDeadlines(s)
+	for _, d := range []struct {
+		at     time.Time
+		reason EndReason
+	}{{expires, EndExpired}, {idle, EndIdle}, {grace, EndGraceElapsed}} {
+		if !d.at.IsZero() && !now.Before(d.at) && (reason == "" || d.at.Before(first)) {
+			reason, first = d.reason, d.at
 		}
 	}
 	return reason, reason != ""
 }
 
 // deadline is when the session next needs the scheduler: the earliest of
-// its absolute and idle expiry while live, the end of its disposal while
-// ending, and its purge once ended. Zero means never.
+// its deadlines while live, the end of its disposal while ending, and its
+// purge once ended. Zero means never.
 func (m *Manager) deadline(s *Session) time.Time {
 	switch s.State {
 	case StateEnded:
@@ -497,16 +569,31 @@ func (m *Manager) deadline(s *Session) time.Time {
 	case StateEnding:
 		return s.EndedAt.Add(endingTimeout)
 	}
-	at := s.ExpiresAt
-	if s.IdleTimeout > 0 && s.State == StateActive {
-		if idle := s.LastActive.Add(s.IdleTimeout); at.IsZero() || idle.Before(at) {
-			at = idle
+	var at time.Time
+	expires, idle, grace := m.liveDeadlines(s)
+	for _, d := range []time.Time{expires, idle, grace} {
+		if !d.IsZero() && (at.IsZero() || d.Before(at)) {
+			at = d
 		}
 	}
 	return at
 }
 
-func (m *Manager) schedule(s *Session) { m.scheduleAt(s.ID, m.deadline(s)) }
+func (m *Manager) schedule(s *Session) {
+	m.scheduleAt(s.ID, m.deadline(s))
+	m.scheduleConns(s)
+}
+
+// holdsStale reports whether s records WebSocket connections of this node,
+// which a starting Manager knows to be dead.
+func (m *Manager) holdsStale(s *Session) bool {
+	for _, c := range s.Conns {
+		if c.Kind == KindWebSocket && c.Node == m.node {
+			return true
+		}
+	}
+	return false
+}
 
 func (m *Manager) scheduleAt(id string, at time.Time) {
 	if m.sched != nil {
@@ -579,7 +666,7 @@ func (m *Manager) checkLive(ctx context.Context, s *Session) (*Session, error) {
 	if !s.State.Live() {
 		return nil, endedError(s)
 	}
-	if reason, due := expiry(s, m.clock.Now()); due {
+	if reason, due := m.expiry(s, m.clock.Now()); due {
 		return nil, m.endFor(ctx, s, reason)
 	}
 	return s, nil
@@ -606,7 +693,7 @@ func (m *Manager) fresh(ctx context.Context, s *Session) (*Session, error) {
 	if !s.State.Live() {
 		return s, nil
 	}
-	reason, due := expiry(s, m.clock.Now())
+	reason, due := m.expiry(s, m.clock.Now())
 	if !due {
 		return s, nil
 	}
@@ -691,7 +778,7 @@ func (m *Manager) Revoke(ctx context.Context, id string, reason EndReason) error
 // already past its deadline ends for that deadline, so that its end reason
 // and events say what happened first.
 func (m *Manager) reasonAt(s *Session, reason EndReason) EndReason {
-	if r, due := expiry(s, m.clock.Now()); due {
+	if r, due := m.expiry(s, m.clock.Now()); due {
 		return r
 	}
 	return reason
@@ -740,10 +827,11 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject string) (int, error
 
 // Stats are the engine's counts.
 type Stats struct {
-	Sessions  map[State]int // by state
-	Total     int
-	Subjects  int // with at least one live session
-	Scheduled int // deadlines held by this node's scheduler
+	Sessions    map[State]int // by state
+	Total       int
+	Subjects    int            // with at least one live session
+	Connections map[string]int // connections of live sessions, by kind
+	Scheduled   int            // deadlines held by this node's scheduler
 }
 
 // Stats returns counts by state from the store and the scheduler's size.
@@ -754,7 +842,7 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	out := Stats{Sessions: st.ByState, Total: st.Total, Subjects: st.Subjects}
+	out := Stats{Sessions: st.ByState, Total: st.Total, Subjects: st.Subjects, Connections: st.Connections}
 	if m.sched != nil {
 		out.Scheduled = m.sched.Len()
 	}
@@ -785,18 +873,41 @@ func (m *Manager) endFor(ctx context.Context, s *Session, reason EndReason) erro
 // ending or ended and get it as they found it. Ending a session never
 // touches another: the write is a compare-and-set on s alone.
 func (m *Manager) end(ctx context.Context, s *Session, reason EndReason) (_ *Session, won bool, err error) {
-	for range maxAttempts {
+	// While this call may end the session, it owns the disposal of what
+	// this process holds for it: the event sweeper keeps off.
+	defer m.res.owning(s.ID)()
+	for attempt := range maxAttempts {
 		if !s.State.Live() {
+			// Someone else ended it: release what this process holds.
+			m.dispose(ctx, s, false)
 			return s, false, nil
 		}
 		now := m.clock.Now()
+		if attempt > 0 && reason.deadline() {
+			// A deadline seen before a lost compare-and-set may no longer
+			// hold (a reconnect resumed the session, activity moved it).
+			r, due := m.expiry(s, now)
+			if !due {
+				m.schedule(s)
+				return s, false, nil
+			}
+			reason = r
+		}
 		n, events := Ending(s, reason, now)
-		// Nothing to dispose of: record ending and ended in one write.
-		n.State = StateEnded
-		events = append(events, newEvent(EventEnded, n, now))
+		twoPhase := len(m.hooks) > 0 || m.res.holds(s.ID)
+		if !twoPhase {
+			// Nothing to dispose of: record ending and ended in one write.
+			n.State = StateEnded
+			n.Conns = nil
+			events = append(events, newEvent(EventEnded, n, now))
+		}
 		switch err := m.update(ctx, n, events); {
 		case err == nil:
 			m.log.Info("session ended", "sid", LogID(s.ID), "reason", reason)
+			if twoPhase {
+				n, err = m.finish(ctx, n)
+				return n, true, err
+			}
 			return n, true, nil
 		case errors.Is(err, ErrConflict):
 			if s, err = m.get(ctx, s.ID); err != nil {
@@ -812,12 +923,14 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason) (_ *Ses
 // finish moves a session from ending to ended. Racing finishers are
 // harmless: one records ended, the others see it and return it.
 func (m *Manager) finish(ctx context.Context, s *Session) (*Session, error) {
+	m.dispose(ctx, s, true)
 	for range maxAttempts {
 		if s.State != StateEnding {
 			return s, nil
 		}
 		n := s.Clone()
 		n.State = StateEnded
+		n.Conns = nil
 		n.Version++
 		err := m.update(ctx, n, []Event{newEvent(EventEnded, n, m.clock.Now())})
 		switch {
@@ -837,6 +950,13 @@ func (m *Manager) finish(ctx context.Context, s *Session) (*Session, error) {
 // due is the scheduler's callback.
 func (m *Manager) due(id string, at time.Time) {
 	m.obs.SchedulerLag(m.clock.Now().Sub(at))
+	if connID, ok := isConnKey(id); ok {
+		if err := m.connDue(m.ctx, connID); err != nil && m.ctx.Err() == nil {
+			m.log.Warn("handling a heartbeat deadline; retrying in 1s", "err", err)
+			m.scheduleAt(id, m.clock.Now().Add(time.Second))
+		}
+		return
+	}
 	s, err := m.get(m.ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return
@@ -872,7 +992,7 @@ func (m *Manager) settle(ctx context.Context, s *Session) error {
 		_, err := m.finish(ctx, s)
 		return err
 	}
-	if reason, due := expiry(s, now); due {
+	if reason, due := m.expiry(s, now); due {
 		_, _, err := m.end(ctx, s, reason)
 		return err
 	}

@@ -18,12 +18,34 @@ type Observer interface {
 	SchedulerLag(d time.Duration)
 	// SubscriberDropped counts an event subscriber dropped for being slow.
 	SubscriberDropped()
+	// Disposed counts one resource disposal or ending hook by result: ok,
+	// error, panic or timeout.
+	Disposed(result string)
+	// HeartbeatTimeout counts a connection lost for want of heartbeats.
+	HeartbeatTimeout(kind string)
 }
 
-type nopObserver struct{}
+// NopObserver measures nothing. Embed it in an Observer of your own to keep
+// compiling when methods are added to the interface.
+type NopObserver struct{}
 
-func (nopObserver) Validated(string)                     {}
-func (nopObserver) Transitioned(*Event)                  {}
-func (nopObserver) StoreOp(string, time.Duration, error) {}
-func (nopObserver) SchedulerLag(time.Duration)           {}
-func (nopObserver) SubscriberDropped()                   {}
+// Validated implements Observer.
+func (NopObserver) Validated(string) {}
+
+// Transitioned implements Observer.
+func (NopObserver) Transitioned(*Event) {}
+
+// StoreOp implements Observer.
+func (NopObserver) StoreOp(string, time.Duration, error) {}
+
+// SchedulerLag implements Observer.
+func (NopObserver) SchedulerLag(time.Duration) {}
+
+// SubscriberDropped implements Observer.
+func (NopObserver) SubscriberDropped() {}
+
+// Disposed implements Observer.
+func (NopObserver) Disposed(string) {}
+
+// HeartbeatTimeout implements Observer.
+func (NopObserver) HeartbeatTimeout(string) {}

@@ -46,6 +46,43 @@ type Policy struct {
 	// BindDevice requires device.id at create and rejects validations from
 	// another device with device_mismatch.
 	BindDevice bool
+
+	// DisconnectGrace: when the last live connection of a session is lost,
+	// the session waits this long in StateDisconnected for a reconnect,
+	// which resumes it, then ends with reason grace_elapsed. Zero: losing
+	// connections does not change the session's state.
+	DisconnectGrace time.Duration
+	// HeartbeatInterval is how often connections are pinged (WebSocket) or
+	// must send a heartbeat (other kinds). Zero means DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout: a connection not heard from for this long is lost.
+	// Zero means twice HeartbeatInterval plus 10s.
+	HeartbeatTimeout time.Duration
+	// MaxConnections caps a session's live connections; 0 is no cap.
+	MaxConnections int
+	// OnConnect says what a new connection does to the session's others:
+	// allow_multiple (the default) or replace.
+	OnConnect ConnectAction
+}
+
+// DefaultHeartbeatInterval is the heartbeat interval of policies that set none.
+const DefaultHeartbeatInterval = 25 * time.Second
+
+// DevicePolicy is the built-in policy of sessions that a connection creates
+// for a device (one per subject and device, like a pair of smart glasses):
+// a connection replaces the previous one, and a dropped connection may come
+// back within 30 seconds.
+func DevicePolicy() Policy {
+	return Policy{
+		Name:            "device",
+		TTL:             24 * time.Hour,
+		IdleTimeout:     time.Hour,
+		TouchInterval:   time.Minute,
+		DisconnectGrace: 30 * time.Second,
+		OnConnect:       ConnectReplace,
+		MaxConnections:  1,
+		OnLimit:         LimitReject,
+	}
 }
 
 // DefaultPolicy is the policy used when the configuration names none.
@@ -73,6 +110,8 @@ func (p *Policy) Validate() error {
 	}{
 		{"ttl", p.TTL}, {"idle_timeout", p.IdleTimeout}, {"touch_interval", p.TouchInterval},
 		{"rotate_after", p.RotateAfter}, {"rotation_grace", p.RotationGrace},
+		{"disconnect_grace", p.DisconnectGrace}, {"heartbeat_interval", p.HeartbeatInterval},
+		{"heartbeat_timeout", p.HeartbeatTimeout},
 	} {
 		if d.v < 0 {
 			return Errorf(CodeInvalidArgument, field(d.name), "must not be negative (got %v)", d.v)
@@ -100,6 +139,28 @@ func (p *Policy) Validate() error {
 	}
 	if p.MaxPerSubject < 0 {
 		return Errorf(CodeInvalidArgument, field("max_per_subject"), "must not be negative (got %d)", p.MaxPerSubject)
+	}
+	if p.TTL > 0 && p.DisconnectGrace >= p.TTL {
+		return Errorf(CodeInvalidArgument, field("disconnect_grace"), "must be less than ttl (%v >= %v)", p.DisconnectGrace, p.TTL)
+	}
+	if p.HeartbeatInterval == 0 {
+		p.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if p.HeartbeatTimeout == 0 {
+		p.HeartbeatTimeout = 2*p.HeartbeatInterval + 10*time.Second
+	}
+	if p.HeartbeatTimeout <= p.HeartbeatInterval {
+		return Errorf(CodeInvalidArgument, field("heartbeat_timeout"), "must exceed heartbeat_interval (%v <= %v)", p.HeartbeatTimeout, p.HeartbeatInterval)
+	}
+	if p.MaxConnections < 0 {
+		return Errorf(CodeInvalidArgument, field("max_connections"), "must not be negative (got %d)", p.MaxConnections)
+	}
+	switch p.OnConnect {
+	case "":
+		p.OnConnect = ConnectAllowMultiple
+	case ConnectAllowMultiple, ConnectReplace:
+	default:
+		return Errorf(CodeInvalidArgument, field("on_connect"), "must be %q or %q (got %q)", ConnectAllowMultiple, ConnectReplace, p.OnConnect)
 	}
 	switch p.OnLimit {
 	case "":

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -29,6 +30,12 @@ type Session struct {
 	IdleTimeout time.Duration // effective idle timeout (policy or a smaller override); 0 is off
 	RotatedAt   time.Time     // when the current token was issued by a rotation; zero before any
 	EndedAt     time.Time     // when the session began ending
+	// DisconnectedAt is when the session lost its last live connection and
+	// entered StateDisconnected; zero in other states.
+	DisconnectedAt time.Time
+
+	// Conns are the session's live connections.
+	Conns []Connection
 
 	Version    uint64 // incremented by every stored change; compare-and-set key
 	Generation uint64 // number of token rotations
@@ -56,6 +63,9 @@ func (s *Session) Clone() *Session {
 	c := *s
 	if s.Metadata != nil {
 		c.Metadata = bytes.Clone(s.Metadata)
+	}
+	if s.Conns != nil {
+		c.Conns = slices.Clone(s.Conns)
 	}
 	return &c
 }
@@ -174,6 +184,8 @@ type sessionJSON struct {
 	IdleTimeout string          `json:"idle_timeout,omitempty"`
 	RotatedAt   *time.Time      `json:"rotated_at,omitempty"`
 	EndedAt     *time.Time      `json:"ended_at,omitempty"`
+	Disconn     *time.Time      `json:"disconnected_at,omitempty"`
+	Connections int             `json:"connections,omitempty"`
 	Version     uint64          `json:"version"`
 	Generation  uint64          `json:"generation"`
 }
@@ -194,6 +206,7 @@ func (s *Session) MarshalJSON() ([]byte, error) {
 		State: s.State, EndReason: s.EndReason,
 		CreatedAt: s.CreatedAt.UTC(), LastActive: s.LastActive.UTC(),
 		ExpiresAt: optTime(s.ExpiresAt), RotatedAt: optTime(s.RotatedAt), EndedAt: optTime(s.EndedAt),
+		Disconn: optTime(s.DisconnectedAt), Connections: len(s.Conns),
 		Version: s.Version, Generation: s.Generation,
 	}
 	if s.Device != (Device{}) {
@@ -223,7 +236,7 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	for _, p := range []struct {
 		dst *time.Time
 		src *time.Time
-	}{{&s.ExpiresAt, j.ExpiresAt}, {&s.RotatedAt, j.RotatedAt}, {&s.EndedAt, j.EndedAt}} {
+	}{{&s.ExpiresAt, j.ExpiresAt}, {&s.RotatedAt, j.RotatedAt}, {&s.EndedAt, j.EndedAt}, {&s.DisconnectedAt, j.Disconn}} {
 		if p.src != nil {
 			*p.dst = *p.src
 		}

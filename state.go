@@ -122,3 +122,6 @@ func (r EndReason) Valid() bool {
 
 // expiry reports whether the reason is a timeout rather than a decision.
 func (r EndReason) expiry() bool { return r == EndExpired || r == EndIdle }
+
+// deadline reports whether the reason is a deadline passing.
+func (r EndReason) deadline() bool { return r.expiry() || r == EndGraceElapsed }

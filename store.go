@@ -40,6 +40,10 @@ type Store interface {
 	// with reason EndEvicted exactly as Ending(old, EndEvicted, lim.Now) does,
 	// their events recorded before s's, until lim.Max-1 remain. The evicted
 	// sessions, as stored after the change, are returned.
+	//
+	// If lim.UniqueDevice is set and the subject has a live session whose
+	// Device.ID equals s.Device.ID, Create stores nothing and returns
+	// ErrExists: one session per subject and device.
 	Create(ctx context.Context, s *Session, lim Limit, events []Event) (evicted []*Session, err error)
 
 	// Get returns the session with the id, in any state, or ErrNotFound.
@@ -94,9 +98,10 @@ type Store interface {
 
 // Limit is the per-subject limit a Create enforces.
 type Limit struct {
-	Max         int       // 0: no limit
-	EvictOldest bool      // evict instead of rejecting
-	Now         time.Time // time stamped on evictions
+	Max          int       // 0: no limit
+	EvictOldest  bool      // evict instead of rejecting
+	Now          time.Time // time stamped on evictions
+	UniqueDevice bool      // at most one live session per subject and device id
 }
 
 // Query selects sessions for Store.List. Zero fields do not filter.
@@ -115,7 +120,8 @@ type Page struct {
 
 // StoreStats are a store's counts.
 type StoreStats struct {
-	ByState  map[State]int
-	Subjects int // subjects holding at least one live session
-	Total    int
+	ByState     map[State]int
+	Subjects    int            // subjects holding at least one live session
+	Total       int            // sessions in any state
+	Connections map[string]int // connections of live sessions, by kind
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -444,6 +445,29 @@ func oaFullSession() *sessiond.Session {
 		CreatedAt: now, LastActive: now, ExpiresAt: now.Add(time.Hour), IdleTimeout: time.Minute,
 		RotatedAt: now, EndedAt: now, Version: 3, Generation: 1,
 		TokenHash: sessiond.TokenHash{1}, PrevTokenHash: sessiond.TokenHash{2}, PrevTokenUntil: now,
+		DisconnectedAt: now,
+		Conns:          []sessiond.Connection{{ID: "c", Kind: "websocket", ConnectedAt: now, LastHeartbeat: now}},
+	}
+}
+
+// oaFullEvent has every field set.
+func oaFullEvent() sessiond.Event {
+	return sessiond.Event{Seq: 1, Type: sessiond.EventResumed, SessionID: "s1", Subject: "u1", Time: time.Now(),
+		State: sessiond.StateActive, Reason: sessiond.EndRevoked, Version: 2, Generation: 1,
+		Connection: "c2", Replaced: []string{"c1"}}
+}
+
+// TestOpenAPIFullValuesAreFull keeps the builders above honest: a field
+// added to Session or Event must be set there, so that the schema checks
+// see its JSON key.
+func TestOpenAPIFullValuesAreFull(t *testing.T) {
+	for name, v := range map[string]any{"Session": *oaFullSession(), "Event": oaFullEvent()} {
+		rv := reflect.ValueOf(v)
+		for i := range rv.NumField() {
+			if rv.Field(i).IsZero() {
+				t.Errorf("%s.%s is zero in the full %s the schema checks use: set it (and document its JSON key)", name, rv.Type().Field(i).Name, name)
+			}
+		}
 	}
 }
 
@@ -487,7 +511,7 @@ func (d *oaDoc) checkSchema(t *testing.T, name string, v any) {
 		if len(types) == 0 {
 			continue
 		}
-		if got := oaJSONType(val); !slices.Contains(types, got) && !(got == "integer" && slices.Contains(types, "number")) {
+		if got := oaJSONType(val); !slices.Contains(types, got) && (got != "integer" || !slices.Contains(types, "number")) {
 			t.Errorf("schema %s: property %q is documented as %v, but %T writes a JSON %s (%v)", name, key, types, v, got, val)
 		}
 	}
@@ -549,8 +573,7 @@ func TestOpenAPIBodySchemas(t *testing.T) {
 	dev := &full.Device
 	for name, v := range map[string]any{
 		"Device": dev,
-		"Event": sessiond.Event{Seq: 1, Type: sessiond.EventEnded, SessionID: "s1", Subject: "u1", Time: time.Now(),
-			State: sessiond.StateEnded, Reason: sessiond.EndRevoked, Version: 2, Generation: 1},
+		"Event":  oaFullEvent(),
 		"CreateRequest": CreateRequest{ID: "s1", Subject: "u1", Device: dev, Metadata: json.RawMessage(`{"a":1}`),
 			Policy: "web", TTL: "1h", IdleTimeout: "1m"},
 		"CreateResponse":        CreateResponse{ID: "s1", Token: "t", Session: full, Evicted: []string{"s0"}},

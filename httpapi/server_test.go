@@ -1428,7 +1428,7 @@ func (e *htEnv) openEvents(query string, h http.Header) *htStream {
 		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+htKey)
-	resp, err := e.ts.Client().Do(req)
+	resp, err := e.ts.Client().Do(req) //nolint:bodyclose // st.close closes it at cleanup
 	if err != nil {
 		cancel()
 		e.t.Fatalf("GET /v1/events: %v", err)

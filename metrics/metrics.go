@@ -24,6 +24,8 @@ type Metrics struct {
 	schedLag    prometheus.Histogram
 	dropped     prometheus.Counter
 	requests    *prometheus.HistogramVec
+	disposals   *prometheus.CounterVec
+	hbTimeouts  *prometheus.CounterVec
 
 	// Children resolved once, so hot paths do not hash label values.
 	validated map[string]prometheus.Counter
@@ -66,10 +68,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "HTTP requests by route and status code.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 4, 9), // 50µs .. 3.3s
 		}, []string{"route", "code"}),
+		disposals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "disposals_total",
+			Help: "Resource disposals and ending hooks run as sessions end, by result: ok, error, panic, timeout.",
+		}, []string{"result"}),
+		hbTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "heartbeat_timeouts_total",
+			Help: "Connections lost for want of heartbeats, by kind.",
+		}, []string{"kind"}),
 		validated: make(map[string]prometheus.Counter),
 		ops:       make(map[string]prometheus.Observer),
 	}
-	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests)
+	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests, m.disposals, m.hbTimeouts)
 	results := []string{"ok", "rotated", "grace"}
 	for _, c := range []sessiond.Code{sessiond.CodeInvalidArgument, sessiond.CodeNotFound, sessiond.CodeExpired,
 		sessiond.CodeEnded, sessiond.CodeDeviceMismatch, sessiond.CodeTokenReused, sessiond.CodeConflict,
@@ -119,6 +129,12 @@ func (m *Metrics) SchedulerLag(d time.Duration) { m.schedLag.Observe(max(d, 0).S
 
 // SubscriberDropped implements sessiond.Observer.
 func (m *Metrics) SubscriberDropped() { m.dropped.Inc() }
+
+// Disposed implements sessiond.Observer.
+func (m *Metrics) Disposed(result string) { m.disposals.WithLabelValues(result).Inc() }
+
+// HeartbeatTimeout implements sessiond.Observer.
+func (m *Metrics) HeartbeatTimeout(kind string) { m.hbTimeouts.WithLabelValues(kind).Inc() }
 
 // ObserveRequest records one HTTP request; pass it as httpapi.Config.Observe.
 func (m *Metrics) ObserveRequest(route string, status int, d time.Duration) {

@@ -14,7 +14,9 @@ import (
 // A new field means a new version byte; decoders keep reading old ones.
 const (
 	sessionV1 = 1
+	sessionV2 = 2 // + DisconnectedAt, Conns
 	eventV1   = 1
+	eventV2   = 2 // + Connection, Replaced
 )
 
 var errCorrupt = errors.New("corrupt record")
@@ -102,7 +104,7 @@ func (d *decoder) hash() (h sessiond.TokenHash) {
 
 func encodeSession(s *sessiond.Session) []byte {
 	e := encoder{b: make([]byte, 0, 192+len(s.Metadata))}
-	e.b = append(e.b, sessionV1)
+	e.b = append(e.b, sessionV2)
 	e.str(s.ID)
 	e.str(s.Subject)
 	e.str(s.Policy)
@@ -125,11 +127,22 @@ func encodeSession(s *sessiond.Session) []byte {
 	e.b = append(e.b, s.TokenHash[:]...)
 	e.b = append(e.b, s.PrevTokenHash[:]...)
 	e.time(s.PrevTokenUntil)
+	e.time(s.DisconnectedAt)
+	e.uint(uint64(len(s.Conns)))
+	for _, c := range s.Conns {
+		e.str(c.ID)
+		e.str(c.Kind)
+		e.str(c.Node)
+		e.str(c.ClientIP)
+		e.str(c.UserAgent)
+		e.time(c.ConnectedAt)
+		e.time(c.LastHeartbeat)
+	}
 	return e.b
 }
 
 func decodeSession(b []byte) (*sessiond.Session, error) {
-	if len(b) == 0 || b[0] != sessionV1 {
+	if len(b) == 0 || b[0] != sessionV1 && b[0] != sessionV2 {
 		return nil, errCorrupt
 	}
 	d := decoder{b: b[1:]}
@@ -146,6 +159,19 @@ func decodeSession(b []byte) (*sessiond.Session, error) {
 	s.Version, s.Generation = d.uint(), d.uint()
 	s.TokenHash, s.PrevTokenHash = d.hash(), d.hash()
 	s.PrevTokenUntil = d.time()
+	if b[0] >= sessionV2 {
+		s.DisconnectedAt = d.time()
+		n := d.uint()
+		if n > uint64(len(d.b)) { // each connection takes bytes: a bogus count is corruption
+			return nil, errCorrupt
+		}
+		for range n {
+			s.Conns = append(s.Conns, sessiond.Connection{
+				ID: d.str(), Kind: d.str(), Node: d.str(), ClientIP: d.str(), UserAgent: d.str(),
+				ConnectedAt: d.time(), LastHeartbeat: d.time(),
+			})
+		}
+	}
 	if d.err != nil || len(d.b) != 0 || !s.State.Valid() || !sessiond.ValidID(s.ID) {
 		return nil, errCorrupt
 	}
@@ -154,7 +180,7 @@ func decodeSession(b []byte) (*sessiond.Session, error) {
 
 func encodeEvent(ev *sessiond.Event) []byte {
 	e := encoder{b: make([]byte, 0, 96)}
-	e.b = append(e.b, eventV1)
+	e.b = append(e.b, eventV2)
 	e.str(string(ev.Type))
 	e.str(ev.SessionID)
 	e.str(ev.Subject)
@@ -163,11 +189,16 @@ func encodeEvent(ev *sessiond.Event) []byte {
 	e.str(string(ev.Reason))
 	e.uint(ev.Version)
 	e.uint(ev.Generation)
+	e.str(ev.Connection)
+	e.uint(uint64(len(ev.Replaced)))
+	for _, r := range ev.Replaced {
+		e.str(r)
+	}
 	return e.b
 }
 
 func decodeEvent(b []byte, seq uint64) (sessiond.Event, error) {
-	if len(b) == 0 || b[0] != eventV1 {
+	if len(b) == 0 || b[0] != eventV1 && b[0] != eventV2 {
 		return sessiond.Event{}, errCorrupt
 	}
 	d := decoder{b: b[1:]}
@@ -175,6 +206,16 @@ func decodeEvent(b []byte, seq uint64) (sessiond.Event, error) {
 	ev.State = sessiond.State(d.uint())
 	ev.Reason = sessiond.EndReason(d.str())
 	ev.Version, ev.Generation = d.uint(), d.uint()
+	if b[0] >= eventV2 {
+		ev.Connection = d.str()
+		n := d.uint()
+		if n > uint64(len(d.b)) {
+			return sessiond.Event{}, errCorrupt
+		}
+		for range n {
+			ev.Replaced = append(ev.Replaced, d.str())
+		}
+	}
 	if d.err != nil || len(d.b) != 0 {
 		return sessiond.Event{}, errCorrupt
 	}

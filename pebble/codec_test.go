@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -15,6 +16,11 @@ func TestSessionRoundTrip(t *testing.T) {
 	s.State, s.EndReason, s.EndedAt = sessiond.StateEnded, sessiond.EndRotatedReuse, sessiondtest.Epoch.Add(time.Hour)
 	_, s.PrevTokenHash = sessiond.NewToken()
 	s.RotatedAt, s.PrevTokenUntil, s.Generation, s.Version = sessiondtest.Epoch.Add(time.Minute), sessiondtest.Epoch.Add(2*time.Minute), 3, 9
+	s.DisconnectedAt = sessiondtest.Epoch.Add(3 * time.Minute)
+	s.Conns = []sessiond.Connection{
+		{ID: "c1", Kind: "websocket", Node: "n1", ClientIP: "10.0.0.9", UserAgent: "ua", ConnectedAt: sessiondtest.Epoch, LastHeartbeat: sessiondtest.Epoch.Add(time.Second)},
+		{ID: "c2", Kind: "vnc", ConnectedAt: sessiondtest.Epoch, LastHeartbeat: sessiondtest.Epoch},
+	}
 	got, err := decodeSession(encodeSession(s))
 	if err != nil {
 		t.Fatal(err)
@@ -33,9 +39,10 @@ func TestSessionRoundTrip(t *testing.T) {
 func TestEventRoundTrip(t *testing.T) {
 	ev := sessiond.Event{Type: sessiond.EventEnded, SessionID: "id", Subject: "sub", Time: sessiondtest.Epoch,
 		State: sessiond.StateEnded, Reason: sessiond.EndIdle, Version: 4, Generation: 2}
+	ev.Connection, ev.Replaced = "conn-2", []string{"conn-1", "conn-0"}
 	got, err := decodeEvent(encodeEvent(&ev), 17)
 	ev.Seq = 17
-	if err != nil || got != ev {
+	if err != nil || !reflect.DeepEqual(got, ev) {
 		t.Fatalf("round trip: %+v, %v; want %+v", got, err, ev)
 	}
 }
@@ -57,4 +64,24 @@ func FuzzDecode(f *testing.F) {
 		}
 		decodeEvent(b, 1)
 	})
+}
+
+// Records written by the first version of the codec still read.
+func TestReadsVersion1Records(t *testing.T) {
+	s, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
+	v2 := encodeSession(s)
+	// A version 1 record is the version 2 one without its last two fields
+	// (a zero time and a zero count: one byte each) and with the old tag.
+	v1 := append([]byte{sessionV1}, v2[1:len(v2)-2]...)
+	got, err := decodeSession(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessiondtest.SameSession(t, got, s)
+	ev := sessiond.Event{Type: sessiond.EventCreated, SessionID: "x", Subject: "y", Time: sessiondtest.Epoch, State: sessiond.StateActive, Version: 1}
+	e2 := encodeEvent(&ev)
+	e1 := append([]byte{eventV1}, e2[1:len(e2)-2]...)
+	if got, err := decodeEvent(e1, 3); err != nil || got.SessionID != "x" || got.Seq != 3 {
+		t.Fatalf("v1 event: %+v, %v", got, err)
+	}
 }

@@ -40,6 +40,8 @@ func TestStore(t *testing.T, h Harness) {
 	t.Run("LiveIndex", func(t *testing.T) { testLiveIndex(t, open(t)) })
 	t.Run("LimitReject", func(t *testing.T) { testLimitReject(t, open(t)) })
 	t.Run("LimitEvict", func(t *testing.T) { testLimitEvict(t, open(t)) })
+	t.Run("UniqueDevice", func(t *testing.T) { testUniqueDevice(t, open(t)) })
+	t.Run("Connections", func(t *testing.T) { testConnections(t, open(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, open(t)) })
 	t.Run("List", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
@@ -113,13 +115,25 @@ func SameSession(t testing.TB, got, want *sessiond.Session) {
 		{"CreatedAt", g.CreatedAt, w.CreatedAt}, {"LastActive", g.LastActive, w.LastActive},
 		{"ExpiresAt", g.ExpiresAt, w.ExpiresAt}, {"RotatedAt", g.RotatedAt, w.RotatedAt},
 		{"EndedAt", g.EndedAt, w.EndedAt}, {"PrevTokenUntil", g.PrevTokenUntil, w.PrevTokenUntil},
+		{"DisconnectedAt", g.DisconnectedAt, w.DisconnectedAt},
 	} {
 		if !p.a.Equal(p.b) {
 			t.Errorf("session %s: %s = %v, want %v", w.ID, p.name, p.a, p.b)
 		}
 	}
-	g.CreatedAt, g.LastActive, g.ExpiresAt, g.RotatedAt, g.EndedAt, g.PrevTokenUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	w.CreatedAt, w.LastActive, w.ExpiresAt, w.RotatedAt, w.EndedAt, w.PrevTokenUntil = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	g.CreatedAt, g.LastActive, g.ExpiresAt, g.RotatedAt, g.EndedAt, g.PrevTokenUntil, g.DisconnectedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	w.CreatedAt, w.LastActive, w.ExpiresAt, w.RotatedAt, w.EndedAt, w.PrevTokenUntil, w.DisconnectedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	if len(g.Conns) != len(w.Conns) {
+		t.Fatalf("session %s: %d connections, want %d", w.ID, len(g.Conns), len(w.Conns))
+	}
+	g.Conns, w.Conns = slices.Clone(g.Conns), slices.Clone(w.Conns)
+	for i := range g.Conns {
+		if !g.Conns[i].ConnectedAt.Equal(w.Conns[i].ConnectedAt) || !g.Conns[i].LastHeartbeat.Equal(w.Conns[i].LastHeartbeat) {
+			t.Errorf("session %s: connection %d times %+v, want %+v", w.ID, i, g.Conns[i], w.Conns[i])
+		}
+		g.Conns[i].ConnectedAt, g.Conns[i].LastHeartbeat = time.Time{}, time.Time{}
+		w.Conns[i].ConnectedAt, w.Conns[i].LastHeartbeat = time.Time{}, time.Time{}
+	}
 	if string(g.Metadata) != string(w.Metadata) {
 		t.Errorf("session %s: Metadata = %s, want %s", w.ID, g.Metadata, w.Metadata)
 	}
@@ -716,4 +730,90 @@ func testReopen(t *testing.T, st sessiond.Store, reopen func(testing.TB, session
 		t.Fatalf("create after reopen: seq %d, %v; want 5", ev[0].Seq, err)
 	}
 	return st
+}
+
+func testUniqueDevice(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 50 {
+		wg.Go(func() {
+			s, _ := NewSession("alice", Epoch)
+			s.Device.ID = "glasses-1"
+			_, err := st.Create(ctx, s, sessiond.Limit{UniqueDevice: true}, created(s))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, sessiond.ErrExists):
+				t.Errorf("Create: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d racing creates for one subject and device succeeded, want 1", wins)
+	}
+	// Other devices, other subjects, and sessions without the flag are free.
+	for _, c := range []struct {
+		subject, device string
+		unique          bool
+	}{{"alice", "glasses-2", true}, {"bob", "glasses-1", true}, {"alice", "glasses-1", false}} {
+		s, _ := NewSession(c.subject, Epoch)
+		s.Device.ID = c.device
+		if _, err := st.Create(ctx, s, sessiond.Limit{UniqueDevice: c.unique}, created(s)); err != nil {
+			t.Fatalf("create %+v: %v", c, err)
+		}
+	}
+	// Once the device's sessions end, it may have a new one.
+	live, _ := st.Live(ctx, "alice")
+	for _, s := range live {
+		if s.Device.ID == "glasses-1" {
+			if err := st.Update(ctx, next(s, ended(sessiond.EndRevoked, Epoch)), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s, _ := NewSession("alice", Epoch)
+	s.Device.ID = "glasses-1"
+	if _, err := st.Create(ctx, s, sessiond.Limit{UniqueDevice: true}, created(s)); err != nil {
+		t.Fatalf("create after the device's sessions ended: %v", err)
+	}
+}
+
+func testConnections(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	s, _ := NewSession("alice", Epoch)
+	mustCreate(t, st, s)
+	withConns := next(s, func(n *sessiond.Session) {
+		n.Conns = []sessiond.Connection{
+			{ID: "a." + s.ID, Kind: "websocket", Node: "n1", ConnectedAt: Epoch, LastHeartbeat: Epoch},
+			{ID: "b." + s.ID, Kind: "vnc", ClientIP: "10.1.1.1", UserAgent: "vnc/1", ConnectedAt: Epoch, LastHeartbeat: Epoch.Add(time.Second)},
+		}
+	})
+	if err := st.Update(ctx, withConns, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := st.Get(ctx, s.ID)
+	SameSession(t, got, withConns)
+	stats, _ := st.Stats(ctx)
+	if stats.Connections["websocket"] != 1 || stats.Connections["vnc"] != 1 {
+		t.Fatalf("connections by kind: %v", stats.Connections)
+	}
+	disc := next(withConns, func(n *sessiond.Session) {
+		n.Conns, n.State, n.DisconnectedAt = nil, sessiond.StateDisconnected, Epoch.Add(time.Minute)
+	})
+	if err := st.Update(ctx, disc, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = st.Get(ctx, s.ID)
+	SameSession(t, got, disc)
+	if live, _ := st.Live(ctx, "alice"); len(live) != 1 {
+		t.Fatal("a disconnected session is live")
+	}
+	if stats, _ := st.Stats(ctx); len(stats.Connections) != 0 || stats.ByState[sessiond.StateDisconnected] != 1 {
+		t.Fatalf("after detaching: %+v", stats)
+	}
 }

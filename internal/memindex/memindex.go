@@ -43,7 +43,8 @@ type Index struct {
 	order    *btree.BTreeG[string]
 	pending  map[string]struct{} // ids reserved by creates in flight
 	count    [sessiond.StateEnded + 1]int
-	nlive    int // subjects with a live session
+	nlive    int            // subjects with a live session
+	conns    map[string]int // connections of live sessions by kind
 }
 
 type subject struct {
@@ -60,6 +61,7 @@ func New() *Index {
 		subjects: make(map[string]*subject),
 		order:    btree.NewG(32, func(a, b string) bool { return a < b }),
 		pending:  make(map[string]struct{}),
+		conns:    make(map[string]int),
 	}
 }
 
@@ -147,6 +149,14 @@ func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []ses
 	x.mu.Unlock()
 
 	p := &CreatePlan{x: x, id: s.ID}
+	if lim.UniqueDevice {
+		for _, o := range x.Live(s.Subject) {
+			if o.Device.ID == s.Device.ID {
+				p.Release()
+				return nil, sessiond.ErrExists
+			}
+		}
+	}
 	if lim.Max > 0 {
 		live := x.Live(s.Subject)
 		if over := len(live) - lim.Max + 1; over > 0 {
@@ -206,10 +216,25 @@ func (x *Index) Apply(puts []*sessiond.Session, deletes []string) {
 	x.mu.Unlock()
 }
 
+// countConns adds (sign 1) or removes (sign -1) a session's connections
+// from the counts; only live sessions' connections count.
+func (x *Index) countConns(s *sessiond.Session, sign int) {
+	if !s.State.Live() {
+		return
+	}
+	for _, c := range s.Conns {
+		if x.conns[c.Kind] += sign; x.conns[c.Kind] == 0 {
+			delete(x.conns, c.Kind)
+		}
+	}
+}
+
 func (x *Index) putLocked(s *sessiond.Session) {
 	old := x.byID[s.ID]
 	x.byID[s.ID] = s
+	x.countConns(s, 1)
 	if old != nil {
+		x.countConns(old, -1)
 		x.count[old.State]--
 		if old.TokenHash != s.TokenHash && old.TokenHash != s.PrevTokenHash {
 			delete(x.byToken, old.TokenHash)
@@ -271,6 +296,7 @@ func (x *Index) deleteLocked(id string) {
 	delete(x.byID, id)
 	x.order.Delete(id)
 	x.count[s.State]--
+	x.countConns(s, -1)
 	if x.byToken[s.TokenHash] == s {
 		delete(x.byToken, s.TokenHash)
 	}
@@ -306,10 +332,16 @@ func remove(ids []string, id string) []string {
 func (x *Index) Stats() sessiond.StoreStats {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	st := sessiond.StoreStats{ByState: make(map[sessiond.State]int, len(sessiond.States)), Subjects: x.nlive}
+	st := sessiond.StoreStats{
+		ByState: make(map[sessiond.State]int, len(sessiond.States)), Subjects: x.nlive,
+		Connections: make(map[string]int, len(x.conns)),
+	}
 	for _, s := range sessiond.States {
 		st.ByState[s] = x.count[s]
 		st.Total += x.count[s]
+	}
+	for k, n := range x.conns {
+		st.Connections[k] = n
 	}
 	return st
 }

@@ -1,0 +1,356 @@
+package sessiond
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ConnectRequest attaches a connection to a session.
+type ConnectRequest struct {
+	// Subject is who the edge authenticated (a JWT's subject). Required.
+	Subject string
+	// Token, if set, attaches to the session it names, which must belong to
+	// Subject. Without it, Subject's session for Device.ID is found or
+	// created under Policy: one session per subject and device.
+	Token string
+	// Device describes the client. Device.ID is required without a Token.
+	Device Device
+	// Policy is the policy of a session created here; "" means the
+	// Manager's connect policy.
+	Policy string
+	// Metadata of a session created here.
+	Metadata json.RawMessage
+	// Kind of connection; "" means websocket.
+	Kind      string
+	ClientIP  string
+	UserAgent string
+}
+
+// Connected is the result of Connect.
+type Connected struct {
+	Session *Session
+	Conn    Connection
+	Policy  Policy // the session's policy, for its heartbeat settings
+	// Created: this call created the session. Token is its token then, or a
+	// rotated token when validating the request's token rotated it.
+	Created bool
+	Token   string
+	// Resumed: the session was disconnected and this connection resumed it.
+	Resumed bool
+	// Replaced are connections closed because the policy replaces them.
+	Replaced []Connection
+}
+
+// Connect attaches a new connection to a session, creating the session if
+// the request carries no token and the subject has none for its device.
+//
+// Attaching to a disconnected session resumes it (event resumed); otherwise
+// the event is connected. Of a reconnect racing the end of the session's
+// disconnect grace, exactly one wins: the session resumes, or it ends and
+// (without a token) a new one is created.
+func (m *Manager) Connect(ctx context.Context, req ConnectRequest) (*Connected, error) {
+	if err := checkSubject(req.Subject); err != nil {
+		return nil, err
+	}
+	if err := req.Device.Validate(); err != nil {
+		return nil, err
+	}
+	if req.Kind == "" {
+		req.Kind = KindWebSocket
+	}
+	if err := checkText("kind", req.Kind, maxKindLen, true); err != nil {
+		return nil, err
+	}
+	if req.Token != "" {
+		v, err := m.Validate(ctx, req.Token, req.Device)
+		if err != nil {
+			return nil, err
+		}
+		if v.Session.Subject != req.Subject {
+			return nil, Errorf(CodeSubjectMismatch, "token", "the session belongs to another subject")
+		}
+		c, err := m.attach(ctx, v.Session, req)
+		if c != nil {
+			c.Token = v.Token
+		}
+		return c, err
+	}
+	if req.Device.ID == "" {
+		return nil, Errorf(CodeInvalidArgument, "device.id", "is required to connect without a session token")
+	}
+	p := m.connectPolicy
+	if req.Policy != "" {
+		if p = m.policies[req.Policy]; p == nil {
+			return nil, Errorf(CodeInvalidArgument, "policy", "no policy named %q", req.Policy)
+		}
+	}
+	for range maxAttempts {
+		s, err := m.deviceSession(ctx, req.Subject, req.Device.ID)
+		if err != nil {
+			return nil, err
+		}
+		if s != nil {
+			c, err := m.attach(ctx, s, req)
+			if isEnded(err) {
+				continue // it ended as we attached: look again
+			}
+			return c, err
+		}
+		created, err := m.create(ctx, CreateRequest{Subject: req.Subject, Device: req.Device, Policy: p.Name, Metadata: req.Metadata}, true)
+		if errors.Is(err, ErrExists) {
+			continue // a racing connect created it: attach to that one
+		}
+		if err != nil {
+			return nil, err
+		}
+		c, err := m.attach(ctx, created.Session, req)
+		if isEnded(err) {
+			continue
+		}
+		if c != nil {
+			c.Created, c.Token = true, created.Token
+		}
+		return c, err
+	}
+	return nil, ErrConflict
+}
+
+func isEnded(err error) bool { return errors.Is(err, ErrEnded) || errors.Is(err, ErrExpired) }
+
+// deviceSession returns the subject's live session for the device, the most
+// recently active if there are several, or nil.
+func (m *Manager) deviceSession(ctx context.Context, subject, deviceID string) (*Session, error) {
+	start := time.Now()
+	live, err := m.store.Live(ctx, subject)
+	m.obs.StoreOp("live", time.Since(start), err)
+	if err != nil {
+		return nil, err
+	}
+	var best *Session
+	for _, s := range live {
+		if s.Device.ID != deviceID {
+			continue
+		}
+		if s, err = m.fresh(ctx, s); err != nil {
+			return nil, err
+		}
+		if s.State.Live() && (best == nil || s.LastActive.After(best.LastActive)) {
+			best = s
+		}
+	}
+	return best, nil
+}
+
+// attach adds a connection to s with a compare-and-set, following the
+// policy's max_connections and on_connect.
+func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*Connected, error) {
+	var err error
+	for range maxAttempts {
+		if s, err = m.checkLive(ctx, s); err != nil {
+			return nil, err
+		}
+		p := m.policyOf(s)
+		now := m.clock.Now()
+		n := s.Clone()
+		n.Version++
+		n.LastActive = now
+		conn := Connection{
+			ID: newConnID(s.ID), Kind: req.Kind, ClientIP: req.ClientIP, UserAgent: req.UserAgent,
+			ConnectedAt: now, LastHeartbeat: now,
+		}
+		if req.Kind == KindWebSocket {
+			conn.Node = m.node
+		}
+		var replaced []Connection
+		if p.OnConnect == ConnectReplace {
+			replaced, n.Conns = n.Conns, nil
+		}
+		if p.MaxConnections > 0 && len(n.Conns) >= p.MaxConnections {
+			return nil, &Error{Code: CodeTooManyConnections, Message: "the session has the most connections its policy allows"}
+		}
+		n.Conns = append(n.Conns, conn)
+		typ := EventConnected
+		resumed := s.State == StateDisconnected
+		if resumed {
+			n.State, n.DisconnectedAt, typ = StateActive, time.Time{}, EventResumed
+		}
+		ev := newEvent(typ, n, now)
+		ev.Connection = conn.ID
+		for _, r := range replaced {
+			ev.Replaced = append(ev.Replaced, r.ID)
+		}
+		err = m.update(ctx, n, []Event{ev})
+		switch {
+		case err == nil:
+			return &Connected{Session: n.Clone(), Conn: conn, Policy: *p, Resumed: resumed, Replaced: replaced}, nil
+		case errors.Is(err, ErrConflict):
+			if s, err = m.get(ctx, s.ID); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, err
+		}
+	}
+	return nil, ErrConflict
+}
+
+// Disconnect detaches a connection: closed by its client, lost to a
+// heartbeat timeout, or dropped by the node. When it was the session's last
+// connection and the policy has a disconnect grace, the session becomes
+// disconnected until a connection resumes it or the grace ends it.
+//
+// A connection that is no longer attached (replaced, or its session ended)
+// changes nothing: a late close from an old connection never disconnects
+// the session a newer one holds.
+func (m *Manager) Disconnect(ctx context.Context, connID string) error {
+	sid, err := ConnectionSession(connID)
+	if err != nil {
+		return err
+	}
+	s, err := m.get(ctx, sid)
+	for range maxAttempts {
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		i := s.conn(connID)
+		if i < 0 || !s.State.Live() {
+			return nil
+		}
+		now := m.clock.Now()
+		n := s.Clone()
+		n.Version++
+		n.Conns = slices.Delete(n.Conns, i, i+1)
+		if len(n.Conns) == 0 {
+			n.Conns = nil
+		}
+		var events []Event
+		if n.Conns == nil && n.State == StateActive && m.policyOf(s).DisconnectGrace > 0 {
+			n.State, n.DisconnectedAt = StateDisconnected, now
+			ev := newEvent(EventDisconnected, n, now)
+			ev.Connection = connID
+			events = append(events, ev)
+		}
+		if err = m.update(ctx, n, events); err == nil || !errors.Is(err, ErrConflict) {
+			return err
+		}
+		s, err = m.get(ctx, sid)
+	}
+	return ErrConflict
+}
+
+// Heartbeat records that a connection (of a kind other than WebSocket,
+// whose heartbeats the edge handles itself) is alive. A connection not heard
+// from for the policy's heartbeat timeout is lost.
+func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, error) {
+	sid, err := ConnectionSession(connID)
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.get(ctx, sid)
+	for range maxAttempts {
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrConnectionNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		if s, err = m.checkLive(ctx, s); err != nil {
+			return nil, err
+		}
+		i := s.conn(connID)
+		if i < 0 {
+			return nil, ErrConnectionNotFound
+		}
+		now := m.clock.Now()
+		n := s.Clone()
+		n.Version++
+		n.Conns[i].LastHeartbeat = now
+		n.LastActive = now // a heartbeat is activity
+		if err = m.update(ctx, n, nil); err == nil {
+			c := n.Conns[i]
+			return &c, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return nil, err
+		}
+		s, err = m.get(ctx, sid)
+	}
+	return nil, ErrConflict
+}
+
+// Connections returns a session's live connections.
+func (m *Manager) Connections(ctx context.Context, sessionID string) ([]Connection, error) {
+	s, err := m.Get(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	return s.Conns, nil
+}
+
+// connKey is the scheduler key of a connection's heartbeat deadline. '#'
+// never appears in a session id, so the keys cannot collide.
+func connKey(connID string) string { return "#" + connID }
+
+// scheduleConns sets the heartbeat deadlines of the session's connections
+// that this engine tracks by heartbeat (all but WebSockets, whose edge
+// pings them itself).
+func (m *Manager) scheduleConns(s *Session) {
+	if m.sched == nil || !s.State.Live() {
+		return
+	}
+	p := m.policyOf(s)
+	for _, c := range s.Conns {
+		if c.Kind != KindWebSocket {
+			m.sched.Set(connKey(c.ID), c.LastHeartbeat.Add(p.HeartbeatTimeout))
+		}
+	}
+}
+
+// connDue handles a connection's heartbeat deadline: the connection is lost
+// unless a heartbeat moved its deadline since.
+func (m *Manager) connDue(ctx context.Context, connID string) error {
+	sid, err := ConnectionSession(connID)
+	if err != nil {
+		return nil
+	}
+	s, err := m.get(ctx, sid)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	i := s.conn(connID)
+	if i < 0 || !s.State.Live() {
+		return nil
+	}
+	if at := s.Conns[i].LastHeartbeat.Add(m.policyOf(s).HeartbeatTimeout); m.clock.Now().Before(at) {
+		m.sched.Set(connKey(connID), at)
+		return nil
+	}
+	m.obs.HeartbeatTimeout(s.Conns[i].Kind)
+	m.log.Info("connection lost: no heartbeat", "sid", LogID(sid), "kind", s.Conns[i].Kind)
+	return m.Disconnect(ctx, connID)
+}
+
+// dropStaleConns detaches the WebSocket connections this node held before it
+// restarted: they died with the process.
+func (m *Manager) dropStaleConns(ctx context.Context, s *Session) error {
+	for _, c := range s.Conns {
+		if c.Kind == KindWebSocket && c.Node == m.node {
+			if err := m.Disconnect(ctx, c.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func isConnKey(key string) (string, bool) { return strings.CutPrefix(key, "#") }

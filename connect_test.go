@@ -1,0 +1,487 @@
+package sessiond_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/sessiondtest"
+)
+
+// glasses is a device policy: one connection, replaced by a newer one, and
+// 30 seconds to come back.
+func glasses() sessiond.Policy {
+	return sessiond.Policy{
+		Name: "device", TTL: 24 * time.Hour, IdleTimeout: time.Hour, TouchInterval: time.Minute,
+		DisconnectGrace: 30 * time.Second, OnConnect: sessiond.ConnectReplace, MaxConnections: 1,
+	}
+}
+
+// workspace keeps many connections per session.
+func workspace() sessiond.Policy {
+	return sessiond.Policy{
+		Name: "workspace", TTL: 8 * time.Hour, IdleTimeout: time.Hour, TouchInterval: time.Minute,
+		DisconnectGrace: 5 * time.Minute, MaxConnections: 3, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 30 * time.Second,
+	}
+}
+
+func connectEnv(t *testing.T, cfg sessiond.Config) *env {
+	t.Helper()
+	if cfg.Policies == nil {
+		cfg.Policies = []sessiond.Policy{web(), glasses(), workspace()}
+	}
+	if cfg.Node == "" {
+		cfg.Node = "node-a"
+	}
+	return start(t, cfg)
+}
+
+func (e *env) connectDevice(subject, device string) *sessiond.Connected {
+	e.t.Helper()
+	c, err := e.m.Connect(context.Background(), sessiond.ConnectRequest{Subject: subject, Device: sessiond.Device{ID: device}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (e *env) session(id string) *sessiond.Session {
+	e.t.Helper()
+	s, err := e.store.Get(context.Background(), id) // the store, not a checking read
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+func TestDeviceConnectCreatesThenResumes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := connectEnv(t, sessiond.Config{})
+		first := e.connectDevice("alice", "glasses-1")
+		if !first.Created || first.Resumed || first.Token == "" || first.Session.Policy != "device" || first.Session.State != sessiond.StateActive {
+			t.Fatalf("first connect: %+v", first)
+		}
+		if err := e.m.Disconnect(t.Context(), first.Conn.ID); err != nil {
+			t.Fatal(err)
+		}
+		s := e.session(first.Session.ID)
+		if s.State != sessiond.StateDisconnected || len(s.Conns) != 0 {
+			t.Fatalf("after the last connection closed: %v with %d connections", s.State, len(s.Conns))
+		}
+		time.Sleep(29 * time.Second)
+		again := e.connectDevice("alice", "glasses-1")
+		if again.Created || !again.Resumed || again.Session.ID != first.Session.ID || again.Token != "" {
+			t.Fatalf("reconnect within grace: created %v resumed %v same %v", again.Created, again.Resumed, again.Session.ID == first.Session.ID)
+		}
+		got := e.eventsOf(first.Session.ID)
+		if fmt.Sprint(got) != "[created connected disconnected resumed]" {
+			t.Fatalf("events %v", got)
+		}
+		// Another device of the same subject gets its own session.
+		other := e.connectDevice("alice", "glasses-2")
+		if !other.Created || other.Session.ID == first.Session.ID {
+			t.Fatal("a second device shared the first device's session")
+		}
+	})
+}
+
+func TestGraceElapsedEndsTheSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := connectEnv(t, sessiond.Config{})
+		c := e.connectDevice("alice", "glasses-1")
+		if err := e.m.Disconnect(t.Context(), c.Conn.ID); err != nil {
+			t.Fatal(err)
+		}
+		disconnectedAt := time.Now()
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		s := e.session(c.Session.ID)
+		if s.State != sessiond.StateEnded || s.EndReason != sessiond.EndGraceElapsed || s.EndedAt.Sub(disconnectedAt) != 30*time.Second {
+			t.Fatalf("after the grace: %v/%v at +%v", s.State, s.EndReason, s.EndedAt.Sub(disconnectedAt))
+		}
+		if got := e.eventsOf(c.Session.ID); fmt.Sprint(got) != "[created connected disconnected ending:grace_elapsed ended:grace_elapsed]" {
+			t.Fatalf("events %v", got)
+		}
+		// The next connection of the device starts a new session.
+		if again := e.connectDevice("alice", "glasses-1"); !again.Created || again.Session.ID == c.Session.ID {
+			t.Fatal("a connection after the grace resumed an ended session")
+		}
+	})
+}
+
+func TestLateCloseFromReplacedConnectionChangesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := connectEnv(t, sessiond.Config{})
+		old := e.connectDevice("alice", "glasses-1")
+		newer := e.connectDevice("alice", "glasses-1") // replaces old
+		if len(newer.Replaced) != 1 || newer.Replaced[0].ID != old.Conn.ID {
+			t.Fatalf("replaced %v, want the old connection", newer.Replaced)
+		}
+		before := e.session(old.Session.ID)
+		updates := e.store.updates.Load()
+		if err := e.m.Disconnect(t.Context(), old.Conn.ID); err != nil {
+			t.Fatal(err)
+		}
+		after := e.session(old.Session.ID)
+		if after.Version != before.Version || after.State != sessiond.StateActive || e.store.updates.Load() != updates {
+			t.Fatalf("a late close of a replaced connection changed the session: %v v%d", after.State, after.Version)
+		}
+		time.Sleep(time.Minute) // no grace timer was started
+		synctest.Wait()
+		if s := e.session(old.Session.ID); s.State != sessiond.StateActive {
+			t.Fatalf("session %v after a late close", s.State)
+		}
+		if got := e.eventsOf(old.Session.ID); fmt.Sprint(got) != "[created connected connected]" {
+			t.Fatalf("events %v", got)
+		}
+	})
+}
+
+func TestSimultaneousReconnectsMakeOneSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := glasses()
+		p.OnConnect, p.MaxConnections = sessiond.ConnectAllowMultiple, 0
+		e := connectEnv(t, sessiond.Config{Policies: []sessiond.Policy{p}})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ids := map[string]int{}
+		created := 0
+		for range 50 {
+			wg.Go(func() {
+				c, err := e.m.Connect(context.Background(), sessiond.ConnectRequest{Subject: "alice", Device: sessiond.Device{ID: "glasses-1"}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				ids[c.Session.ID]++
+				if c.Created {
+					created++
+				}
+			})
+		}
+		wg.Wait()
+		if len(ids) != 1 || created != 1 {
+			t.Fatalf("50 simultaneous connects made %d sessions (%d created), want 1", len(ids), created)
+		}
+		for id := range ids {
+			if n := len(e.session(id).Conns); n != 50 {
+				t.Fatalf("%d connections attached, want 50", n)
+			}
+		}
+	})
+}
+
+// A reconnect arriving just as the grace ends has one outcome: the session
+// resumed, or it ended (and the reconnect made a new one); never both.
+func TestReconnectRacingGraceHasOneOutcome(t *testing.T) {
+	outcomes := map[string]int{}
+	for range 200 {
+		clock := sessiondtest.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+		e := connectEnv(t, sessiond.Config{Clock: clock})
+		c := e.connectDevice("alice", "glasses-1")
+		if err := e.m.Disconnect(t.Context(), c.Conn.ID); err != nil {
+			t.Fatal(err)
+		}
+		clock.Jump(30*time.Second - time.Millisecond)
+		var wg sync.WaitGroup
+		var again *sessiond.Connected
+		wg.Go(func() { clock.Advance(time.Millisecond) }) // the grace timer fires now
+		wg.Go(func() {
+			for range rand.IntN(4) { // vary who gets there first: both outcomes occur
+				runtime.Gosched()
+			}
+			var err error
+			again, err = e.m.Connect(context.Background(), sessiond.ConnectRequest{Subject: "alice", Device: sessiond.Device{ID: "glasses-1"}})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Wait()
+		e.waitSettled(c.Session.ID)
+		s := e.session(c.Session.ID)
+		evs := e.eventsOf(c.Session.ID)
+		switch {
+		case again.Resumed && again.Session.ID == c.Session.ID && s.State == sessiond.StateActive:
+			if slices.Contains(evs, "ended:grace_elapsed") {
+				t.Fatalf("resumed and ended: %v", evs)
+			}
+			outcomes["resumed"]++
+		case again.Created && again.Session.ID != c.Session.ID && s.State == sessiond.StateEnded && s.EndReason == sessiond.EndGraceElapsed:
+			if slices.Contains(evs, "resumed") {
+				t.Fatalf("ended and resumed: %v", evs)
+			}
+			outcomes["ended"]++
+		default:
+			t.Fatalf("unclear outcome: reconnect %+v, old session %v/%v, events %v", again, s.State, s.EndReason, evs)
+		}
+		e.m.Close()
+	}
+	t.Logf("outcomes over 200 races: %v", outcomes)
+	if outcomes["resumed"] == 0 || outcomes["ended"] == 0 {
+		t.Logf("only one outcome occurred; the race was not exercised both ways this run")
+	}
+}
+
+// waitSettled waits (bounded) until the scheduler has nothing due now for
+// the session: with a manual clock, timers run in their own goroutines.
+func (e *env) waitSettled(id string) {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		s := e.session(id)
+		if s.State == sessiond.StateActive || s.State == sessiond.StateEnded {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e.t.Fatalf("session %s did not settle", id)
+}
+
+func TestConnectWithToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := connectEnv(t, sessiond.Config{})
+		ws, err := e.m.Create(t.Context(), sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conns []*sessiond.Connected
+		for _, kind := range []string{"websocket", "vnc", "http"} {
+			c, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: ws.Token, Kind: kind})
+			if err != nil || c.Session.ID != ws.Session.ID || c.Created {
+				t.Fatalf("attach %s: %+v, %v", kind, c, err)
+			}
+			conns = append(conns, c)
+		}
+		if s := e.session(ws.Session.ID); len(s.Conns) != 3 {
+			t.Fatalf("%d connections, want 3 (allow_multiple)", len(s.Conns))
+		}
+		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: ws.Token})
+		wantCode(t, err, sessiond.CodeTooManyConnections)
+		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "mallory", Token: ws.Token})
+		wantCode(t, err, sessiond.CodeSubjectMismatch)
+		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: "sd_garbage"})
+		wantCode(t, err, sessiond.CodeInvalidArgument)
+		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice"})
+		wantCode(t, err, sessiond.CodeInvalidArgument) // no token, no device id
+
+		// Closing two of three leaves the session active; the third disconnects it.
+		for _, c := range conns[:2] {
+			if err := e.m.Disconnect(t.Context(), c.Conn.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s := e.session(ws.Session.ID); s.State != sessiond.StateActive || len(s.Conns) != 1 {
+			t.Fatalf("after closing 2 of 3: %v with %d", s.State, len(s.Conns))
+		}
+		if err := e.m.Disconnect(t.Context(), conns[2].Conn.ID); err != nil {
+			t.Fatal(err)
+		}
+		if s := e.session(ws.Session.ID); s.State != sessiond.StateDisconnected {
+			t.Fatalf("after closing the last: %v", s.State)
+		}
+		// A web session (no disconnect grace) stays active without connections.
+		webs := e.create("bob")
+		c, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "bob", Token: webs.Token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.m.Disconnect(t.Context(), c.Conn.ID); err != nil {
+			t.Fatal(err)
+		}
+		if s := e.session(webs.Session.ID); s.State != sessiond.StateActive {
+			t.Fatalf("a session without disconnect grace went %v", s.State)
+		}
+	})
+}
+
+func TestHeartbeatTimeoutLosesTheConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := connectEnv(t, sessiond.Config{})
+		ws, _ := e.m.Create(t.Context(), sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
+		vnc, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: ws.Token, Kind: "vnc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 { // heartbeats every 20s keep it (timeout 30s)
+			time.Sleep(20 * time.Second)
+			if _, err := e.m.Heartbeat(t.Context(), vnc.Conn.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if s := e.session(ws.Session.ID); len(s.Conns) != 1 {
+			t.Fatal("a connection sending heartbeats was dropped")
+		}
+		lastBeat := time.Now()
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		s := e.session(ws.Session.ID)
+		if len(s.Conns) != 0 || s.State != sessiond.StateDisconnected || s.DisconnectedAt.Sub(lastBeat) != 30*time.Second {
+			t.Fatalf("after heartbeats stopped: %d connections, %v at +%v", len(s.Conns), s.State, s.DisconnectedAt.Sub(lastBeat))
+		}
+		_, err = e.m.Heartbeat(t.Context(), vnc.Conn.ID)
+		wantCode(t, err, sessiond.CodeConnectionNotFound)
+		_, err = e.m.Heartbeat(t.Context(), "not-a-connection")
+		wantCode(t, err, sessiond.CodeInvalidArgument)
+	})
+}
+
+func TestRestartDropsThisNodesWebSockets(t *testing.T) {
+	clock := sessiondtest.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	first := connectEnv(t, sessiond.Config{Clock: clock})
+	mine := first.connectDevice("alice", "glasses-1")
+	ws, _ := first.m.Create(t.Context(), sessiond.CreateRequest{Subject: "bob", Policy: "workspace"})
+	vnc, err := first.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "bob", Token: ws.Token, Kind: "vnc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.m.Close() // the process dies; the records still show the connections
+
+	clock.Jump(10 * time.Second)
+	second := connectEnv(t, sessiond.Config{Clock: clock, Store: first.store.Store})
+	s := second.session(mine.Session.ID)
+	if s.State != sessiond.StateDisconnected || len(s.Conns) != 0 || !s.DisconnectedAt.Equal(clock.Now()) {
+		t.Fatalf("this node's websocket after restart: %v, %d connections, disconnected at %v", s.State, len(s.Conns), s.DisconnectedAt)
+	}
+	if s := second.session(ws.Session.ID); len(s.Conns) != 1 || s.Conns[0].ID != vnc.Conn.ID {
+		t.Fatal("a heartbeat-tracked connection was dropped by the restart")
+	}
+	// Another node's websockets are not this node's to drop.
+	third := connectEnv(t, sessiond.Config{Clock: clock, Store: first.store.Store, Node: "node-b"})
+	other := third.connectDevice("carol", "glasses-9")
+	third.m.Close()
+	fourth := connectEnv(t, sessiond.Config{Clock: clock, Store: first.store.Store, Node: "node-a"})
+	if s := fourth.session(other.Session.ID); len(s.Conns) != 1 {
+		t.Fatal("node-a dropped node-b's connection")
+	}
+}
+
+type recorder struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.log = append(r.log, s)
+}
+
+func (r *recorder) get() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.log)
+}
+
+func TestResourcesDisposedNewestFirstInIsolation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var hooked atomic.Int32
+		e := connectEnv(t, sessiond.Config{
+			DisposeTimeout: 2 * time.Second,
+			EndingHooks: []func(context.Context, *sessiond.Session) error{func(ctx context.Context, s *sessiond.Session) error {
+				hooked.Add(1)
+				return nil
+			}},
+		})
+		c := e.create("alice")
+		rec := &recorder{}
+		attach := func(name string, f func(ctx context.Context) error) {
+			t.Helper()
+			if _, err := e.m.Attach(t.Context(), c.Session.ID, name, sessiond.ResourceFunc(func(ctx context.Context) error {
+				rec.add(name)
+				return f(ctx)
+			})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var sawReason sessiond.EndReason
+		attach("sandbox", func(ctx context.Context) error {
+			sawReason = sessiond.EndingSession(ctx).EndReason
+			return nil
+		})
+		attach("failing", func(context.Context) error { return errors.New("boom") })
+		attach("panicking", func(context.Context) error { panic("oops") })
+		stuck := make(chan struct{}) // ignores its deadline until the test ends
+		defer close(stuck)
+		attach("hanging", func(ctx context.Context) error { <-stuck; return nil })
+		attach("socket", func(context.Context) error { return nil })
+		released := false
+		rel, _ := e.m.Attach(t.Context(), c.Session.ID, "released", sessiond.ResourceFunc(func(context.Context) error {
+			released = true
+			return nil
+		}))
+		rel()
+
+		start := time.Now()
+		if err := e.m.Revoke(t.Context(), c.Session.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took != 2*time.Second {
+			t.Fatalf("ending took %v; want the one hanging disposer's 2s deadline", took)
+		}
+		if got := rec.get(); fmt.Sprint(got) != "[socket hanging panicking failing sandbox]" {
+			t.Fatalf("disposed in order %v, want newest first", got)
+		}
+		if sawReason != sessiond.EndRevoked || released || hooked.Load() != 1 {
+			t.Fatalf("reason %q, released one disposed %v, hook ran %d times", sawReason, released, hooked.Load())
+		}
+		if s := e.session(c.Session.ID); s.State != sessiond.StateEnded {
+			t.Fatalf("session %v after disposal", s.State)
+		}
+		if got := e.eventsOf(c.Session.ID); fmt.Sprint(got) != "[created ending:revoked ended:revoked]" {
+			t.Fatalf("events %v", got)
+		}
+		// Ending again disposes nothing again.
+		if err := e.m.Revoke(t.Context(), c.Session.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.get(); len(got) != 5 || hooked.Load() != 1 {
+			t.Fatalf("disposal ran twice: %v", got)
+		}
+		// Attaching to an ended session keeps nothing.
+		_, err := e.m.Attach(t.Context(), c.Session.ID, "late", sessiond.ResourceFunc(func(context.Context) error { return nil }))
+		wantCode(t, err, sessiond.CodeEnded)
+	})
+}
+
+func TestResourcesDisposedOnceUnderRacingEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := connectEnv(t, sessiond.Config{})
+		other := start(t, sessiond.Config{Store: e.store.Store, Node: "node-b", Policies: []sessiond.Policy{web(), glasses(), workspace()}})
+		c := e.create("alice")
+		var disposed atomic.Int32
+		for _, m := range []*sessiond.Manager{e.m, other.m} {
+			if _, err := m.Attach(t.Context(), c.Session.ID, "r", sessiond.ResourceFunc(func(context.Context) error {
+				disposed.Add(1)
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				m := []*sessiond.Manager{e.m, other.m}[i%2]
+				if err := m.Revoke(context.Background(), c.Session.ID, ""); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		synctest.Wait() // the engine that lost the race disposes of its own when it sees the event
+		if n := disposed.Load(); n != 2 {
+			t.Fatalf("%d disposals, want 2: one per engine holding a resource, each once", n)
+		}
+	})
+}

@@ -1,0 +1,275 @@
+package jwt
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gojwt "github.com/golang-jwt/jwt/v5"
+
+	"github.com/sessiond/sessiond"
+)
+
+// t0 is the test clock's time: every token is made relative to it.
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef") // 32 bytes
+
+// Keys are generated once per test binary: RSA generation is slow.
+var (
+	rsaKey1 = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA() })
+	rsaKey2 = sync.OnceValue(func() *rsa.PrivateKey { return mustRSA() })
+	ecKey   = sync.OnceValue(func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		return k
+	})
+	edKey = sync.OnceValue(func() ed25519.PrivateKey {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		return k
+	})
+)
+
+func mustRSA() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// pemPKIX encodes a public key as a PKIX "PUBLIC KEY" PEM block.
+func pemPKIX(tb testing.TB, pub any) []byte {
+	tb.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// pemCert wraps pub in a self-signed X.509 certificate made with priv.
+func pemCert(tb testing.TB, pub, priv any) []byte {
+	tb.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// claims returns valid claims for subject alice at t0, plus extra.
+func claims(extra map[string]any) gojwt.MapClaims {
+	c := gojwt.MapClaims{
+		"sub": "alice",
+		"iat": t0.Add(-time.Minute).Unix(),
+		"exp": t0.Add(time.Hour).Unix(),
+	}
+	for k, v := range extra {
+		if v == nil {
+			delete(c, k)
+			continue
+		}
+		c[k] = v
+	}
+	return c
+}
+
+// sign makes a token with method, signing key, kid ("" for none) and claims.
+func sign(tb testing.TB, m gojwt.SigningMethod, key any, kid string, c gojwt.MapClaims) string {
+	tb.Helper()
+	tok := gojwt.NewWithClaims(m, c)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// hs256 is a valid HS256 token for alice signed with testSecret.
+func hs256(tb testing.TB, extra map[string]any) string {
+	tb.Helper()
+	return sign(tb, gojwt.SigningMethodHS256, testSecret, "", claims(extra))
+}
+
+// rawToken assembles a token from a header and claims JSON and a signature,
+// without any library checks.
+func rawToken(header, payload string, sig []byte) string {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString(sig)
+}
+
+// clock is a settable time source.
+type clock struct{ ns atomic.Int64 }
+
+func newClock(t time.Time) *clock { c := &clock{}; c.Set(t); return c }
+func (c *clock) Now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Set(t time.Time)  { c.ns.Store(t.UnixNano()) }
+func (c *clock) Add(d time.Duration) {
+	c.ns.Add(int64(d))
+}
+
+// newVerifier returns a Verifier for cfg with Now at t0 unless set, closed
+// at the end of the test.
+func newVerifier(tb testing.TB, cfg Config) *Verifier {
+	tb.Helper()
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return t0 }
+	}
+	v, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(v.Close)
+	return v
+}
+
+// wantRefused checks that err is an unauthorized *sessiond.Error with msg
+// that does not contain the token.
+func wantRefused(tb testing.TB, err error, msg, token string) {
+	tb.Helper()
+	var e *sessiond.Error
+	if !errors.As(err, &e) {
+		tb.Fatalf("err = %v (%T), want *sessiond.Error %q", err, err, msg)
+	}
+	if e.Code != sessiond.CodeUnauthorized || e.Message != msg {
+		tb.Fatalf("err = {Code: %s, Message: %q}, want {Code: %s, Message: %q}", e.Code, e.Message, sessiond.CodeUnauthorized, msg)
+	}
+	if !errors.Is(err, sessiond.ErrUnauthorized) {
+		tb.Fatalf("errors.Is(err, ErrUnauthorized) = false")
+	}
+	if token != "" && strings.Contains(err.Error(), token) {
+		tb.Fatalf("error contains the token")
+	}
+}
+
+// jwkOf returns the JWK of a public key with kid.
+func jwkOf(tb testing.TB, kid string, pub any) map[string]any {
+	tb.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	switch pk := pub.(type) {
+	case *rsa.PublicKey:
+		return map[string]any{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+			"n": enc(pk.N.Bytes()), "e": enc(big.NewInt(int64(pk.E)).Bytes())}
+	case *ecdsa.PublicKey:
+		b, err := pk.Bytes()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return map[string]any{"kty": "EC", "kid": kid, "crv": "P-256", "x": enc(b[1:33]), "y": enc(b[33:])}
+	case ed25519.PublicKey:
+		return map[string]any{"kty": "OKP", "kid": kid, "crv": "Ed25519", "x": enc(pk)}
+	}
+	tb.Fatalf("jwkOf: %T", pub)
+	return nil
+}
+
+// jwksServer serves a JWK Set that tests can replace, and counts requests.
+type jwksServer struct {
+	*httptest.Server
+	requests atomic.Int64
+	mu       sync.Mutex
+	body     []byte
+	status   int
+}
+
+func newJWKSServer(tb testing.TB, keys ...map[string]any) *jwksServer {
+	tb.Helper()
+	s := &jwksServer{status: http.StatusOK}
+	s.set(tb, keys...)
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		s.mu.Lock()
+		body, status := s.body, s.status
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}))
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// set replaces the served key set.
+func (s *jwksServer) set(tb testing.TB, keys ...map[string]any) {
+	tb.Helper()
+	if keys == nil {
+		keys = []map[string]any{}
+	}
+	b, err := json.Marshal(map[string]any{"keys": keys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.setRaw(http.StatusOK, b)
+}
+
+func (s *jwksServer) setRaw(status int, body []byte) {
+	s.mu.Lock()
+	s.status, s.body = status, body
+	s.mu.Unlock()
+}
+
+// waitRequests polls until the server has answered at least n requests, or
+// fails the test after a generous deadline.
+func (s *jwksServer) waitRequests(tb testing.TB, n int64) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.requests.Load() < n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("JWKS server saw %d requests, want >= %d", s.requests.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func p384Key(tb testing.TB) any {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k.Public()
+}
+
+func rsa1024Key(tb testing.TB) any {
+	tb.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k.Public()
+}
+
+func otherEd(tb testing.TB) ed25519.PrivateKey {
+	tb.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
