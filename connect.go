@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -119,6 +120,35 @@ func (m *Manager) Connect(ctx context.Context, req ConnectRequest) (*Connected, 
 	return nil, ErrConflict
 }
 
+// ConnectTo attaches a connection to the session with the id on an
+// administrator's authority: no credential, no subject check. REST
+// registers connections of kinds other than WebSocket this way; they stay
+// attached while their heartbeats come (Heartbeat).
+func (m *Manager) ConnectTo(ctx context.Context, sessionID string, req ConnectRequest) (*Connected, error) {
+	if err := checkID("id", sessionID); err != nil {
+		return nil, err
+	}
+	if req.Kind == "" {
+		return nil, Errorf(CodeInvalidArgument, "kind", "is required")
+	}
+	if err := checkText("kind", req.Kind, maxKindLen, true); err != nil {
+		return nil, err
+	}
+	if err := checkText("user_agent", req.UserAgent, maxUserAgentLen, false); err != nil {
+		return nil, err
+	}
+	if req.ClientIP != "" {
+		if _, err := netip.ParseAddr(req.ClientIP); err != nil {
+			return nil, Errorf(CodeInvalidArgument, "client_ip", "is not an IP address")
+		}
+	}
+	s, err := m.get(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	return m.attach(ctx, s, req)
+}
+
 func isEnded(err error) bool { return errors.Is(err, ErrEnded) || errors.Is(err, ErrExpired) }
 
 // deviceSession returns the subject's live session for the device, the most
@@ -154,7 +184,7 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*
 			return nil, err
 		}
 		p := m.policyOf(s)
-		now := m.clock.Now()
+		now := m.now()
 		n := s.Clone()
 		n.Version++
 		n.LastActive = now
@@ -223,7 +253,7 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 		if i < 0 || !s.State.Live() {
 			return nil
 		}
-		now := m.clock.Now()
+		now := m.now()
 		n := s.Clone()
 		n.Version++
 		n.Conns = slices.Delete(n.Conns, i, i+1)
@@ -268,7 +298,7 @@ func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, er
 		if i < 0 {
 			return nil, ErrConnectionNotFound
 		}
-		now := m.clock.Now()
+		now := m.now()
 		n := s.Clone()
 		n.Version++
 		n.Conns[i].LastHeartbeat = now
@@ -331,7 +361,7 @@ func (m *Manager) connDue(ctx context.Context, connID string) error {
 	if i < 0 || !s.State.Live() {
 		return nil
 	}
-	if at := s.Conns[i].LastHeartbeat.Add(m.policyOf(s).HeartbeatTimeout); m.clock.Now().Before(at) {
+	if at := s.Conns[i].LastHeartbeat.Add(m.policyOf(s).HeartbeatTimeout); m.now().Before(at) {
 		m.sched.Set(connKey(connID), at)
 		return nil
 	}

@@ -219,7 +219,7 @@ func (m *Manager) start(ctx context.Context) error {
 				}
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					m.log.Warn("settling overdue session; retrying in 1s", "sid", LogID(s.ID), "err", err)
-					m.scheduleAt(s.ID, m.clock.Now().Add(time.Second))
+					m.scheduleAt(s.ID, m.now().Add(time.Second))
 				}
 			}
 		}()
@@ -233,7 +233,7 @@ func (m *Manager) start(ctx context.Context) error {
 			walkErr = err
 			break
 		}
-		now := m.clock.Now()
+		now := m.now()
 		for _, s := range page.Sessions {
 			n++
 			at := m.deadline(s)
@@ -270,6 +270,13 @@ func (m *Manager) Close() error {
 	})
 	return nil
 }
+
+// now is the engine's time: the clock's wall time, without a monotonic
+// reading. Every stored time and every deadline is wall time (stores keep
+// nothing else, and the scheduler counts Unix nanoseconds), so comparisons
+// must be wall time too, or a deadline the scheduler finds due could look
+// not yet due to the engine.
+func (m *Manager) now() time.Time { return m.clock.Now().Round(0) }
 
 // Policy returns the named policy ("" for the default) and whether it exists.
 func (m *Manager) Policy(name string) (Policy, bool) {
@@ -350,7 +357,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, uniqueDevice bo
 		return nil, err
 	}
 
-	now := m.clock.Now()
+	now := m.now()
 	token, hash := NewToken()
 	s := &Session{
 		ID: req.ID, Subject: req.Subject, Device: req.Device, Metadata: meta, Policy: p.Name,
@@ -447,7 +454,7 @@ func (m *Manager) validate(ctx context.Context, token string, dev Device) (*Vali
 		if !s.State.Live() {
 			return nil, "", endedError(s)
 		}
-		now := m.clock.Now()
+		now := m.now()
 		if reason, due := m.expiry(s, now); due {
 			return nil, "", m.endFor(ctx, s, reason)
 		}
@@ -615,7 +622,7 @@ func (m *Manager) Rotate(ctx context.Context, id string) (*Validation, error) {
 		if s, err = m.checkLive(ctx, s); err != nil {
 			return nil, err
 		}
-		now := m.clock.Now()
+		now := m.now()
 		n := s.Clone()
 		n.Version++
 		token := m.rotateInto(n, m.policyOf(s), now)
@@ -643,7 +650,7 @@ func (m *Manager) Touch(ctx context.Context, id string) error {
 		if s, err = m.checkLive(ctx, s); err != nil {
 			return err
 		}
-		now := m.clock.Now()
+		now := m.now()
 		if p := m.policyOf(s); p.TouchInterval > 0 && now.Sub(s.LastActive) < p.TouchInterval {
 			return nil
 		}
@@ -666,7 +673,7 @@ func (m *Manager) checkLive(ctx context.Context, s *Session) (*Session, error) {
 	if !s.State.Live() {
 		return nil, endedError(s)
 	}
-	if reason, due := m.expiry(s, m.clock.Now()); due {
+	if reason, due := m.expiry(s, m.now()); due {
 		return nil, m.endFor(ctx, s, reason)
 	}
 	return s, nil
@@ -693,7 +700,7 @@ func (m *Manager) fresh(ctx context.Context, s *Session) (*Session, error) {
 	if !s.State.Live() {
 		return s, nil
 	}
-	reason, due := m.expiry(s, m.clock.Now())
+	reason, due := m.expiry(s, m.now())
 	if !due {
 		return s, nil
 	}
@@ -778,7 +785,7 @@ func (m *Manager) Revoke(ctx context.Context, id string, reason EndReason) error
 // already past its deadline ends for that deadline, so that its end reason
 // and events say what happened first.
 func (m *Manager) reasonAt(s *Session, reason EndReason) EndReason {
-	if r, due := m.expiry(s, m.clock.Now()); due {
+	if r, due := m.expiry(s, m.now()); due {
 		return r
 	}
 	return reason
@@ -882,7 +889,7 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason) (_ *Ses
 			m.dispose(ctx, s, false)
 			return s, false, nil
 		}
-		now := m.clock.Now()
+		now := m.now()
 		if attempt > 0 && reason.deadline() {
 			// A deadline seen before a lost compare-and-set may no longer
 			// hold (a reconnect resumed the session, activity moved it).
@@ -932,7 +939,7 @@ func (m *Manager) finish(ctx context.Context, s *Session) (*Session, error) {
 		n.State = StateEnded
 		n.Conns = nil
 		n.Version++
-		err := m.update(ctx, n, []Event{newEvent(EventEnded, n, m.clock.Now())})
+		err := m.update(ctx, n, []Event{newEvent(EventEnded, n, m.now())})
 		switch {
 		case err == nil:
 			return n, nil
@@ -949,11 +956,11 @@ func (m *Manager) finish(ctx context.Context, s *Session) (*Session, error) {
 
 // due is the scheduler's callback.
 func (m *Manager) due(id string, at time.Time) {
-	m.obs.SchedulerLag(m.clock.Now().Sub(at))
+	m.obs.SchedulerLag(m.now().Sub(at))
 	if connID, ok := isConnKey(id); ok {
 		if err := m.connDue(m.ctx, connID); err != nil && m.ctx.Err() == nil {
 			m.log.Warn("handling a heartbeat deadline; retrying in 1s", "err", err)
-			m.scheduleAt(id, m.clock.Now().Add(time.Second))
+			m.scheduleAt(id, m.now().Add(time.Second))
 		}
 		return
 	}
@@ -966,14 +973,14 @@ func (m *Manager) due(id string, at time.Time) {
 	}
 	if err != nil && m.ctx.Err() == nil {
 		m.log.Warn("handling deadline; retrying in 1s", "sid", LogID(id), "err", err)
-		m.scheduleAt(id, m.clock.Now().Add(time.Second))
+		m.scheduleAt(id, m.now().Add(time.Second))
 	}
 }
 
 // settle does what is due for s now: ends it, finishes its ending, purges
 // it, or reschedules it for its next deadline.
 func (m *Manager) settle(ctx context.Context, s *Session) error {
-	now := m.clock.Now()
+	now := m.now()
 	switch s.State {
 	case StateEnded:
 		at := m.deadline(s)

@@ -245,12 +245,44 @@ type RevokeSubjectResponse struct {
 
 // StatsResponse is the body of GET /v1/stats.
 type StatsResponse struct {
-	Sessions  map[string]int `json:"sessions"` // by state
-	Total     int            `json:"total"`
-	Subjects  int            `json:"subjects"`  // with a live session
-	Scheduled int            `json:"scheduled"` // deadlines held by this node
-	Uptime    string         `json:"uptime"`
-	Version   string         `json:"version"`
+	Sessions    map[string]int  `json:"sessions"` // by state
+	Total       int             `json:"total"`
+	Subjects    int             `json:"subjects"` // with a live session
+	Connections ConnectionStats `json:"connections"`
+	Scheduled   int             `json:"scheduled"` // deadlines held by this node
+	Uptime      string          `json:"uptime"`
+	Version     string          `json:"version"`
+	// WebSocket holds this node's WebSocket counts (ws.Stats) when the
+	// edge is on.
+	WebSocket any `json:"websocket,omitempty"`
+}
+
+// ConnectionStats count the live sessions' connections.
+type ConnectionStats struct {
+	Total  int            `json:"total"`
+	ByKind map[string]int `json:"by_kind"`
+}
+
+// ConnectionRequest is the body of POST /v1/sessions/{id}/connections.
+type ConnectionRequest struct {
+	Kind      string `json:"kind"`
+	ClientIP  string `json:"client_ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// ConnectionResponse is the body of a 201 from POST
+// /v1/sessions/{id}/connections and of a 200 from a heartbeat.
+type ConnectionResponse struct {
+	Connection sessiond.Connection `json:"connection"`
+	// HeartbeatInterval is how often to send heartbeats; the connection is
+	// lost after HeartbeatTimeout without one.
+	HeartbeatInterval string `json:"heartbeat_interval"`
+	HeartbeatTimeout  string `json:"heartbeat_timeout"`
+}
+
+// ConnectionsResponse is the body of GET /v1/sessions/{id}/connections.
+type ConnectionsResponse struct {
+	Connections []sessiond.Connection `json:"connections"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

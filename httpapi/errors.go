@@ -15,20 +15,23 @@ const (
 
 // statusOf is the one table mapping error codes to HTTP statuses.
 var statusOf = map[sessiond.Code]int{
-	sessiond.CodeInvalidArgument: http.StatusBadRequest,
-	sessiond.CodeUnauthorized:    http.StatusUnauthorized,
-	sessiond.CodeNotFound:        http.StatusNotFound,
-	sessiond.CodeExpired:         http.StatusGone,
-	sessiond.CodeEnded:           http.StatusGone,
-	sessiond.CodeDeviceMismatch:  http.StatusForbidden,
-	sessiond.CodeTokenReused:     http.StatusForbidden,
-	sessiond.CodeLimitReached:    http.StatusConflict,
-	sessiond.CodeExists:          http.StatusConflict,
-	sessiond.CodeConflict:        http.StatusConflict,
-	sessiond.CodeUnavailable:     http.StatusServiceUnavailable,
-	sessiond.CodeInternal:        http.StatusInternalServerError,
-	CodeRouteNotFound:            http.StatusNotFound,
-	CodeMethodNotAllowed:         http.StatusMethodNotAllowed,
+	sessiond.CodeInvalidArgument:    http.StatusBadRequest,
+	sessiond.CodeUnauthorized:       http.StatusUnauthorized,
+	sessiond.CodeNotFound:           http.StatusNotFound,
+	sessiond.CodeExpired:            http.StatusGone,
+	sessiond.CodeEnded:              http.StatusGone,
+	sessiond.CodeDeviceMismatch:     http.StatusForbidden,
+	sessiond.CodeTokenReused:        http.StatusForbidden,
+	sessiond.CodeLimitReached:       http.StatusConflict,
+	sessiond.CodeExists:             http.StatusConflict,
+	sessiond.CodeConflict:           http.StatusConflict,
+	sessiond.CodeSubjectMismatch:    http.StatusForbidden,
+	sessiond.CodeTooManyConnections: http.StatusConflict,
+	sessiond.CodeConnectionNotFound: http.StatusNotFound,
+	sessiond.CodeUnavailable:        http.StatusServiceUnavailable,
+	sessiond.CodeInternal:           http.StatusInternalServerError,
+	CodeRouteNotFound:               http.StatusNotFound,
+	CodeMethodNotAllowed:            http.StatusMethodNotAllowed,
 }
 
 // Status returns the HTTP status for an error code.
@@ -49,6 +52,21 @@ type ErrorDetail struct {
 	Code    sessiond.Code `json:"code"`
 	Message string        `json:"message"`
 	Field   string        `json:"field,omitempty"`
+}
+
+// WriteError answers with err's code, status and message, for other edges
+// (the WebSocket edge refuses connections with the API's error bodies).
+// Faults that are not domain errors are answered without their details.
+func WriteError(w http.ResponseWriter, err error) {
+	var se *sessiond.Error
+	body := ErrorBody{Error: ErrorDetail{Code: sessiond.CodeInternal, Message: "internal error"}}
+	if errors.As(err, &se) && se.Code != sessiond.CodeInternal {
+		body.Error = ErrorDetail{Code: se.Code, Message: se.Message, Field: se.Field}
+		if body.Error.Message == "" {
+			body.Error.Message = string(se.Code)
+		}
+	}
+	writeJSON(w, Status(body.Error.Code), body)
 }
 
 // writeError answers with err's code, status and message. Faults that are

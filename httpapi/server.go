@@ -4,11 +4,13 @@
 package httpapi
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,6 +39,11 @@ type Config struct {
 	// SSEKeepAlive is how often an idle event stream gets a comment line,
 	// so proxies keep it open. 0 means 15s.
 	SSEKeepAlive time.Duration
+	// Connect, if set, serves GET /v1/connect (the WebSocket edge), which
+	// authenticates with its own credentials rather than the API key.
+	Connect http.Handler
+	// EdgeStats, if set, adds this node's WebSocket counts to /v1/stats.
+	EdgeStats func() any
 }
 
 // Server is the HTTP edge of a Manager.
@@ -45,6 +52,7 @@ type Server struct {
 	keyHash   [sha256.Size]byte
 	log       *slog.Logger
 	observe   func(string, int, time.Duration)
+	edgeStats func() any
 	version   string
 	keepAlive time.Duration
 	started   time.Time
@@ -73,6 +81,10 @@ func Routes() []Route {
 		{"POST", "/v1/sessions/{id}/rotate", true, (*Server).rotate},
 		{"GET", "/v1/subjects/{subject}/sessions", true, (*Server).listSubject},
 		{"DELETE", "/v1/subjects/{subject}/sessions", true, (*Server).revokeSubject},
+		{"POST", "/v1/sessions/{id}/connections", true, (*Server).addConnection},
+		{"GET", "/v1/sessions/{id}/connections", true, (*Server).listConnections},
+		{"POST", "/v1/connections/{id}/heartbeat", true, (*Server).heartbeat},
+		{"DELETE", "/v1/connections/{id}", true, (*Server).removeConnection},
 		{"GET", "/v1/stats", true, (*Server).stats},
 		{"GET", "/v1/events", true, (*Server).events},
 		{"GET", "/healthz", false, (*Server).healthz},
@@ -94,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 		keyHash:   sha256.Sum256([]byte(cfg.APIKey)),
 		log:       cfg.Logger,
 		observe:   cfg.Observe,
+		edgeStats: cfg.EdgeStats,
 		version:   cfg.Version,
 		keepAlive: cfg.SSEKeepAlive,
 		started:   time.Now(),
@@ -121,6 +134,9 @@ func New(cfg Config) (*Server, error) {
 			h = s.requireKey(h)
 		}
 		s.mux.Handle(pattern, h)
+	}
+	if cfg.Connect != nil {
+		s.mux.Handle("GET /v1/connect", cfg.Connect)
 	}
 	s.mux.HandleFunc("/", s.unmatched)
 	s.handler = s.mux
@@ -198,6 +214,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack lets the WebSocket edge take the connection; upgrade libraries
+// assert http.Hijacker rather than use a ResponseController.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
+}
 
 func (s *Server) measure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -341,9 +367,19 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 	resp := StatsResponse{
 		Sessions: make(map[string]int, len(st.Sessions)), Total: st.Total, Subjects: st.Subjects,
 		Scheduled: st.Scheduled, Uptime: time.Since(s.started).Round(time.Second).String(), Version: s.version,
+		Connections: ConnectionStats{ByKind: st.Connections},
 	}
 	for state, n := range st.Sessions {
 		resp.Sessions[state.String()] = n
+	}
+	if resp.Connections.ByKind == nil {
+		resp.Connections.ByKind = map[string]int{}
+	}
+	for _, n := range st.Connections {
+		resp.Connections.Total += n
+	}
+	if s.edgeStats != nil {
+		resp.WebSocket = s.edgeStats()
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil

@@ -292,12 +292,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	switch {
 	case tried:
+		return nil, unauthorized(msgBadSignature)
 	case kid != "" && !byKID:
 		return nil, unauthorized(msgUnknownKey)
-	default:
-		return nil, unauthorized(msgAlgorithm)
 	}
-	return nil, unauthorized(msgBadSignature)
+	return nil, unauthorized(msgAlgorithm)
 }
 
 // candidates returns the keys to try, in order, for a token with the given

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/ws"
 )
 
 const ns = "sessiond"
@@ -177,4 +178,43 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(subjectsDesc, prometheus.GaugeValue, float64(st.Subjects))
 	ch <- prometheus.MustNewConstMetric(scheduledDesc, prometheus.GaugeValue, float64(st.Scheduled))
+}
+
+// RegisterEdge registers the WebSocket edge's counters, read from stats at
+// each scrape.
+func RegisterEdge(reg prometheus.Registerer, stats func() ws.Stats) {
+	reg.MustRegister(&edgeCollector{stats: stats})
+}
+
+var (
+	wsOpenDesc     = prometheus.NewDesc(ns+"_websocket_connections", "WebSocket connections open on this node.", nil, nil)
+	wsConnectsDesc = prometheus.NewDesc(ns+"_websocket_connects_total", "WebSocket connections attached, by outcome: created (a new session), resumed (a disconnected one), attached (an existing live one).", []string{"outcome"}, nil)
+	wsRefusedDesc  = prometheus.NewDesc(ns+"_websocket_refused_total", "WebSocket connection attempts refused (credential, session, limits).", nil, nil)
+	wsHBDesc       = prometheus.NewDesc(ns+"_websocket_heartbeat_timeouts_total", "WebSocket connections closed for silence.", nil, nil)
+	wsClosesDesc   = prometheus.NewDesc(ns+"_websocket_closes_total", "WebSocket close codes sent by the server, by code; client_closed counts closes by the client or network.", []string{"code"}, nil)
+	wsMsgsDesc     = prometheus.NewDesc(ns+"_websocket_messages_total", "Messages received from WebSocket clients.", nil, nil)
+)
+
+type edgeCollector struct{ stats func() ws.Stats }
+
+func (c *edgeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{wsOpenDesc, wsConnectsDesc, wsRefusedDesc, wsHBDesc, wsClosesDesc, wsMsgsDesc} {
+		ch <- d
+	}
+}
+
+func (c *edgeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	ch <- prometheus.MustNewConstMetric(wsOpenDesc, prometheus.GaugeValue, float64(st.Open))
+	attached := st.Connects - st.Created - st.Resumed
+	for outcome, n := range map[string]int64{"created": st.Created, "resumed": st.Resumed, "attached": attached} {
+		ch <- prometheus.MustNewConstMetric(wsConnectsDesc, prometheus.CounterValue, float64(n), outcome)
+	}
+	ch <- prometheus.MustNewConstMetric(wsRefusedDesc, prometheus.CounterValue, float64(st.Refused))
+	ch <- prometheus.MustNewConstMetric(wsHBDesc, prometheus.CounterValue, float64(st.HeartbeatTimeouts))
+	for code, n := range st.CloseCodes {
+		ch <- prometheus.MustNewConstMetric(wsClosesDesc, prometheus.CounterValue, float64(n), code)
+	}
+	ch <- prometheus.MustNewConstMetric(wsClosesDesc, prometheus.CounterValue, float64(st.ClientClosed), "client_closed")
+	ch <- prometheus.MustNewConstMetric(wsMsgsDesc, prometheus.CounterValue, float64(st.Messages))
 }

@@ -93,3 +93,11 @@ func (c *ManualClock) Jump(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
+
+// Pending returns how many timers are waiting to fire: a test can check
+// that what it started has stopped.
+func (c *ManualClock) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,23 +42,94 @@ type Config struct {
 	// DefaultPolicy names the policy of creates that name none; with one
 	// policy it may be left out.
 	DefaultPolicy string `yaml:"default_policy"`
-	// Policies by name. None configured means one policy, "default":
-	// ttl 24h, idle_timeout 30m, touch_interval 1m, rotation_grace 30s.
+	// ConnectPolicy names the policy of sessions a WebSocket connection
+	// creates for a device: "device" if there is one, else the default.
+	ConnectPolicy string `yaml:"connect_policy"`
+	// Policies by name. None configured means two built-in ones: "default"
+	// (ttl 24h, idle_timeout 30m, touch_interval 1m, rotation_grace 30s)
+	// and "device" (ttl 24h, idle_timeout 1h, disconnect_grace 30s, one
+	// connection that a newer one replaces).
 	Policies map[string]PolicyConfig `yaml:"policies"`
+
+	// Node names this server among those sharing a store; it must not
+	// change across restarts: the host name.
+	Node string `yaml:"node"`
+	// JWT configures the credentials of WebSocket connections; without a
+	// key, GET /v1/connect is off.
+	JWT JWTConfig `yaml:"jwt"`
+	// WebSocket tunes the WebSocket edge.
+	WebSocket WebSocketConfig `yaml:"websocket"`
+	// EndingHookURL, if set, is POSTed every session that ends, as
+	// {"event":"ending","session":{...}}, before the session is recorded as
+	// ended. A 2xx answer is success; anything else is logged and counted.
+	EndingHookURL string `yaml:"ending_hook_url"`
+	// DisposeTimeout bounds each resource disposal and the ending hook: 5s.
+	DisposeTimeout Duration `yaml:"dispose_timeout"`
 
 	file string // the config file read, if any
 }
 
+// JWTConfig is how WebSocket credentials are verified. The algorithm is
+// pinned to the key: HS256 for the secret, RS256, ES256 or EdDSA for public
+// keys by their type; "none" and confusions between them are refused.
+type JWTConfig struct {
+	Secret        string   `yaml:"secret"`          // HS256 secret, at least 32 bytes (--jwt-secret)
+	PublicKeys    []string `yaml:"public_keys"`     // PEM files (--jwt-public-key, comma-separated)
+	JWKSURL       string   `yaml:"jwks_url"`        // refreshed in the background; kid selects the key
+	JWKSRefresh   Duration `yaml:"jwks_refresh"`    // 5m
+	Issuer        string   `yaml:"issuer"`          // iss must equal it, if set
+	Audience      string   `yaml:"audience"`        // aud must contain it, if set
+	Leeway        Duration `yaml:"leeway"`          // clock skew allowed: 0
+	SubjectClaim  string   `yaml:"subject_claim"`   // the claim naming the subject: sub
+	AllowNoExpiry bool     `yaml:"allow_no_expiry"` // accept tokens without exp: false
+}
+
+// WebSocketConfig tunes the WebSocket edge; docs/protocol.md has the
+// defaults' meaning.
+type WebSocketConfig struct {
+	MaxMessageSize int      `yaml:"max_message_size"` // 4096
+	MessageRate    float64  `yaml:"message_rate"`     // 20 per second
+	MessageBurst   int      `yaml:"message_burst"`    // 40
+	RefreshBefore  Duration `yaml:"refresh_before"`   // 1m
+}
+
 // PolicyConfig is a policy as written in the config file.
 type PolicyConfig struct {
-	TTL           Duration `yaml:"ttl"`
-	IdleTimeout   Duration `yaml:"idle_timeout"`
-	TouchInterval Duration `yaml:"touch_interval"`
-	RotateAfter   Duration `yaml:"rotate_after"`
-	RotationGrace Duration `yaml:"rotation_grace"`
-	MaxPerSubject int      `yaml:"max_per_subject"`
-	OnLimit       string   `yaml:"on_limit"`
-	BindDevice    bool     `yaml:"bind_device"`
+	TTL               Duration `yaml:"ttl"`
+	IdleTimeout       Duration `yaml:"idle_timeout"`
+	TouchInterval     Duration `yaml:"touch_interval"`
+	RotateAfter       Duration `yaml:"rotate_after"`
+	RotationGrace     Duration `yaml:"rotation_grace"`
+	MaxPerSubject     int      `yaml:"max_per_subject"`
+	OnLimit           string   `yaml:"on_limit"`
+	BindDevice        bool     `yaml:"bind_device"`
+	DisconnectGrace   Duration `yaml:"disconnect_grace"`
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
+	HeartbeatTimeout  Duration `yaml:"heartbeat_timeout"`
+	MaxConnections    int      `yaml:"max_connections"`
+	OnConnect         string   `yaml:"on_connect"`
+}
+
+func (pc PolicyConfig) policy(name string) sessiond.Policy {
+	return sessiond.Policy{
+		Name: name, TTL: time.Duration(pc.TTL), IdleTimeout: time.Duration(pc.IdleTimeout),
+		TouchInterval: time.Duration(pc.TouchInterval), RotateAfter: time.Duration(pc.RotateAfter),
+		RotationGrace: time.Duration(pc.RotationGrace), MaxPerSubject: pc.MaxPerSubject,
+		OnLimit: sessiond.LimitAction(pc.OnLimit), BindDevice: pc.BindDevice,
+		DisconnectGrace: time.Duration(pc.DisconnectGrace), HeartbeatInterval: time.Duration(pc.HeartbeatInterval),
+		HeartbeatTimeout: time.Duration(pc.HeartbeatTimeout), MaxConnections: pc.MaxConnections,
+		OnConnect: sessiond.ConnectAction(pc.OnConnect),
+	}
+}
+
+func policyConfig(p sessiond.Policy) PolicyConfig {
+	return PolicyConfig{
+		TTL: Duration(p.TTL), IdleTimeout: Duration(p.IdleTimeout), TouchInterval: Duration(p.TouchInterval),
+		RotateAfter: Duration(p.RotateAfter), RotationGrace: Duration(p.RotationGrace),
+		MaxPerSubject: p.MaxPerSubject, OnLimit: string(p.OnLimit), BindDevice: p.BindDevice,
+		DisconnectGrace: Duration(p.DisconnectGrace), HeartbeatInterval: Duration(p.HeartbeatInterval),
+		HeartbeatTimeout: Duration(p.HeartbeatTimeout), MaxConnections: p.MaxConnections, OnConnect: string(p.OnConnect),
+	}
 }
 
 // Duration is a time.Duration written as "90s", "1h30m" in YAML.
@@ -92,7 +164,16 @@ func defaultConfig() Config {
 		Addr: "127.0.0.1:7600", DataDir: "sessiond-data", Store: "embedded", LogFormat: "auto", LogLevel: "info",
 		Retention: Duration(sessiond.DefaultRetention), EventRetention: 100_000,
 		MaxMetadataBytes: sessiond.DefaultMaxMetadata, ShutdownTimeout: Duration(15 * time.Second),
+		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(),
 	}
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "sessiond"
+	}
+	return h
 }
 
 // configFlags are the flags every command that needs the configuration takes.
@@ -109,6 +190,15 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"store", "SESSIOND_STORE", "embedded or memory"},
 	{"log-format", "SESSIOND_LOG_FORMAT", "auto, text or json"},
 	{"log-level", "SESSIOND_LOG_LEVEL", "debug, info, warn or error"},
+	{"node", "SESSIOND_NODE", "this server's name among those sharing a store (default: host name)"},
+	{"jwt-secret", "SESSIOND_JWT_SECRET", "HS256 secret for WebSocket credentials (at least 32 bytes)"},
+	{"jwt-public-key", "SESSIOND_JWT_PUBLIC_KEYS", "PEM public key files for WebSocket credentials, comma-separated (RS256, ES256, EdDSA)"},
+	{"jwt-jwks-url", "SESSIOND_JWT_JWKS_URL", "JWKS URL for WebSocket credentials"},
+	{"jwt-issuer", "SESSIOND_JWT_ISSUER", "required iss of credentials"},
+	{"jwt-audience", "SESSIOND_JWT_AUDIENCE", "required aud of credentials"},
+	{"jwt-subject-claim", "SESSIOND_JWT_SUBJECT_CLAIM", "claim naming the subject (default sub)"},
+	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times, e.g. 30s"},
+	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 }
 
 func newConfigFlags(fs *flag.FlagSet) *configFlags {
@@ -155,6 +245,28 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.LogFormat = v
 		case "log-level":
 			cfg.LogLevel = v
+		case "node":
+			cfg.Node = v
+		case "jwt-secret":
+			cfg.JWT.Secret = v
+		case "jwt-public-key":
+			cfg.JWT.PublicKeys = strings.Split(v, ",")
+		case "jwt-jwks-url":
+			cfg.JWT.JWKSURL = v
+		case "jwt-issuer":
+			cfg.JWT.Issuer = v
+		case "jwt-audience":
+			cfg.JWT.Audience = v
+		case "jwt-subject-claim":
+			cfg.JWT.SubjectClaim = v
+		case "jwt-leeway":
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return cfg, fmt.Errorf("jwt-leeway: %q is not a duration like \"30s\"", v)
+			}
+			cfg.JWT.Leeway = Duration(d)
+		case "ending-hook-url":
+			cfg.EndingHookURL = v
 		}
 	}
 	return cfg, cfg.validate()
@@ -208,8 +320,19 @@ func (cfg *Config) validate() error {
 	if cfg.MaxMetadataBytes < 1 {
 		return fmt.Errorf("max_metadata_bytes: must be at least 1 (got %d)", cfg.MaxMetadataBytes)
 	}
-	_, _, err := cfg.policies()
-	return err
+	policies, _, err := cfg.policies()
+	if err != nil {
+		return err
+	}
+	if cfg.ConnectPolicy != "" && !slices.ContainsFunc(policies, func(p sessiond.Policy) bool { return p.Name == cfg.ConnectPolicy }) {
+		return fmt.Errorf("connect_policy: names %q, which is not among the policies", cfg.ConnectPolicy)
+	}
+	if cfg.EndingHookURL != "" {
+		if u, err := url.Parse(cfg.EndingHookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("ending_hook_url: must be an http or https URL (got %q)", cfg.EndingHookURL)
+		}
+	}
+	return nil
 }
 
 // policies returns the configured policies, checked, and the default's name.
@@ -218,7 +341,13 @@ func (cfg *Config) policies() ([]sessiond.Policy, string, error) {
 		if cfg.DefaultPolicy != "" && cfg.DefaultPolicy != "default" {
 			return nil, "", fmt.Errorf("default_policy: names %q, but no policies are configured", cfg.DefaultPolicy)
 		}
-		return []sessiond.Policy{sessiond.DefaultPolicy()}, "default", nil
+		builtin := []sessiond.Policy{sessiond.DefaultPolicy(), sessiond.DevicePolicy()}
+		for i := range builtin {
+			if err := builtin[i].Validate(); err != nil {
+				return nil, "", err
+			}
+		}
+		return builtin, "default", nil
 	}
 	names := make([]string, 0, len(cfg.Policies))
 	for name := range cfg.Policies {
@@ -227,13 +356,7 @@ func (cfg *Config) policies() ([]sessiond.Policy, string, error) {
 	slices.Sort(names)
 	var out []sessiond.Policy
 	for _, name := range names {
-		pc := cfg.Policies[name]
-		p := sessiond.Policy{
-			Name: name, TTL: time.Duration(pc.TTL), IdleTimeout: time.Duration(pc.IdleTimeout),
-			TouchInterval: time.Duration(pc.TouchInterval), RotateAfter: time.Duration(pc.RotateAfter),
-			RotationGrace: time.Duration(pc.RotationGrace), MaxPerSubject: pc.MaxPerSubject,
-			OnLimit: sessiond.LimitAction(pc.OnLimit), BindDevice: pc.BindDevice,
-		}
+		p := cfg.Policies[name].policy(name)
 		if err := p.Validate(); err != nil {
 			return nil, "", err
 		}
@@ -271,11 +394,10 @@ func (cfg *Config) effective() ([]byte, error) {
 	out.DefaultPolicy = def
 	out.Policies = map[string]PolicyConfig{}
 	for _, p := range policies {
-		out.Policies[p.Name] = PolicyConfig{
-			TTL: Duration(p.TTL), IdleTimeout: Duration(p.IdleTimeout), TouchInterval: Duration(p.TouchInterval),
-			RotateAfter: Duration(p.RotateAfter), RotationGrace: Duration(p.RotationGrace),
-			MaxPerSubject: p.MaxPerSubject, OnLimit: string(p.OnLimit), BindDevice: p.BindDevice,
-		}
+		out.Policies[p.Name] = policyConfig(p)
+	}
+	if out.JWT.Secret != "" {
+		out.JWT.Secret = "(set; hidden)"
 	}
 	var buf bytes.Buffer
 	if cfg.file != "" {

@@ -7,6 +7,7 @@
 //	sessiond sessions show ID
 //	sessiond sessions revoke ID
 //	sessiond sessions revoke --subject S
+//	sessiond token --subject S [--ttl 1h]   a development JWT for /v1/connect
 //	sessiond version
 //
 // Every command takes --config, --addr, --data-dir, --api-key, --store,
@@ -30,6 +31,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/jwt"
 )
 
 func main() {
@@ -48,6 +50,7 @@ Usage:
   sessiond sessions show ID [--json]
   sessiond sessions revoke ID
   sessiond sessions revoke --subject S
+  sessiond token --subject S [--ttl 1h]   print a development JWT (HS256, the configured --jwt-secret)
   sessiond version
 
 Common flags (each also read from its environment variable):
@@ -58,6 +61,8 @@ Common flags (each also read from its environment variable):
   --store KIND       SESSIOND_STORE       embedded (default) or memory
   --log-format F     SESSIOND_LOG_FORMAT  auto, text or json
   --log-level L      SESSIOND_LOG_LEVEL   debug, info, warn or error
+  --jwt-secret S     SESSIOND_JWT_SECRET  HS256 secret of WebSocket credentials (also --jwt-public-key,
+                                          --jwt-jwks-url, --jwt-issuer, --jwt-audience, --jwt-subject-claim)
 
 Docs: README.md and docs/ in the source tree.
 `
@@ -79,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdStatus(ctx, args, stdout, getenv)
 	case "sessions":
 		err = cmdSessions(ctx, args, stdout, getenv)
+	case "token":
+		err = cmdToken(args, stdout, getenv)
 	case "version":
 		fmt.Fprintln(stdout, "sessiond", version)
 	case "help", "-h", "--help":
@@ -182,6 +189,33 @@ func cmdConfig(args []string, stdout io.Writer, getenv func(string) string) erro
 		return err
 	}
 	_, err = stdout.Write(out)
+	return err
+}
+
+// cmdToken prints a development credential for /v1/connect, signed with
+// the configured HS256 secret.
+func cmdToken(args []string, stdout io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	cf := newConfigFlags(fs)
+	subject := fs.String("subject", "", "the subject (sub claim); required")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	if pos, err := parse(fs, args, stdout); err != nil {
+		return err
+	} else if len(pos) > 0 || *subject == "" {
+		return usageError{"token takes --subject S and optionally --ttl 1h"}
+	}
+	cfg, err := loadConfig(cf, getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.JWT.Secret == "" {
+		return usageError{"token needs the HS256 secret: --jwt-secret or SESSIOND_JWT_SECRET (or jwt.secret in the config file)"}
+	}
+	tok, err := jwt.Sign([]byte(cfg.JWT.Secret), *subject, *ttl, time.Now())
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	_, err = fmt.Fprintln(stdout, tok)
 	return err
 }
 

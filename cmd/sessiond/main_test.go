@@ -408,17 +408,26 @@ func TestAdminCommands(t *testing.T) {
 }
 
 // checkDefaultPolicy checks the built-in policy as `config` prints it.
+// checkDefaultPolicy checks that the built-in policies were printed: the
+// default for REST sessions, and device for WebSocket connections that
+// create their session.
 func checkDefaultPolicy(t *testing.T, got Config) {
 	t.Helper()
-	if got.DefaultPolicy != "default" || len(got.Policies) != 1 {
-		t.Fatalf("config: default_policy %q, policies %v; want the built-in default only", got.DefaultPolicy, got.Policies)
+	if got.DefaultPolicy != "default" || len(got.Policies) != 2 {
+		t.Fatalf("config: default_policy %q, policies %v; want the built-in default and device", got.DefaultPolicy, got.Policies)
 	}
-	want := PolicyConfig{
-		TTL: Duration(24 * time.Hour), IdleTimeout: Duration(30 * time.Minute), TouchInterval: Duration(time.Minute),
-		RotationGrace: Duration(30 * time.Second), OnLimit: "reject",
-	}
-	if p := got.Policies["default"]; p != want {
-		t.Errorf("config: default policy %+v, want %+v", p, want)
+	hb, hbTimeout := Duration(sessiond.DefaultHeartbeatInterval), Duration(2*sessiond.DefaultHeartbeatInterval+10*time.Second)
+	for name, want := range map[string]PolicyConfig{
+		"default": {TTL: Duration(24 * time.Hour), IdleTimeout: Duration(30 * time.Minute), TouchInterval: Duration(time.Minute),
+			RotationGrace: Duration(30 * time.Second), OnLimit: "reject",
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple"},
+		"device": {TTL: Duration(24 * time.Hour), IdleTimeout: Duration(time.Hour), TouchInterval: Duration(time.Minute),
+			OnLimit: "reject", DisconnectGrace: Duration(30 * time.Second),
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, MaxConnections: 1, OnConnect: "replace"},
+	} {
+		if p := got.Policies[name]; p != want {
+			t.Errorf("config: %s policy %+v, want %+v", name, p, want)
+		}
 	}
 }
 
@@ -560,10 +569,14 @@ policies:
 		}
 		return cfg
 	}
+	// Defaults filled in: touch_interval, heartbeats, on_connect.
+	hb, hbTimeout := Duration(sessiond.DefaultHeartbeatInterval), Duration(2*sessiond.DefaultHeartbeatInterval+10*time.Second)
 	wantPolicies := map[string]PolicyConfig{
 		"web": {TTL: Duration(12 * time.Hour), IdleTimeout: Duration(20 * time.Minute),
-			TouchInterval: Duration(time.Minute), OnLimit: "reject"}, // touch_interval filled in
-		"device": {TTL: Duration(720 * time.Hour), MaxPerSubject: 3, OnLimit: "evict_oldest", BindDevice: true},
+			TouchInterval: Duration(time.Minute), OnLimit: "reject",
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple"},
+		"device": {TTL: Duration(720 * time.Hour), MaxPerSubject: 3, OnLimit: "evict_oldest", BindDevice: true,
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple"},
 	}
 	check := func(t *testing.T, got Config, addr, dataDir, store, format, level string) {
 		t.Helper()

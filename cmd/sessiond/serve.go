@@ -24,8 +24,10 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/pebble"
+	"github.com/sessiond/sessiond/ws"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -39,6 +41,8 @@ type server struct {
 
 	store sessiond.Store
 	m     *sessiond.Manager
+	jwt   *jwt.Verifier // nil: the WebSocket edge is off
+	edge  *ws.Edge
 	api   *httpapi.Server
 	http  *http.Server
 	ln    net.Listener
@@ -84,12 +88,15 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	if err != nil {
 		return nil, err
 	}
-	s.m, err = sessiond.New(sessiond.Config{
-		Store: s.store, Policies: policies, DefaultPolicy: def,
+	mcfg := sessiond.Config{
+		Store: s.store, Policies: policies, DefaultPolicy: def, ConnectPolicy: cfg.ConnectPolicy,
 		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes,
-		Logger: s.log, Observer: obs,
-	})
-	if err != nil {
+		Logger: s.log, Observer: obs, Node: cfg.Node, DisposeTimeout: time.Duration(cfg.DisposeTimeout),
+	}
+	if cfg.EndingHookURL != "" {
+		mcfg.EndingHooks = append(mcfg.EndingHooks, endingHook(cfg.EndingHookURL))
+	}
+	if s.m, err = sessiond.New(mcfg); err != nil {
 		return nil, err
 	}
 	if err := s.m.Start(ctx); err != nil {
@@ -97,11 +104,39 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	}
 	metrics.RegisterStats(reg, s.m.Stats)
 
-	s.api, err = httpapi.New(httpapi.Config{
+	api := httpapi.Config{
 		Manager: s.m, APIKey: cfg.APIKey, Logger: s.log, Version: version,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Observe: obs.ObserveRequest,
-	})
+		Connect: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			httpapi.WriteError(w, &sessiond.Error{Code: httpapi.CodeRouteNotFound,
+				Message: "the WebSocket edge is off: configure --jwt-secret, --jwt-public-key or --jwt-jwks-url"})
+		}),
+	}
+	if s.jwt, err = newVerifier(ctx, cfg.JWT, s.log); err != nil {
+		return nil, err
+	}
+	if s.jwt != nil {
+		verifier := s.jwt
+		s.edge, err = ws.New(ws.Config{
+			Manager: s.m, Logger: s.log,
+			Verify: func(ctx context.Context, tok string) (string, time.Time, error) {
+				c, err := verifier.Verify(ctx, tok)
+				if err != nil {
+					return "", time.Time{}, err
+				}
+				return c.Subject, c.ExpiresAt, nil
+			},
+			MaxMessageSize: cfg.WebSocket.MaxMessageSize, MessageRate: cfg.WebSocket.MessageRate,
+			MessageBurst: cfg.WebSocket.MessageBurst, RefreshBefore: time.Duration(cfg.WebSocket.RefreshBefore),
+		})
+		if err != nil {
+			return nil, err
+		}
+		api.Connect, api.EdgeStats = s.edge, func() any { return s.edge.Stats() }
+		metrics.RegisterEdge(reg, s.edge.Stats)
+	}
+	s.api, err = httpapi.New(api)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +242,14 @@ func (s *server) run(ctx context.Context) error {
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
 	defer cancel()
-	err := s.http.Shutdown(sctx)
+	s.api.SetReady(false)
+	var err error
+	if s.edge != nil {
+		// First, while the engine and the store still run: every socket
+		// hears "going away, reconnect" and its session waits out its grace.
+		err = s.edge.Shutdown(sctx)
+	}
+	err = errors.Join(err, s.http.Shutdown(sctx))
 	if cerr := s.close(); err == nil {
 		err = cerr
 	}
@@ -222,8 +264,14 @@ func (s *server) close() error {
 	if s.api != nil {
 		s.api.Close()
 	}
+	if s.edge != nil {
+		_ = s.edge.Shutdown(context.Background()) // a no-op after run's
+	}
 	if s.m != nil {
 		_ = s.m.Close() // always nil
+	}
+	if s.jwt != nil {
+		s.jwt.Close()
 	}
 	if s.store != nil {
 		return s.store.Close()

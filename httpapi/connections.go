@@ -1,0 +1,68 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/sessiond/sessiond"
+)
+
+// Connections that are not WebSockets (HTTP, VNC, ...) are registered here
+// and kept alive by heartbeats; WebSockets attach through /v1/connect.
+
+func (s *Server) addConnection(w http.ResponseWriter, r *http.Request) error {
+	var body ConnectionRequest
+	if err := decodeJSON(w, r, &body); err != nil {
+		return err
+	}
+	if body.Kind == sessiond.KindWebSocket {
+		return sessiond.Errorf(sessiond.CodeInvalidArgument, "kind", "websocket connections attach through GET /v1/connect")
+	}
+	c, err := s.m.ConnectTo(r.Context(), r.PathValue("id"), sessiond.ConnectRequest{
+		Kind: body.Kind, ClientIP: body.ClientIP, UserAgent: body.UserAgent,
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/connections/"+c.Conn.ID)
+	writeJSON(w, http.StatusCreated, ConnectionResponse{
+		Connection: c.Conn, HeartbeatInterval: c.Policy.HeartbeatInterval.String(), HeartbeatTimeout: c.Policy.HeartbeatTimeout.String(),
+	})
+	return nil
+}
+
+func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
+	conns, err := s.m.Connections(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if conns == nil {
+		conns = []sessiond.Connection{}
+	}
+	writeJSON(w, http.StatusOK, ConnectionsResponse{Connections: conns})
+	return nil
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.m.Heartbeat(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	sid, _ := sessiond.ConnectionSession(c.ID)
+	sess, err := s.m.Get(r.Context(), sid)
+	if err != nil {
+		return err
+	}
+	p, _ := s.m.Policy(sess.Policy)
+	writeJSON(w, http.StatusOK, ConnectionResponse{
+		Connection: *c, HeartbeatInterval: p.HeartbeatInterval.String(), HeartbeatTimeout: p.HeartbeatTimeout.String(),
+	})
+	return nil
+}
+
+func (s *Server) removeConnection(w http.ResponseWriter, r *http.Request) error {
+	if err := s.m.Disconnect(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,402 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/sessiond/sessiond"
+)
+
+// conn is one socket's state. It is kept small: idle connections are the
+// common case, and there may be many.
+type conn struct {
+	e       *Edge
+	ws      *gws.Conn
+	subject string
+
+	// Set once attached; read-only after.
+	id, sessionID string
+	hbInterval    int64 // ns
+	hbTimeout     int64 // ns
+	touchEvery    int64 // ns; 0: activity is not written
+	release       func()
+
+	lastSeen atomic.Int64 // ns: anything received
+
+	mu          sync.Mutex // guards the fields below, and timer resets
+	timer       sessiond.Timer
+	nextPing    int64 // ns
+	credExp     int64 // ns; 0: the credential does not expire
+	refreshSent bool
+	lastTouch   int64 // ns
+	pendingReq  *sessiond.ConnectRequest
+	done        bool
+
+	// Read loop only.
+	tokens   float64
+	lastFill int64
+
+	closeCode atomic.Int32 // the code this side closed with, if any
+}
+
+// attached finishes a connection whose session the engine attached it to:
+// it becomes a resource of the session, replaced connections close, the
+// ack goes out, and the timer starts.
+func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
+	e := c.e
+	now := e.clock.Now().UnixNano()
+	c.id, c.sessionID = a.Conn.ID, a.Session.ID
+	c.hbInterval, c.hbTimeout = int64(a.Policy.HeartbeatInterval), int64(a.Policy.HeartbeatTimeout)
+	c.touchEvery = int64(a.Policy.TouchInterval)
+	release, err := e.m.Attach(ctx, c.sessionID, "websocket "+c.id, sessiond.ResourceFunc(c.dispose))
+	if err != nil {
+		// The session ended between attaching and now.
+		c.close(codeForError(err))
+		return
+	}
+	c.release = release
+	e.mu.Lock()
+	delete(e.pending, c)
+	e.conns[c.id] = c
+	e.mu.Unlock()
+	for _, r := range a.Replaced {
+		e.mu.Lock()
+		old := e.conns[r.ID]
+		e.mu.Unlock()
+		if old != nil {
+			old.close(CodeReplaced)
+		}
+	}
+	e.stats.connected(a)
+
+	ack := ackMessage{
+		Type: "connected", SessionID: c.sessionID, ConnectionID: c.id,
+		Resumed: !a.Created, State: a.Session.State.String(),
+		HeartbeatIntervalMS: a.Policy.HeartbeatInterval.Milliseconds(),
+		HeartbeatTimeoutMS:  a.Policy.HeartbeatTimeout.Milliseconds(),
+		SessionToken:        a.Token,
+	}
+	c.mu.Lock()
+	if c.credExp > 0 {
+		t := time.Unix(0, c.credExp).UTC()
+		ack.ExpiresAt = &t
+	}
+	c.lastTouch = now
+	// The first ping comes after a random part of the interval, so that a
+	// mass reconnect does not ping in lockstep.
+	c.nextPing = now + int64(jitter(time.Duration(c.hbInterval)))
+	c.mu.Unlock()
+	c.send(ack)
+	c.schedule()
+}
+
+type ackMessage struct {
+	Type                string     `json:"type"`
+	SessionID           string     `json:"session_id"`
+	ConnectionID        string     `json:"connection_id"`
+	Resumed             bool       `json:"resumed"`
+	State               string     `json:"state"`
+	HeartbeatIntervalMS int64      `json:"heartbeat_interval_ms"`
+	HeartbeatTimeoutMS  int64      `json:"heartbeat_timeout_ms"`
+	ExpiresAt           *time.Time `json:"expires_at,omitempty"`
+	SessionToken        string     `json:"session_token,omitempty"`
+}
+
+// schedule arms the connection's one timer for whatever comes first: the
+// next ping, the heartbeat deadline, the refresh, the credential's expiry.
+func (c *conn) schedule() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return
+	}
+	next := c.nextPing
+	if dl := c.lastSeen.Load() + c.hbTimeout; dl < next {
+		next = dl
+	}
+	if c.credExp > 0 {
+		at := c.credExp
+		if !c.refreshSent {
+			at = c.refreshAt()
+		}
+		if at < next {
+			next = at
+		}
+	}
+	d := time.Duration(next - c.e.clock.Now().UnixNano())
+	if c.timer == nil {
+		c.timer = c.e.clock.AfterFunc(d, c.tick)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+// refreshAt is when to ask for a new credential: RefreshBefore ahead of
+// its expiry. c.mu is held.
+func (c *conn) refreshAt() int64 {
+	return c.credExp - int64(c.e.refreshBefore)
+}
+
+func (c *conn) tick() {
+	now := c.e.clock.Now().UnixNano()
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return
+	}
+	var code int
+	var refresh, ping bool
+	switch {
+	case now-c.lastSeen.Load() >= c.hbTimeout:
+		code = CodeHeartbeatTimeout
+	case c.credExp > 0 && now >= c.credExp:
+		code = CodeCredentialExpired
+	default:
+		if c.credExp > 0 && !c.refreshSent && now >= c.refreshAt() {
+			c.refreshSent, refresh = true, true
+		}
+		if now >= c.nextPing {
+			c.nextPing, ping = now+c.hbInterval, true
+		}
+	}
+	exp := c.credExp
+	c.mu.Unlock()
+	if code != 0 {
+		if code == CodeHeartbeatTimeout {
+			c.e.stats.heartbeatTimeouts.Add(1)
+		}
+		c.close(code)
+		return
+	}
+	if refresh {
+		c.send(refreshMessage{Type: "refresh", ExpiresAt: time.Unix(0, exp).UTC()})
+	}
+	if ping {
+		c.write(func() error { return c.ws.WritePing(nil) })
+	}
+	c.schedule()
+}
+
+type refreshMessage struct {
+	Type      string    `json:"type"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// heard notes a sign of life, and activity on the session.
+func (c *conn) heard() {
+	now := c.e.clock.Now().UnixNano()
+	c.lastSeen.Store(now)
+	if c.touchEvery <= 0 || c.sessionID == "" {
+		return
+	}
+	c.mu.Lock()
+	due := now-c.lastTouch >= c.touchEvery
+	if due {
+		c.lastTouch = now
+	}
+	c.mu.Unlock()
+	if due {
+		// At most once per touch interval per connection, off the read loop.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = c.e.m.Touch(ctx, c.sessionID) // an ended session closes the socket anyway
+		}()
+	}
+}
+
+// clientMessage is what clients send; fields beyond type depend on it.
+type clientMessage struct {
+	Type         string `json:"type"`
+	Token        string `json:"token"`
+	SessionToken string `json:"session_token"`
+}
+
+type errorMessage struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (c *conn) message(msg *gws.Message) {
+	c.heard()
+	c.e.stats.messages.Add(1)
+	if msg.Opcode != gws.OpcodeText {
+		c.close(CodeUnsupportedData)
+		return
+	}
+	if !c.allow() {
+		c.close(CodePolicyViolation)
+		return
+	}
+	var m clientMessage
+	err := json.Unmarshal(msg.Bytes(), &m)
+	pending := c.isPending()
+	switch {
+	case pending && (err != nil || m.Type != "attach" || m.SessionToken == ""):
+		c.close(CodeBadRequest)
+	case pending:
+		c.attachByMessage(m.SessionToken)
+	case err != nil || m.Type == "":
+		c.send(errorMessage{Type: "error", Code: "invalid_message", Message: "a message is a JSON object with a string \"type\""})
+	case m.Type == "ping":
+		c.send(map[string]string{"type": "pong"})
+	case m.Type == "refresh":
+		c.refresh(m.Token)
+	default:
+		c.e.stats.unknown.Add(1)
+		c.send(errorMessage{Type: "error", Code: "unknown_type", Message: "unknown message type " + quote(m.Type)})
+	}
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// allow is the per-connection token bucket. It runs on the read loop only.
+func (c *conn) allow() bool {
+	now := c.e.clock.Now().UnixNano()
+	if c.lastFill == 0 {
+		c.tokens, c.lastFill = c.e.burst, now
+	}
+	c.tokens = min(c.e.burst, c.tokens+float64(now-c.lastFill)/1e9*c.e.rate)
+	c.lastFill = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+func (c *conn) isPending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendingReq != nil
+}
+
+func (c *conn) attachByMessage(token string) {
+	c.mu.Lock()
+	req := *c.pendingReq
+	c.pendingReq = nil
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.mu.Unlock()
+	req.Token = token
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := c.e.m.Connect(ctx, req)
+	if err != nil {
+		c.e.stats.refused.Add(1)
+		c.close(codeForError(err))
+		return
+	}
+	c.attached(ctx, a)
+}
+
+func (c *conn) refresh(token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	subject, exp, err := c.e.verify(ctx, token)
+	if err == nil && subject != c.subject {
+		err = errors.New("the credential names another subject")
+	}
+	if err != nil {
+		c.send(errorMessage{Type: "error", Code: "unauthorized", Message: "refresh refused: " + errorText(err)})
+		return
+	}
+	c.mu.Lock()
+	c.credExp, c.refreshSent = 0, false
+	if !exp.IsZero() {
+		c.credExp = exp.UnixNano()
+	}
+	c.mu.Unlock()
+	msg := map[string]any{"type": "refreshed"}
+	if !exp.IsZero() {
+		msg["expires_at"] = exp.UTC()
+	}
+	c.send(msg)
+	c.schedule()
+}
+
+func errorText(err error) string {
+	var se *sessiond.Error
+	if errors.As(err, &se) {
+		return se.Message
+	}
+	return err.Error()
+}
+
+// send writes a JSON message.
+func (c *conn) send(v any) {
+	b := jsonMsg(v)
+	c.write(func() error { return c.ws.WriteMessage(gws.OpcodeText, b) })
+}
+
+// write runs one write under the write deadline. A write that fails or times
+// out breaks the socket; gws closes it and OnClose follows.
+func (c *conn) write(f func() error) {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.e.writeTimeout))
+	_ = f()
+}
+
+// close closes the socket with a code, once; OnClose then cleans up.
+func (c *conn) close(code int) {
+	if !c.closeCode.CompareAndSwap(0, int32(code)) {
+		return
+	}
+	c.e.stats.closedWith(code)
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.e.writeTimeout))
+	_ = c.ws.WriteClose(uint16(code), []byte(closeReason(code)))
+}
+
+// dispose is the connection as a resource of its session: the session is
+// ending, so the socket closes with the code of the reason.
+func (c *conn) dispose(ctx context.Context) error {
+	code := CodeSessionEnded
+	if s := sessiond.EndingSession(ctx); s != nil {
+		code = codeForReason(s.EndReason)
+	}
+	c.close(code)
+	return nil
+}
+
+// closed runs once, when the socket is gone (OnClose): it stops the timer,
+// forgets the connection and tells the engine.
+func (c *conn) closed(error) {
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return
+	}
+	c.done = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Unlock()
+	e := c.e
+	e.mu.Lock()
+	delete(e.pending, c)
+	if c.id != "" && e.conns[c.id] == c {
+		delete(e.conns, c.id)
+	}
+	e.mu.Unlock()
+	if c.closeCode.Load() == 0 {
+		e.stats.clientClosed.Add(1)
+	}
+	if c.release != nil {
+		c.release()
+	}
+	if c.id != "" {
+		e.detach(c.id)
+	}
+	e.live.Done()
+}

@@ -1,0 +1,424 @@
+// Package ws is the WebSocket edge: it authenticates a credential before
+// the upgrade, attaches the socket to a session (found, created or named by
+// a session token), acknowledges it, keeps it alive with heartbeats, asks
+// for fresh credentials before they expire, and closes it with a typed code
+// when its session ends. docs/protocol.md is the contract it implements.
+//
+// One timer per connection does all of its timekeeping: the next ping, the
+// heartbeat deadline, the credential's refresh and expiry. Each socket is a
+// resource of its session, so whatever ends the session (a revoke, a
+// timeout, another node) closes the socket as part of the session's
+// disposal.
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/httpapi"
+)
+
+// VerifyFunc checks a credential (a JWT) and returns its subject and, if it
+// has one, its expiry. Failures are *sessiond.Error with CodeUnauthorized.
+type VerifyFunc func(ctx context.Context, credential string) (subject string, expires time.Time, err error)
+
+// Config configures an Edge. Manager and Verify are required; zero values
+// of the rest mean the defaults noted.
+type Config struct {
+	Manager *sessiond.Manager
+	Verify  VerifyFunc
+	Logger  *slog.Logger
+	// Clock times heartbeats and credential expiry: SystemClock.
+	Clock sessiond.Clock
+	// MaxMessageSize is the largest message a client may send: 4096 bytes.
+	MaxMessageSize int
+	// MessageRate and MessageBurst limit each connection's messages: 20 per
+	// second, bursts of 40. Exceeding them closes the connection with 1008.
+	MessageRate  float64
+	MessageBurst int
+	// RefreshBefore is how long before the credential expires the server
+	// sends a refresh message: 1m (or a tenth of the credential's life
+	// left, if that is shorter).
+	RefreshBefore time.Duration
+	// WriteTimeout bounds every write to a socket: 10s.
+	WriteTimeout time.Duration
+	// AttachTimeout bounds the wait for the attach message: 10s.
+	AttachTimeout time.Duration
+	// ReadBufferSize is each connection's read buffer: 1024 bytes. Small
+	// buffers keep idle connections cheap; messages are small.
+	ReadBufferSize int
+}
+
+// Edge serves GET /v1/connect.
+type Edge struct {
+	m        *sessiond.Manager
+	verify   VerifyFunc
+	log      *slog.Logger
+	clock    sessiond.Clock
+	upgrader *gws.Upgrader
+
+	rate          float64
+	burst         float64
+	refreshBefore time.Duration
+	writeTimeout  time.Duration
+	attachTimeout time.Duration
+
+	mu      sync.Mutex
+	conns   map[string]*conn // attached connections by id
+	pending map[*conn]struct{}
+	live    sync.WaitGroup // connections not yet fully closed
+	closing atomic.Bool
+
+	watchCancel context.CancelFunc
+	watchDone   chan struct{}
+
+	stats counters
+}
+
+// New returns an Edge. It starts one goroutine, which watches the event log
+// for connections that other nodes replaced; Shutdown stops it.
+func New(cfg Config) (*Edge, error) {
+	if cfg.Manager == nil || cfg.Verify == nil {
+		return nil, errors.New("ws: Config.Manager and Config.Verify are required")
+	}
+	e := &Edge{
+		m: cfg.Manager, verify: cfg.Verify, log: cfg.Logger, clock: cfg.Clock,
+		rate: cfg.MessageRate, burst: float64(cfg.MessageBurst),
+		refreshBefore: cfg.RefreshBefore, writeTimeout: cfg.WriteTimeout, attachTimeout: cfg.AttachTimeout,
+		conns: make(map[string]*conn), pending: make(map[*conn]struct{}),
+		stats: newCounters(),
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.clock == nil {
+		e.clock = sessiond.SystemClock{}
+	}
+	if e.rate <= 0 {
+		e.rate = 20
+	}
+	if e.burst <= 0 {
+		e.burst = 40
+	}
+	if e.refreshBefore <= 0 {
+		e.refreshBefore = time.Minute
+	}
+	if e.writeTimeout <= 0 {
+		e.writeTimeout = 10 * time.Second
+	}
+	if e.attachTimeout <= 0 {
+		e.attachTimeout = 10 * time.Second
+	}
+	maxMsg := cfg.MaxMessageSize
+	if maxMsg <= 0 {
+		maxMsg = 4096
+	}
+	readBuf := cfg.ReadBufferSize
+	if readBuf <= 0 {
+		readBuf = 1024
+	}
+	e.upgrader = gws.NewUpgrader(e, &gws.ServerOption{
+		ReadMaxPayloadSize:  maxMsg,
+		ReadBufferSize:      readBuf,
+		WriteMaxPayloadSize: 64 << 10,
+		CheckUtf8Enabled:    true,
+		HandshakeTimeout:    5 * time.Second,
+		Logger:              gwsLogger{e.log},
+		Recovery: func(l gws.Logger) {
+			if p := recover(); p != nil {
+				l.Error("panic in a websocket handler: ", p)
+			}
+		},
+		NewSession: func() gws.SessionStorage { return &slot{} },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	e.watchCancel, e.watchDone = cancel, make(chan struct{})
+	go e.watch(ctx)
+	return e, nil
+}
+
+// ServeHTTP authenticates, attaches and upgrades one connection.
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if e.closing.Load() {
+		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "server is shutting down; connect elsewhere"})
+		return
+	}
+	cred := bearer(r)
+	if cred == "" {
+		cred = r.URL.Query().Get("token")
+	}
+	if cred == "" {
+		e.stats.refused.Add(1)
+		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing credential: Authorization: Bearer <jwt> or ?token=<jwt>"})
+		return
+	}
+	subject, expires, err := e.verify(ctx, cred)
+	if err != nil {
+		e.stats.refused.Add(1)
+		if sessiond.ErrorCode(err) != sessiond.CodeUnauthorized {
+			e.log.Error("verifying a credential", "err", err)
+			err = &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "cannot verify credentials now"}
+		}
+		httpapi.WriteError(w, err)
+		return
+	}
+	if !isUpgrade(r) {
+		e.stats.refused.Add(1)
+		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeInvalidArgument, Field: "Upgrade",
+			Message: "expected a WebSocket handshake (Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)"})
+		return
+	}
+	q := r.URL.Query()
+	req := sessiond.ConnectRequest{
+		Subject: subject,
+		Token:   r.Header.Get("X-Session-Token"),
+		Device: sessiond.Device{
+			ID:   firstOf(q.Get("device_id"), r.Header.Get("X-Device-Id")),
+			Type: firstOf(q.Get("device_type"), r.Header.Get("X-Device-Type")),
+			Name: firstOf(q.Get("device_name"), r.Header.Get("X-Device-Name")),
+		},
+		Kind:      sessiond.KindWebSocket,
+		ClientIP:  clientIP(r),
+		UserAgent: r.UserAgent(),
+	}
+	req.Device.IP, req.Device.UserAgent = req.ClientIP, req.UserAgent
+	byMessage := q.Get("attach") == "message"
+
+	var connected *sessiond.Connected
+	if !byMessage {
+		if connected, err = e.m.Connect(ctx, req); err != nil {
+			e.stats.refused.Add(1)
+			httpapi.WriteError(w, err)
+			return
+		}
+	}
+	socket, err := e.upgrader.Upgrade(w, r)
+	if err != nil {
+		// The upgrader answered the client already.
+		if connected != nil {
+			e.detach(connected.Conn.ID)
+		}
+		return
+	}
+	c := &conn{e: e, ws: socket, subject: subject}
+	c.lastSeen.Store(e.clock.Now().UnixNano())
+	if !expires.IsZero() {
+		c.credExp = expires.UnixNano()
+	}
+	socket.Session().Store("", c)
+	e.live.Add(1)
+	if byMessage {
+		c.pendingReq = &req
+		e.mu.Lock()
+		e.pending[c] = struct{}{}
+		e.mu.Unlock()
+		c.timer = e.clock.AfterFunc(e.attachTimeout, func() {
+			if c.isPending() {
+				c.close(CodeBadRequest)
+			}
+		})
+	} else {
+		c.attached(ctx, connected)
+	}
+	go socket.ReadLoop()
+}
+
+// Shutdown closes every socket with 1001 (going away: reconnect), detaches
+// them (their sessions become disconnected and resume within their grace),
+// and refuses new connections. It waits for the closes or for ctx.
+func (e *Edge) Shutdown(ctx context.Context) error {
+	if e.closing.Swap(true) {
+		return nil
+	}
+	e.watchCancel()
+	<-e.watchDone
+	e.mu.Lock()
+	all := make([]*conn, 0, len(e.conns)+len(e.pending))
+	for _, c := range e.conns {
+		all = append(all, c)
+	}
+	for c := range e.pending {
+		all = append(all, c)
+	}
+	e.mu.Unlock()
+	for _, c := range all {
+		c.close(CodeGoingAway)
+	}
+	done := make(chan struct{})
+	go func() {
+		e.live.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ws: shutdown: %d connections still closing: %w", e.Open(), ctx.Err())
+	}
+}
+
+// Open returns how many connections are open on this node.
+func (e *Edge) Open() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns) + len(e.pending)
+}
+
+// detach tells the engine a connection is gone, in the background of
+// nothing: the caller's goroutine is ending anyway.
+func (e *Edge) detach(connID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.m.Disconnect(ctx, connID); err != nil {
+		e.log.Warn("detaching a connection", "err", err)
+	}
+}
+
+// watch closes local connections that a connection on another engine
+// replaced. (Replacements made here are closed at once, in attached.)
+func (e *Edge) watch(ctx context.Context) {
+	defer close(e.watchDone)
+	after := sessiond.FromNow
+	for ctx.Err() == nil {
+		sub, err := e.m.Subscribe(ctx, after)
+		if err != nil {
+			return
+		}
+		for {
+			ev, err := sub.Next(ctx)
+			if err != nil {
+				break
+			}
+			after = ev.Seq
+			for _, id := range ev.Replaced {
+				e.mu.Lock()
+				c := e.conns[id]
+				e.mu.Unlock()
+				if c != nil {
+					c.close(CodeReplaced)
+				}
+			}
+		}
+		sub.Close()
+	}
+}
+
+// isUpgrade reports whether r is a WebSocket handshake the upgrader can
+// accept, so that nothing is attached for one it would refuse.
+func isUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") &&
+		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") &&
+		r.Header.Get("Sec-WebSocket-Key") != "" && r.Header.Get("Sec-WebSocket-Version") == "13"
+}
+
+func bearer(r *http.Request) string {
+	scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(cred)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// gws plumbing.
+
+// OnOpen implements gws.Event; the ack is written before the read loop.
+func (e *Edge) OnOpen(*gws.Conn) {}
+
+// OnClose implements gws.Event.
+func (e *Edge) OnClose(socket *gws.Conn, err error) {
+	if c := connOf(socket); c != nil {
+		c.closed(err)
+	}
+}
+
+// OnPing implements gws.Event.
+func (e *Edge) OnPing(socket *gws.Conn, payload []byte) {
+	if c := connOf(socket); c != nil {
+		c.heard()
+		c.write(func() error { return socket.WritePong(payload) })
+	}
+}
+
+// OnPong implements gws.Event.
+func (e *Edge) OnPong(socket *gws.Conn, _ []byte) {
+	if c := connOf(socket); c != nil {
+		e.stats.pongs.Add(1)
+		c.heard()
+	}
+}
+
+// OnMessage implements gws.Event.
+func (e *Edge) OnMessage(socket *gws.Conn, msg *gws.Message) {
+	defer msg.Close()
+	if c := connOf(socket); c != nil {
+		c.message(msg)
+	}
+}
+
+// slot is a one-value gws.SessionStorage: the connection's state. gws's
+// default storage is a map per connection, which idle sockets do not need.
+type slot struct{ c *conn }
+
+func (s *slot) Len() int { return 1 }
+func (s *slot) Load(string) (any, bool) {
+	return s.c, s.c != nil
+}
+func (s *slot) Delete(string)         { s.c = nil }
+func (s *slot) Store(_ string, v any) { s.c, _ = v.(*conn) }
+func (s *slot) Range(f func(string, any) bool) {
+	if s.c != nil {
+		f("", s.c)
+	}
+}
+
+func connOf(socket *gws.Conn) *conn {
+	s, _ := socket.Session().(*slot)
+	if s == nil {
+		return nil
+	}
+	return s.c
+}
+
+type gwsLogger struct{ l *slog.Logger }
+
+func (g gwsLogger) Error(v ...any) { g.l.Error(fmt.Sprint(v...), "component", "websocket") }
+
+// jsonMsg encodes a server message.
+func jsonMsg(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // our own message types always encode
+	}
+	return b
+}
+
+func jitter(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d)) + 1) }
