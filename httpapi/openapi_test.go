@@ -446,8 +446,25 @@ func oaFullSession() *sessiond.Session {
 		RotatedAt: now, EndedAt: now, Version: 3, Generation: 1,
 		TokenHash: sessiond.TokenHash{1}, PrevTokenHash: sessiond.TokenHash{2}, PrevTokenUntil: now,
 		DisconnectedAt: now,
-		Conns:          []sessiond.Connection{{ID: "c", Kind: "websocket", ConnectedAt: now, LastHeartbeat: now}},
+		Conns:          []sessiond.Connection{oaFullConnection()},
 	}
+}
+
+// oaFullConnection has every field set.
+func oaFullConnection() sessiond.Connection {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	return sessiond.Connection{ID: "abcdefghijklmnop.s1", Kind: "websocket", Node: "node-1", ClientIP: "203.0.113.7",
+		UserAgent: "ua", ConnectedAt: now, LastHeartbeat: now.Add(time.Second)}
+}
+
+// oaFullStats has every field set. WebSocket holds the edge's ws.Stats in a
+// running server; this package cannot import ws (ws imports it), so here
+// it is any JSON object, and connections_test.go checks the
+// WebSocketStats schema against ws.Stats.
+func oaFullStats() StatsResponse {
+	return StatsResponse{Sessions: map[string]int{"active": 1}, Total: 1, Subjects: 1,
+		Connections: ConnectionStats{Total: 1, ByKind: map[string]int{"vnc": 1}}, Scheduled: 1,
+		Uptime: "1s", Version: "v", WebSocket: map[string]int{"open": 1}}
 }
 
 // oaFullEvent has every field set.
@@ -458,10 +475,11 @@ func oaFullEvent() sessiond.Event {
 }
 
 // TestOpenAPIFullValuesAreFull keeps the builders above honest: a field
-// added to Session or Event must be set there, so that the schema checks
-// see its JSON key.
+// added to Session, Event, Connection or StatsResponse must be set there,
+// so that the schema checks see its JSON key.
 func TestOpenAPIFullValuesAreFull(t *testing.T) {
-	for name, v := range map[string]any{"Session": *oaFullSession(), "Event": oaFullEvent()} {
+	for name, v := range map[string]any{"Session": *oaFullSession(), "Event": oaFullEvent(),
+		"Connection": oaFullConnection(), "StatsResponse": oaFullStats()} {
 		rv := reflect.ValueOf(v)
 		for i := range rv.NumField() {
 			if rv.Field(i).IsZero() {
@@ -581,15 +599,19 @@ func TestOpenAPIBodySchemas(t *testing.T) {
 		"TokenResponse":         ValidateResponse{Session: full, Token: "t"},
 		"ListResponse":          ListResponse{Sessions: []*sessiond.Session{full}, NextCursor: "c"},
 		"RevokeSubjectResponse": RevokeSubjectResponse{Revoked: 1},
-		"StatsResponse": StatsResponse{Sessions: map[string]int{"active": 1}, Total: 1, Subjects: 1, Scheduled: 1,
-			Uptime: "1s", Version: "v"},
-		"Error":       ErrorBody{Error: ErrorDetail{Code: sessiond.CodeInvalidArgument, Message: "m", Field: "f"}},
-		"ErrorDetail": ErrorDetail{Code: sessiond.CodeInvalidArgument, Message: "m", Field: "f"},
+		"StatsResponse":         oaFullStats(),
+		"ConnectionStats":       oaFullStats().Connections,
+		"Connection":            oaFullConnection(),
+		"ConnectionRequest":     ConnectionRequest{Kind: "vnc", ClientIP: "203.0.113.7", UserAgent: "ua"},
+		"ConnectionResponse":    ConnectionResponse{Connection: oaFullConnection(), HeartbeatInterval: "25s", HeartbeatTimeout: "1m0s"},
+		"ConnectionsResponse":   ConnectionsResponse{Connections: []sessiond.Connection{oaFullConnection()}},
+		"Error":                 ErrorBody{Error: ErrorDetail{Code: sessiond.CodeInvalidArgument, Message: "m", Field: "f"}},
+		"ErrorDetail":           ErrorDetail{Code: sessiond.CodeInvalidArgument, Message: "m", Field: "f"},
 	} {
 		d.checkSchema(t, name, v)
 	}
 	// The server rejects unknown fields in request bodies; so must the schemas.
-	for _, name := range []string{"CreateRequest", "ValidateRequest", "Device"} {
+	for _, name := range []string{"CreateRequest", "ValidateRequest", "Device", "ConnectionRequest"} {
 		if d.schema(t, name)["additionalProperties"] != false {
 			t.Errorf("schema %s: the server rejects unknown fields, so it needs additionalProperties: false", name)
 		}
@@ -605,7 +627,7 @@ func TestOpenAPIServerResponses(t *testing.T) {
 	m, err := sessiond.New(sessiond.Config{
 		Store: inmem.New(inmem.Options{}),
 		Policies: []sessiond.Policy{{Name: "web", TTL: time.Hour, IdleTimeout: 10 * time.Minute, RotationGrace: time.Second,
-			MaxPerSubject: 1, OnLimit: sessiond.LimitReject}},
+			MaxPerSubject: 1, OnLimit: sessiond.LimitReject, MaxConnections: 1, DisconnectGrace: time.Minute}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -730,7 +752,29 @@ func TestOpenAPIServerResponses(t *testing.T) {
 	want(call(bg, "POST /v1/sessions/{id}/rotate", "/v1/sessions/nope/rotate", "", true), http.StatusNotFound)
 
 	want(call(bg, "GET /v1/subjects/{subject}/sessions", "/v1/subjects/u1/sessions", "", true), http.StatusOK)
-	want(call(bg, "GET /v1/stats", "/v1/stats", "", true), http.StatusOK)
+
+	const addConn = "POST /v1/sessions/{id}/connections"
+	rec = call(bg, addConn, "/v1/sessions/"+id+"/connections", `{"kind":"vnc","client_ip":"203.0.113.7","user_agent":"ua"}`, true)
+	want(rec, http.StatusCreated)
+	var conn ConnectionResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &conn); err != nil || conn.Connection.ID == "" {
+		t.Fatalf("registering a connection answered no connection id: %s", rec.Body)
+	}
+	cid := conn.Connection.ID
+	want(call(bg, addConn, "/v1/sessions/"+id+"/connections", `{"kind":"http"}`, true), http.StatusConflict) // too_many_connections
+	want(call(bg, addConn, "/v1/sessions/"+id+"/connections", `{"kind":"websocket"}`, true), http.StatusBadRequest)
+	want(call(bg, addConn, "/v1/sessions/nope/connections", `{"kind":"vnc"}`, true), http.StatusNotFound)
+	want(call(bg, "GET /v1/sessions/{id}/connections", "/v1/sessions/"+id+"/connections", "", true), http.StatusOK)
+	want(call(bg, "GET /v1/sessions/{id}/connections", "/v1/sessions/bad%20id/connections", "", true), http.StatusBadRequest)
+	want(call(bg, "GET /v1/sessions/{id}/connections", "/v1/sessions/nope/connections", "", true), http.StatusNotFound)
+	want(call(bg, "GET /v1/stats", "/v1/stats", "", true), http.StatusOK) // with a connection counted
+	want(call(bg, "POST /v1/connections/{id}/heartbeat", "/v1/connections/"+cid+"/heartbeat", "", true), http.StatusOK)
+	want(call(bg, "POST /v1/connections/{id}/heartbeat", "/v1/connections/nope/heartbeat", "", true), http.StatusBadRequest)
+	want(call(bg, "POST /v1/connections/{id}/heartbeat", "/v1/connections/abcdefghijklmnop.nope/heartbeat", "", true), http.StatusNotFound)
+	want(call(bg, "DELETE /v1/connections/{id}", "/v1/connections/"+cid, "", true), http.StatusNoContent)
+	want(call(bg, "DELETE /v1/connections/{id}", "/v1/connections/"+cid, "", true), http.StatusNoContent) // idempotent
+	want(call(bg, "DELETE /v1/connections/{id}", "/v1/connections/nope", "", true), http.StatusBadRequest)
+	want(call(bg, "POST /v1/connections/{id}/heartbeat", "/v1/connections/"+cid+"/heartbeat", "", true), http.StatusNotFound) // deleted
 
 	gone, cancel := context.WithCancel(bg)
 	cancel() // the stream ends at once
@@ -746,6 +790,8 @@ func TestOpenAPIServerResponses(t *testing.T) {
 	want(call(bg, "DELETE /v1/sessions/{id}", "/v1/sessions/nope", "", true), http.StatusNotFound)
 	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":"`+rotated.Token+`"}`, true), http.StatusGone)
 	want(call(bg, "POST /v1/sessions/{id}/rotate", "/v1/sessions/"+id+"/rotate", "", true), http.StatusGone)
+	want(call(bg, addConn, "/v1/sessions/"+id+"/connections", `{"kind":"vnc"}`, true), http.StatusGone)
+	want(call(bg, "POST /v1/connections/{id}/heartbeat", "/v1/connections/"+cid+"/heartbeat", "", true), http.StatusGone)
 	want(call(bg, "DELETE /v1/subjects/{subject}/sessions", "/v1/subjects/u1/sessions", "", true), http.StatusOK)
 	want(call(bg, "DELETE /v1/subjects/{subject}/sessions", "/v1/subjects/"+strings.Repeat("x", 300)+"/sessions", "", true), http.StatusBadRequest)
 

@@ -51,6 +51,15 @@ func htPolicies() []sessiond.Policy {
 		{Name: "bound", TTL: time.Hour, BindDevice: true},
 		{Name: "capped", TTL: time.Hour, MaxPerSubject: 1, OnLimit: sessiond.LimitReject},
 		{Name: "evict", TTL: time.Hour, MaxPerSubject: 2, OnLimit: sessiond.LimitEvictOldest},
+		// Connections (connections_test.go): at most two, heartbeats every
+		// 10s or lost after 30s, and 2m to come back after the last is lost.
+		{
+			Name: "conns", TTL: time.Hour, IdleTimeout: 10 * time.Minute, TouchInterval: time.Minute,
+			DisconnectGrace: 2 * time.Minute, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 30 * time.Second,
+			MaxConnections: 2,
+		},
+		// One connection at a time: a new one replaces the others.
+		{Name: "single", TTL: time.Hour, OnConnect: sessiond.ConnectReplace},
 	}
 }
 
@@ -229,8 +238,12 @@ type htSession struct {
 	IdleTimeout string           `json:"idle_timeout"`
 	RotatedAt   *time.Time       `json:"rotated_at"`
 	EndedAt     *time.Time       `json:"ended_at"`
-	Version     uint64           `json:"version"`
-	Generation  uint64           `json:"generation"`
+	// DisconnectedAt and Connections are set while connections are
+	// attached or awaited (connections_test.go).
+	DisconnectedAt *time.Time `json:"disconnected_at"`
+	Connections    int        `json:"connections"`
+	Version        uint64     `json:"version"`
+	Generation     uint64     `json:"generation"`
 }
 
 type htCreated struct {
@@ -251,12 +264,18 @@ type htList struct {
 }
 
 type htStats struct {
-	Sessions  map[string]int `json:"sessions"`
-	Total     int            `json:"total"`
-	Subjects  int            `json:"subjects"`
-	Scheduled int            `json:"scheduled"`
-	Uptime    string         `json:"uptime"`
-	Version   string         `json:"version"`
+	Sessions    map[string]int `json:"sessions"`
+	Total       int            `json:"total"`
+	Subjects    int            `json:"subjects"`
+	Connections struct {
+		Total  int            `json:"total"`
+		ByKind map[string]int `json:"by_kind"`
+	} `json:"connections"`
+	Scheduled int    `json:"scheduled"`
+	Uptime    string `json:"uptime"`
+	Version   string `json:"version"`
+	// WebSocket is set when the server has Config.EdgeStats.
+	WebSocket json.RawMessage `json:"websocket"`
 }
 
 // create POSTs body to /v1/sessions and wants a 201.
@@ -740,9 +759,12 @@ func TestRevokeSubjectSessionsReturnsCount(t *testing.T) {
 
 func TestStatsCountsSessionsByState(t *testing.T) {
 	e := htStart(t, nil)
+	alice := e.createFor("alice")
 	e.createFor("alice")
-	e.createFor("alice")
-	e.revoke(e.createFor("bob").ID)
+	bob := e.createFor("bob")
+	e.addConn(alice.ID, "vnc")
+	e.addConn(bob.ID, "http")
+	e.revoke(bob.ID) // its connection goes with it
 	e.createFor("carol")
 
 	st := e.stats()
@@ -760,6 +782,12 @@ func TestStatsCountsSessionsByState(t *testing.T) {
 	}
 	if st.Scheduled < 3 {
 		t.Errorf("got scheduled %d, want at least the 3 live sessions' deadlines", st.Scheduled)
+	}
+	if want := map[string]int{"vnc": 1}; st.Connections.Total != 1 || !htCountsEqual(st.Connections.ByKind, want) {
+		t.Errorf("got connections %+v, want total 1, by_kind %v (an ended session's connections do not count)", st.Connections, want)
+	}
+	if st.WebSocket != nil {
+		t.Errorf("got websocket %s, want none without Config.EdgeStats", st.WebSocket)
 	}
 }
 
@@ -854,6 +882,8 @@ func TestEveryRouteSucceeds(t *testing.T) {
 	})
 	alice := e.createFor("alice")
 	victim := e.createFor("alice")
+	beating := e.addConn(alice.ID, "vnc").Connection.ID
+	leaving := e.addConn(alice.ID, "http").Connection.ID
 
 	type call struct {
 		path, body string
@@ -868,6 +898,10 @@ func TestEveryRouteSucceeds(t *testing.T) {
 		"POST /v1/sessions/{id}/rotate":          {"/v1/sessions/" + alice.ID + "/rotate", "", 200},
 		"GET /v1/subjects/{subject}/sessions":    {"/v1/subjects/alice/sessions", "", 200},
 		"DELETE /v1/subjects/{subject}/sessions": {"/v1/subjects/zed/sessions", "", 200},
+		"POST /v1/sessions/{id}/connections":     {"/v1/sessions/" + alice.ID + "/connections", `{"kind":"vnc"}`, 201},
+		"GET /v1/sessions/{id}/connections":      {"/v1/sessions/" + alice.ID + "/connections", "", 200},
+		"POST /v1/connections/{id}/heartbeat":    {"/v1/connections/" + beating + "/heartbeat", "", 200},
+		"DELETE /v1/connections/{id}":            {"/v1/connections/" + leaving, "", 204},
 		"GET /v1/stats":                          {"/v1/stats", "", 200},
 		"GET /v1/events":                         {"/v1/events", "", 200},
 		"GET /healthz":                           {"/healthz", "", 200},
