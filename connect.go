@@ -267,7 +267,13 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 			ev.Connection = connID
 			events = append(events, ev)
 		}
-		if err = m.update(ctx, n, events); err == nil || !errors.Is(err, ErrConflict) {
+		if err = m.update(ctx, n, events); err == nil {
+			if m.sched != nil {
+				m.sched.Remove(connKey(connID))
+			}
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
 			return err
 		}
 		s, err = m.get(ctx, sid)
@@ -276,27 +282,28 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 }
 
 // Heartbeat records that a connection (of a kind other than WebSocket,
-// whose heartbeats the edge handles itself) is alive. A connection not heard
-// from for the policy's heartbeat timeout is lost.
-func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, error) {
+// whose heartbeats the edge handles itself) is alive, and returns it with
+// the policy that times it. A connection not heard from for the policy's
+// heartbeat timeout is lost.
+func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Policy, error) {
 	sid, err := ConnectionSession(connID)
 	if err != nil {
-		return nil, err
+		return nil, Policy{}, err
 	}
 	s, err := m.get(ctx, sid)
 	for range maxAttempts {
 		if errors.Is(err, ErrNotFound) {
-			return nil, ErrConnectionNotFound
+			return nil, Policy{}, ErrConnectionNotFound
 		}
 		if err != nil {
-			return nil, err
+			return nil, Policy{}, err
 		}
 		if s, err = m.checkLive(ctx, s); err != nil {
-			return nil, err
+			return nil, Policy{}, err
 		}
 		i := s.conn(connID)
 		if i < 0 {
-			return nil, ErrConnectionNotFound
+			return nil, Policy{}, ErrConnectionNotFound
 		}
 		now := m.now()
 		n := s.Clone()
@@ -305,14 +312,36 @@ func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, er
 		n.LastActive = now // a heartbeat is activity
 		if err = m.update(ctx, n, nil); err == nil {
 			c := n.Conns[i]
-			return &c, nil
+			return &c, *m.policyOf(n), nil
 		}
 		if !errors.Is(err, ErrConflict) {
-			return nil, err
+			return nil, Policy{}, err
 		}
 		s, err = m.get(ctx, sid)
 	}
-	return nil, ErrConflict
+	return nil, Policy{}, ErrConflict
+}
+
+// RemoveConnection detaches a connection registered over REST, like
+// Disconnect. WebSocket connections are refused: their socket stays open
+// until it closes (or its session ends), and removing the record alone
+// would leave a socket the session no longer knows.
+func (m *Manager) RemoveConnection(ctx context.Context, connID string) error {
+	sid, err := ConnectionSession(connID)
+	if err != nil {
+		return err
+	}
+	s, err := m.get(ctx, sid)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if i := s.conn(connID); i >= 0 && s.Conns[i].Kind == KindWebSocket {
+		return Errorf(CodeInvalidArgument, "connection", "a websocket connection ends when its socket closes; revoke the session to close it")
+	}
+	return m.Disconnect(ctx, connID)
 }
 
 // Connections returns a session's live connections.

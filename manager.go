@@ -275,8 +275,8 @@ func (m *Manager) Close() error {
 // reading. Every stored time and every deadline is wall time (stores keep
 // nothing else, and the scheduler counts Unix nanoseconds), so comparisons
 // must be wall time too, or a deadline the scheduler finds due could look
-// not yet due to the engine.
-func (m *Manager) now() time.Time { return m.clock.Now().Round(0) }
+// not yet due to the engine. It is in UTC, as everything the API shows.
+func (m *Manager) now() time.Time { return m.clock.Now().Round(0).UTC() }
 
 // Policy returns the named policy ("" for the default) and whether it exists.
 func (m *Manager) Policy(name string) (Policy, bool) {

@@ -23,7 +23,7 @@ func (s *Server) addConnection(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/connections/"+c.Conn.ID)
+	w.Header().Set("Location", "/v1/connections/"+c.Conn.ID) // it answers DELETE and /heartbeat
 	writeJSON(w, http.StatusCreated, ConnectionResponse{
 		Connection: c.Conn, HeartbeatInterval: c.Policy.HeartbeatInterval.String(), HeartbeatTimeout: c.Policy.HeartbeatTimeout.String(),
 	})
@@ -43,16 +43,10 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.m.Heartbeat(r.Context(), r.PathValue("id"))
+	c, p, err := s.m.Heartbeat(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	sid, _ := sessiond.ConnectionSession(c.ID)
-	sess, err := s.m.Get(r.Context(), sid)
-	if err != nil {
-		return err
-	}
-	p, _ := s.m.Policy(sess.Policy)
 	writeJSON(w, http.StatusOK, ConnectionResponse{
 		Connection: *c, HeartbeatInterval: p.HeartbeatInterval.String(), HeartbeatTimeout: p.HeartbeatTimeout.String(),
 	})
@@ -60,7 +54,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) removeConnection(w http.ResponseWriter, r *http.Request) error {
-	if err := s.m.Disconnect(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.m.RemoveConnection(r.Context(), r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
