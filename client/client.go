@@ -7,6 +7,11 @@
 //
 // Errors from the server are *sessiond.Error values carrying the server's
 // stable code, so errors.Is against the sessiond sentinels works.
+//
+// DialWS is the WebSocket side (docs/protocol.md): it holds a live
+// connection to a session, answers the server's pings and credential
+// refreshes, and reconnects with backoff after any close that allows it,
+// resuming the same session within its grace.
 package client
 
 import (

@@ -56,7 +56,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	sess = sess.Clone()
+	// No copy of sess: the index copies what it keeps.
 	defer s.idx.Lock(sess.Subject).Unlock()
 	plan, err := s.idx.PlanCreate(sess, lim, events)
 	if err != nil {
@@ -115,9 +115,8 @@ func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []ses
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	sess = sess.Clone()
 	defer s.idx.Lock(sess.Subject).Unlock()
-	if _, err := s.idx.CheckUpdate(sess); err != nil {
+	if err := s.idx.CheckUpdate(sess); err != nil {
 		return err
 	}
 	s.commit([]*sessiond.Session{sess}, nil, events)
@@ -129,12 +128,12 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	cur := s.idx.Get(id)
-	if cur == nil {
+	subject, ok := s.idx.SubjectOf(id)
+	if !ok {
 		return sessiond.ErrNotFound
 	}
-	defer s.idx.Lock(cur.Subject).Unlock()
-	if _, err := s.idx.CheckDelete(id, version); err != nil {
+	defer s.idx.Lock(subject).Unlock()
+	if err := s.idx.CheckDelete(id, version); err != nil {
 		return err
 	}
 	s.commit(nil, []string{id}, nil)

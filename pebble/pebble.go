@@ -323,7 +323,7 @@ func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []ses
 	defer end()
 	sess = sess.Clone()
 	defer s.idx.Lock(sess.Subject).Unlock()
-	if _, err := s.idx.CheckUpdate(sess); err != nil {
+	if err := s.idx.CheckUpdate(sess); err != nil {
 		return err
 	}
 	return s.write(ctx, &op{
@@ -340,12 +340,12 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 		return err
 	}
 	defer end()
-	cur := s.idx.Get(id)
-	if cur == nil {
+	subject, ok := s.idx.SubjectOf(id)
+	if !ok {
 		return sessiond.ErrNotFound
 	}
-	defer s.idx.Lock(cur.Subject).Unlock()
-	if _, err := s.idx.CheckDelete(id, version); err != nil {
+	defer s.idx.Lock(subject).Unlock()
+	if err := s.idx.CheckDelete(id, version); err != nil {
 		return err
 	}
 	return s.write(ctx, &op{

@@ -33,6 +33,7 @@ type conn struct {
 	timer       sessiond.Timer
 	nextPing    int64 // ns
 	credExp     int64 // ns; 0: the credential does not expire
+	refreshAt   int64 // ns: when to send the refresh message
 	refreshSent bool
 	lastTouch   int64 // ns
 	pendingReq  *sessiond.ConnectRequest
@@ -123,7 +124,7 @@ func (c *conn) schedule() {
 	if c.credExp > 0 {
 		at := c.credExp
 		if !c.refreshSent {
-			at = c.refreshAt()
+			at = c.refreshAt
 		}
 		if at < next {
 			next = at
@@ -137,10 +138,18 @@ func (c *conn) schedule() {
 	}
 }
 
-// refreshAt is when to ask for a new credential: RefreshBefore ahead of
-// its expiry. c.mu is held.
-func (c *conn) refreshAt() int64 {
-	return c.credExp - int64(c.e.refreshBefore)
+// setCredential records a credential's expiry (zero: none) and when to ask
+// for a new one: RefreshBefore ahead of it, or a tenth of the life it has
+// left if that is shorter, so that a short-lived credential is not asked to
+// refresh at once (and again and again). c.mu is held, or c is not shared yet.
+func (c *conn) setCredential(exp time.Time, now int64) {
+	c.credExp, c.refreshAt, c.refreshSent = 0, 0, false
+	if exp.IsZero() {
+		return
+	}
+	c.credExp = exp.UnixNano()
+	lead := min(int64(c.e.refreshBefore), (c.credExp-now)/10)
+	c.refreshAt = c.credExp - max(lead, 0)
 }
 
 func (c *conn) tick() {
@@ -158,7 +167,7 @@ func (c *conn) tick() {
 	case c.credExp > 0 && now >= c.credExp:
 		code = CodeCredentialExpired
 	default:
-		if c.credExp > 0 && !c.refreshSent && now >= c.refreshAt() {
+		if c.credExp > 0 && !c.refreshSent && now >= c.refreshAt {
 			c.refreshSent, refresh = true, true
 		}
 		if now >= c.nextPing {
@@ -222,6 +231,7 @@ type errorMessage struct {
 	Type    string `json:"type"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Re      string `json:"re,omitempty"` // the type of the message this answers
 }
 
 func (c *conn) message(msg *gws.Message) {
@@ -251,7 +261,7 @@ func (c *conn) message(msg *gws.Message) {
 		c.refresh(m.Token)
 	default:
 		c.e.stats.unknown.Add(1)
-		c.send(errorMessage{Type: "error", Code: "unknown_type", Message: "unknown message type " + quote(m.Type)})
+		c.send(errorMessage{Type: "error", Code: "unknown_type", Message: "unknown message type " + quote(m.Type), Re: m.Type})
 	}
 }
 
@@ -310,14 +320,11 @@ func (c *conn) refresh(token string) {
 		err = errors.New("the credential names another subject")
 	}
 	if err != nil {
-		c.send(errorMessage{Type: "error", Code: "unauthorized", Message: "refresh refused: " + errorText(err)})
+		c.send(errorMessage{Type: "error", Code: "unauthorized", Message: "refresh refused: " + errorText(err), Re: "refresh"})
 		return
 	}
 	c.mu.Lock()
-	c.credExp, c.refreshSent = 0, false
-	if !exp.IsZero() {
-		c.credExp = exp.UnixNano()
-	}
+	c.setCredential(exp, c.e.clock.Now().UnixNano())
 	c.mu.Unlock()
 	msg := map[string]any{"type": "refreshed"}
 	if !exp.IsZero() {

@@ -215,10 +215,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{e: e, ws: socket, subject: subject}
-	c.lastSeen.Store(e.clock.Now().UnixNano())
-	if !expires.IsZero() {
-		c.credExp = expires.UnixNano()
-	}
+	now := e.clock.Now().UnixNano()
+	c.lastSeen.Store(now)
+	c.setCredential(expires, now)
 	socket.Session().Store("", c)
 	e.live.Add(1)
 	if byMessage {

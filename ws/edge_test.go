@@ -450,14 +450,17 @@ func TestCredentialRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.ack()
-	// Keep the heartbeat alive with application pings as time moves.
-	for range 6 {
+	// Keep the heartbeat alive with application pings as time moves. The
+	// refresh comes 18s (a tenth of 3m, shorter than a minute) before expiry.
+	for range 8 {
 		c.pingPong()
 		e.clock.Advance(20 * time.Second)
 	}
+	c.pingPong()
+	e.clock.Advance(2 * time.Second) // 2m42s
 	m := c.read()
 	if m["type"] != "refresh" {
-		t.Fatalf("want a refresh message a minute before expiry, got %v", m)
+		t.Fatalf("want a refresh message 18s before expiry, got %v", m)
 	}
 	c.send(map[string]string{"type": "refresh", "token": e.token("alice", time.Hour)})
 	if m = c.read(); m["type"] != "refreshed" {
@@ -564,5 +567,34 @@ func TestPlainHTTPIsRefusedWithoutTouchingSessions(t *testing.T) {
 	}
 	if st, _ := e.m.Stats(context.Background()); st.Total != 0 {
 		t.Fatal("a refused request created a session")
+	}
+}
+
+// A credential shorter-lived than RefreshBefore is asked to refresh once,
+// a tenth of its life before it expires: not at once, and not in a loop.
+func TestShortCredentialRefreshesOnce(t *testing.T) {
+	e := newEnv(t, ws.Config{RefreshBefore: time.Minute})
+	c, _, err := e.dial(e.token("alice", 30*time.Second), "device_id=g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ack()
+	if others := c.pingPong(); len(others) != 0 {
+		t.Fatalf("messages before any time passed: %v", others)
+	}
+	e.clock.Advance(20 * time.Second) // within the 25s heartbeat timeout
+	if others := c.pingPong(); len(others) != 0 {
+		t.Fatalf("refresh asked too early: %v", others)
+	}
+	e.clock.Advance(6 * time.Second) // 26s
+	if others := c.pingPong(); len(others) != 0 {
+		t.Fatalf("refresh asked too early: %v", others)
+	}
+	e.clock.Advance(time.Second) // 27s: a tenth of 30s before expiry
+	if m := c.read(); m["type"] != "refresh" {
+		t.Fatalf("want one refresh at 27s, got %v", m)
+	}
+	if others := c.pingPong(); len(others) != 0 {
+		t.Fatalf("more messages after the refresh: %v", others)
 	}
 }

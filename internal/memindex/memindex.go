@@ -1,8 +1,13 @@
 // Package memindex holds sessions in memory with the indexes every Store
-// needs: by id, by token hash, live sessions per subject, id order for
-// listing, and counts by state. The inmem store is this index alone; the
-// pebble store keeps the same index in front of its durable log, so reads
-// never touch disk.
+// needs: by id (in id order, for listing), by token hash, by subject, and
+// counts by state. The inmem store is this index alone; the pebble store
+// keeps the same index in front of its durable log, so reads never touch
+// disk.
+//
+// Sessions are held as compact records (rec.go), not as sessiond.Session
+// values: a million sessions must fit in a few hundred bytes each, and the
+// fewer pointers they hold the less the garbage collector has to scan.
+// Reads build a fresh *sessiond.Session from the record.
 //
 // Writers follow one protocol:
 //
@@ -17,7 +22,6 @@
 package memindex
 
 import (
-	"cmp"
 	"encoding/base64"
 	"hash/maphash"
 	"slices"
@@ -37,30 +41,34 @@ type Index struct {
 	seed    maphash.Seed
 
 	mu       sync.RWMutex
-	byID     map[string]*sessiond.Session
-	byToken  map[sessiond.TokenHash]*sessiond.Session
+	byID     map[string]*rec
+	byToken  map[tokenKey]*rec // current and previous token hashes
 	subjects map[string]*subject
-	order    *btree.BTreeG[string]
+	order    *btree.BTreeG[*rec] // all sessions by id
 	pending  map[string]struct{} // ids reserved by creates in flight
+	policies map[string]string   // interned policy names
 	count    [sessiond.StateEnded + 1]int
 	nlive    int            // subjects with a live session
 	conns    map[string]int // connections of live sessions by kind
 }
 
+// subject is the list of one subject's sessions, live and ended.
 type subject struct {
-	live  []string // ids of live sessions
-	ended []string // ids of ending and ended sessions not yet purged
+	name string
+	head *rec
+	live int32
 }
 
 // New returns an empty index.
 func New() *Index {
 	return &Index{
 		seed:     maphash.MakeSeed(),
-		byID:     make(map[string]*sessiond.Session),
-		byToken:  make(map[sessiond.TokenHash]*sessiond.Session),
+		byID:     make(map[string]*rec),
+		byToken:  make(map[tokenKey]*rec),
 		subjects: make(map[string]*subject),
-		order:    btree.NewG(32, func(a, b string) bool { return a < b }),
+		order:    btree.NewG(32, func(a, b *rec) bool { return a.id < b.id }),
 		pending:  make(map[string]struct{}),
+		policies: make(map[string]string),
 		conns:    make(map[string]int),
 	}
 }
@@ -75,35 +83,45 @@ func (x *Index) Lock(subject string) *sync.Mutex {
 // Get returns the session with the id, or nil.
 func (x *Index) Get(id string) *sessiond.Session {
 	x.mu.RLock()
-	s := x.byID[id]
-	x.mu.RUnlock()
-	return s
+	defer x.mu.RUnlock()
+	if r := x.byID[id]; r != nil {
+		return r.session()
+	}
+	return nil
+}
+
+// SubjectOf returns the subject of the session with the id.
+func (x *Index) SubjectOf(id string) (string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if r := x.byID[id]; r != nil {
+		return r.subj.name, true
+	}
+	return "", false
 }
 
 // FindToken returns the session holding h as its current or previous token, or nil.
 func (x *Index) FindToken(h sessiond.TokenHash) *sessiond.Session {
 	x.mu.RLock()
-	s := x.byToken[h]
-	x.mu.RUnlock()
-	return s
+	defer x.mu.RUnlock()
+	r := x.byToken[keyOf(h)]
+	if r == nil || (r.token != h && (r.extra == nil || r.extra.prevToken != h)) {
+		return nil // a prefix of another hash: 2^-128 per pair, but checked
+	}
+	return r.session()
 }
 
 // Live returns the subject's live sessions, oldest first.
 func (x *Index) Live(subj string) []*sessiond.Session {
 	x.mu.RLock()
-	out := x.liveLocked(subj)
-	x.mu.RUnlock()
-	return out
-}
-
-func (x *Index) liveLocked(subj string) []*sessiond.Session {
-	e := x.subjects[subj]
-	if e == nil {
-		return []*sessiond.Session{}
-	}
-	out := make([]*sessiond.Session, 0, len(e.live))
-	for _, id := range e.live {
-		out = append(out, x.byID[id])
+	defer x.mu.RUnlock()
+	out := []*sessiond.Session{}
+	if e := x.subjects[subj]; e != nil {
+		for r := e.head; r != nil; r = r.next {
+			if r.live() {
+				out = append(out, r.session())
+			}
+		}
 	}
 	slices.SortFunc(out, Oldest)
 	return out
@@ -114,7 +132,7 @@ func Oldest(a, b *sessiond.Session) int {
 	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.ID, b.ID)
+	return strings.Compare(a.ID, b.ID)
 }
 
 // CreatePlan is what a create will change, decided under the subject lock.
@@ -134,14 +152,12 @@ func (p *CreatePlan) Release() {
 }
 
 // PlanCreate checks a create against the index (id free, subject under its
-// limit or evicting) and reserves the id. The caller holds s.Subject's lock.
+// limit or evicting, device free if asked) and reserves the id. The caller
+// holds s.Subject's lock.
 func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []sessiond.Event) (*CreatePlan, error) {
 	x.mu.Lock()
-	if _, ok := x.byID[s.ID]; ok {
-		x.mu.Unlock()
-		return nil, sessiond.ErrExists
-	}
-	if _, ok := x.pending[s.ID]; ok {
+	_, taken := x.byID[s.ID]
+	if _, reserved := x.pending[s.ID]; taken || reserved {
 		x.mu.Unlock()
 		return nil, sessiond.ErrExists
 	}
@@ -149,8 +165,12 @@ func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []ses
 	x.mu.Unlock()
 
 	p := &CreatePlan{x: x, id: s.ID}
+	var live []*sessiond.Session
+	if lim.UniqueDevice || lim.Max > 0 {
+		live = x.Live(s.Subject)
+	}
 	if lim.UniqueDevice {
-		for _, o := range x.Live(s.Subject) {
+		for _, o := range live {
 			if o.Device.ID == s.Device.ID {
 				p.Release()
 				return nil, sessiond.ErrExists
@@ -158,7 +178,6 @@ func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []ses
 		}
 	}
 	if lim.Max > 0 {
-		live := x.Live(s.Subject)
 		if over := len(live) - lim.Max + 1; over > 0 {
 			if !lim.EvictOldest {
 				p.Release()
@@ -175,157 +194,145 @@ func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []ses
 	return p, nil
 }
 
-// CheckUpdate returns the stored session that s replaces, or ErrNotFound or
-// ErrConflict. The caller holds s.Subject's lock.
-func (x *Index) CheckUpdate(s *sessiond.Session) (*sessiond.Session, error) {
-	old := x.Get(s.ID)
+// CheckUpdate returns ErrNotFound or ErrConflict unless s may replace the
+// stored session (its version is s.Version-1). The caller holds
+// s.Subject's lock.
+func (x *Index) CheckUpdate(s *sessiond.Session) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	r := x.byID[s.ID]
 	switch {
-	case old == nil:
-		return nil, sessiond.ErrNotFound
-	case old.Version != s.Version-1:
-		return nil, sessiond.ErrConflict
-	case old.Subject != s.Subject:
-		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "subject", "a session's subject cannot change")
+	case r == nil:
+		return sessiond.ErrNotFound
+	case r.version != s.Version-1:
+		return sessiond.ErrConflict
+	case r.subj.name != s.Subject:
+		return sessiond.Errorf(sessiond.CodeInvalidArgument, "subject", "a session's subject cannot change")
 	}
-	return old, nil
+	return nil
 }
 
-// CheckDelete returns the stored session to delete, or ErrNotFound or
-// ErrConflict. The caller holds the session's subject lock.
-func (x *Index) CheckDelete(id string, version uint64) (*sessiond.Session, error) {
-	old := x.Get(id)
+// CheckDelete returns ErrNotFound or ErrConflict unless the session with the
+// id is at the version. The caller holds the session's subject lock.
+func (x *Index) CheckDelete(id string, version uint64) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	r := x.byID[id]
 	switch {
-	case old == nil:
-		return nil, sessiond.ErrNotFound
-	case old.Version != version:
-		return nil, sessiond.ErrConflict
+	case r == nil:
+		return sessiond.ErrNotFound
+	case r.version != version:
+		return sessiond.ErrConflict
 	}
-	return old, nil
+	return nil
 }
 
 // Apply installs sessions (new or replacing) and removes deleted ids, in one
 // step as seen by readers.
 func (x *Index) Apply(puts []*sessiond.Session, deletes []string) {
 	x.mu.Lock()
+	defer x.mu.Unlock()
 	for _, s := range puts {
 		x.putLocked(s)
 	}
 	for _, id := range deletes {
 		x.deleteLocked(id)
 	}
-	x.mu.Unlock()
-}
-
-// countConns adds (sign 1) or removes (sign -1) a session's connections
-// from the counts; only live sessions' connections count.
-func (x *Index) countConns(s *sessiond.Session, sign int) {
-	if !s.State.Live() {
-		return
-	}
-	for _, c := range s.Conns {
-		if x.conns[c.Kind] += sign; x.conns[c.Kind] == 0 {
-			delete(x.conns, c.Kind)
-		}
-	}
 }
 
 func (x *Index) putLocked(s *sessiond.Session) {
-	old := x.byID[s.ID]
-	x.byID[s.ID] = s
-	x.countConns(s, 1)
-	if old != nil {
-		x.countConns(old, -1)
-		x.count[old.State]--
-		if old.TokenHash != s.TokenHash && old.TokenHash != s.PrevTokenHash {
-			delete(x.byToken, old.TokenHash)
+	r := x.byID[s.ID]
+	if r == nil {
+		e := x.subjects[s.Subject]
+		if e == nil {
+			e = &subject{name: strings.Clone(s.Subject)}
+			x.subjects[e.name] = e
 		}
-		if !old.PrevTokenHash.IsZero() && old.PrevTokenHash != s.TokenHash && old.PrevTokenHash != s.PrevTokenHash {
-			delete(x.byToken, old.PrevTokenHash)
-		}
+		r = &rec{id: strings.Clone(s.ID), subj: e, next: e.head}
+		e.head = r
+		x.byID[r.id] = r
+		x.order.ReplaceOrInsert(r)
 	} else {
-		x.order.ReplaceOrInsert(s.ID)
+		x.unindex(r)
 	}
-	x.count[s.State]++
-	x.byToken[s.TokenHash] = s
-	if !s.PrevTokenHash.IsZero() {
-		x.byToken[s.PrevTokenHash] = s
-	}
+	r.set(s, x.intern(s.Policy))
+	x.index(r)
+}
 
-	e := x.subjects[s.Subject]
-	if e == nil {
-		e = &subject{}
-		x.subjects[s.Subject] = e
+// index counts r and makes its tokens find it; unindex undoes it. A
+// record changes between the two.
+func (x *Index) index(r *rec) {
+	x.count[r.state]++
+	x.byToken[keyOf(r.token)] = r
+	if r.extra != nil && r.extra.prevToken != (sessiond.TokenHash{}) {
+		x.byToken[keyOf(r.extra.prevToken)] = r
 	}
-	wasLive := old != nil && old.State.Live()
-	switch {
-	case old == nil && s.State.Live():
-		x.addLive(e, s.ID)
-	case old == nil:
-		e.ended = append(e.ended, s.ID)
-	case wasLive && !s.State.Live():
-		x.removeLive(e, s.ID)
-		e.ended = append(e.ended, s.ID)
-	case !wasLive && s.State.Live():
-		// Ended sessions never come back; stores refuse nothing here, so keep
-		// the index consistent anyway.
-		e.ended = remove(e.ended, s.ID)
-		x.addLive(e, s.ID)
+	if r.live() {
+		if r.subj.live++; r.subj.live == 1 {
+			x.nlive++
+		}
+		if r.extra != nil {
+			for _, c := range r.extra.conns {
+				x.conns[c.Kind]++
+			}
+		}
 	}
 }
 
-func (x *Index) addLive(e *subject, id string) {
-	if len(e.live) == 0 {
-		x.nlive++
+func (x *Index) unindex(r *rec) {
+	x.count[r.state]--
+	if x.byToken[keyOf(r.token)] == r {
+		delete(x.byToken, keyOf(r.token))
 	}
-	e.live = append(e.live, id)
-}
-
-func (x *Index) removeLive(e *subject, id string) {
-	e.live = remove(e.live, id)
-	if len(e.live) == 0 {
-		x.nlive--
-		e.live = nil
+	if r.extra != nil && r.extra.prevToken != (sessiond.TokenHash{}) && x.byToken[keyOf(r.extra.prevToken)] == r {
+		delete(x.byToken, keyOf(r.extra.prevToken))
+	}
+	if r.live() {
+		if r.subj.live--; r.subj.live == 0 {
+			x.nlive--
+		}
+		if r.extra != nil {
+			for _, c := range r.extra.conns {
+				if x.conns[c.Kind]--; x.conns[c.Kind] == 0 {
+					delete(x.conns, c.Kind)
+				}
+			}
+		}
 	}
 }
 
 func (x *Index) deleteLocked(id string) {
-	s := x.byID[id]
-	if s == nil {
+	r := x.byID[id]
+	if r == nil {
 		return
 	}
+	x.unindex(r)
 	delete(x.byID, id)
-	x.order.Delete(id)
-	x.count[s.State]--
-	x.countConns(s, -1)
-	if x.byToken[s.TokenHash] == s {
-		delete(x.byToken, s.TokenHash)
-	}
-	if !s.PrevTokenHash.IsZero() && x.byToken[s.PrevTokenHash] == s {
-		delete(x.byToken, s.PrevTokenHash)
-	}
-	if e := x.subjects[s.Subject]; e != nil {
-		if s.State.Live() {
-			x.removeLive(e, id)
-		} else {
-			e.ended = remove(e.ended, id)
+	x.order.Delete(r)
+	e := r.subj
+	if e.head == r {
+		e.head = r.next
+	} else {
+		for p := e.head; p != nil; p = p.next {
+			if p.next == r {
+				p.next = r.next
+				break
+			}
 		}
-		if len(e.live) == 0 && len(e.ended) == 0 {
-			delete(x.subjects, s.Subject)
-		}
+	}
+	if e.head == nil {
+		delete(x.subjects, e.name)
 	}
 }
 
-// remove deletes id from ids, keeping order, and lets a drained slice go.
-func remove(ids []string, id string) []string {
-	i := slices.Index(ids, id)
-	if i < 0 {
-		return ids
+// intern returns the one copy of a policy name.
+func (x *Index) intern(name string) string {
+	if v, ok := x.policies[name]; ok {
+		return v
 	}
-	ids = slices.Delete(ids, i, i+1)
-	if len(ids) == 0 {
-		return nil
-	}
-	return ids
+	name = strings.Clone(name)
+	x.policies[name] = name
+	return name
 }
 
 // Stats returns counts by state and live subjects.
@@ -393,7 +400,7 @@ func (x *Index) List(q sessiond.Query) (sessiond.Page, error) {
 		limit = defaultLimit
 	}
 	limit = min(limit, maxLimit)
-	match := func(s *sessiond.Session) bool { return q.State == 0 || s.State == q.State }
+	match := func(r *rec) bool { return q.State == 0 || r.state == q.State }
 
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -403,26 +410,26 @@ func (x *Index) List(q sessiond.Query) (sessiond.Page, error) {
 		if e == nil {
 			return page, nil
 		}
-		ids := slices.Concat(e.live, e.ended)
-		slices.Sort(ids)
-		for _, id := range ids {
-			if id <= after {
-				continue
+		var recs []*rec
+		for r := e.head; r != nil; r = r.next {
+			if r.id > after && match(r) {
+				recs = append(recs, r)
 			}
-			if s := x.byID[id]; match(s) {
-				if len(page.Sessions) == limit {
-					page.Next = EncodeCursor(page.Sessions[limit-1].ID)
-					break
-				}
-				page.Sessions = append(page.Sessions, s)
-			}
+		}
+		slices.SortFunc(recs, func(a, b *rec) int { return strings.Compare(a.id, b.id) })
+		if len(recs) > limit {
+			recs = recs[:limit]
+			page.Next = EncodeCursor(recs[limit-1].id)
+		}
+		for _, r := range recs {
+			page.Sessions = append(page.Sessions, r.session())
 		}
 		return page, nil
 	}
 	budget := limit * 10
 	last := ""
-	x.order.AscendGreaterOrEqual(after, func(id string) bool {
-		if id == after {
+	x.order.AscendGreaterOrEqual(&rec{id: after}, func(r *rec) bool {
+		if r.id == after {
 			return true
 		}
 		if len(page.Sessions) == limit || budget == 0 {
@@ -430,9 +437,9 @@ func (x *Index) List(q sessiond.Query) (sessiond.Page, error) {
 			return false
 		}
 		budget--
-		last = id
-		if s := x.byID[id]; match(s) {
-			page.Sessions = append(page.Sessions, s)
+		last = r.id
+		if match(r) {
+			page.Sessions = append(page.Sessions, r.session())
 		}
 		return true
 	})
