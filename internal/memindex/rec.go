@@ -32,11 +32,11 @@ type rec struct {
 
 // extra holds what many sessions never have.
 type extra struct {
-	device                            sessiond.Device
-	meta                              json.RawMessage
-	conns                             []sessiond.Connection
+	device                           sessiond.Device
+	meta                             json.RawMessage
+	conns                            []sessiond.Connection
 	rotated, prevUntil, disconnected int64
-	prevToken                         sessiond.TokenHash
+	prevToken                        sessiond.TokenHash
 }
 
 // tokenKey is the first half of a token hash. Halving the map's keys saves
