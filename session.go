@@ -190,34 +190,9 @@ type sessionJSON struct {
 	Generation  uint64          `json:"generation"`
 }
 
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	t = t.UTC()
-	return &t
-}
-
 // MarshalJSON encodes the session without its token hashes. Durations are Go
-// duration strings ("30m0s"), times RFC 3339 in UTC.
-func (s *Session) MarshalJSON() ([]byte, error) {
-	j := sessionJSON{
-		ID: s.ID, Subject: s.Subject, Metadata: s.Metadata, Policy: s.Policy,
-		State: s.State, EndReason: s.EndReason,
-		CreatedAt: s.CreatedAt.UTC(), LastActive: s.LastActive.UTC(),
-		ExpiresAt: optTime(s.ExpiresAt), RotatedAt: optTime(s.RotatedAt), EndedAt: optTime(s.EndedAt),
-		Disconn: optTime(s.DisconnectedAt), Connections: len(s.Conns),
-		Version: s.Version, Generation: s.Generation,
-	}
-	if s.Device != (Device{}) {
-		d := s.Device
-		j.Device = &d
-	}
-	if s.IdleTimeout > 0 {
-		j.IdleTimeout = s.IdleTimeout.String()
-	}
-	return json.Marshal(j)
-}
+// duration strings ("30m0s"), times RFC 3339 in UTC. See AppendJSON.
+func (s *Session) MarshalJSON() ([]byte, error) { return s.AppendJSON(nil), nil }
 
 // UnmarshalJSON decodes the form MarshalJSON writes. Token hashes stay zero.
 func (s *Session) UnmarshalJSON(b []byte) error {

@@ -700,7 +700,8 @@ func (c *WSConn) connect(ctx context.Context) (*link, error) {
 	}
 	l := &link{gone: make(chan struct{})}
 	l.heard.Store(time.Now().UnixNano())
-	sock, resp, err := websocket.Dial(ctx, c.url, &websocket.DialOptions{
+	// coder/websocket: "You never need to close resp.Body yourself."
+	sock, resp, err := websocket.Dial(ctx, c.url, &websocket.DialOptions{ //nolint:bodyclose
 		HTTPClient: c.http,
 		HTTPHeader: h,
 		OnPingReceived: func(context.Context, []byte) bool {
@@ -788,7 +789,7 @@ func (c *WSConn) serve(ctx context.Context, l *link) (code int, reason string, e
 		select {
 		case <-ctx.Done():
 			_ = l.sock.Close(websocket.StatusNormalClosure, "client closed")
-			<-readErr
+			<-readErr //nolint:errcheck // the read loop's end: our own close caused its error
 			return CloseNormal, "client closed", nil
 		case err := <-readErr:
 			return socketClosed(err)
@@ -799,7 +800,7 @@ func (c *WSConn) serve(ctx context.Context, l *link) (code int, reason string, e
 			}
 			c.log.Warn("websocket silent for the heartbeat timeout; reconnecting", "timeout", hb)
 			_ = l.sock.CloseNow()
-			<-readErr
+			<-readErr //nolint:errcheck // as above
 			return CloseAbnormal, "heartbeat timeout", errSilent
 		}
 	}

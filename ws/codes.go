@@ -26,7 +26,7 @@ const (
 	CodeBadRequest         = 4506
 )
 
-var closeReasons = map[int]string{
+var closeReasons = map[int]string{ //nolint:gosec // G101: close reasons, not credentials
 	CodeNormal:             "normal closure",
 	CodeGoingAway:          "server shutting down",
 	CodeUnsupportedData:    "binary frames are not supported",

@@ -377,7 +377,7 @@ func (e *Edge) OnPong(socket *gws.Conn, _ []byte) {
 
 // OnMessage implements gws.Event.
 func (e *Edge) OnMessage(socket *gws.Conn, msg *gws.Message) {
-	defer msg.Close()
+	defer func() { _ = msg.Close() }() // returns its buffer to a pool; cannot fail
 	if c := connOf(socket); c != nil {
 		c.message(msg)
 	}
@@ -420,4 +420,5 @@ func jsonMsg(v any) []byte {
 	return b
 }
 
-func jitter(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d)) + 1) }
+// jitter spreads pings over an interval; it needs no cryptographic randomness.
+func jitter(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d)) + 1) } //nolint:gosec // G404

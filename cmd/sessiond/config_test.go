@@ -18,12 +18,18 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatalf("docs/sessiond.example.yaml: %v", err)
 	}
 	policies, def, err := cfg.policies()
-	if err != nil || def != "web" || len(policies) != 3 {
+	if err != nil || def != "web" || len(policies) != 4 {
 		t.Fatalf("policies %v, default %q, %v", policies, def, err)
 	}
 	for _, p := range policies {
 		if p.Name == "web" && (p.TTL != 720*time.Hour || p.RotateAfter != 15*time.Minute || p.OnLimit != "evict_oldest") {
 			t.Fatalf("web policy read as %+v", p)
 		}
+		if p.Name == "device" && (p.DisconnectGrace != 30*time.Second || p.OnConnect != "replace" || p.MaxConnections != 1) {
+			t.Fatalf("device policy read as %+v", p)
+		}
+	}
+	if cfg.ConnectPolicy != "device" || cfg.JWT.Leeway != Duration(30*time.Second) || cfg.WebSocket.MessageRate != 20 {
+		t.Fatalf("connect_policy %q, jwt %+v, websocket %+v", cfg.ConnectPolicy, cfg.JWT, cfg.WebSocket)
 	}
 }

@@ -8,6 +8,7 @@
 //	sessiond sessions revoke ID
 //	sessiond sessions revoke --subject S
 //	sessiond token --subject S [--ttl 1h]   a development JWT for /v1/connect
+//	sessiond connect --subject S --device D  hold a WebSocket, printing what happens
 //	sessiond version
 //
 // Every command takes --config, --addr, --data-dir, --api-key, --store,
@@ -51,6 +52,8 @@ Usage:
   sessiond sessions revoke ID
   sessiond sessions revoke --subject S
   sessiond token --subject S [--ttl 1h]   print a development JWT (HS256, the configured --jwt-secret)
+  sessiond connect --subject S --device D   hold a WebSocket to D's session; print what happens
+  sessiond connect --subject S --session-token T   ... or to a session created over REST
   sessiond version
 
 Common flags (each also read from its environment variable):
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdSessions(ctx, args, stdout, getenv)
 	case "token":
 		err = cmdToken(args, stdout, getenv)
+	case "connect":
+		err = cmdConnect(ctx, args, stdout, getenv)
 	case "version":
 		fmt.Fprintln(stdout, "sessiond", version)
 	case "help", "-h", "--help":

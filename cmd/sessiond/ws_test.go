@@ -21,7 +21,7 @@ func dialDevice(t *testing.T, addr, subject, device string) (*websocket.Conn, ma
 	tok := strings.TrimSpace(mustCLI(t, "token", "--subject", subject, "--ttl", "1h", "--jwt-secret", testSecret))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/v1/connect?device_id="+device,
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/v1/connect?device_id="+device, //nolint:bodyclose // the library's to close
 		&websocket.DialOptions{HTTPHeader: map[string][]string{"Authorization": {"Bearer " + tok}}})
 	if err != nil {
 		t.Fatalf("dial: %v", err)

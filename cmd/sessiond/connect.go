@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/jwt"
+)
+
+// cmdConnect holds a WebSocket to a session, like wscat: it prints each
+// state change and each message from the server until interrupted or
+// stopped for good. It signs its own credential with the configured HS256
+// secret, renewing it for every reconnect and refresh.
+func cmdConnect(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
+	cf := newConfigFlags(fs)
+	subject := fs.String("subject", "", "the subject to connect as; required")
+	device := fs.String("device", "", "device id: find or create the subject's session for this device")
+	sessionToken := fs.String("session-token", "", "attach to this session instead (a token from POST /v1/sessions)")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime of each credential signed")
+	if pos, err := parse(fs, args, stdout); err != nil {
+		return err
+	} else if len(pos) > 0 || *subject == "" || (*device == "") == (*sessionToken == "") {
+		return usageError{"connect takes --subject S and one of --device ID or --session-token T"}
+	}
+	cfg, err := loadConfig(cf, getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.JWT.Secret == "" {
+		return usageError{"connect signs its credentials with the HS256 secret: --jwt-secret or SESSIOND_JWT_SECRET"}
+	}
+	secret := []byte(cfg.JWT.Secret)
+	say := func(format string, args ...any) {
+		fmt.Fprintf(stdout, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	}
+	c, err := client.DialWS(ctx, client.WSConfig{
+		URL: "ws://" + strings.TrimPrefix(cfg.Addr, "ws://"),
+		Token: func(context.Context) (string, error) {
+			return jwt.Sign(secret, *subject, *ttl, time.Now())
+		},
+		DeviceID: *device, SessionToken: *sessionToken,
+		OnState: func(ev client.WSEvent) {
+			switch ev.State {
+			case client.WSConnected:
+				say("connected: session %s, connection %s, resumed %v", ev.SessionID, ev.ConnectionID, ev.Resumed)
+			case client.WSDisconnected:
+				say("disconnected: close code %d (%s)", ev.Code, ev.Reason)
+			case client.WSReconnecting:
+				say("reconnecting in %v (attempt %d)", ev.Wait.Round(time.Millisecond), ev.Attempt)
+			case client.WSStopped:
+				say("stopped: %v", ev.Err)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if tok := c.SessionToken(); tok != "" {
+		say("session token (shown once): %s", tok)
+	}
+	for {
+		select {
+		case msg, ok := <-c.Messages():
+			if !ok {
+				<-c.Done()
+				if err := c.Err(); !errors.Is(err, client.ErrClosed) {
+					return err
+				}
+				return nil
+			}
+			say("message: %s", msg)
+		case <-ctx.Done():
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return c.Close(cctx)
+		}
+	}
+}
