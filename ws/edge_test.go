@@ -3,6 +3,7 @@ package ws_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -596,5 +597,41 @@ func TestShortCredentialRefreshesOnce(t *testing.T) {
 	}
 	if others := c.pingPong(); len(others) != 0 {
 		t.Fatalf("more messages after the refresh: %v", others)
+	}
+}
+
+// The first ping of each connection comes after a random part of the
+// heartbeat interval, so connections made together are not pinged together.
+func TestFirstPingsAreSpread(t *testing.T) {
+	e := newEnv(t, ws.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 20 {
+		c := e.mustDial(fmt.Sprint("user-", i), "device_id=g", nil)
+		c.ack()
+		go func() { // reading answers pings
+			for {
+				if _, _, err := c.c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// Ten 1s steps cover the 10s interval: every connection gets its first
+	// ping in one of them.
+	stepsWithPings, last := 0, int64(0)
+	for range 10 {
+		e.clock.Advance(time.Second)
+		time.Sleep(20 * time.Millisecond) // attribute this step's pongs to it (best effort; not a timeout)
+		if p := e.edge.Stats().Pongs; p > last {
+			stepsWithPings++
+			last = p
+		}
+	}
+	e.eventually("all 20 first pings answered", func() bool { return e.edge.Stats().Pongs == 20 })
+	// 20 random first pings over ten steps land in at least four of them
+	// but with a probability below one in a billion.
+	if stepsWithPings < 4 {
+		t.Fatalf("the first pings came in %d of 10 one-second steps; want them spread over several", stepsWithPings)
 	}
 }
