@@ -256,6 +256,7 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 		now := m.now()
 		n := s.Clone()
 		n.Version++
+		n.LastActive = now // the connection was alive until now: activity
 		n.Conns = slices.Delete(n.Conns, i, i+1)
 		if len(n.Conns) == 0 {
 			n.Conns = nil

@@ -492,3 +492,38 @@ func TestResourcesDisposedOnceUnderRacingEnds(t *testing.T) {
 		}
 	})
 }
+
+// A session with a connection attached is active: its idle timeout counts
+// only from when its last connection left.
+func TestConnectedSessionsDoNotIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		idler := sessiond.Policy{Name: "idler", TTL: 8 * time.Hour, IdleTimeout: 10 * time.Minute}
+		e := connectEnv(t, sessiond.Config{Policies: []sessiond.Policy{idler}})
+		c := e.create("alice")
+		conn, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: c.Token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		updates := e.store.updates.Load()
+		time.Sleep(2 * time.Hour) // the edge pings the socket; the engine writes nothing
+		synctest.Wait()
+		if s := e.session(c.Session.ID); s.State != sessiond.StateActive || e.store.updates.Load() != updates {
+			t.Fatalf("a connected session after 2h: %v, %d writes", s.State, e.store.updates.Load()-updates)
+		}
+		if err := e.m.Disconnect(t.Context(), conn.Conn.ID); err != nil {
+			t.Fatal(err)
+		}
+		left := time.Now()
+		time.Sleep(10*time.Minute - time.Second)
+		synctest.Wait()
+		if s := e.session(c.Session.ID); s.State != sessiond.StateActive {
+			t.Fatalf("idle-ended %v after its connection left, before its idle timeout", time.Since(left))
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		s := e.session(c.Session.ID)
+		if s.State != sessiond.StateEnded || s.EndReason != sessiond.EndIdle || s.EndedAt.Sub(left) != 10*time.Minute {
+			t.Fatalf("after the idle timeout: %v/%v at +%v", s.State, s.EndReason, s.EndedAt.Sub(left))
+		}
+	})
+}

@@ -535,9 +535,14 @@ func (m *Manager) rotateInto(n *Session, p *Policy, now time.Time) string {
 
 // liveDeadlines returns a live session's deadlines: its absolute expiry,
 // its idle expiry, and the end of its disconnect grace. Zero times are off.
+//
+// A session with connections attached is not idle: their heartbeats are its
+// activity. So the idle timeout counts only while none is attached, from the
+// moment the last one left (Disconnect records it), and a connected session
+// costs no store write for its heartbeats.
 func (m *Manager) liveDeadlines(s *Session) (expires, idle, grace time.Time) {
 	expires = s.ExpiresAt
-	if s.IdleTimeout > 0 && (s.State == StateActive || s.State == StateDisconnected) {
+	if s.IdleTimeout > 0 && len(s.Conns) == 0 && (s.State == StateActive || s.State == StateDisconnected) {
 		idle = s.LastActive.Add(s.IdleTimeout)
 	}
 	if s.State == StateDisconnected {

@@ -37,8 +37,9 @@ const DefaultEventRetention = 100_000
 type Options struct {
 	// Dir is the database directory; it is created if missing. Required.
 	Dir string
-	// EventRetention is how many of the newest events Events can return.
-	// 0 means DefaultEventRetention.
+	// EventRetention is how many of the newest events Events can return
+	// at least (up to a sixteenth more are kept: the log is trimmed in
+	// chunks). 0 means DefaultEventRetention.
 	EventRetention int
 	// Logger receives Pebble's own messages at debug level (errors at
 	// error level). nil discards them.
@@ -72,7 +73,18 @@ type Store struct {
 	seq     uint64        // last assigned event Seq; committer goroutine only
 	trimmed uint64        // events up to here are deleted; committer only
 	last    atomic.Uint64 // last committed event Seq
+
+	// tail holds the newest committed events, so that readers following
+	// the log (the event bus reads after every commit) do not open a
+	// Pebble iterator each time.
+	tailMu sync.Mutex
+	tail   []sessiond.Event // ring
+	tailAt int              // index of the oldest
+	tailN  int
 }
+
+// tailSize is how many of the newest events the store also keeps in memory.
+const tailSize = 8192
 
 var _ sessiond.Store = (*Store)(nil)
 
@@ -108,6 +120,7 @@ func Open(opts Options) (*Store, error) {
 		retain:  uint64(opts.EventRetention),
 		ops:     make(chan *op, maxGroup),
 		closing: make(chan struct{}),
+		tail:    make([]sessiond.Event, min(tailSize, opts.EventRetention)),
 	}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
@@ -233,8 +246,12 @@ func (s *Store) commit(group []*op) (err error) {
 			}
 		}
 	}
+	// Trim in chunks of a sixteenth of the retention: every range deletion
+	// stays in the memtable until a flush, and each costs readers of the
+	// log, so there must be few of them, not one per commit.
 	trimTo := s.trimmed
-	if seq > s.retain && seq-s.retain > s.trimmed {
+	chunk := max(s.retain/16, 1)
+	if seq > s.retain && seq-s.retain >= s.trimmed+chunk {
 		trimTo = seq - s.retain
 		if err := b.DeleteRange(eventKey(s.trimmed+1), eventKey(trimTo+1), nil); err != nil {
 			return err
@@ -244,8 +261,44 @@ func (s *Store) commit(group []*op) (err error) {
 		return fmt.Errorf("pebble: commit: %w", err)
 	}
 	s.seq, s.trimmed = seq, trimTo
+	s.remember(group)
 	s.last.Store(seq)
 	return nil
+}
+
+// remember puts a committed group's events in the tail ring.
+func (s *Store) remember(group []*op) {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	ring := len(s.tail)
+	for _, o := range group {
+		for _, ev := range o.events {
+			if s.tailN < ring {
+				s.tail[(s.tailAt+s.tailN)%ring] = ev
+				s.tailN++
+			} else {
+				s.tail[s.tailAt] = ev
+				s.tailAt = (s.tailAt + 1) % ring
+			}
+		}
+	}
+}
+
+// fromTail returns events after the given Seq from the tail ring, and
+// whether the ring covered them.
+func (s *Store) fromTail(after uint64, limit int) ([]sessiond.Event, bool) {
+	s.tailMu.Lock()
+	defer s.tailMu.Unlock()
+	if s.tailN == 0 || after+1 < s.tail[s.tailAt].Seq {
+		return nil, false
+	}
+	ring := len(s.tail)
+	first := s.tail[s.tailAt].Seq
+	var out []sessiond.Event
+	for i := int(after + 1 - first); i < s.tailN && len(out) < limit; i++ {
+		out = append(out, s.tail[(s.tailAt+i)%ring])
+	}
+	return out, true
 }
 
 // write hands o to the committer and waits until it is durable and applied.
@@ -408,6 +461,9 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) (_ []sessio
 	last := s.last.Load()
 	if after >= last || limit <= 0 {
 		return nil, nil
+	}
+	if evs, ok := s.fromTail(after, limit); ok {
+		return evs, nil
 	}
 	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: eventKey(after + 1), UpperBound: eventKey(last + 1)})
 	if err != nil {

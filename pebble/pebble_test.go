@@ -89,6 +89,24 @@ func BenchmarkCreate(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
+	// Follow the log as the WebSocket edge does: the store is read after
+	// every commit.
+	ctx, stop := context.WithCancel(b.Context())
+	defer stop()
+	go func() {
+		for ctx.Err() == nil {
+			sub, err := m.Subscribe(ctx, sessiond.FromNow)
+			if err != nil {
+				return
+			}
+			for {
+				if _, err := sub.Next(ctx); err != nil {
+					break // too slow: subscribe again; or done
+				}
+			}
+			sub.Close()
+		}
+	}()
 	b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0)))
 	var n atomic.Int64
 	b.ResetTimer()

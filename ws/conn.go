@@ -55,7 +55,7 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 	c.id, c.sessionID = a.Conn.ID, a.Session.ID
 	c.hbInterval, c.hbTimeout = int64(a.Policy.HeartbeatInterval), int64(a.Policy.HeartbeatTimeout)
 	c.touchEvery = int64(a.Policy.TouchInterval)
-	release, err := e.m.Attach(ctx, c.sessionID, "websocket "+c.id, sessiond.ResourceFunc(c.dispose))
+	release, err := e.m.Attach(ctx, c.sessionID, "websocket", sessiond.ResourceFunc(c.dispose))
 	if err != nil {
 		// The session ended between attaching and now.
 		c.close(codeForError(err))
@@ -91,7 +91,7 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 	c.lastTouch = now
 	// The first ping comes after a random part of the interval, so that a
 	// mass reconnect does not ping in lockstep.
-	c.nextPing = now + int64(jitter(time.Duration(c.hbInterval)))
+	c.nextPing = onGrid(now + int64(jitter(time.Duration(c.hbInterval))))
 	c.mu.Unlock()
 	c.send(ack)
 	c.schedule()
@@ -171,7 +171,7 @@ func (c *conn) tick() {
 			c.refreshSent, refresh = true, true
 		}
 		if now >= c.nextPing {
-			c.nextPing, ping = now+c.hbInterval, true
+			c.nextPing, ping = onGrid(now+c.hbInterval), true
 		}
 	}
 	exp := c.credExp
@@ -192,15 +192,29 @@ func (c *conn) tick() {
 	c.schedule()
 }
 
+// pingGrid quantizes ping times: sockets whose pings fall in the same
+// 100ms slot are pinged on one wake-up of the process rather than one each.
+// With a 25s interval that is still 250 slots, so pings stay spread.
+const pingGrid = int64(100 * time.Millisecond)
+
+// onGrid rounds a time in Unix nanoseconds up to the ping grid.
+func onGrid(t int64) int64 { return (t + pingGrid - 1) / pingGrid * pingGrid }
+
 type refreshMessage struct {
 	Type      string    `json:"type"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// heard notes a sign of life, and activity on the session.
+// heard notes a sign of life. While the socket is attached its session is
+// active (the engine does not idle-expire sessions with connections), so
+// pings and pongs cost no write; messages also record activity (touch).
 func (c *conn) heard() {
+	c.lastSeen.Store(c.e.clock.Now().UnixNano())
+}
+
+// active records activity on the session, at most once per touch interval.
+func (c *conn) active() {
 	now := c.e.clock.Now().UnixNano()
-	c.lastSeen.Store(now)
 	if c.touchEvery <= 0 || c.sessionID == "" {
 		return
 	}
@@ -236,6 +250,7 @@ type errorMessage struct {
 
 func (c *conn) message(msg *gws.Message) {
 	c.heard()
+	c.active()
 	c.e.stats.messages.Add(1)
 	if msg.Opcode != gws.OpcodeText {
 		c.close(CodeUnsupportedData)

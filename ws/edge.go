@@ -57,8 +57,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// AttachTimeout bounds the wait for the attach message: 10s.
 	AttachTimeout time.Duration
-	// ReadBufferSize is each connection's read buffer: 1024 bytes. Small
-	// buffers keep idle connections cheap; messages are small.
+	// ReadBufferSize is each connection's read buffer: 512 bytes. Small
+	// buffers keep idle connections cheap; messages are small, and a larger
+	// one is read in more than one call.
 	ReadBufferSize int
 }
 
@@ -128,7 +129,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	readBuf := cfg.ReadBufferSize
 	if readBuf <= 0 {
-		readBuf = 1024
+		readBuf = 512
 	}
 	e.upgrader = gws.NewUpgrader(e, &gws.ServerOption{
 		ReadMaxPayloadSize:  maxMsg,
