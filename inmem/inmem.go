@@ -58,12 +58,15 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond
 	}
 	// No copy of sess: the index copies what it keeps.
 	defer s.idx.Lock(sess.Subject).Unlock()
-	plan, err := s.idx.PlanCreate(sess, lim, events)
+	plan, err := s.idx.PlanCreate(sess, lim, events, false)
 	if err != nil {
 		return nil, err
 	}
-	defer plan.Release()
-	s.commit(append(plan.Evicted, sess), nil, plan.Events)
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if err := s.idx.ApplyCreate(sess, plan.Evicted, func() { s.appendEvents(plan.Events) }); err != nil {
+		return nil, err
+	}
 	copy(events, plan.Events[len(plan.Events)-len(events):])
 	return plan.Evicted, nil
 }
@@ -74,6 +77,11 @@ func (s *Store) commit(puts []*sessiond.Session, deletes []string, events []sess
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
 	s.idx.Apply(puts, deletes)
+	s.appendEvents(events)
+}
+
+// appendEvents numbers events and puts them in the ring. s.evMu is held.
+func (s *Store) appendEvents(events []sessiond.Event) {
 	for i := range events {
 		s.last++
 		events[i].Seq = s.last

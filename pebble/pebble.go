@@ -350,7 +350,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond
 	defer end()
 	sess = sess.Clone()
 	defer s.idx.Lock(sess.Subject).Unlock()
-	plan, err := s.idx.PlanCreate(sess, lim, events)
+	plan, err := s.idx.PlanCreate(sess, lim, events, true)
 	if err != nil {
 		return nil, err
 	}

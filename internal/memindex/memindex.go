@@ -143,28 +143,36 @@ type CreatePlan struct {
 	id      string
 }
 
-// Release gives up the id reservation. Call it once the create has been
-// applied or abandoned.
+// Release gives up the id reservation, if the plan made one. Call it once
+// the create has been applied or abandoned.
 func (p *CreatePlan) Release() {
+	if p.id == "" {
+		return
+	}
 	p.x.mu.Lock()
 	delete(p.x.pending, p.id)
 	p.x.mu.Unlock()
 }
 
 // PlanCreate checks a create against the index (id free, subject under its
-// limit or evicting, device free if asked) and reserves the id. The caller
-// holds s.Subject's lock.
-func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []sessiond.Event) (*CreatePlan, error) {
-	x.mu.Lock()
-	_, taken := x.byID[s.ID]
-	if _, reserved := x.pending[s.ID]; taken || reserved {
+// limit or evicting, device free if asked). With reserve, it also reserves
+// the id until Release, for a store that makes the create durable before
+// applying it; a store that applies at once uses ApplyCreate, which checks
+// the id in the same step as it inserts it. The caller holds s.Subject's
+// lock.
+func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []sessiond.Event, reserve bool) (*CreatePlan, error) {
+	p := &CreatePlan{x: x}
+	if reserve {
+		x.mu.Lock()
+		_, taken := x.byID[s.ID]
+		if _, reserved := x.pending[s.ID]; taken || reserved {
+			x.mu.Unlock()
+			return nil, sessiond.ErrExists
+		}
+		x.pending[s.ID] = struct{}{}
 		x.mu.Unlock()
-		return nil, sessiond.ErrExists
+		p.id = s.ID
 	}
-	x.pending[s.ID] = struct{}{}
-	x.mu.Unlock()
-
-	p := &CreatePlan{x: x, id: s.ID}
 	var live []*sessiond.Session
 	if lim.UniqueDevice || lim.Max > 0 {
 		live = x.Live(s.Subject)
@@ -223,6 +231,26 @@ func (x *Index) CheckDelete(id string, version uint64) error {
 		return sessiond.ErrNotFound
 	case r.version != version:
 		return sessiond.ErrConflict
+	}
+	return nil
+}
+
+// ApplyCreate installs a create planned without a reservation (and its
+// evictions) unless its id is taken, which it checks in the same step:
+// ErrExists. after, if not nil, runs in that step too.
+func (x *Index) ApplyCreate(s *sessiond.Session, evicted []*sessiond.Session, after func()) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	_, taken := x.byID[s.ID]
+	if _, reserved := x.pending[s.ID]; taken || reserved {
+		return sessiond.ErrExists
+	}
+	for _, e := range evicted {
+		x.putLocked(e)
+	}
+	x.putLocked(s)
+	if after != nil {
+		after()
 	}
 	return nil
 }
