@@ -24,6 +24,8 @@ type Options struct {
 
 // Store is an in-memory sessiond.Store.
 type Store struct {
+	memindex.Reads // Get, FindToken, Live, List, Stats
+
 	idx    *memindex.Index
 	closed atomic.Bool
 
@@ -41,7 +43,9 @@ func New(opts Options) *Store {
 	if opts.EventRetention <= 0 {
 		opts.EventRetention = DefaultEventRetention
 	}
-	return &Store{idx: memindex.New(), events: make([]sessiond.Event, opts.EventRetention)}
+	s := &Store{idx: memindex.New(), events: make([]sessiond.Event, opts.EventRetention)}
+	s.Reads = memindex.Reads{Index: s.idx, Check: s.check}
+	return s
 }
 
 func (s *Store) check(ctx context.Context) error {
@@ -96,28 +100,6 @@ func (s *Store) appendEvents(events []sessiond.Event) {
 	}
 }
 
-// Get implements sessiond.Store.
-func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
-	if err := s.check(ctx); err != nil {
-		return nil, err
-	}
-	if v := s.idx.Get(id); v != nil {
-		return v, nil
-	}
-	return nil, sessiond.ErrNotFound
-}
-
-// FindToken implements sessiond.Store.
-func (s *Store) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {
-	if err := s.check(ctx); err != nil {
-		return nil, err
-	}
-	if v := s.idx.FindToken(h); v != nil {
-		return v, nil
-	}
-	return nil, sessiond.ErrNotFound
-}
-
 // Update implements sessiond.Store.
 func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []sessiond.Event) error {
 	if err := s.check(ctx); err != nil {
@@ -146,30 +128,6 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 	}
 	s.commit(nil, []string{id}, nil)
 	return nil
-}
-
-// Live implements sessiond.Store.
-func (s *Store) Live(ctx context.Context, subject string) ([]*sessiond.Session, error) {
-	if err := s.check(ctx); err != nil {
-		return nil, err
-	}
-	return s.idx.Live(subject), nil
-}
-
-// List implements sessiond.Store.
-func (s *Store) List(ctx context.Context, q sessiond.Query) (sessiond.Page, error) {
-	if err := s.check(ctx); err != nil {
-		return sessiond.Page{}, err
-	}
-	return s.idx.List(q)
-}
-
-// Stats implements sessiond.Store.
-func (s *Store) Stats(ctx context.Context) (sessiond.StoreStats, error) {
-	if err := s.check(ctx); err != nil {
-		return sessiond.StoreStats{}, err
-	}
-	return s.idx.Stats(), nil
 }
 
 // Events implements sessiond.Store.

@@ -60,6 +60,8 @@ const format = "1"
 
 // Store is the embedded durable sessiond.Store.
 type Store struct {
+	memindex.Reads // Get, FindToken, Live, List, Stats: from memory
+
 	db     *cpebble.DB
 	idx    *memindex.Index
 	retain uint64
@@ -122,6 +124,7 @@ func Open(opts Options) (*Store, error) {
 		closing: make(chan struct{}),
 		tail:    make([]sessiond.Event, min(tailSize, opts.EventRetention)),
 	}
+	s.Reads = memindex.Reads{Index: s.idx, Check: s.check}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -405,52 +408,6 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 		dels:  [][]byte{sessionKey(id)},
 		apply: func() { s.idx.Apply(nil, []string{id}) },
 	})
-}
-
-// Get implements sessiond.Store.
-func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
-	if err := s.check(ctx); err != nil {
-		return nil, err
-	}
-	if v := s.idx.Get(id); v != nil {
-		return v, nil
-	}
-	return nil, sessiond.ErrNotFound
-}
-
-// FindToken implements sessiond.Store.
-func (s *Store) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {
-	if err := s.check(ctx); err != nil {
-		return nil, err
-	}
-	if v := s.idx.FindToken(h); v != nil {
-		return v, nil
-	}
-	return nil, sessiond.ErrNotFound
-}
-
-// Live implements sessiond.Store.
-func (s *Store) Live(ctx context.Context, subject string) ([]*sessiond.Session, error) {
-	if err := s.check(ctx); err != nil {
-		return nil, err
-	}
-	return s.idx.Live(subject), nil
-}
-
-// List implements sessiond.Store.
-func (s *Store) List(ctx context.Context, q sessiond.Query) (sessiond.Page, error) {
-	if err := s.check(ctx); err != nil {
-		return sessiond.Page{}, err
-	}
-	return s.idx.List(q)
-}
-
-// Stats implements sessiond.Store.
-func (s *Store) Stats(ctx context.Context) (sessiond.StoreStats, error) {
-	if err := s.check(ctx); err != nil {
-		return sessiond.StoreStats{}, err
-	}
-	return s.idx.Stats(), nil
 }
 
 // Events implements sessiond.Store.
