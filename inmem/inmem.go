@@ -26,7 +26,6 @@ type Options struct {
 type Store struct {
 	memindex.Reads // Get, FindToken, Live, List, Stats
 
-	idx    *memindex.Index
 	closed atomic.Bool
 
 	evMu   sync.Mutex
@@ -43,8 +42,8 @@ func New(opts Options) *Store {
 	if opts.EventRetention <= 0 {
 		opts.EventRetention = DefaultEventRetention
 	}
-	s := &Store{idx: memindex.New(), events: make([]sessiond.Event, opts.EventRetention)}
-	s.Reads = memindex.Reads{Index: s.idx, Check: s.check}
+	s := &Store{events: make([]sessiond.Event, opts.EventRetention)}
+	s.Reads = memindex.Reads{Index: memindex.New(), Check: s.check}
 	return s
 }
 
@@ -61,14 +60,14 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond
 		return nil, err
 	}
 	// No copy of sess: the index copies what it keeps.
-	defer s.idx.Lock(sess.Subject).Unlock()
-	plan, err := s.idx.PlanCreate(sess, lim, events, false)
+	defer s.Index.Lock(sess.Subject).Unlock()
+	plan, err := s.Index.PlanCreate(sess, lim, events, false)
 	if err != nil {
 		return nil, err
 	}
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
-	if err := s.idx.ApplyCreate(sess, plan.Evicted, func() { s.appendEvents(plan.Events) }); err != nil {
+	if err := s.Index.ApplyCreate(sess, plan.Evicted, func() { s.appendEvents(plan.Events) }); err != nil {
 		return nil, err
 	}
 	copy(events, plan.Events[len(plan.Events)-len(events):])
@@ -80,7 +79,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond
 func (s *Store) commit(puts []*sessiond.Session, deletes []string, events []sessiond.Event) {
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
-	s.idx.Apply(puts, deletes)
+	s.Index.Apply(puts, deletes)
 	s.appendEvents(events)
 }
 
@@ -105,8 +104,8 @@ func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []ses
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	defer s.idx.Lock(sess.Subject).Unlock()
-	if err := s.idx.CheckUpdate(sess); err != nil {
+	defer s.Index.Lock(sess.Subject).Unlock()
+	if err := s.Index.CheckUpdate(sess); err != nil {
 		return err
 	}
 	s.commit([]*sessiond.Session{sess}, nil, events)
@@ -118,12 +117,12 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	subject, ok := s.idx.SubjectOf(id)
+	subject, ok := s.Index.SubjectOf(id)
 	if !ok {
 		return sessiond.ErrNotFound
 	}
-	defer s.idx.Lock(subject).Unlock()
-	if err := s.idx.CheckDelete(id, version); err != nil {
+	defer s.Index.Lock(subject).Unlock()
+	if err := s.Index.CheckDelete(id, version); err != nil {
 		return err
 	}
 	s.commit(nil, []string{id}, nil)

@@ -63,7 +63,6 @@ type Store struct {
 	memindex.Reads // Get, FindToken, Live, List, Stats: from memory
 
 	db     *cpebble.DB
-	idx    *memindex.Index
 	retain uint64
 
 	ops     chan *op
@@ -118,13 +117,12 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db:      db,
-		idx:     memindex.New(),
 		retain:  uint64(opts.EventRetention),
 		ops:     make(chan *op, maxGroup),
 		closing: make(chan struct{}),
 		tail:    make([]sessiond.Event, min(tailSize, opts.EventRetention)),
 	}
-	s.Reads = memindex.Reads{Index: s.idx, Check: s.check}
+	s.Reads = memindex.Reads{Index: memindex.New(), Check: s.check}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -164,11 +162,11 @@ func (s *Store) load() error {
 			return errors.Join(fmt.Errorf("pebble: session %q: %w", it.Key()[1:], err), it.Close())
 		}
 		if batch = append(batch, sess); len(batch) == cap(batch) {
-			s.idx.Apply(batch, nil)
+			s.Index.Apply(batch, nil)
 			batch = batch[:0]
 		}
 	}
-	s.idx.Apply(batch, nil)
+	s.Index.Apply(batch, nil)
 	if err := it.Close(); err != nil {
 		return err
 	}
@@ -352,14 +350,14 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond
 	}
 	defer end()
 	sess = sess.Clone()
-	defer s.idx.Lock(sess.Subject).Unlock()
-	plan, err := s.idx.PlanCreate(sess, lim, events, true)
+	defer s.Index.Lock(sess.Subject).Unlock()
+	plan, err := s.Index.PlanCreate(sess, lim, events, true)
 	if err != nil {
 		return nil, err
 	}
 	defer plan.Release()
 	puts := append(plan.Evicted, sess)
-	o := &op{events: plan.Events, apply: func() { s.idx.Apply(puts, nil) }}
+	o := &op{events: plan.Events, apply: func() { s.Index.Apply(puts, nil) }}
 	for _, p := range puts {
 		o.sets = append(o.sets, [2][]byte{sessionKey(p.ID), encodeSession(p)})
 	}
@@ -378,14 +376,14 @@ func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []ses
 	}
 	defer end()
 	sess = sess.Clone()
-	defer s.idx.Lock(sess.Subject).Unlock()
-	if err := s.idx.CheckUpdate(sess); err != nil {
+	defer s.Index.Lock(sess.Subject).Unlock()
+	if err := s.Index.CheckUpdate(sess); err != nil {
 		return err
 	}
 	return s.write(ctx, &op{
 		sets:   [][2][]byte{{sessionKey(sess.ID), encodeSession(sess)}},
 		events: events,
-		apply:  func() { s.idx.Apply([]*sessiond.Session{sess}, nil) },
+		apply:  func() { s.Index.Apply([]*sessiond.Session{sess}, nil) },
 	})
 }
 
@@ -396,17 +394,17 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 		return err
 	}
 	defer end()
-	subject, ok := s.idx.SubjectOf(id)
+	subject, ok := s.Index.SubjectOf(id)
 	if !ok {
 		return sessiond.ErrNotFound
 	}
-	defer s.idx.Lock(subject).Unlock()
-	if err := s.idx.CheckDelete(id, version); err != nil {
+	defer s.Index.Lock(subject).Unlock()
+	if err := s.Index.CheckDelete(id, version); err != nil {
 		return err
 	}
 	return s.write(ctx, &op{
 		dels:  [][]byte{sessionKey(id)},
-		apply: func() { s.idx.Apply(nil, []string{id}) },
+		apply: func() { s.Index.Apply(nil, []string{id}) },
 	})
 }
 
