@@ -328,18 +328,11 @@ func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Po
 // until it closes (or its session ends), and removing the record alone
 // would leave a socket the session no longer knows.
 func (m *Manager) RemoveConnection(ctx context.Context, connID string) error {
-	sid, err := ConnectionSession(connID)
+	s, i, err := m.findConn(ctx, connID)
 	if err != nil {
 		return err
 	}
-	s, err := m.get(ctx, sid)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if i := s.conn(connID); i >= 0 && s.Conns[i].Kind == KindWebSocket {
+	if i >= 0 && s.Conns[i].Kind == KindWebSocket {
 		return Errorf(CodeInvalidArgument, "connection", "a websocket connection ends when its socket closes; revoke the session to close it")
 	}
 	return m.Disconnect(ctx, connID)
@@ -352,6 +345,24 @@ func (m *Manager) Connections(ctx context.Context, sessionID string) ([]Connecti
 		return nil, err
 	}
 	return s.Conns, nil
+}
+
+// findConn returns a connection's session and the connection's index in
+// it, or -1 when the session or the connection is gone (not an error: a
+// connection that is gone needs nothing done).
+func (m *Manager) findConn(ctx context.Context, connID string) (*Session, int, error) {
+	sid, err := ConnectionSession(connID)
+	if err != nil {
+		return nil, -1, err
+	}
+	s, err := m.get(ctx, sid)
+	if errors.Is(err, ErrNotFound) {
+		return nil, -1, nil
+	}
+	if err != nil {
+		return nil, -1, err
+	}
+	return s, s.conn(connID), nil
 }
 
 // connKey is the scheduler key of a connection's heartbeat deadline. '#'
@@ -376,27 +387,16 @@ func (m *Manager) scheduleConns(s *Session) {
 // connDue handles a connection's heartbeat deadline: the connection is lost
 // unless a heartbeat moved its deadline since.
 func (m *Manager) connDue(ctx context.Context, connID string) error {
-	sid, err := ConnectionSession(connID)
-	if err != nil {
-		return nil
-	}
-	s, err := m.get(ctx, sid)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	s, i, err := m.findConn(ctx, connID)
+	if err != nil || i < 0 || !s.State.Live() {
 		return err
-	}
-	i := s.conn(connID)
-	if i < 0 || !s.State.Live() {
-		return nil
 	}
 	if at := s.Conns[i].LastHeartbeat.Add(m.policyOf(s).HeartbeatTimeout); m.now().Before(at) {
 		m.sched.Set(connKey(connID), at)
 		return nil
 	}
 	m.obs.HeartbeatTimeout(s.Conns[i].Kind)
-	m.log.Info("connection lost: no heartbeat", "sid", LogID(sid), "kind", s.Conns[i].Kind)
+	m.log.Info("connection lost: no heartbeat", "sid", LogID(s.ID), "kind", s.Conns[i].Kind)
 	return m.Disconnect(ctx, connID)
 }
 

@@ -278,8 +278,8 @@ func (e *Edge) Open() int {
 	return len(e.conns) + len(e.pending)
 }
 
-// detach tells the engine a connection is gone, in the background of
-// nothing: the caller's goroutine is ending anyway.
+// detach tells the engine a connection is gone. It runs on the goroutine
+// of the closing socket, which ends anyway, so it may wait for the store.
 func (e *Edge) detach(connID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
