@@ -24,7 +24,9 @@ const (
 	CodeSubjectMismatch    Code = "subject_mismatch"     // the session belongs to another subject than the credential's
 	CodeTooManyConnections Code = "too_many_connections" // the session is at its policy's max_connections
 	CodeConnectionNotFound Code = "connection_not_found" // no such connection on a live session
+	CodeRateLimited        Code = "rate_limited"         // too many requests from one client or subject; retry later
 	CodeUnavailable        Code = "unavailable"          // shutting down or not ready
+	CodeStoreFull          Code = "store_full"           // the store's disk is nearly full: writes are refused, reads work
 	CodeInternal           Code = "internal"             // a fault of the server or its store
 )
 
@@ -79,6 +81,8 @@ var (
 	ErrTooManyConnections = &Error{Code: CodeTooManyConnections, Message: "too many connections"}
 	ErrConnectionNotFound = &Error{Code: CodeConnectionNotFound, Message: "connection not found"}
 	ErrUnavailable        = &Error{Code: CodeUnavailable, Message: "unavailable"}
+	ErrRateLimited        = &Error{Code: CodeRateLimited, Message: "rate limited"}
+	ErrStoreFull          = &Error{Code: CodeStoreFull, Message: "the store's disk is nearly full; writes are refused"}
 )
 
 // Errorf returns an *Error with the code, field and formatted message.
