@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -178,33 +177,36 @@ func (m *Manager) deviceSession(ctx context.Context, subject, deviceID string) (
 // attach adds a connection to s with a compare-and-set, following the
 // policy's max_connections and on_connect.
 func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*Connected, error) {
-	var err error
-	for range maxAttempts {
-		if s, err = m.checkLive(ctx, s); err != nil {
-			return nil, err
+	var (
+		conn     Connection
+		replaced []Connection
+		resumed  bool
+		p        *Policy
+	)
+	n, err := m.change(ctx, s.ID, s, func(s *Session, now time.Time) (*Session, []Event, error) {
+		if _, err := m.checkLive(ctx, s); err != nil {
+			return nil, nil, err
 		}
-		p := m.policyOf(s)
-		now := m.now()
+		p = m.policyOf(s)
 		n := s.Clone()
-		n.Version++
 		n.LastActive = now
-		conn := Connection{
+		conn = Connection{
 			ID: newConnID(s.ID), Kind: req.Kind, ClientIP: req.ClientIP, UserAgent: req.UserAgent,
 			ConnectedAt: now, LastHeartbeat: now,
 		}
 		if req.Kind == KindWebSocket {
 			conn.Node = m.node
 		}
-		var replaced []Connection
+		replaced = nil
 		if p.OnConnect == ConnectReplace {
 			replaced, n.Conns = n.Conns, nil
 		}
 		if p.MaxConnections > 0 && len(n.Conns) >= p.MaxConnections {
-			return nil, &Error{Code: CodeTooManyConnections, Message: "the session has the most connections its policy allows"}
+			return nil, nil, &Error{Code: CodeTooManyConnections, Message: "the session has the most connections its policy allows"}
 		}
 		n.Conns = append(n.Conns, conn)
 		typ := EventConnected
-		resumed := s.State == StateDisconnected
+		resumed = s.State == StateDisconnected
 		if resumed {
 			n.State, n.DisconnectedAt, typ = StateActive, time.Time{}, EventResumed
 		}
@@ -213,19 +215,15 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*
 		for _, r := range replaced {
 			ev.Replaced = append(ev.Replaced, r.ID)
 		}
-		err = m.update(ctx, n, []Event{ev})
-		switch {
-		case err == nil:
-			return &Connected{Session: n.Clone(), Conn: conn, Policy: *p, Resumed: resumed, Replaced: replaced}, nil
-		case errors.Is(err, ErrConflict):
-			if s, err = m.get(ctx, s.ID); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, err
-		}
+		return n, []Event{ev}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, ErrConflict
+	for _, r := range replaced {
+		m.forgetConn(r.ID)
+	}
+	return &Connected{Session: n.Clone(), Conn: conn, Policy: *p, Resumed: resumed, Replaced: replaced}, nil
 }
 
 // Disconnect detaches a connection: closed by its client, lost to a
@@ -233,29 +231,20 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*
 // connection and the policy has a disconnect grace, the session becomes
 // disconnected until a connection resumes it or the grace ends it.
 //
-// A connection that is no longer attached (replaced, or its session ended)
-// changes nothing: a late close from an old connection never disconnects
-// the session a newer one holds.
+// A connection that is no longer attached (replaced, or its session ended
+// or gone) changes nothing: a late close from an old connection never
+// disconnects the session a newer one holds.
 func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 	sid, err := ConnectionSession(connID)
 	if err != nil {
 		return err
 	}
-	s, err := m.get(ctx, sid)
-	for range maxAttempts {
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	_, err = m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Session, []Event, error) {
 		i := s.conn(connID)
 		if i < 0 || !s.State.Live() {
-			return nil
+			return nil, nil, nil
 		}
-		now := m.now()
 		n := s.Clone()
-		n.Version++
 		n.LastActive = now // the connection was alive until now: activity
 		n.Conns = slices.Delete(n.Conns, i, i+1)
 		if len(n.Conns) == 0 {
@@ -268,59 +257,15 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 			ev.Connection = connID
 			events = append(events, ev)
 		}
-		if err = m.update(ctx, n, events); err == nil {
-			if m.sched != nil {
-				m.sched.Remove(connKey(connID))
-			}
-			return nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return err
-		}
-		s, err = m.get(ctx, sid)
+		return n, events, nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		err = nil
 	}
-	return ErrConflict
-}
-
-// Heartbeat records that a connection (of a kind other than WebSocket,
-// whose heartbeats the edge handles itself) is alive, and returns it with
-// the policy that times it. A connection not heard from for the policy's
-// heartbeat timeout is lost.
-func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Policy, error) {
-	sid, err := ConnectionSession(connID)
-	if err != nil {
-		return nil, Policy{}, err
+	if err == nil {
+		m.forgetConn(connID)
 	}
-	s, err := m.get(ctx, sid)
-	for range maxAttempts {
-		if errors.Is(err, ErrNotFound) {
-			return nil, Policy{}, ErrConnectionNotFound
-		}
-		if err != nil {
-			return nil, Policy{}, err
-		}
-		if s, err = m.checkLive(ctx, s); err != nil {
-			return nil, Policy{}, err
-		}
-		i := s.conn(connID)
-		if i < 0 {
-			return nil, Policy{}, ErrConnectionNotFound
-		}
-		now := m.now()
-		n := s.Clone()
-		n.Version++
-		n.Conns[i].LastHeartbeat = now
-		n.LastActive = now // a heartbeat is activity
-		if err = m.update(ctx, n, nil); err == nil {
-			c := n.Conns[i]
-			return &c, *m.policyOf(n), nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return nil, Policy{}, err
-		}
-		s, err = m.get(ctx, sid)
-	}
-	return nil, Policy{}, ErrConflict
+	return err
 }
 
 // RemoveConnection detaches a connection registered over REST, like
@@ -338,13 +283,18 @@ func (m *Manager) RemoveConnection(ctx context.Context, connID string) error {
 	return m.Disconnect(ctx, connID)
 }
 
-// Connections returns a session's live connections.
+// Connections returns a session's live connections, with the latest
+// heartbeat this node heard from each (it may be newer than the stored one).
 func (m *Manager) Connections(ctx context.Context, sessionID string) ([]Connection, error) {
 	s, err := m.Get(ctx, sessionID)
 	if err != nil {
 		return nil, err
 	}
-	return s.Conns, nil
+	out := slices.Clone(s.Conns)
+	for i := range out {
+		out[i].LastHeartbeat = m.beats.latest(out[i].ID, out[i].LastHeartbeat)
+	}
+	return out, nil
 }
 
 // findConn returns a connection's session and the connection's index in
@@ -365,39 +315,15 @@ func (m *Manager) findConn(ctx context.Context, connID string) (*Session, int, e
 	return s, s.conn(connID), nil
 }
 
-// connKey is the scheduler key of a connection's heartbeat deadline. '#'
-// never appears in a session id, so the keys cannot collide.
-func connKey(connID string) string { return "#" + connID }
-
-// scheduleConns sets the heartbeat deadlines of the session's connections
-// that this engine tracks by heartbeat (all but WebSockets, whose edge
-// pings them itself).
-func (m *Manager) scheduleConns(s *Session) {
-	if m.sched == nil || !s.State.Live() {
-		return
-	}
-	p := m.policyOf(s)
+// holdsStale reports whether s records WebSocket connections of this node,
+// which a starting Manager knows to be dead.
+func (m *Manager) holdsStale(s *Session) bool {
 	for _, c := range s.Conns {
-		if c.Kind != KindWebSocket {
-			m.sched.Set(connKey(c.ID), c.LastHeartbeat.Add(p.HeartbeatTimeout))
+		if c.Kind == KindWebSocket && c.Node == m.node {
+			return true
 		}
 	}
-}
-
-// connDue handles a connection's heartbeat deadline: the connection is lost
-// unless a heartbeat moved its deadline since.
-func (m *Manager) connDue(ctx context.Context, connID string) error {
-	s, i, err := m.findConn(ctx, connID)
-	if err != nil || i < 0 || !s.State.Live() {
-		return err
-	}
-	if at := s.Conns[i].LastHeartbeat.Add(m.policyOf(s).HeartbeatTimeout); m.now().Before(at) {
-		m.sched.Set(connKey(connID), at)
-		return nil
-	}
-	m.obs.HeartbeatTimeout(s.Conns[i].Kind)
-	m.log.Info("connection lost: no heartbeat", "sid", LogID(s.ID), "kind", s.Conns[i].Kind)
-	return m.Disconnect(ctx, connID)
+	return false
 }
 
 // dropStaleConns detaches the WebSocket connections this node held before it
@@ -412,5 +338,3 @@ func (m *Manager) dropStaleConns(ctx context.Context, s *Session) error {
 	}
 	return nil
 }
-
-func isConnKey(key string) (string, bool) { return strings.CutPrefix(key, "#") }

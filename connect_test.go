@@ -271,7 +271,7 @@ func TestConnectWithToken(t *testing.T) {
 		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "mallory", Token: ws.Token})
 		wantCode(t, err, sessiond.CodeSubjectMismatch)
 		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: "sd_garbage"})
-		wantCode(t, err, sessiond.CodeInvalidArgument)
+		wantCode(t, err, sessiond.CodeNotFound)
 		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice"})
 		wantCode(t, err, sessiond.CodeInvalidArgument) // no token, no device id
 		// A websocket's record cannot be removed over the admin path: its

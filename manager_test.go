@@ -132,8 +132,13 @@ func TestCreateAndValidate(t *testing.T) {
 		if err != nil || v.Session.ID != s.ID || v.Token != "" {
 			t.Fatalf("Validate = %+v, %v", v, err)
 		}
+		// A malformed token (a tampered cookie) is answered like an unknown one.
 		_, err = e.validate("sd_not-a-token")
-		wantCode(t, err, sessiond.CodeInvalidArgument)
+		wantCode(t, err, sessiond.CodeNotFound)
+		flipped := []byte(c.Token)
+		flipped[10] ^= 1
+		_, err = e.validate(string(flipped))
+		wantCode(t, err, sessiond.CodeNotFound)
 		other, _ := sessiond.NewToken()
 		_, err = e.validate(other)
 		wantCode(t, err, sessiond.CodeNotFound)

@@ -97,11 +97,40 @@ func DefaultPolicy() Policy {
 	}
 }
 
-// Validate rejects nonsense with an error that names the field. It also fills
-// defaults: OnLimit and TouchInterval.
+// WithDefaults returns p with the defaults of its zero fields filled in:
+// OnLimit reject, OnConnect allow_multiple, TouchInterval a tenth of
+// IdleTimeout (at most a minute) when IdleTimeout is on, HeartbeatInterval
+// DefaultHeartbeatInterval and HeartbeatTimeout twice that plus 10s.
+func (p Policy) WithDefaults() Policy {
+	if p.IdleTimeout > 0 && p.TouchInterval == 0 {
+		p.TouchInterval = min(p.IdleTimeout/10, time.Minute)
+	}
+	if p.HeartbeatInterval == 0 {
+		p.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if p.HeartbeatTimeout == 0 {
+		p.HeartbeatTimeout = 2*p.HeartbeatInterval + 10*time.Second
+	}
+	if p.OnConnect == "" {
+		p.OnConnect = ConnectAllowMultiple
+	}
+	if p.OnLimit == "" {
+		p.OnLimit = LimitReject
+	}
+	return p
+}
+
+// Validate rejects nonsense with an error that names the field. It checks
+// the policy as it applies, its zero fields standing for their defaults
+// (WithDefaults), and changes nothing.
 func (p *Policy) Validate() error {
+	q := p.WithDefaults()
+	return q.validate()
+}
+
+func (p *Policy) validate() error {
 	field := func(name string) string { return "policies." + p.Name + "." + name }
-	if err := checkID("policies."+p.Name, p.Name); err != nil {
+	if !ValidID(p.Name) {
 		return Errorf(CodeInvalidArgument, "policies", "policy name %q must be 1 to %d characters of A-Z a-z 0-9 . _ - : ~", p.Name, MaxIDLen)
 	}
 	for _, d := range []struct {
@@ -129,25 +158,14 @@ func (p *Policy) Validate() error {
 	if p.RotateAfter > 0 && p.RotationGrace >= p.RotateAfter {
 		return Errorf(CodeInvalidArgument, field("rotation_grace"), "must be less than rotate_after (%v >= %v)", p.RotationGrace, p.RotateAfter)
 	}
-	if p.IdleTimeout > 0 {
-		if p.TouchInterval == 0 {
-			p.TouchInterval = min(p.IdleTimeout/10, time.Minute)
-		}
-		if p.TouchInterval >= p.IdleTimeout {
-			return Errorf(CodeInvalidArgument, field("touch_interval"), "must be less than idle_timeout (%v >= %v)", p.TouchInterval, p.IdleTimeout)
-		}
+	if p.IdleTimeout > 0 && p.TouchInterval >= p.IdleTimeout {
+		return Errorf(CodeInvalidArgument, field("touch_interval"), "must be less than idle_timeout (%v >= %v)", p.TouchInterval, p.IdleTimeout)
 	}
 	if p.MaxPerSubject < 0 {
 		return Errorf(CodeInvalidArgument, field("max_per_subject"), "must not be negative (got %d)", p.MaxPerSubject)
 	}
 	if p.TTL > 0 && p.DisconnectGrace >= p.TTL {
 		return Errorf(CodeInvalidArgument, field("disconnect_grace"), "must be less than ttl (%v >= %v)", p.DisconnectGrace, p.TTL)
-	}
-	if p.HeartbeatInterval == 0 {
-		p.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if p.HeartbeatTimeout == 0 {
-		p.HeartbeatTimeout = 2*p.HeartbeatInterval + 10*time.Second
 	}
 	if p.HeartbeatTimeout <= p.HeartbeatInterval {
 		return Errorf(CodeInvalidArgument, field("heartbeat_timeout"), "must exceed heartbeat_interval (%v <= %v)", p.HeartbeatTimeout, p.HeartbeatInterval)
@@ -156,15 +174,11 @@ func (p *Policy) Validate() error {
 		return Errorf(CodeInvalidArgument, field("max_connections"), "must not be negative (got %d)", p.MaxConnections)
 	}
 	switch p.OnConnect {
-	case "":
-		p.OnConnect = ConnectAllowMultiple
 	case ConnectAllowMultiple, ConnectReplace:
 	default:
 		return Errorf(CodeInvalidArgument, field("on_connect"), "must be %q or %q (got %q)", ConnectAllowMultiple, ConnectReplace, p.OnConnect)
 	}
 	switch p.OnLimit {
-	case "":
-		p.OnLimit = LimitReject
 	case LimitReject, LimitEvictOldest:
 	default:
 		return Errorf(CodeInvalidArgument, field("on_limit"), "must be %q or %q (got %q)", LimitReject, LimitEvictOldest, p.OnLimit)

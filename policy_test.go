@@ -35,8 +35,12 @@ func TestPolicyValidate(t *testing.T) {
 		})
 	}
 	p := sessiond.Policy{Name: "ok", TTL: time.Hour, IdleTimeout: 20 * time.Minute}
-	if err := p.Validate(); err != nil || p.TouchInterval != time.Minute || p.OnLimit != sessiond.LimitReject {
-		t.Fatalf("defaults: %+v %v", p, err)
+	before := p
+	if err := p.Validate(); err != nil || p != before {
+		t.Fatalf("Validate changed the policy or failed: %+v %v", p, err)
+	}
+	if d := p.WithDefaults(); d.TouchInterval != time.Minute || d.OnLimit != sessiond.LimitReject || d.OnConnect != sessiond.ConnectAllowMultiple {
+		t.Fatalf("defaults: %+v", d)
 	}
 	d := sessiond.DefaultPolicy()
 	if err := d.Validate(); err != nil {

@@ -2,7 +2,6 @@ package sessiond
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -152,76 +151,4 @@ func (m *Manager) Attach(ctx context.Context, sessionID, name string, r Resource
 		return nil, err
 	}
 	return func() { m.res.remove(sessionID, h) }, nil
-}
-
-// dispose runs the disposers of what this process holds for s, newest
-// first, then (with hooks, for the engine that ended the session) the
-// ending hooks. It never fails: errors, panics and timeouts are logged and
-// counted, and the next disposer runs.
-func (m *Manager) dispose(ctx context.Context, s *Session, hooks bool) {
-	held := m.res.take(s.ID)
-	if len(held) == 0 && !hooks {
-		return
-	}
-	ctx = context.WithValue(context.WithoutCancel(ctx), endingKey{}, s)
-	for i := len(held) - 1; i >= 0; i-- {
-		m.disposeOne(ctx, s, held[i].name, held[i].r.Dispose)
-	}
-	if !hooks {
-		return
-	}
-	for i, hook := range m.hooks {
-		m.disposeOne(ctx, s, fmt.Sprintf("ending hook %d", i+1), func(ctx context.Context) error { return hook(ctx, s) })
-	}
-}
-
-func (m *Manager) disposeOne(ctx context.Context, s *Session, name string, f func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(ctx, m.disposeTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- panicError{p}
-			}
-		}()
-		done <- f(ctx)
-	}()
-	var err error
-	result := "ok"
-	select {
-	case err = <-done:
-		if _, panicked := err.(panicError); panicked {
-			result = "panic"
-		} else if err != nil {
-			result = "error"
-		}
-	case <-ctx.Done():
-		// A disposer that ignores its deadline is abandoned, not waited for.
-		err, result = fmt.Errorf("still running after %v; abandoned", m.disposeTimeout), "timeout"
-	}
-	m.obs.Disposed(result)
-	if err != nil {
-		m.log.Warn("disposing a resource failed", "sid", LogID(s.ID), "resource", name, "result", result, "err", err)
-	}
-}
-
-type panicError struct{ v any }
-
-func (p panicError) Error() string { return fmt.Sprintf("panic: %v", p.v) }
-
-// sweep disposes of what this process holds for a session that ended,
-// when another engine ended it (this engine disposes of its own ends as
-// part of ending). It is the bus's watcher and must not block.
-func (m *Manager) sweep(ev Event) {
-	if ev.Type != EventEnding && ev.Type != EventEnded || !m.res.sweepable(ev.SessionID) {
-		return
-	}
-	go func() {
-		s, err := m.get(m.ctx, ev.SessionID)
-		if err != nil {
-			s = &Session{ID: ev.SessionID, Subject: ev.Subject, State: ev.State, EndReason: ev.Reason}
-		}
-		m.dispose(m.ctx, s, false)
-	}()
 }

@@ -161,7 +161,9 @@ func TestConnectionLifecycle(t *testing.T) {
 		t.Errorf("list: got %+v, want [%+v]", got, want)
 	}
 
-	// Heartbeat: last_heartbeat_at and the session's last_active_at move.
+	// Heartbeat: last_heartbeat_at moves; within the touch interval (1m)
+	// nothing is written, so the session's version stays.
+	before := e.get(c.ID)
 	e.clock.Advance(5 * time.Second)
 	t2 := t1.Add(5 * time.Second)
 	r := e.heartbeat(vnc.ID)
@@ -174,8 +176,8 @@ func TestConnectionLifecycle(t *testing.T) {
 	if got := e.conns(c.ID); len(got) != 1 || !got[0].LastHeartbeat.Equal(t2) {
 		t.Errorf("list after the heartbeat: got %+v, want last_heartbeat_at %v", got, t2)
 	}
-	if s := e.get(c.ID); !s.LastActive.Equal(t2) {
-		t.Errorf("after the heartbeat: got last_active_at %v, want %v (a heartbeat is activity)", s.LastActive, t2)
+	if s := e.get(c.ID); s.Version != before.Version {
+		t.Errorf("after the heartbeat: version %d, want %d (nothing written within the touch interval)", s.Version, before.Version)
 	}
 
 	// A second connection fits; a third is over max_connections.
@@ -508,4 +510,44 @@ func TestOpenAPIWebSocketStatsSchema(t *testing.T) {
 	if required := slices.Sorted(slices.Values(schema.Required)); !slices.Equal(required, keys) {
 		t.Errorf("WebSocketStats requires %v; ws.Stats always writes %v", required, keys)
 	}
+}
+
+// TestHeartbeatsWriteOncePerTouchInterval: heartbeats keep a connection
+// alive from this node's memory and write its session at most once per the
+// policy's touch interval (1m here), as docs/protocol.md says.
+func TestHeartbeatsWriteOncePerTouchInterval(t *testing.T) {
+	e := htStart(t, nil)
+	c := e.create(`{"subject":"alice","policy":"conns"}`)
+	vnc := e.addConn(c.ID, "vnc").Connection
+	v0 := e.get(c.ID).Version
+	for range 10 {
+		e.clock.Advance(time.Second)
+		htWantStatus(t, e.heartbeat(vnc.ID), http.StatusOK)
+	}
+	if v := e.get(c.ID).Version; v != v0 {
+		t.Fatalf("ten heartbeats one second apart moved the version from %d to %d; want no write within touch_interval 1m", v0, v)
+	}
+	// The deadline lives in memory: 35s after registration (past the
+	// stored heartbeat's 30s timeout) and 25s after the last heartbeat, the
+	// connection is still there.
+	e.clock.Advance(25 * time.Second)
+	if got := e.conns(c.ID); len(got) != 1 {
+		t.Fatalf("connection lost 25s after its last heartbeat (timeout 30s): %+v", got)
+	}
+	htWantStatus(t, e.heartbeat(vnc.ID), http.StatusOK) // 35s: memory only
+	e.clock.Advance(20 * time.Second)
+	htWantStatus(t, e.heartbeat(vnc.ID), http.StatusOK) // 55s: memory only
+	if v := e.get(c.ID).Version; v != v0 {
+		t.Fatalf("version %d after 55s of heartbeats, want %d", v, v0)
+	}
+	// A heartbeat a touch interval after the stored one writes, once.
+	e.clock.Advance(10 * time.Second)
+	htWantStatus(t, e.heartbeat(vnc.ID), http.StatusOK) // 65s: written
+	htWantStatus(t, e.heartbeat(vnc.ID), http.StatusOK)
+	if v := e.get(c.ID).Version; v != v0+1 {
+		t.Fatalf("after a touch interval: version %d, want %d (one write)", v, v0+1)
+	}
+	// Silence for the heartbeat timeout loses the connection.
+	e.clock.Advance(31 * time.Second)
+	e.eventually(c.ID, "the connection lost to its heartbeat timeout", func(s *sessiond.Session) bool { return len(s.Conns) == 0 })
 }

@@ -735,7 +735,8 @@ func TestOpenAPIServerResponses(t *testing.T) {
 	want(call(bg, "GET /v1/sessions", "/v1/sessions?cursor=bogus", "", true), http.StatusBadRequest)
 
 	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":"`+token+`"}`, true), http.StatusOK)
-	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":"x"}`, true), http.StatusBadRequest)
+	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":""}`, true), http.StatusBadRequest)
+	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":"x"}`, true), http.StatusNotFound) // malformed: as unknown
 	unknown, _ := sessiond.NewToken()
 	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":"`+unknown+`"}`, true), http.StatusNotFound)
 

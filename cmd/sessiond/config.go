@@ -341,7 +341,7 @@ func (cfg *Config) policies() ([]sessiond.Policy, string, error) {
 		if cfg.DefaultPolicy != "" && cfg.DefaultPolicy != "default" {
 			return nil, "", fmt.Errorf("default_policy: names %q, but no policies are configured", cfg.DefaultPolicy)
 		}
-		builtin := []sessiond.Policy{sessiond.DefaultPolicy(), sessiond.DevicePolicy()}
+		builtin := []sessiond.Policy{sessiond.DefaultPolicy().WithDefaults(), sessiond.DevicePolicy().WithDefaults()}
 		for i := range builtin {
 			if err := builtin[i].Validate(); err != nil {
 				return nil, "", err
@@ -356,7 +356,7 @@ func (cfg *Config) policies() ([]sessiond.Policy, string, error) {
 	slices.Sort(names)
 	var out []sessiond.Policy
 	for _, name := range names {
-		p := cfg.Policies[name].policy(name)
+		p := cfg.Policies[name].policy(name).WithDefaults()
 		if err := p.Validate(); err != nil {
 			return nil, "", err
 		}

@@ -1,5 +1,6 @@
-// Package deadline schedules one deadline per key (a session id) and calls a
-// function for each as it comes due.
+// Package deadline schedules one deadline per key (a session, a
+// connection: any comparable key type) and calls a function for each as it
+// comes due.
 //
 // It is a binary min-heap indexed by key, with one timer armed for the
 // earliest deadline. Setting, moving or removing a deadline costs O(log n);
@@ -34,44 +35,44 @@ var SystemClock = Clock{
 // Func handles a key that came due. at is the deadline it was set for; the
 // difference to the clock's time is the lateness. A key is removed before
 // its Func runs: to keep it, Set it again.
-type Func func(key string, at time.Time)
+type Func[K comparable] func(key K, at time.Time)
 
-type item struct {
-	key   string
+type item[K comparable] struct {
+	key   K
 	at    int64 // unix nanoseconds
 	index int32
 }
 
 // Scheduler runs a Func for keys as their deadlines pass.
-type Scheduler struct {
+type Scheduler[K comparable] struct {
 	clock Clock
-	fn    Func
+	fn    Func[K]
 
 	mu      sync.Mutex
-	heap    []*item
-	items   map[string]*item
+	heap    []*item[K]
+	items   map[K]*item[K]
 	timer   Timer
 	armedAt int64 // deadline the timer is armed for; 0 when unarmed
 	closed  bool
 
 	wake chan struct{}
-	work chan item
+	work chan item[K]
 	done chan struct{}
 	wg   sync.WaitGroup
 }
 
 // New returns a Scheduler that runs fn on workers goroutines. Call Close to
 // stop it.
-func New(clock Clock, workers int, fn Func) *Scheduler {
+func New[K comparable](clock Clock, workers int, fn Func[K]) *Scheduler[K] {
 	if workers < 1 {
 		workers = 1
 	}
-	s := &Scheduler{
+	s := &Scheduler[K]{
 		clock: clock,
 		fn:    fn,
-		items: make(map[string]*item),
+		items: make(map[K]*item[K]),
 		wake:  make(chan struct{}, 1),
-		work:  make(chan item),
+		work:  make(chan item[K]),
 		done:  make(chan struct{}),
 	}
 	s.wg.Add(1 + workers)
@@ -83,7 +84,7 @@ func New(clock Clock, workers int, fn Func) *Scheduler {
 }
 
 // Set schedules key at t, replacing any deadline it had. A zero t removes it.
-func (s *Scheduler) Set(key string, t time.Time) {
+func (s *Scheduler[K]) Set(key K, t time.Time) {
 	if t.IsZero() {
 		s.Remove(key)
 		return
@@ -101,7 +102,7 @@ func (s *Scheduler) Set(key string, t time.Time) {
 		it.at = at
 		s.fix(int(it.index))
 	} else {
-		it := &item{key: key, at: at, index: int32(len(s.heap))}
+		it := &item[K]{key: key, at: at, index: int32(len(s.heap))}
 		s.items[key] = it
 		s.heap = append(s.heap, it)
 		s.up(len(s.heap) - 1)
@@ -112,7 +113,7 @@ func (s *Scheduler) Set(key string, t time.Time) {
 }
 
 // Remove forgets key's deadline, if it has one.
-func (s *Scheduler) Remove(key string) {
+func (s *Scheduler[K]) Remove(key K) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it, ok := s.items[key]
@@ -124,14 +125,14 @@ func (s *Scheduler) Remove(key string) {
 }
 
 // Len returns the number of keys scheduled.
-func (s *Scheduler) Len() int {
+func (s *Scheduler[K]) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.heap)
 }
 
 // Next returns the earliest deadline, or zero.
-func (s *Scheduler) Next() time.Time {
+func (s *Scheduler[K]) Next() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.heap) == 0 {
@@ -142,7 +143,7 @@ func (s *Scheduler) Next() time.Time {
 
 // Close stops the timer and the workers and waits for running Funcs to return.
 // Keys still scheduled are dropped. Close is idempotent.
-func (s *Scheduler) Close() {
+func (s *Scheduler[K]) Close() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -158,7 +159,7 @@ func (s *Scheduler) Close() {
 }
 
 // armLocked points the timer at the earliest deadline.
-func (s *Scheduler) armLocked() {
+func (s *Scheduler[K]) armLocked() {
 	if len(s.heap) == 0 || s.closed {
 		s.armedAt = 0
 		return
@@ -173,14 +174,14 @@ func (s *Scheduler) armLocked() {
 	}
 }
 
-func (s *Scheduler) signal() {
+func (s *Scheduler[K]) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (s *Scheduler) dispatch() {
+func (s *Scheduler[K]) dispatch() {
 	defer s.wg.Done()
 	defer close(s.work)
 	for {
@@ -214,7 +215,7 @@ func (s *Scheduler) dispatch() {
 	}
 }
 
-func (s *Scheduler) worker() {
+func (s *Scheduler[K]) worker() {
 	defer s.wg.Done()
 	for it := range s.work {
 		s.fn(it.key, time.Unix(0, it.at))
@@ -223,15 +224,15 @@ func (s *Scheduler) worker() {
 
 // Heap operations. s.mu is held.
 
-func (s *Scheduler) less(i, j int) bool { return s.heap[i].at < s.heap[j].at }
+func (s *Scheduler[K]) less(i, j int) bool { return s.heap[i].at < s.heap[j].at }
 
-func (s *Scheduler) swap(i, j int) {
+func (s *Scheduler[K]) swap(i, j int) {
 	s.heap[i], s.heap[j] = s.heap[j], s.heap[i]
 	s.heap[i].index = int32(i)
 	s.heap[j].index = int32(j)
 }
 
-func (s *Scheduler) up(j int) {
+func (s *Scheduler[K]) up(j int) {
 	for j > 0 {
 		i := (j - 1) / 2
 		if !s.less(j, i) {
@@ -242,7 +243,7 @@ func (s *Scheduler) up(j int) {
 	}
 }
 
-func (s *Scheduler) down(i int) bool {
+func (s *Scheduler[K]) down(i int) bool {
 	i0, n := i, len(s.heap)
 	for {
 		j := 2*i + 1
@@ -261,13 +262,13 @@ func (s *Scheduler) down(i int) bool {
 	return i > i0
 }
 
-func (s *Scheduler) fix(i int) {
+func (s *Scheduler[K]) fix(i int) {
 	if !s.down(i) {
 		s.up(i)
 	}
 }
 
-func (s *Scheduler) removeAt(i int) {
+func (s *Scheduler[K]) removeAt(i int) {
 	last := len(s.heap) - 1
 	it := s.heap[i]
 	if i != last {

@@ -17,11 +17,11 @@ type fired struct {
 	at, when time.Time
 }
 
-func run(t *testing.T, f func(s *deadline.Scheduler, got func() []fired)) {
+func run(t *testing.T, f func(s *deadline.Scheduler[string], got func() []fired)) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		var log []fired
-		s := deadline.New(deadline.SystemClock, 4, func(key string, at time.Time) {
+		s := deadline.New[string](deadline.SystemClock, 4, func(key string, at time.Time) {
 			mu.Lock()
 			log = append(log, fired{key, at, time.Now()})
 			mu.Unlock()
@@ -37,7 +37,7 @@ func run(t *testing.T, f func(s *deadline.Scheduler, got func() []fired)) {
 }
 
 func TestFiresOnTimeInOrder(t *testing.T) {
-	run(t, func(s *deadline.Scheduler, got func() []fired) {
+	run(t, func(s *deadline.Scheduler[string], got func() []fired) {
 		start := time.Now()
 		perm := rand.Perm(200)
 		for _, i := range perm {
@@ -60,7 +60,7 @@ func TestFiresOnTimeInOrder(t *testing.T) {
 }
 
 func TestMoveAndRemove(t *testing.T) {
-	run(t, func(s *deadline.Scheduler, got func() []fired) {
+	run(t, func(s *deadline.Scheduler[string], got func() []fired) {
 		now := time.Now()
 		s.Set("a", now.Add(time.Minute))
 		s.Set("b", now.Add(2*time.Minute))
@@ -84,7 +84,7 @@ func TestMoveAndRemove(t *testing.T) {
 }
 
 func TestPastDeadlinesFireAtOnce(t *testing.T) {
-	run(t, func(s *deadline.Scheduler, got func() []fired) {
+	run(t, func(s *deadline.Scheduler[string], got func() []fired) {
 		now := time.Now()
 		for i := range 50 {
 			s.Set(fmt.Sprint(i), now.Add(-time.Duration(i)*time.Hour))
@@ -97,7 +97,7 @@ func TestPastDeadlinesFireAtOnce(t *testing.T) {
 
 func TestCloseStopsEverything(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := deadline.New(deadline.SystemClock, 2, func(string, time.Time) { t.Error("fired after Close") })
+		s := deadline.New[string](deadline.SystemClock, 2, func(string, time.Time) { t.Error("fired after Close") })
 		s.Set("x", time.Now().Add(time.Second))
 		s.Close()
 		s.Close()

@@ -1,0 +1,167 @@
+package sessiond
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Defaults of Config's zero values.
+const (
+	// DefaultRetention is how long ended sessions stay readable.
+	DefaultRetention = 24 * time.Hour
+	// DefaultWorkers is how many deadlines are handled at once.
+	DefaultWorkers = 8
+	// DefaultDisposeWorkers is how many sessions are disposed of at once.
+	DefaultDisposeWorkers = 16
+	// DefaultSubscriberBuffer is each event subscriber's queue length.
+	DefaultSubscriberBuffer = 4096
+)
+
+// Config configures a Manager. Only Store is required; every other field
+// documents what its zero value means.
+type Config struct {
+	// Store keeps the sessions. Required. The Manager does not close it.
+	Store Store
+	// Policies are the named policies sessions are created under. Empty
+	// means two built-in ones: DefaultPolicy() and DevicePolicy().
+	Policies []Policy
+	// DefaultPolicy names the policy of creates that name none. Empty means
+	// the first of Policies.
+	DefaultPolicy string
+	// Clock defaults to SystemClock.
+	Clock Clock
+	// Retention is how long ended sessions stay readable (Get, List) before
+	// they are purged. 0 means DefaultRetention; negative purges at once.
+	Retention time.Duration
+	// MaxMetadata caps a session's metadata in bytes. 0 means DefaultMaxMetadata.
+	MaxMetadata int
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// Observer receives measurements; nil measures nothing.
+	Observer Observer
+	// Workers is how many deadlines are handled at once. 0 means
+	// DefaultWorkers.
+	Workers int
+	// DisposeWorkers is how many ending sessions have their resources
+	// disposed of at once. Disposal runs apart from deadlines and requests,
+	// so disposers that hang until their DisposeTimeout hold up only these
+	// workers. 0 means DefaultDisposeWorkers.
+	DisposeWorkers int
+	// SubscriberBuffer is each event subscriber's queue length; a subscriber
+	// that falls this far behind is dropped. 0 means DefaultSubscriberBuffer.
+	SubscriberBuffer int
+
+	// Node names this process among those sharing a store; WebSocket
+	// connections are recorded with the node holding them. It must stay the
+	// same across restarts: on Start, connections recorded on this node are
+	// known to have died with the previous process. "" means the host name.
+	Node string
+	// ConnectPolicy is the policy of sessions that Connect creates for a
+	// device. "" means the policy named "device" if there is one, else the
+	// default policy.
+	ConnectPolicy string
+	// DisposeTimeout bounds each resource disposal and ending hook.
+	// 0 means DefaultDisposeTimeout.
+	DisposeTimeout time.Duration
+	// EndingHooks run for every session that ends, after its resources are
+	// disposed, each with DisposeTimeout; failures are logged and counted
+	// and do not stop the session from ending.
+	EndingHooks []func(ctx context.Context, s *Session) error
+}
+
+// withDefaults returns cfg with every zero value that has a default
+// replaced by it, and every policy with its own defaults filled in.
+func (cfg Config) withDefaults() Config {
+	if cfg.Node == "" {
+		cfg.Node, _ = os.Hostname()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.MaxMetadata == 0 {
+		cfg.MaxMetadata = DefaultMaxMetadata
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = NopObserver{}
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.DisposeWorkers == 0 {
+		cfg.DisposeWorkers = DefaultDisposeWorkers
+	}
+	if cfg.SubscriberBuffer == 0 {
+		cfg.SubscriberBuffer = DefaultSubscriberBuffer
+	}
+	if cfg.DisposeTimeout == 0 {
+		cfg.DisposeTimeout = DefaultDisposeTimeout
+	}
+	if len(cfg.Policies) == 0 {
+		cfg.Policies = []Policy{DefaultPolicy(), DevicePolicy()}
+	}
+	policies := make([]Policy, len(cfg.Policies))
+	for i, p := range cfg.Policies {
+		policies[i] = p.WithDefaults()
+	}
+	cfg.Policies = policies
+	if cfg.DefaultPolicy == "" {
+		cfg.DefaultPolicy = cfg.Policies[0].Name
+	}
+	if cfg.ConnectPolicy == "" {
+		cfg.ConnectPolicy = cfg.DefaultPolicy
+		for _, p := range cfg.Policies {
+			if p.Name == "device" {
+				cfg.ConnectPolicy = p.Name
+			}
+		}
+	}
+	return cfg
+}
+
+// Validate checks the configuration as a Manager would use it (zero values
+// standing for their defaults) and the relations between its fields, with
+// an error that names the field. It changes nothing.
+func (cfg *Config) Validate() error {
+	if cfg.Store == nil {
+		return errors.New("sessiond: Config.Store is required")
+	}
+	c := cfg.withDefaults()
+	for _, n := range []struct {
+		field string
+		v     int
+	}{{"max_metadata", c.MaxMetadata}, {"workers", c.Workers}, {"dispose_workers", c.DisposeWorkers}, {"subscriber_buffer", c.SubscriberBuffer}} {
+		if n.v < 0 {
+			return Errorf(CodeInvalidArgument, n.field, "must not be negative (got %d)", n.v)
+		}
+	}
+	if c.DisposeTimeout < 0 {
+		return Errorf(CodeInvalidArgument, "dispose_timeout", "must not be negative (got %v)", c.DisposeTimeout)
+	}
+	names := make(map[string]bool, len(c.Policies))
+	for i := range c.Policies {
+		p := &c.Policies[i]
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		if names[p.Name] {
+			return Errorf(CodeInvalidArgument, "policies", "policy %q is defined twice", p.Name)
+		}
+		names[p.Name] = true
+	}
+	if !names[c.DefaultPolicy] {
+		return Errorf(CodeInvalidArgument, "default_policy", "names no policy (%q)", c.DefaultPolicy)
+	}
+	if !names[c.ConnectPolicy] {
+		return Errorf(CodeInvalidArgument, "connect_policy", "names no policy (%q)", c.ConnectPolicy)
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package sessiond
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CreateRequest describes a session to create.
+type CreateRequest struct {
+	// ID is optional: a caller-chosen id, for sessions named elsewhere (a
+	// transport SDK's session id). It must be unique. The token is still
+	// sessiond's.
+	ID       string
+	Subject  string
+	Device   Device
+	Metadata json.RawMessage
+	Policy   string    // "" for the default policy
+	Override Overrides // may only narrow the policy
+}
+
+// Created is the result of a Create. Token is returned once and never again.
+type Created struct {
+	Session *Session
+	Token   string
+	Evicted []*Session // sessions ended to make room, as they ended
+}
+
+// Create makes a new session for req.Subject under a policy, enforcing the
+// policy's per-subject limit atomically.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Created, error) {
+	return m.create(ctx, req, false)
+}
+
+// create is Create; uniqueDevice makes it fail with ErrExists if the
+// subject has a live session for the device already.
+func (m *Manager) create(ctx context.Context, req CreateRequest, uniqueDevice bool) (*Created, error) {
+	if err := checkSubject(req.Subject); err != nil {
+		return nil, err
+	}
+	if req.ID != "" {
+		if err := checkID("id", req.ID); err != nil {
+			return nil, err
+		}
+	}
+	if err := req.Device.Validate(); err != nil {
+		return nil, err
+	}
+	meta, err := normalizeMetadata(req.Metadata, m.maxMeta)
+	if err != nil {
+		return nil, err
+	}
+	p := m.def
+	if req.Policy != "" {
+		if p = m.policies[req.Policy]; p == nil {
+			return nil, Errorf(CodeInvalidArgument, "policy", "no policy named %q", req.Policy)
+		}
+	}
+	if p.BindDevice && req.Device.ID == "" {
+		return nil, Errorf(CodeInvalidArgument, "device.id", "is required by policy %q (bind_device)", p.Name)
+	}
+	ttl, idle, err := p.apply(req.Override)
+	if err != nil {
+		return nil, err
+	}
+
+	now := m.now()
+	token, hash := NewToken()
+	s := &Session{
+		ID: req.ID, Subject: req.Subject, Device: req.Device, Metadata: meta, Policy: p.Name,
+		State: StateActive, CreatedAt: now, LastActive: now, IdleTimeout: idle,
+		Version: 1, TokenHash: hash,
+	}
+	if s.ID == "" {
+		s.ID = NewID(now)
+	}
+	if ttl > 0 {
+		s.ExpiresAt = now.Add(ttl)
+	}
+	events := []Event{newEvent(EventCreated, s, now)}
+	lim := Limit{Max: p.MaxPerSubject, EvictOldest: p.OnLimit == LimitEvictOldest, Now: now, UniqueDevice: uniqueDevice}
+
+	start := time.Now()
+	evicted, err := m.store.Create(ctx, s, lim, events)
+	m.obs.StoreOp("create", time.Since(start), err)
+	if err != nil {
+		if errors.Is(err, ErrLimitReached) {
+			return nil, &Error{Code: CodeLimitReached, Message: fmt.Sprintf("subject has %d live sessions, the limit of policy %q", p.MaxPerSubject, p.Name)}
+		}
+		return nil, err
+	}
+	for _, e := range evicted {
+		m.recorded(newEvent(EventEnding, e, now))
+		m.log.Info("session evicted", "sid", LogID(e.ID), "by", LogID(s.ID))
+	}
+	m.recorded(events...)
+	m.schedule(s)
+	out := &Created{Session: s, Token: token} // the store keeps its own copy
+	// Evicted sessions are ending: the disposal workers finish them; the
+	// caller sees them ended unless that takes longer than its ctx.
+	jobs := make([]*disposeJob, len(evicted))
+	for i, e := range evicted {
+		m.schedule(e)
+		jobs[i] = m.disposal.submit(e)
+	}
+	for i, e := range evicted {
+		done := e
+		if j := jobs[i]; j != nil {
+			select {
+			case <-j.done:
+				if j.err == nil {
+					done = j.result
+				}
+			case <-ctx.Done():
+			}
+		}
+		out.Evicted = append(out.Evicted, done.Clone())
+	}
+	return out, nil
+}

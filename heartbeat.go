@@ -1,0 +1,142 @@
+package sessiond
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// heartbeats holds what this node heard from connections of kinds other
+// than WebSocket and has not written: a heartbeat writes the store at most
+// once per the policy's touch interval (a connection's LastHeartbeat is
+// stored that coarsely), and in between its deadline lives here.
+type heartbeats struct {
+	mu   sync.Mutex
+	last map[string]time.Time // by connection id: the latest heartbeat heard
+}
+
+func (h *heartbeats) heard(connID string, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last == nil {
+		h.last = make(map[string]time.Time)
+	}
+	h.last[connID] = at
+}
+
+// latest returns the later of stored and what this node heard.
+func (h *heartbeats) latest(connID string, stored time.Time) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t, ok := h.last[connID]; ok && t.After(stored) {
+		return t
+	}
+	return stored
+}
+
+func (h *heartbeats) forget(connID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.last, connID)
+}
+
+// heartbeatWriteEvery is how often a connection's heartbeats are written
+// at most: the policy's touch interval, or its heartbeat interval when the
+// policy writes no activity.
+func heartbeatWriteEvery(p *Policy) time.Duration {
+	if p.TouchInterval > 0 {
+		return p.TouchInterval
+	}
+	return p.HeartbeatInterval
+}
+
+// Heartbeat records that a connection (of a kind other than WebSocket,
+// whose heartbeats the edge handles itself) is alive, and returns it with
+// the policy that times it. A connection not heard from for the policy's
+// heartbeat timeout is lost.
+//
+// The store is written at most once per the policy's touch interval (the
+// heartbeat interval if the policy writes no activity); heartbeats in
+// between move the connection's deadline in this node's memory only.
+func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Policy, error) {
+	sid, err := ConnectionSession(connID)
+	if err != nil {
+		return nil, Policy{}, err
+	}
+	var (
+		conn Connection
+		p    *Policy
+	)
+	_, err = m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Session, []Event, error) {
+		if _, err := m.checkLive(ctx, s); err != nil {
+			return nil, nil, err
+		}
+		i := s.conn(connID)
+		if i < 0 {
+			return nil, nil, ErrConnectionNotFound
+		}
+		p = m.policyOf(s)
+		conn = s.Conns[i]
+		conn.LastHeartbeat = now
+		if now.Sub(s.Conns[i].LastHeartbeat) < heartbeatWriteEvery(p) {
+			m.beats.heard(connID, now)
+			m.scheduleAt(connKey(connID), now.Add(p.HeartbeatTimeout))
+			return nil, nil, nil
+		}
+		n := s.Clone()
+		n.Conns[i].LastHeartbeat = now
+		n.LastActive = now // a heartbeat is activity
+		return n, nil, nil
+	})
+	switch {
+	case err == nil:
+		return &conn, *p, nil
+	case errors.Is(err, ErrNotFound):
+		return nil, Policy{}, ErrConnectionNotFound
+	}
+	return nil, Policy{}, err
+}
+
+// scheduleConns sets the heartbeat deadlines of the session's connections
+// that this engine tracks by heartbeat (all but WebSockets, whose edge
+// pings them itself).
+func (m *Manager) scheduleConns(s *Session) {
+	if m.sched == nil || !s.State.Live() {
+		return
+	}
+	p := m.policyOf(s)
+	for _, c := range s.Conns {
+		if c.Kind != KindWebSocket {
+			m.sched.Set(connKey(c.ID), m.beats.latest(c.ID, c.LastHeartbeat).Add(p.HeartbeatTimeout))
+		}
+	}
+}
+
+// forgetConn drops what this node keeps for a connection that is gone.
+func (m *Manager) forgetConn(connID string) {
+	m.beats.forget(connID)
+	if m.sched != nil {
+		m.sched.Remove(connKey(connID))
+	}
+}
+
+// connDue handles a connection's heartbeat deadline: the connection is lost
+// unless a heartbeat moved its deadline since.
+func (m *Manager) connDue(ctx context.Context, connID string) error {
+	s, i, err := m.findConn(ctx, connID)
+	if err != nil || i < 0 || !s.State.Live() {
+		if err == nil {
+			m.beats.forget(connID)
+		}
+		return err
+	}
+	c := s.Conns[i]
+	if at := m.beats.latest(connID, c.LastHeartbeat).Add(m.policyOf(s).HeartbeatTimeout); m.now().Before(at) {
+		m.scheduleAt(connKey(connID), at)
+		return nil
+	}
+	m.obs.HeartbeatTimeout(c.Kind)
+	m.log.Info("connection lost: no heartbeat", "sid", LogID(s.ID), "kind", c.Kind)
+	return m.Disconnect(ctx, connID)
+}

@@ -1,0 +1,88 @@
+package sessiond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// transitions is the table of the state machine (see State): for each
+// state, the set of states a stored change may move a session to, as a bit
+// per state. A live state may also stay what it is (a change that is not a
+// transition: activity, a rotation, a connection attached). Every write of
+// a session goes through change, which refuses anything else: a bug that
+// would, say, revive an ended session fails loudly instead of corrupting it.
+var transitions = func() [StateEnded + 1]uint16 {
+	var t [StateEnded + 1]uint16
+	allow := func(from State, to ...State) {
+		for _, s := range to {
+			t[from] |= 1 << s
+		}
+	}
+	allow(StateActive, StateActive, StateDisconnected, StateHibernating, StateEnding, StateEnded)
+	allow(StateDisconnected, StateDisconnected, StateActive, StateHibernating, StateEnding, StateEnded)
+	allow(StateHibernating, StateHibernating, StateHibernated, StateEnding, StateEnded)
+	allow(StateHibernated, StateHibernated, StateWaking, StateEnding, StateEnded)
+	allow(StateWaking, StateWaking, StateActive, StateHibernated, StateEnding, StateEnded)
+	allow(StateEnding, StateEnded)
+	return t
+}()
+
+// CanTransition reports whether the state machine lets a session in state
+// from be stored in state to.
+func CanTransition(from, to State) bool {
+	return from.Valid() && to.Valid() && transitions[from]&(1<<to) != 0
+}
+
+// maxAttempts bounds compare-and-set retries. Each retry means another
+// writer changed the same session in between, so this is never reached
+// under any realistic contention; reaching it returns ErrConflict.
+const maxAttempts = 32
+
+// decision is what a step of change decides for the session as currently
+// stored: its next version (a modified Clone of cur; its Version is set by
+// change) and the events that record the change. A nil next changes
+// nothing.
+type decision func(cur *Session, now time.Time) (next *Session, events []Event, err error)
+
+// change is the one compare-and-set loop of the engine. It reads the
+// session (unless cur, a version read already, is given), lets decide
+// compute the next version from it, checks the transition against the
+// table, and writes it if the stored version is still the one decided on.
+// On a conflict it reads again and decides again. It returns the session as
+// stored after the change, or as read when decide changed nothing, or
+// decide's error.
+func (m *Manager) change(ctx context.Context, id string, cur *Session, decide decision) (*Session, error) {
+	for range maxAttempts {
+		if cur == nil {
+			var err error
+			if cur, err = m.get(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+		next, events, err := decide(cur, m.now())
+		if err != nil {
+			return nil, err
+		}
+		if next == nil {
+			return cur, nil
+		}
+		if !CanTransition(cur.State, next.State) {
+			return nil, fmt.Errorf("sessiond: session %s: %v to %v is not a transition of the state machine", LogID(id), cur.State, next.State)
+		}
+		next.Version = cur.Version + 1
+		for i := range events {
+			events[i].Version = next.Version
+		}
+		switch err := m.update(ctx, next, events); {
+		case err == nil:
+			return next, nil
+		case errors.Is(err, ErrConflict):
+			cur = nil
+		default:
+			return nil, err
+		}
+	}
+	return nil, ErrConflict
+}
