@@ -66,6 +66,11 @@ type Config struct {
 	// DisposeTimeout bounds each resource disposal and ending hook.
 	// 0 means DefaultDisposeTimeout.
 	DisposeTimeout time.Duration
+	// LeaseTTL is how long this node's lease in the store lasts unless
+	// renewed (every third of it): once another node sees it expired, it
+	// treats the connections this node recorded as lost. 0 means
+	// DefaultLeaseTTL.
+	LeaseTTL time.Duration
 	// EndingHooks run for every session that ends, after its resources are
 	// disposed, each with DisposeTimeout; failures are logged and counted
 	// and do not stop the session from ending.
@@ -104,6 +109,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.DisposeTimeout == 0 {
 		cfg.DisposeTimeout = DefaultDisposeTimeout
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if len(cfg.Policies) == 0 {
 		cfg.Policies = []Policy{DefaultPolicy(), DevicePolicy()}
@@ -145,6 +153,12 @@ func (cfg *Config) Validate() error {
 	}
 	if c.DisposeTimeout < 0 {
 		return Errorf(CodeInvalidArgument, "dispose_timeout", "must not be negative (got %v)", c.DisposeTimeout)
+	}
+	if c.LeaseTTL < 3*time.Millisecond {
+		return Errorf(CodeInvalidArgument, "lease_ttl", "must be at least 3ms (got %v)", c.LeaseTTL)
+	}
+	if c.Node == "" {
+		return Errorf(CodeInvalidArgument, "node", "is required (the host name is unknown)")
 	}
 	names := make(map[string]bool, len(c.Policies))
 	for i := range c.Policies {

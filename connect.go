@@ -17,7 +17,9 @@ type ConnectRequest struct {
 	// Subject. Without it, Subject's session for Device.ID is found or
 	// created under Policy: one session per subject and device.
 	Token string
-	// Device describes the client. Device.ID is required without a Token.
+	// Device describes the client. Without a Token, an empty Device.ID
+	// stands for DefaultDeviceID: the subject's one session for clients
+	// that name no device.
 	Device Device
 	// Policy is the policy of a session created here; "" means the
 	// Manager's connect policy.
@@ -44,6 +46,11 @@ type Connected struct {
 	// Replaced are connections closed because the policy replaces them.
 	Replaced []Connection
 }
+
+// DefaultDeviceID is the device id of a connection that names none and
+// carries no session token: such clients share one session per subject,
+// found or created exactly as for any device id.
+const DefaultDeviceID = "default"
 
 // Connect attaches a new connection to a session, creating the session if
 // the request carries no token and the subject has none for its device.
@@ -80,7 +87,7 @@ func (m *Manager) Connect(ctx context.Context, req ConnectRequest) (*Connected, 
 		return c, err
 	}
 	if req.Device.ID == "" {
-		return nil, Errorf(CodeInvalidArgument, "device.id", "is required to connect without a session token")
+		req.Device.ID = DefaultDeviceID
 	}
 	p := m.connectPolicy
 	if req.Policy != "" {
@@ -100,19 +107,10 @@ func (m *Manager) Connect(ctx context.Context, req ConnectRequest) (*Connected, 
 			}
 			return c, err
 		}
-		created, err := m.create(ctx, CreateRequest{Subject: req.Subject, Device: req.Device, Policy: p.Name, Metadata: req.Metadata}, true)
+		// Create the session with the connection attached, in one write.
+		c, err := m.createConnected(ctx, CreateRequest{Subject: req.Subject, Device: req.Device, Policy: p.Name, Metadata: req.Metadata}, req)
 		if errors.Is(err, ErrExists) {
 			continue // a racing connect created it: attach to that one
-		}
-		if err != nil {
-			return nil, err
-		}
-		c, err := m.attach(ctx, created.Session, req)
-		if isEnded(err) {
-			continue
-		}
-		if c != nil {
-			c.Created, c.Token = true, created.Token
 		}
 		return c, err
 	}
@@ -151,19 +149,17 @@ func (m *Manager) ConnectTo(ctx context.Context, sessionID string, req ConnectRe
 func isEnded(err error) bool { return errors.Is(err, ErrEnded) || errors.Is(err, ErrExpired) }
 
 // deviceSession returns the subject's live session for the device, the most
-// recently active if there are several, or nil.
+// recently active if there are several, or nil. The store finds them by an
+// index of the subject's sessions by device.
 func (m *Manager) deviceSession(ctx context.Context, subject, deviceID string) (*Session, error) {
 	start := time.Now()
-	live, err := m.store.Live(ctx, subject)
-	m.obs.StoreOp("live", time.Since(start), err)
+	found, err := m.store.FindDevice(ctx, subject, deviceID)
+	m.obs.StoreOp("find_device", time.Since(start), err)
 	if err != nil {
 		return nil, err
 	}
 	var best *Session
-	for _, s := range live {
-		if s.Device.ID != deviceID {
-			continue
-		}
+	for _, s := range found {
 		if s, err = m.fresh(ctx, s); err != nil {
 			return nil, err
 		}
@@ -174,8 +170,22 @@ func (m *Manager) deviceSession(ctx context.Context, subject, deviceID string) (
 	return best, nil
 }
 
+// newConn is the record of a connection attached now.
+func (m *Manager) newConn(sessionID string, req ConnectRequest, now time.Time) Connection {
+	c := Connection{
+		ID: newConnID(sessionID), Kind: req.Kind, ClientIP: req.ClientIP, UserAgent: req.UserAgent,
+		ConnectedAt: now, LastHeartbeat: now,
+	}
+	if req.Kind == KindWebSocket {
+		c.Node = m.node
+	}
+	return c
+}
+
 // attach adds a connection to s with a compare-and-set, following the
-// policy's max_connections and on_connect.
+// policy's max_connections and on_connect. It costs the same whatever the
+// number of connections the session has, but for on_connect replace, which
+// reads the connections it replaces.
 func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*Connected, error) {
 	var (
 		conn     Connection
@@ -183,28 +193,26 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*
 		resumed  bool
 		p        *Policy
 	)
-	n, err := m.change(ctx, s.ID, s, func(s *Session, now time.Time) (*Session, []Event, error) {
+	n, err := m.change(ctx, s.ID, s, func(s *Session, now time.Time) (*Change, error) {
 		if _, err := m.checkLive(ctx, s); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		p = m.policyOf(s)
 		n := s.Clone()
 		n.LastActive = now
-		conn = Connection{
-			ID: newConnID(s.ID), Kind: req.Kind, ClientIP: req.ClientIP, UserAgent: req.UserAgent,
-			ConnectedAt: now, LastHeartbeat: now,
-		}
-		if req.Kind == KindWebSocket {
-			conn.Node = m.node
-		}
+		conn = m.newConn(s.ID, req, now)
 		replaced = nil
-		if p.OnConnect == ConnectReplace {
-			replaced, n.Conns = n.Conns, nil
+		if p.OnConnect == ConnectReplace && s.ConnCount > 0 {
+			var err error
+			if replaced, err = m.store.Conns(ctx, s.ID); err != nil {
+				return nil, err
+			}
+			n.ConnCount = 0
 		}
-		if p.MaxConnections > 0 && len(n.Conns) >= p.MaxConnections {
-			return nil, nil, &Error{Code: CodeTooManyConnections, Message: "the session has the most connections its policy allows"}
+		if p.MaxConnections > 0 && n.ConnCount >= p.MaxConnections {
+			return nil, &Error{Code: CodeTooManyConnections, Message: "the session has the most connections its policy allows"}
 		}
-		n.Conns = append(n.Conns, conn)
+		n.ConnCount++
 		typ := EventConnected
 		resumed = s.State == StateDisconnected
 		if resumed {
@@ -212,16 +220,16 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*
 		}
 		ev := newEvent(typ, n, now)
 		ev.Connection = conn.ID
+		c := &Change{Session: n, PutConns: []Connection{conn}}
 		for _, r := range replaced {
 			ev.Replaced = append(ev.Replaced, r.ID)
+			c.DropConns = append(c.DropConns, r.ID)
 		}
-		return n, []Event{ev}, nil
+		c.Events = []Event{ev}
+		return c, nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	for _, r := range replaced {
-		m.forgetConn(r.ID)
 	}
 	return &Connected{Session: n.Clone(), Conn: conn, Policy: *p, Resumed: resumed, Replaced: replaced}, nil
 }
@@ -239,25 +247,26 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Session, []Event, error) {
-		i := s.conn(connID)
-		if i < 0 || !s.State.Live() {
-			return nil, nil, nil
+	_, err = m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Change, error) {
+		if !s.State.Live() {
+			return nil, nil
+		}
+		if _, err := m.store.Conn(ctx, connID); errors.Is(err, ErrNotFound) {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
 		}
 		n := s.Clone()
 		n.LastActive = now // the connection was alive until now: activity
-		n.Conns = slices.Delete(n.Conns, i, i+1)
-		if len(n.Conns) == 0 {
-			n.Conns = nil
-		}
-		var events []Event
-		if n.Conns == nil && n.State == StateActive && m.policyOf(s).DisconnectGrace > 0 {
+		n.ConnCount--
+		c := &Change{Session: n, DropConns: []string{connID}}
+		if n.ConnCount == 0 && n.State == StateActive && m.policyOf(s).DisconnectGrace > 0 {
 			n.State, n.DisconnectedAt = StateDisconnected, now
 			ev := newEvent(EventDisconnected, n, now)
 			ev.Connection = connID
-			events = append(events, ev)
+			c.Events = append(c.Events, ev)
 		}
-		return n, events, nil
+		return c, nil
 	})
 	if errors.Is(err, ErrNotFound) {
 		err = nil
@@ -273,68 +282,80 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 // until it closes (or its session ends), and removing the record alone
 // would leave a socket the session no longer knows.
 func (m *Manager) RemoveConnection(ctx context.Context, connID string) error {
-	s, i, err := m.findConn(ctx, connID)
+	c, err := m.findConn(ctx, connID)
 	if err != nil {
 		return err
 	}
-	if i >= 0 && s.Conns[i].Kind == KindWebSocket {
+	if c != nil && c.Kind == KindWebSocket {
 		return Errorf(CodeInvalidArgument, "connection", "a websocket connection ends when its socket closes; revoke the session to close it")
 	}
 	return m.Disconnect(ctx, connID)
 }
 
-// Connections returns a session's live connections, with the latest
-// heartbeat this node heard from each (it may be newer than the stored one).
+// Connections returns a session's live connections, oldest first, with the
+// latest heartbeat this node heard from each (it may be newer than the
+// stored one).
 func (m *Manager) Connections(ctx context.Context, sessionID string) ([]Connection, error) {
 	s, err := m.Get(ctx, sessionID)
 	if err != nil {
 		return nil, err
 	}
-	out := slices.Clone(s.Conns)
+	if !s.State.Live() {
+		return []Connection{}, nil
+	}
+	start := time.Now()
+	out, err := m.store.Conns(ctx, sessionID)
+	m.obs.StoreOp("conns", time.Since(start), err)
+	if err != nil {
+		return nil, err
+	}
+	out = slices.Clone(out)
 	for i := range out {
 		out[i].LastHeartbeat = m.beats.latest(out[i].ID, out[i].LastHeartbeat)
 	}
 	return out, nil
 }
 
-// findConn returns a connection's session and the connection's index in
-// it, or -1 when the session or the connection is gone (not an error: a
-// connection that is gone needs nothing done).
-func (m *Manager) findConn(ctx context.Context, connID string) (*Session, int, error) {
-	sid, err := ConnectionSession(connID)
-	if err != nil {
-		return nil, -1, err
+// findConn returns the connection with the id, or nil when it is gone (not
+// an error: a connection that is gone needs nothing done).
+func (m *Manager) findConn(ctx context.Context, connID string) (*Connection, error) {
+	if _, err := ConnectionSession(connID); err != nil {
+		return nil, err
 	}
-	s, err := m.get(ctx, sid)
+	start := time.Now()
+	c, err := m.store.Conn(ctx, connID)
+	m.obs.StoreOp("conn", time.Since(start), err)
 	if errors.Is(err, ErrNotFound) {
-		return nil, -1, nil
+		return nil, nil
 	}
-	if err != nil {
-		return nil, -1, err
-	}
-	return s, s.conn(connID), nil
+	return c, err
 }
 
-// holdsStale reports whether s records WebSocket connections of this node,
-// which a starting Manager knows to be dead.
-func (m *Manager) holdsStale(s *Session) bool {
-	for _, c := range s.Conns {
-		if c.Kind == KindWebSocket && c.Node == m.node {
-			return true
+// dropNodeConns detaches every connection recorded as held by the node:
+// its process died (this node's previous process, on Start) or its lease
+// expired. Each detach is a compare-and-set, so racing droppers detach each
+// connection once, and every session follows its grace logic.
+func (m *Manager) dropNodeConns(ctx context.Context, node string) (int, error) {
+	done := make(map[string]bool)
+	for {
+		start := time.Now()
+		conns, err := m.store.NodeConns(ctx, node, 256)
+		m.obs.StoreOp("node_conns", time.Since(start), err)
+		if err != nil {
+			return len(done), err
 		}
-	}
-	return false
-}
-
-// dropStaleConns detaches the WebSocket connections this node held before it
-// restarted: they died with the process.
-func (m *Manager) dropStaleConns(ctx context.Context, s *Session) error {
-	for _, c := range s.Conns {
-		if c.Kind == KindWebSocket && c.Node == m.node {
-			if err := m.Disconnect(ctx, c.ID); err != nil {
-				return err
+		progress := false
+		for _, c := range conns {
+			if done[c.ID] {
+				continue
 			}
+			if err := m.Disconnect(ctx, c.ID); err != nil {
+				return len(done), err
+			}
+			done[c.ID], progress = true, true
+		}
+		if !progress {
+			return len(done), nil
 		}
 	}
-	return nil
 }

@@ -63,6 +63,16 @@ func (e *env) session(id string) *sessiond.Session {
 	return s
 }
 
+// conns returns the session's connections as stored.
+func (e *env) conns(id string) []sessiond.Connection {
+	e.t.Helper()
+	got, err := e.store.Conns(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return got
+}
+
 func TestDeviceConnectCreatesThenResumes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := connectEnv(t, sessiond.Config{})
@@ -74,8 +84,8 @@ func TestDeviceConnectCreatesThenResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := e.session(first.Session.ID)
-		if s.State != sessiond.StateDisconnected || len(s.Conns) != 0 {
-			t.Fatalf("after the last connection closed: %v with %d connections", s.State, len(s.Conns))
+		if s.State != sessiond.StateDisconnected || s.ConnCount != 0 {
+			t.Fatalf("after the last connection closed: %v with %d connections", s.State, s.ConnCount)
 		}
 		time.Sleep(29 * time.Second)
 		again := e.connectDevice("alice", "glasses-1")
@@ -90,6 +100,52 @@ func TestDeviceConnectCreatesThenResumes(t *testing.T) {
 		other := e.connectDevice("alice", "glasses-2")
 		if !other.Created || other.Session.ID == first.Session.ID {
 			t.Fatal("a second device shared the first device's session")
+		}
+	})
+}
+
+// A client that names no device and carries no session token gets the
+// subject's one session for the default device, found or created exactly
+// as for any device id.
+func TestConnectWithoutDeviceUsesTheDefaultDevice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := connectEnv(t, sessiond.Config{})
+		first, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !first.Created || first.Session.Device.ID != sessiond.DefaultDeviceID || first.Session.Policy != "device" {
+			t.Fatalf("first connect: created %v, device %q, policy %q", first.Created, first.Session.Device.ID, first.Session.Policy)
+		}
+		again, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Created || again.Session.ID != first.Session.ID || len(again.Replaced) != 1 {
+			t.Fatalf("second connect: created %v, session %s (want %s), replaced %d", again.Created, again.Session.ID, first.Session.ID, len(again.Replaced))
+		}
+		// Naming the default device is the same thing; another device is another session.
+		named := e.connectDevice("alice", sessiond.DefaultDeviceID)
+		other := e.connectDevice("alice", "glasses-1")
+		if named.Session.ID != first.Session.ID || other.Session.ID == first.Session.ID {
+			t.Fatalf("device %q: %s, device glasses-1: %s; want %s and another", sessiond.DefaultDeviceID, named.Session.ID, other.Session.ID, first.Session.ID)
+		}
+		// Racing connects without a device make one session.
+		var wg sync.WaitGroup
+		ids := make([]string, 20)
+		for i := range ids {
+			wg.Go(func() {
+				c, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "bob"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids[i] = c.Session.ID
+			})
+		}
+		wg.Wait()
+		if distinct := slices.Compact(slices.Sorted(slices.Values(ids))); len(distinct) != 1 {
+			t.Fatalf("20 racing connects without a device made sessions %v", distinct)
 		}
 	})
 }
@@ -175,7 +231,7 @@ func TestSimultaneousReconnectsMakeOneSession(t *testing.T) {
 			t.Fatalf("50 simultaneous connects made %d sessions (%d created), want 1", len(ids), created)
 		}
 		for id := range ids {
-			if n := len(e.session(id).Conns); n != 50 {
+			if n := e.session(id).ConnCount; n != 50 {
 				t.Fatalf("%d connections attached, want 50", n)
 			}
 		}
@@ -263,8 +319,8 @@ func TestConnectWithToken(t *testing.T) {
 			}
 			conns = append(conns, c)
 		}
-		if s := e.session(ws.Session.ID); len(s.Conns) != 3 {
-			t.Fatalf("%d connections, want 3 (allow_multiple)", len(s.Conns))
+		if s := e.session(ws.Session.ID); s.ConnCount != 3 {
+			t.Fatalf("%d connections, want 3 (allow_multiple)", s.ConnCount)
 		}
 		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: ws.Token})
 		wantCode(t, err, sessiond.CodeTooManyConnections)
@@ -272,8 +328,6 @@ func TestConnectWithToken(t *testing.T) {
 		wantCode(t, err, sessiond.CodeSubjectMismatch)
 		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: "sd_garbage"})
 		wantCode(t, err, sessiond.CodeNotFound)
-		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice"})
-		wantCode(t, err, sessiond.CodeInvalidArgument) // no token, no device id
 		// A websocket's record cannot be removed over the admin path: its
 		// socket would stay open.
 		wantCode(t, e.m.RemoveConnection(t.Context(), conns[0].Conn.ID), sessiond.CodeInvalidArgument)
@@ -288,8 +342,8 @@ func TestConnectWithToken(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if s := e.session(ws.Session.ID); s.State != sessiond.StateActive || len(s.Conns) != 1 {
-			t.Fatalf("after closing 1 of 2: %v with %d", s.State, len(s.Conns))
+		if s := e.session(ws.Session.ID); s.State != sessiond.StateActive || s.ConnCount != 1 {
+			t.Fatalf("after closing 1 of 2: %v with %d", s.State, s.ConnCount)
 		}
 		if err := e.m.Disconnect(t.Context(), conns[1].Conn.ID); err != nil {
 			t.Fatal(err)
@@ -327,15 +381,15 @@ func TestHeartbeatTimeoutLosesTheConnection(t *testing.T) {
 			}
 		}
 		synctest.Wait()
-		if s := e.session(ws.Session.ID); len(s.Conns) != 1 {
+		if s := e.session(ws.Session.ID); s.ConnCount != 1 {
 			t.Fatal("a connection sending heartbeats was dropped")
 		}
 		lastBeat := time.Now()
 		time.Sleep(31 * time.Second)
 		synctest.Wait()
 		s := e.session(ws.Session.ID)
-		if len(s.Conns) != 0 || s.State != sessiond.StateDisconnected || s.DisconnectedAt.Sub(lastBeat) != 30*time.Second {
-			t.Fatalf("after heartbeats stopped: %d connections, %v at +%v", len(s.Conns), s.State, s.DisconnectedAt.Sub(lastBeat))
+		if s.ConnCount != 0 || s.State != sessiond.StateDisconnected || s.DisconnectedAt.Sub(lastBeat) != 30*time.Second {
+			t.Fatalf("after heartbeats stopped: %d connections, %v at +%v", s.ConnCount, s.State, s.DisconnectedAt.Sub(lastBeat))
 		}
 		_, _, err = e.m.Heartbeat(t.Context(), vnc.Conn.ID)
 		wantCode(t, err, sessiond.CodeConnectionNotFound)
@@ -358,10 +412,10 @@ func TestRestartDropsThisNodesWebSockets(t *testing.T) {
 	clock.Jump(10 * time.Second)
 	second := connectEnv(t, sessiond.Config{Clock: clock, Store: first.store.Store})
 	s := second.session(mine.Session.ID)
-	if s.State != sessiond.StateDisconnected || len(s.Conns) != 0 || !s.DisconnectedAt.Equal(clock.Now()) {
-		t.Fatalf("this node's websocket after restart: %v, %d connections, disconnected at %v", s.State, len(s.Conns), s.DisconnectedAt)
+	if s.State != sessiond.StateDisconnected || s.ConnCount != 0 || !s.DisconnectedAt.Equal(clock.Now()) {
+		t.Fatalf("this node's websocket after restart: %v, %d connections, disconnected at %v", s.State, s.ConnCount, s.DisconnectedAt)
 	}
-	if s := second.session(ws.Session.ID); len(s.Conns) != 1 || s.Conns[0].ID != vnc.Conn.ID {
+	if s := second.session(ws.Session.ID); s.ConnCount != 1 || second.conns(ws.Session.ID)[0].ID != vnc.Conn.ID {
 		t.Fatal("a heartbeat-tracked connection was dropped by the restart")
 	}
 	// Another node's websockets are not this node's to drop.
@@ -369,7 +423,7 @@ func TestRestartDropsThisNodesWebSockets(t *testing.T) {
 	other := third.connectDevice("carol", "glasses-9")
 	third.m.Close()
 	fourth := connectEnv(t, sessiond.Config{Clock: clock, Store: first.store.Store, Node: "node-a"})
-	if s := fourth.session(other.Session.ID); len(s.Conns) != 1 {
+	if s := fourth.session(other.Session.ID); s.ConnCount != 1 {
 		t.Fatal("node-a dropped node-b's connection")
 	}
 }

@@ -57,12 +57,3 @@ func ConnectionSession(connID string) (string, error) {
 	}
 	return sid, nil
 }
-
-func (s *Session) conn(id string) int {
-	for i := range s.Conns {
-		if s.Conns[i].ID == id {
-			return i
-		}
-	}
-	return -1
-}

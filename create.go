@@ -31,39 +31,51 @@ type Created struct {
 // Create makes a new session for req.Subject under a policy, enforcing the
 // policy's per-subject limit atomically.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Created, error) {
-	return m.create(ctx, req, false)
+	c, _, err := m.create(ctx, req, nil)
+	return c, err
 }
 
-// create is Create; uniqueDevice makes it fail with ErrExists if the
-// subject has a live session for the device already.
-func (m *Manager) create(ctx context.Context, req CreateRequest, uniqueDevice bool) (*Created, error) {
-	if err := checkSubject(req.Subject); err != nil {
+// createConnected creates the session of a connect (one per subject and
+// device: ErrExists if the subject has one for the device already) with
+// the connection attached, in one write.
+func (m *Manager) createConnected(ctx context.Context, req CreateRequest, creq ConnectRequest) (*Connected, error) {
+	c, conn, err := m.create(ctx, req, &creq)
+	if err != nil {
 		return nil, err
+	}
+	return &Connected{Session: c.Session.Clone(), Conn: *conn, Policy: *m.policyOf(c.Session), Created: true, Token: c.Token}, nil
+}
+
+// create is Create. With conn, the session is unique per subject and
+// device and is created with that connection attached.
+func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRequest) (*Created, *Connection, error) {
+	if err := checkSubject(req.Subject); err != nil {
+		return nil, nil, err
 	}
 	if req.ID != "" {
 		if err := checkID("id", req.ID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := req.Device.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	meta, err := normalizeMetadata(req.Metadata, m.maxMeta)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := m.def
 	if req.Policy != "" {
 		if p = m.policies[req.Policy]; p == nil {
-			return nil, Errorf(CodeInvalidArgument, "policy", "no policy named %q", req.Policy)
+			return nil, nil, Errorf(CodeInvalidArgument, "policy", "no policy named %q", req.Policy)
 		}
 	}
 	if p.BindDevice && req.Device.ID == "" {
-		return nil, Errorf(CodeInvalidArgument, "device.id", "is required by policy %q (bind_device)", p.Name)
+		return nil, nil, Errorf(CodeInvalidArgument, "device.id", "is required by policy %q (bind_device)", p.Name)
 	}
 	ttl, idle, err := p.apply(req.Override)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	now := m.now()
@@ -79,24 +91,32 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, uniqueDevice bo
 	if ttl > 0 {
 		s.ExpiresAt = now.Add(ttl)
 	}
-	events := []Event{newEvent(EventCreated, s, now)}
-	lim := Limit{Max: p.MaxPerSubject, EvictOldest: p.OnLimit == LimitEvictOldest, Now: now, UniqueDevice: uniqueDevice}
+	c := Change{Session: s, Events: []Event{newEvent(EventCreated, s, now)}}
+	var attached *Connection
+	if conn != nil {
+		a := m.newConn(s.ID, *conn, now)
+		attached = &a
+		s.ConnCount = 1
+		ev := newEvent(EventConnected, s, now)
+		ev.Connection = a.ID
+		c.PutConns, c.Events = []Connection{a}, append(c.Events, ev)
+	}
+	lim := Limit{Max: p.MaxPerSubject, EvictOldest: p.OnLimit == LimitEvictOldest, Now: now, UniqueDevice: conn != nil}
 
 	start := time.Now()
-	evicted, err := m.store.Create(ctx, s, lim, events)
+	evicted, err := m.store.Create(ctx, c, lim)
 	m.obs.StoreOp("create", time.Since(start), err)
 	if err != nil {
 		if errors.Is(err, ErrLimitReached) {
-			return nil, &Error{Code: CodeLimitReached, Message: fmt.Sprintf("subject has %d live sessions, the limit of policy %q", p.MaxPerSubject, p.Name)}
+			return nil, nil, &Error{Code: CodeLimitReached, Message: fmt.Sprintf("subject has %d live sessions, the limit of policy %q", p.MaxPerSubject, p.Name)}
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	for _, e := range evicted {
 		m.recorded(newEvent(EventEnding, e, now))
 		m.log.Info("session evicted", "sid", LogID(e.ID), "by", LogID(s.ID))
 	}
-	m.recorded(events...)
-	m.schedule(s)
+	m.landed(c)
 	out := &Created{Session: s, Token: token} // the store keeps its own copy
 	// Evicted sessions are ending: the disposal workers finish them; the
 	// caller sees them ended unless that takes longer than its ctx.
@@ -118,5 +138,5 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, uniqueDevice bo
 		}
 		out.Evicted = append(out.Evicted, done.Clone())
 	}
-	return out, nil
+	return out, attached, nil
 }

@@ -60,7 +60,7 @@ func (m *Manager) nextDeadline(s *Session) (at time.Time, kind deadlineKind) {
 		}
 	}
 	consider(s.ExpiresAt, deadlineExpiry)
-	if s.IdleTimeout > 0 && len(s.Conns) == 0 && (s.State == StateActive || s.State == StateDisconnected) {
+	if s.IdleTimeout > 0 && s.ConnCount == 0 && (s.State == StateActive || s.State == StateDisconnected) {
 		consider(s.LastActive.Add(s.IdleTimeout), deadlineIdle)
 	}
 	if s.State == StateDisconnected {
@@ -88,23 +88,22 @@ type keyKind uint8
 const (
 	keySession keyKind = iota // a session's next deadline (nextDeadline)
 	keyConn                   // a connection's heartbeat deadline
+	keyLease                  // another node's lease expiry (lease.go)
 )
 
 // schedKey is a key of the engine's scheduler.
 type schedKey struct {
 	kind keyKind
-	id   string // session or connection id
+	id   string // session id, connection id or node name
 }
 
 func sessionKey(id string) schedKey { return schedKey{keySession, id} }
 func connKey(id string) schedKey    { return schedKey{keyConn, id} }
 
-// schedule sets the session's next deadline and those of the connections
-// whose heartbeats this engine tracks.
+// schedule sets the session's next deadline.
 func (m *Manager) schedule(s *Session) {
 	at, _ := m.nextDeadline(s)
 	m.scheduleAt(sessionKey(s.ID), at)
-	m.scheduleConns(s)
 }
 
 func (m *Manager) scheduleAt(k schedKey, at time.Time) {
@@ -118,7 +117,11 @@ func (m *Manager) retryLater(k schedKey, what string, err error) {
 	if m.ctx.Err() != nil {
 		return
 	}
-	m.log.Warn(what+"; retrying in 1s", "sid", LogID(k.id), "err", err)
+	if k.kind == keyLease {
+		m.log.Warn(what+"; retrying in 1s", "node", k.id, "err", err)
+	} else {
+		m.log.Warn(what+"; retrying in 1s", "sid", LogID(k.id), "err", err)
+	}
 	m.scheduleAt(k, m.now().Add(time.Second))
 }
 
@@ -129,6 +132,10 @@ func (m *Manager) due(k schedKey, at time.Time) {
 	case keyConn:
 		if err := m.connDue(m.ctx, k.id); err != nil {
 			m.retryLater(k, "handling a heartbeat deadline", err)
+		}
+	case keyLease:
+		if err := m.leaseDue(m.ctx, k.id); err != nil {
+			m.retryLater(k, "handling another node's lease", err)
 		}
 	case keySession:
 		s, err := m.get(m.ctx, k.id)

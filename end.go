@@ -115,18 +115,18 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason, wait bo
 	// this process holds for it: the event sweeper keeps off.
 	defer m.res.owning(s.ID)()
 	attempt, wrote, twoPhase := 0, false, false
-	n, err := m.change(ctx, s.ID, s, func(cur *Session, now time.Time) (*Session, []Event, error) {
+	n, err := m.change(ctx, s.ID, s, func(cur *Session, now time.Time) (*Change, error) {
 		attempt++
 		wrote = false
 		if !cur.State.Live() {
-			return nil, nil, nil // someone else ended it
+			return nil, nil // someone else ended it
 		}
 		if attempt > 1 && reason.deadline() {
 			// A deadline seen before a lost compare-and-set may no longer
 			// hold (a reconnect resumed the session, activity moved it).
 			r, due := m.expiry(cur, now)
 			if !due {
-				return nil, nil, nil
+				return nil, nil
 			}
 			reason = r
 		}
@@ -135,11 +135,10 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason, wait bo
 		if !twoPhase {
 			// Nothing to dispose of: record ending and ended in one write.
 			n.State = StateEnded
-			n.Conns = nil
 			events = append(events, newEvent(EventEnded, n, now))
 		}
 		wrote = true
-		return n, events, nil
+		return &Change{Session: n, Events: events}, nil
 	})
 	switch {
 	case err != nil:
@@ -178,13 +177,12 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason, wait bo
 // one records ended, the others see it and return it.
 func (m *Manager) finish(ctx context.Context, s *Session) (*Session, error) {
 	m.dispose(ctx, s, true)
-	return m.change(ctx, s.ID, s, func(cur *Session, now time.Time) (*Session, []Event, error) {
+	return m.change(ctx, s.ID, s, func(cur *Session, now time.Time) (*Change, error) {
 		if cur.State != StateEnding {
-			return nil, nil, nil
+			return nil, nil
 		}
 		n := cur.Clone()
 		n.State = StateEnded
-		n.Conns = nil
-		return n, []Event{newEvent(EventEnded, n, now)}, nil
+		return &Change{Session: n, Events: []Event{newEvent(EventEnded, n, now)}}, nil
 	})
 }

@@ -58,6 +58,7 @@ func Ending(s *Session, reason EndReason, now time.Time) (*Session, []Event) {
 	n.State = StateEnding
 	n.EndReason = reason
 	n.EndedAt = now
+	n.ConnCount = 0 // a session leaving the live states loses its connections
 	n.Version++
 	return n, []Event{newEvent(EventEnding, n, now)}
 }

@@ -68,26 +68,25 @@ func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Po
 		conn Connection
 		p    *Policy
 	)
-	_, err = m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Session, []Event, error) {
+	_, err = m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Change, error) {
 		if _, err := m.checkLive(ctx, s); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		i := s.conn(connID)
-		if i < 0 {
-			return nil, nil, ErrConnectionNotFound
+		c, err := m.store.Conn(ctx, connID)
+		if err != nil {
+			return nil, err // ErrNotFound: no such connection
 		}
 		p = m.policyOf(s)
-		conn = s.Conns[i]
+		conn = *c
 		conn.LastHeartbeat = now
-		if now.Sub(s.Conns[i].LastHeartbeat) < heartbeatWriteEvery(p) {
+		if now.Sub(c.LastHeartbeat) < heartbeatWriteEvery(p) {
 			m.beats.heard(connID, now)
 			m.scheduleAt(connKey(connID), now.Add(p.HeartbeatTimeout))
-			return nil, nil, nil
+			return nil, nil
 		}
 		n := s.Clone()
-		n.Conns[i].LastHeartbeat = now
 		n.LastActive = now // a heartbeat is activity
-		return n, nil, nil
+		return &Change{Session: n, PutConns: []Connection{conn}}, nil
 	})
 	switch {
 	case err == nil:
@@ -98,15 +97,15 @@ func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Po
 	return nil, Policy{}, err
 }
 
-// scheduleConns sets the heartbeat deadlines of the session's connections
-// that this engine tracks by heartbeat (all but WebSockets, whose edge
-// pings them itself).
-func (m *Manager) scheduleConns(s *Session) {
-	if m.sched == nil || !s.State.Live() {
+// scheduleConns sets the heartbeat deadlines of connections (written with
+// s) that this engine tracks by heartbeat: all but WebSockets, whose edge
+// pings them itself.
+func (m *Manager) scheduleConns(s *Session, conns []Connection) {
+	if m.sched == nil {
 		return
 	}
 	p := m.policyOf(s)
-	for _, c := range s.Conns {
+	for _, c := range conns {
 		if c.Kind != KindWebSocket {
 			m.sched.Set(connKey(c.ID), m.beats.latest(c.ID, c.LastHeartbeat).Add(p.HeartbeatTimeout))
 		}
@@ -124,14 +123,22 @@ func (m *Manager) forgetConn(connID string) {
 // connDue handles a connection's heartbeat deadline: the connection is lost
 // unless a heartbeat moved its deadline since.
 func (m *Manager) connDue(ctx context.Context, connID string) error {
-	s, i, err := m.findConn(ctx, connID)
-	if err != nil || i < 0 || !s.State.Live() {
+	c, err := m.findConn(ctx, connID)
+	if err != nil || c == nil {
 		if err == nil {
 			m.beats.forget(connID)
 		}
 		return err
 	}
-	c := s.Conns[i]
+	sid, _ := ConnectionSession(connID)
+	s, err := m.get(ctx, sid)
+	if errors.Is(err, ErrNotFound) {
+		m.beats.forget(connID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	if at := m.beats.latest(connID, c.LastHeartbeat).Add(m.policyOf(s).HeartbeatTimeout); m.now().Before(at) {
 		m.scheduleAt(connKey(connID), at)
 		return nil

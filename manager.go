@@ -40,6 +40,8 @@ type Manager struct {
 	res            resources
 	disposal       *disposal
 	beats          heartbeats
+	leaseTTL       time.Duration
+	lease          leases
 
 	sched *deadline.Scheduler[schedKey]
 	bus   *bus
@@ -70,6 +72,7 @@ func New(cfg Config) (*Manager, error) {
 		node:           cfg.Node,
 		disposeTimeout: cfg.DisposeTimeout,
 		hooks:          cfg.EndingHooks,
+		leaseTTL:       cfg.LeaseTTL,
 	}
 	for i := range cfg.Policies {
 		p := cfg.Policies[i]
@@ -85,9 +88,11 @@ func New(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Start rebuilds the deadlines from the store, ends the sessions whose
-// deadline passed while nothing ran (recording their events), and starts the
-// scheduler and the event pump. It returns once overdue sessions are handled.
+// Start takes this node's lease, detaches the connections its previous
+// process held, rebuilds the deadlines from the store, ends the sessions
+// whose deadline passed while nothing ran (recording their events), and
+// starts the scheduler and the event pump. It returns once overdue
+// sessions are handled.
 func (m *Manager) Start(ctx context.Context) error {
 	err := errors.New("sessiond: Manager already started")
 	m.startOnce.Do(func() { err = m.start(ctx) })
@@ -104,31 +109,27 @@ func (m *Manager) start(ctx context.Context) error {
 	}, m.workers, m.due)
 	m.disposal.start()
 	m.started = true
+	if err := m.startLeases(ctx); err != nil {
+		return fmt.Errorf("sessiond: start: node lease: %w", err)
+	}
 
 	// Walk every stored session once: schedule what is in the future, and
 	// settle what is already due on a few workers.
 	overdue := make(chan *Session)
 	var wg sync.WaitGroup
 	for range m.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for s := range overdue {
-				err := m.dropStaleConns(ctx, s)
-				if err == nil {
-					if s, err = m.get(ctx, s.ID); err == nil {
-						err = m.settle(ctx, s)
-					}
-				}
-				if err != nil && !errors.Is(err, ErrNotFound) {
+				if err := m.settle(ctx, s); err != nil && !errors.Is(err, ErrNotFound) {
 					m.retryLater(sessionKey(s.ID), "settling an overdue session", err)
 				}
 			}
-		}()
+		})
 	}
 	var n, due int
 	var walkErr error
 	cursor := ""
+walk:
 	for {
 		page, err := m.store.List(ctx, Query{Cursor: cursor, Limit: 1000})
 		if err != nil {
@@ -138,12 +139,20 @@ func (m *Manager) start(ctx context.Context) error {
 		now := m.now()
 		for _, s := range page.Sessions {
 			n++
-			at, _ := m.nextDeadline(s)
-			if s.State == StateEnding || (!at.IsZero() && !now.Before(at)) || m.holdsStale(s) {
+			if at, _ := m.nextDeadline(s); s.State == StateEnding || (!at.IsZero() && !now.Before(at)) {
 				due++
 				overdue <- s
-			} else {
-				m.schedule(s)
+				continue
+			}
+			m.schedule(s)
+			if s.ConnCount > 0 {
+				// Heartbeat deadlines of the connections of other kinds.
+				conns, err := m.store.Conns(ctx, s.ID)
+				if err != nil {
+					walkErr = err
+					break walk
+				}
+				m.scheduleConns(s, conns)
 			}
 		}
 		if cursor = page.Next; cursor == "" {
@@ -166,6 +175,7 @@ func (m *Manager) start(ctx context.Context) error {
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.cancel()
+		m.stopLeases()
 		if m.started {
 			m.sched.Close()
 			m.disposal.stop()
@@ -219,18 +229,30 @@ func (m *Manager) findToken(ctx context.Context, h TokenHash) (*Session, error) 
 	return s, err
 }
 
-// update writes n with its events and, when it lands, reschedules n and
-// publishes the events. Only change and Create write sessions.
-func (m *Manager) update(ctx context.Context, n *Session, events []Event) error {
+// update writes c and, when it lands, reschedules its session and its
+// connections and publishes its events. Only change writes sessions that
+// exist.
+func (m *Manager) update(ctx context.Context, c Change) error {
 	start := time.Now()
-	err := m.store.Update(ctx, n, events)
+	err := m.store.Update(ctx, c)
 	m.obs.StoreOp("update", time.Since(start), err)
 	if err != nil {
 		return err
 	}
-	m.schedule(n)
-	m.recorded(events...)
+	m.landed(c)
 	return nil
+}
+
+// landed schedules what a written change needs and publishes its events.
+func (m *Manager) landed(c Change) {
+	m.schedule(c.Session)
+	for _, id := range c.DropConns {
+		m.forgetConn(id)
+	}
+	if c.Session.State.Live() {
+		m.scheduleConns(c.Session, c.PutConns)
+	}
+	m.recorded(c.Events...)
 }
 
 // recorded counts events that landed and wakes the event pump.

@@ -98,9 +98,9 @@ type countingStore struct {
 	updates atomic.Int64
 }
 
-func (c *countingStore) Update(ctx context.Context, s *sessiond.Session, ev []sessiond.Event) error {
+func (c *countingStore) Update(ctx context.Context, ch sessiond.Change) error {
 	c.updates.Add(1)
-	return c.Store.Update(ctx, s, ev)
+	return c.Store.Update(ctx, ch)
 }
 
 func wantCode(t *testing.T, err error, code sessiond.Code) {
@@ -355,6 +355,48 @@ func TestRotationGraceAndReuse(t *testing.T) {
 		}
 		if got := e.eventsOf(c.Session.ID); fmt.Sprint(got) != "[created rotated ending:rotated_reuse ended:rotated_reuse]" {
 			t.Fatalf("events %v", got)
+		}
+	})
+}
+
+// Reuse detection covers the token family: after T1→T2→T3, replaying T1
+// (two rotations old) is theft too, up to MaxRetiredTokens rotations back.
+// Older tokens than that are forgotten: unknown.
+func TestReuseOfAnyRotatedOutToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, sessiond.Config{})
+		for _, back := range []int{2, 3, sessiond.MaxRetiredTokens + 1} {
+			c := e.create("alice")
+			tokens := []string{c.Token}
+			for range back {
+				v, err := e.m.Rotate(t.Context(), c.Session.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tokens = append(tokens, v.Token)
+				time.Sleep(31 * time.Second) // each rotation's grace ends
+			}
+			_, err := e.validate(tokens[0])
+			wantCode(t, err, sessiond.CodeTokenReused)
+			_, err = e.validate(tokens[len(tokens)-1])
+			wantCode(t, err, sessiond.CodeEnded)
+			if s := e.session(c.Session.ID); s.State != sessiond.StateEnded || s.EndReason != sessiond.EndRotatedReuse {
+				t.Fatalf("replaying the token of %d rotations back: %v %v; want ended, rotated_reuse", back, s.State, s.EndReason)
+			}
+		}
+		// Past the bounded family, a token is just unknown.
+		c := e.create("bob")
+		first := c.Token
+		for range sessiond.MaxRetiredTokens + 2 {
+			if _, err := e.m.Rotate(t.Context(), c.Session.ID); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(31 * time.Second)
+		}
+		_, err := e.validate(first)
+		wantCode(t, err, sessiond.CodeNotFound)
+		if s := e.session(c.Session.ID); s.State != sessiond.StateActive || len(s.RetiredTokens) != sessiond.MaxRetiredTokens {
+			t.Fatalf("after %d rotations: %v with %d retired tokens, want active with %d", sessiond.MaxRetiredTokens+2, s.State, len(s.RetiredTokens), sessiond.MaxRetiredTokens)
 		}
 	})
 }

@@ -23,6 +23,8 @@ type Observer interface {
 	Disposed(result string)
 	// HeartbeatTimeout counts a connection lost for want of heartbeats.
 	HeartbeatTimeout(kind string)
+	// Fenced counts this node finding its lease claimed by another node.
+	Fenced()
 }
 
 // NopObserver measures nothing. Embed it in an Observer of your own to keep
@@ -49,3 +51,6 @@ func (NopObserver) Disposed(string) {}
 
 // HeartbeatTimeout implements Observer.
 func (NopObserver) HeartbeatTimeout(string) {}
+
+// Fenced implements Observer.
+func (NopObserver) Fenced() {}

@@ -34,8 +34,9 @@ type Session struct {
 	// entered StateDisconnected; zero in other states.
 	DisconnectedAt time.Time
 
-	// Conns are the session's live connections.
-	Conns []Connection
+	// ConnCount is the number of the session's live connections, set by
+	// the store from their records (Store.Conns lists them).
+	ConnCount int
 
 	Version    uint64 // incremented by every stored change; compare-and-set key
 	Generation uint64 // number of token rotations
@@ -47,7 +48,18 @@ type Session struct {
 	// zero. It validates until PrevTokenUntil; a use after that is theft.
 	PrevTokenHash  TokenHash
 	PrevTokenUntil time.Time
+	// RetiredTokens are the hashes of the tokens rotated out before the
+	// previous one, newest first, at most MaxRetiredTokens: the token
+	// family kept to recognise theft. Using any of them ends the session.
+	RetiredTokens []TokenHash
 }
+
+// MaxRetiredTokens bounds a session's token family: besides its current
+// and previous token, the hashes of this many older rotated-out tokens are
+// kept (32 bytes each), so that replaying any token of the last
+// MaxRetiredTokens+1 rotations is recognised as theft. Older ones are
+// forgotten and answer as unknown tokens.
+const MaxRetiredTokens = 16
 
 // Device describes what a session is bound to, as reported by the caller.
 type Device struct {
@@ -64,8 +76,8 @@ func (s *Session) Clone() *Session {
 	if s.Metadata != nil {
 		c.Metadata = bytes.Clone(s.Metadata)
 	}
-	if s.Conns != nil {
-		c.Conns = slices.Clone(s.Conns)
+	if s.RetiredTokens != nil {
+		c.RetiredTokens = slices.Clone(s.RetiredTokens)
 	}
 	return &c
 }
@@ -203,7 +215,7 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	*s = Session{
 		ID: j.ID, Subject: j.Subject, Metadata: j.Metadata, Policy: j.Policy,
 		State: j.State, EndReason: j.EndReason, CreatedAt: j.CreatedAt, LastActive: j.LastActive,
-		Version: j.Version, Generation: j.Generation,
+		Version: j.Version, Generation: j.Generation, ConnCount: j.Connections,
 	}
 	if j.Device != nil {
 		s.Device = *j.Device

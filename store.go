@@ -5,9 +5,10 @@ import (
 	"time"
 )
 
-// Store keeps sessions and their event log. It is the only port the engine
-// needs to persist anything; adapters live in their own packages (inmem,
-// pebble, ...) and each passes the conformance suite in sessiondtest.
+// Store keeps sessions, their connections, the nodes' leases and the event
+// log. It is the only port the engine needs to persist anything; adapters
+// live in their own packages (inmem, pebble, ...) and each passes the
+// conformance suites in sessiondtest.
 //
 // Contract shared by all methods:
 //
@@ -18,9 +19,16 @@ import (
 //   - A store never checks deadlines. An active session whose ExpiresAt has
 //     passed is returned as stored; deciding what is expired is the engine's
 //     job, so that all stores agree.
+//   - A session's connections are records of their own, changed in the same
+//     atomic step as the session (Change): attaching or detaching one costs
+//     the same whatever the number of connections the session has. A
+//     session's ConnCount is set by the store from those records on every
+//     read; the value passed in is ignored.
 //   - Errors are the sentinels below (matched with errors.Is) for outcomes a
 //     caller must handle; any other error is a system fault (I/O, a closed
-//     store) and means the operation may or may not have happened.
+//     store) and means the operation may or may not have happened. A store
+//     that refuses writes for lack of disk space returns ErrStoreFull and
+//     stores nothing.
 //   - Every write that takes events appends them to the event log in the
 //     same atomic, durable step as the change itself. The store assigns each
 //     event its Seq (writing it into the passed slice): strictly increasing
@@ -28,39 +36,49 @@ import (
 //   - A write is acknowledged (returns nil) only once it is durable to the
 //     degree the store promises: fsynced for the embedded store.
 type Store interface {
-	// Create stores a new session. s.Version must be 1 and s.State live.
+	// Create stores a new session, c.Session (Version 1, a live state),
+	// with c.PutConns as its first connections. c.DropConns must be empty.
 	//
-	// If a session with s.ID exists in any state (including ended sessions
-	// not yet purged), Create stores nothing and returns ErrExists.
+	// If a session with its id exists in any state (including ended
+	// sessions not yet purged), Create stores nothing and returns ErrExists.
 	//
 	// If lim.Max > 0, the subject's live sessions are counted atomically with
 	// the insert. If there are lim.Max or more: with lim.EvictOldest false,
 	// Create stores nothing and returns ErrLimitReached; with it true, the
 	// oldest live sessions (by CreatedAt, then ID) are moved to StateEnding
-	// with reason EndEvicted exactly as Ending(old, EndEvicted, lim.Now) does,
-	// their events recorded before s's, until lim.Max-1 remain. The evicted
-	// sessions, as stored after the change, are returned.
+	// with reason EndEvicted exactly as Ending(old, EndEvicted, lim.Now) does
+	// (losing their connections), their events recorded before c's, until
+	// lim.Max-1 remain. The evicted sessions, as stored after the change,
+	// are returned.
 	//
 	// If lim.UniqueDevice is set and the subject has a live session whose
-	// Device.ID equals s.Device.ID, Create stores nothing and returns
+	// Device.ID equals the new session's, Create stores nothing and returns
 	// ErrExists: one session per subject and device.
-	Create(ctx context.Context, s *Session, lim Limit, events []Event) (evicted []*Session, err error)
+	Create(ctx context.Context, c Change, lim Limit) (evicted []*Session, err error)
 
 	// Get returns the session with the id, in any state, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Session, error)
 
-	// FindToken returns the session whose TokenHash or PrevTokenHash is h, in
-	// any state, or ErrNotFound. Which of the two matched is for the caller to
-	// tell.
+	// FindToken returns the session whose TokenHash, PrevTokenHash or one
+	// of whose RetiredTokens is h, in any state, or ErrNotFound. Which one
+	// matched is for the caller to tell.
 	FindToken(ctx context.Context, h TokenHash) (*Session, error)
 
-	// Update replaces a stored session with s if the stored version is
-	// s.Version-1 (the caller increments Version). It returns ErrNotFound if
-	// there is no session with s.ID and ErrConflict if the version differs,
-	// storing nothing in either case. Token hashes that s no longer carries
-	// stop finding it; a session that leaves the live states leaves its
-	// subject's live index in the same step.
-	Update(ctx context.Context, s *Session, events []Event) error
+	// FindDevice returns the subject's live sessions whose Device.ID is
+	// deviceID, oldest first, from an index: it does not visit the
+	// subject's other sessions. It returns an empty slice for none.
+	FindDevice(ctx context.Context, subject, deviceID string) ([]*Session, error)
+
+	// Update applies c if the stored version of c.Session is
+	// c.Session.Version-1 (the caller increments Version): the session is
+	// replaced, c.PutConns are added (or replace the connection records of
+	// the same ids) and c.DropConns removed, all in one step. It returns
+	// ErrNotFound if there is no session with the id and ErrConflict if the
+	// version differs, storing nothing in either case. Token hashes that the
+	// session no longer carries stop finding it; a session that leaves the
+	// live states leaves its subject's live index and loses all its
+	// connections in the same step.
+	Update(ctx context.Context, c Change) error
 
 	// Delete removes the session with the id if its stored version is
 	// version: ErrNotFound if there is none, ErrConflict if the version
@@ -80,9 +98,38 @@ type Store interface {
 	// error matching ErrInvalidArgument.
 	List(ctx context.Context, q Query) (Page, error)
 
-	// Stats counts sessions by state and subjects with live sessions, without
-	// visiting every session.
+	// Stats counts sessions by state, subjects with live sessions and
+	// connections by kind, without visiting every session.
 	Stats(ctx context.Context) (StoreStats, error)
+
+	// Conns returns the connections of the session with the id, oldest
+	// first by ConnectedAt then ID; an empty slice for a session with none
+	// or no such session.
+	Conns(ctx context.Context, sessionID string) ([]Connection, error)
+
+	// Conn returns the connection with the id, or ErrNotFound.
+	Conn(ctx context.Context, connID string) (*Connection, error)
+
+	// NodeConns returns up to limit connections recorded as held by the
+	// node (Connection.Node), of any sessions, from an index.
+	NodeConns(ctx context.Context, node string, limit int) ([]Connection, error)
+
+	// ConnNodes returns the names of the nodes that hold connections, from
+	// an index.
+	ConnNodes(ctx context.Context) ([]string, error)
+
+	// PutLease stores a node's lease if its version follows the stored
+	// one: l.Version 1 creates it (ErrExists if the node has one), any other
+	// replaces the stored lease of version l.Version-1 (ErrNotFound if there
+	// is none, ErrConflict if the version differs).
+	PutLease(ctx context.Context, l NodeLease) error
+
+	// Leases returns every node's lease.
+	Leases(ctx context.Context) ([]NodeLease, error)
+
+	// DeleteLease removes the node's lease if its stored version is
+	// version: ErrNotFound if there is none, ErrConflict if it differs.
+	DeleteLease(ctx context.Context, node string, version uint64) error
 
 	// Events returns up to limit events with Seq > after, in Seq order. The
 	// store keeps a bounded tail of the log; events older than it are gone,
@@ -94,6 +141,16 @@ type Store interface {
 
 	// Close releases the store. Calls after Close fail.
 	Close() error
+}
+
+// Change is one atomic write of a session: its new version, the
+// connections it gains (or whose records change), those it loses, and the
+// events that record it.
+type Change struct {
+	Session   *Session
+	PutConns  []Connection
+	DropConns []string // connection ids
+	Events    []Event
 }
 
 // Limit is the per-subject limit a Create enforces.
@@ -124,4 +181,17 @@ type StoreStats struct {
 	Subjects    int            // subjects holding at least one live session
 	Total       int            // sessions in any state
 	Connections map[string]int // connections of live sessions, by kind
+}
+
+// NodeLease says a node is alive until Until. A node renews its lease
+// while it runs. Once a lease has expired, any node may claim it (a
+// compare-and-set that marks it Dead, until a claim deadline), treat the
+// connections the dead node held as lost (once each: every detach is a
+// compare-and-set), and delete it. A node that finds its own lease claimed
+// has been fenced off: it closes what it holds and starts a new lease.
+type NodeLease struct {
+	Node    string
+	Until   time.Time // alive until then; for a Dead lease, the claim's deadline
+	Dead    bool      // claimed by another node, which is releasing its connections
+	Version uint64
 }

@@ -41,10 +41,11 @@ func CanTransition(from, to State) bool {
 const maxAttempts = 32
 
 // decision is what a step of change decides for the session as currently
-// stored: its next version (a modified Clone of cur; its Version is set by
-// change) and the events that record the change. A nil next changes
-// nothing.
-type decision func(cur *Session, now time.Time) (next *Session, events []Event, err error)
+// stored: its next version (c.Session, a modified Clone of cur whose
+// Version change sets), the connections it gains or loses, and the events
+// that record the change; a decision that changes connections sets
+// c.Session.ConnCount to match. A nil Change changes nothing.
+type decision func(cur *Session, now time.Time) (*Change, error)
 
 // change is the one compare-and-set loop of the engine. It reads the
 // session (unless cur, a version read already, is given), lets decide
@@ -61,21 +62,25 @@ func (m *Manager) change(ctx context.Context, id string, cur *Session, decide de
 				return nil, err
 			}
 		}
-		next, events, err := decide(cur, m.now())
+		c, err := decide(cur, m.now())
 		if err != nil {
 			return nil, err
 		}
-		if next == nil {
+		if c == nil {
 			return cur, nil
 		}
+		next := c.Session
 		if !CanTransition(cur.State, next.State) {
 			return nil, fmt.Errorf("sessiond: session %s: %v to %v is not a transition of the state machine", LogID(id), cur.State, next.State)
 		}
 		next.Version = cur.Version + 1
-		for i := range events {
-			events[i].Version = next.Version
+		if !next.State.Live() {
+			next.ConnCount = 0 // the store drops them
 		}
-		switch err := m.update(ctx, next, events); {
+		for i := range c.Events {
+			c.Events[i].Version = next.Version
+		}
+		switch err := m.update(ctx, *c); {
 		case err == nil:
 			return next, nil
 		case errors.Is(err, ErrConflict):

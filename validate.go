@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -52,28 +53,37 @@ func (m *Manager) validate(ctx context.Context, token string, dev Device) (*Vali
 	}
 	sawCurrent := false // this call saw h as the current token
 	result, newToken := "ok", ""
-	n, err := m.change(ctx, s.ID, s, func(s *Session, now time.Time) (*Session, []Event, error) {
+	n, err := m.change(ctx, s.ID, s, func(s *Session, now time.Time) (*Change, error) {
 		if !s.State.Live() {
-			return nil, nil, endedError(s)
+			return nil, endedError(s)
 		}
 		if reason, due := m.expiry(s, now); due {
-			return nil, nil, m.endFor(ctx, s, reason)
+			return nil, m.endFor(ctx, s, reason)
 		}
 		p := m.policyOf(s)
 		current := s.TokenHash == h
 		sawCurrent = sawCurrent || current
-		if !current && !sawCurrent && s.PrevTokenHash != h {
-			return nil, nil, ErrNotFound // rotated out twice while we looked
-		}
-		if !current && !sawCurrent && !now.Before(s.PrevTokenUntil) {
-			// Theft: whoever else holds the session loses it too.
-			if _, _, err := m.end(ctx, s, EndRotatedReuse, true); err != nil {
-				return nil, nil, err
+		if !current {
+			previous := s.PrevTokenHash == h
+			switch {
+			case sawCurrent:
+				if !previous {
+					return nil, ErrNotFound // rotated out twice while we looked
+				}
+			case !previous && !slices.Contains(s.RetiredTokens, h):
+				return nil, ErrNotFound
+			case !previous || !now.Before(s.PrevTokenUntil):
+				// A rotated-out token used after its grace, or one of the
+				// token family rotated out before: theft. Whoever else
+				// holds the session loses it too.
+				if _, _, err := m.end(ctx, s, EndRotatedReuse, true); err != nil {
+					return nil, err
+				}
+				return nil, ErrTokenReused
 			}
-			return nil, nil, ErrTokenReused
 		}
 		if p.BindDevice && dev.ID != s.Device.ID {
-			return nil, nil, ErrDeviceMismatch
+			return nil, ErrDeviceMismatch
 		}
 		rotate := current && p.RotateAfter > 0 && !now.Before(issuedAt(s).Add(p.RotateAfter))
 		touch := p.TouchInterval > 0 && now.Sub(s.LastActive) >= p.TouchInterval
@@ -82,19 +92,19 @@ func (m *Manager) validate(ctx context.Context, token string, dev Device) (*Vali
 			result = "grace"
 		}
 		if !rotate && !touch {
-			return nil, nil, nil
+			return nil, nil
 		}
 		n := s.Clone()
 		n.LastActive = now
-		var events []Event
+		c := &Change{Session: n}
 		if rotate {
 			newToken = m.rotateInto(n, p, now)
 			result = "rotated"
-			events = append(events, newEvent(EventRotated, n, now))
+			c.Events = []Event{newEvent(EventRotated, n, now)}
 		}
 		// A rotation lost to a racing one finds h the previous token on
 		// the next attempt, within its grace.
-		return n, events, nil
+		return c, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -110,10 +120,16 @@ func issuedAt(s *Session) time.Time {
 	return s.CreatedAt
 }
 
-// rotateInto gives n a new token, keeping the old one valid for the grace.
-// The absolute expiry does not move.
+// rotateInto gives n a new token, keeping the old one valid for the grace
+// and the one before it in the token family. The absolute expiry does not
+// move.
 func (m *Manager) rotateInto(n *Session, p *Policy, now time.Time) string {
 	token, hash := NewToken()
+	if !n.PrevTokenHash.IsZero() {
+		retired := make([]TokenHash, 0, min(len(n.RetiredTokens)+1, MaxRetiredTokens))
+		retired = append(retired, n.PrevTokenHash)
+		n.RetiredTokens = append(retired, n.RetiredTokens[:min(len(n.RetiredTokens), MaxRetiredTokens-1)]...)
+	}
 	n.PrevTokenHash = n.TokenHash
 	n.PrevTokenUntil = now.Add(p.RotationGrace)
 	n.TokenHash = hash
@@ -129,13 +145,13 @@ func (m *Manager) Rotate(ctx context.Context, id string) (*Validation, error) {
 		return nil, err
 	}
 	var token string
-	n, err := m.change(ctx, id, nil, func(s *Session, now time.Time) (*Session, []Event, error) {
+	n, err := m.change(ctx, id, nil, func(s *Session, now time.Time) (*Change, error) {
 		if _, err := m.checkLive(ctx, s); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		n := s.Clone()
 		token = m.rotateInto(n, m.policyOf(s), now)
-		return n, []Event{newEvent(EventRotated, n, now)}, nil
+		return &Change{Session: n, Events: []Event{newEvent(EventRotated, n, now)}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -148,16 +164,16 @@ func (m *Manager) Touch(ctx context.Context, id string) error {
 	if err := checkID("id", id); err != nil {
 		return err
 	}
-	_, err := m.change(ctx, id, nil, func(s *Session, now time.Time) (*Session, []Event, error) {
+	_, err := m.change(ctx, id, nil, func(s *Session, now time.Time) (*Change, error) {
 		if _, err := m.checkLive(ctx, s); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if p := m.policyOf(s); p.TouchInterval > 0 && now.Sub(s.LastActive) < p.TouchInterval {
-			return nil, nil, nil
+			return nil, nil
 		}
 		n := s.Clone()
 		n.LastActive = now
-		return n, nil, nil
+		return &Change{Session: n}, nil
 	})
 	return err
 }

@@ -60,9 +60,9 @@ func (s *Session) AppendJSON(b []byte) []byte {
 			b = appendTime(b, t.k, t.v)
 		}
 	}
-	if len(s.Conns) > 0 {
+	if s.ConnCount > 0 {
 		b = append(b, `,"connections":`...)
-		b = strconv.AppendInt(b, int64(len(s.Conns)), 10)
+		b = strconv.AppendInt(b, int64(s.ConnCount), 10)
 	}
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, s.Version, 10)

@@ -15,7 +15,7 @@ func reference(s *Session) []byte {
 		State: s.State, EndReason: s.EndReason,
 		CreatedAt: s.CreatedAt.UTC(), LastActive: s.LastActive.UTC(),
 		ExpiresAt: optTime(s.ExpiresAt), RotatedAt: optTime(s.RotatedAt), EndedAt: optTime(s.EndedAt),
-		Disconn: optTime(s.DisconnectedAt), Connections: len(s.Conns),
+		Disconn: optTime(s.DisconnectedAt), Connections: s.ConnCount,
 		Version: s.Version, Generation: s.Generation,
 	}
 	if s.Device != (Device{}) {
@@ -48,7 +48,7 @@ func sample(subject, device, name string) *Session {
 		Metadata: json.RawMessage(`{"k":[1,"two"]}`), State: StateEnded, EndReason: EndRotatedReuse,
 		CreatedAt: at, LastActive: at.Add(time.Second), ExpiresAt: at.Add(time.Hour), IdleTimeout: 90 * time.Second,
 		RotatedAt: at.Add(time.Minute), EndedAt: at.Add(2 * time.Minute), DisconnectedAt: at.Add(3 * time.Minute),
-		Conns: []Connection{{ID: "c"}, {ID: "d"}}, Version: 7, Generation: 3,
+		ConnCount: 2, Version: 7, Generation: 3,
 	}
 }
 

@@ -147,6 +147,16 @@ func (s *testServer) session(id string) *sessiond.Session {
 	return got
 }
 
+// conns returns the session's connections as stored.
+func (s *testServer) conns(id string) []sessiond.Connection {
+	s.t.Helper()
+	got, err := s.store.Conns(context.Background(), id)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return got
+}
+
 // tokens is a credential source signing with the server's clock.
 type tokens struct {
 	s         *testServer
@@ -410,7 +420,7 @@ func TestWSFirstConnectCreatesSession(t *testing.T) {
 	}
 	sess := s.session(c.SessionID())
 	if sess.State != sessiond.StateActive || sess.Subject != "alice" || sess.Device.ID != "glasses-1" || sess.Device.Type != "glasses" ||
-		sess.Device.Name != "Lab pair" || len(sess.Conns) != 1 || sess.Conns[0].ID != ack.ConnectionID {
+		sess.Device.Name != "Lab pair" || sess.ConnCount != 1 || s.conns(sess.ID)[0].ID != ack.ConnectionID {
 		t.Fatalf("session %+v", sess)
 	}
 	if got := rec.states(); !slices.Equal(got, []WSState{WSConnecting, WSConnected}) {
@@ -461,7 +471,7 @@ func TestWSResumeAfterHeartbeatTimeout(t *testing.T) {
 	}
 	eventually(t, "the session to hold the new connection only", func() bool {
 		sess := s.session(sid)
-		return sess.State == sessiond.StateActive && len(sess.Conns) == 1 && sess.Conns[0].ID == conn1
+		return sess.State == sessiond.StateActive && sess.ConnCount == 1 && s.conns(sid)[0].ID == conn1
 	})
 }
 

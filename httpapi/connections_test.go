@@ -109,7 +109,7 @@ func (e *htEnv) eventually(sessionID, what string, cond func(*sessiond.Session) 
 			return s
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("%s did not happen within %v; session is %s with %d connections", what, htRequestTimeout, s.State, len(s.Conns))
+			e.t.Fatalf("%s did not happen within %v; session is %s with %d connections", what, htRequestTimeout, s.State, s.ConnCount)
 		}
 		time.Sleep(time.Millisecond) // a poll interval, not a wait for the timeout
 	}
@@ -253,7 +253,7 @@ func TestHeartbeatTimeoutWithoutGraceKeepsSessionActive(t *testing.T) {
 		t.Errorf("got heartbeat_interval %q, heartbeat_timeout %q; want the defaults 25s, 1m0s", reg.HeartbeatInterval, reg.HeartbeatTimeout)
 	}
 	e.clock.Advance(time.Minute)
-	e.eventually(c.ID, "the connection to be lost", func(s *sessiond.Session) bool { return len(s.Conns) == 0 })
+	e.eventually(c.ID, "the connection to be lost", func(s *sessiond.Session) bool { return s.ConnCount == 0 })
 	htWantError(t, e.heartbeat(reg.Connection.ID), http.StatusNotFound, sessiond.CodeConnectionNotFound, "")
 	if s := e.get(c.ID); s.State != "active" || s.Connections != 0 || s.DisconnectedAt != nil {
 		t.Errorf("got state %q, connections %d, disconnected_at %v; want active, 0, none", s.State, s.Connections, s.DisconnectedAt)
@@ -549,5 +549,5 @@ func TestHeartbeatsWriteOncePerTouchInterval(t *testing.T) {
 	}
 	// Silence for the heartbeat timeout loses the connection.
 	e.clock.Advance(31 * time.Second)
-	e.eventually(c.ID, "the connection lost to its heartbeat timeout", func(s *sessiond.Session) bool { return len(s.Conns) == 0 })
+	e.eventually(c.ID, "the connection lost to its heartbeat timeout", func(s *sessiond.Session) bool { return s.ConnCount == 0 })
 }

@@ -446,7 +446,7 @@ func oaFullSession() *sessiond.Session {
 		RotatedAt: now, EndedAt: now, Version: 3, Generation: 1,
 		TokenHash: sessiond.TokenHash{1}, PrevTokenHash: sessiond.TokenHash{2}, PrevTokenUntil: now,
 		DisconnectedAt: now,
-		Conns:          []sessiond.Connection{oaFullConnection()},
+		ConnCount:      1, RetiredTokens: []sessiond.TokenHash{{3}}, // token hashes never leave the process
 	}
 }
 

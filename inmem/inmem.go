@@ -24,7 +24,8 @@ type Options struct {
 
 // Store is an in-memory sessiond.Store.
 type Store struct {
-	memindex.Reads // Get, FindToken, Live, List, Stats
+	memindex.Reads // Get, FindToken, FindDevice, Live, List, Stats, Conns, Conn, NodeConns, ConnNodes, Leases
+	leases         memindex.Leases
 
 	closed atomic.Bool
 
@@ -43,7 +44,7 @@ func New(opts Options) *Store {
 		opts.EventRetention = DefaultEventRetention
 	}
 	s := &Store{events: make([]sessiond.Event, opts.EventRetention)}
-	s.Reads = memindex.Reads{Index: memindex.New(), Check: s.check}
+	s.Reads = memindex.Reads{Index: memindex.New(), Lease: &s.leases, Check: s.check}
 	return s
 }
 
@@ -55,31 +56,31 @@ func (s *Store) check(ctx context.Context) error {
 }
 
 // Create implements sessiond.Store.
-func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond.Limit, events []sessiond.Event) ([]*sessiond.Session, error) {
+func (s *Store) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limit) ([]*sessiond.Session, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	// No copy of sess: the index copies what it keeps.
-	defer s.Index.Lock(sess.Subject).Unlock()
-	plan, err := s.Index.PlanCreate(sess, lim, events, false)
+	// No copy of the session: the index copies what it keeps.
+	defer s.Index.Lock(c.Session.Subject).Unlock()
+	plan, err := s.Index.PlanCreate(c, lim, false)
 	if err != nil {
 		return nil, err
 	}
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
-	if err := s.Index.ApplyCreate(sess, plan.Evicted, func() { s.appendEvents(plan.Events) }); err != nil {
+	if err := s.Index.ApplyCreate(c, plan.Evicted, func() { s.appendEvents(plan.Events) }); err != nil {
 		return nil, err
 	}
-	copy(events, plan.Events[len(plan.Events)-len(events):])
+	copy(c.Events, plan.Events[len(plan.Events)-len(c.Events):])
 	return plan.Evicted, nil
 }
 
 // commit publishes a change and its events as one step: readers of the
 // event log never see an event before the change it records.
-func (s *Store) commit(puts []*sessiond.Session, deletes []string, events []sessiond.Event) {
+func (s *Store) commit(changes []sessiond.Change, deletes []string, events []sessiond.Event) {
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
-	s.Index.Apply(puts, deletes)
+	s.Index.Apply(changes, deletes)
 	s.appendEvents(events)
 }
 
@@ -100,15 +101,15 @@ func (s *Store) appendEvents(events []sessiond.Event) {
 }
 
 // Update implements sessiond.Store.
-func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []sessiond.Event) error {
+func (s *Store) Update(ctx context.Context, c sessiond.Change) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	defer s.Index.Lock(sess.Subject).Unlock()
-	if err := s.Index.CheckUpdate(sess); err != nil {
+	defer s.Index.Lock(c.Session.Subject).Unlock()
+	if err := s.Index.CheckUpdate(c); err != nil {
 		return err
 	}
-	s.commit([]*sessiond.Session{sess}, nil, events)
+	s.commit([]sessiond.Change{c}, nil, c.Events)
 	return nil
 }
 
@@ -126,6 +127,32 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 		return err
 	}
 	s.commit(nil, []string{id}, nil)
+	return nil
+}
+
+// PutLease implements sessiond.Store.
+func (s *Store) PutLease(ctx context.Context, l sessiond.NodeLease) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	defer s.leases.Lock()()
+	if err := s.leases.CheckPut(l); err != nil {
+		return err
+	}
+	s.leases.Put(l)
+	return nil
+}
+
+// DeleteLease implements sessiond.Store.
+func (s *Store) DeleteLease(ctx context.Context, node string, version uint64) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	defer s.leases.Lock()()
+	if err := s.leases.CheckDelete(node, version); err != nil {
+		return err
+	}
+	s.leases.Delete(node)
 	return nil
 }
 

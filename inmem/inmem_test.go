@@ -20,7 +20,7 @@ func TestEventRetention(t *testing.T) {
 	for i := range 5 {
 		s, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
 		ev := []sessiond.Event{{Type: sessiond.EventCreated, SessionID: s.ID}}
-		if _, err := st.Create(ctx, s, sessiond.Limit{}, ev); err != nil {
+		if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: ev}, sessiond.Limit{}); err != nil {
 			t.Fatal(err)
 		}
 		if ev[0].Seq != uint64(i+1) {

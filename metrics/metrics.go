@@ -27,6 +27,7 @@ type Metrics struct {
 	requests    *prometheus.HistogramVec
 	disposals   *prometheus.CounterVec
 	hbTimeouts  *prometheus.CounterVec
+	fenced      prometheus.Counter
 
 	// Children resolved once, so hot paths do not hash label values.
 	validated map[string]prometheus.Counter
@@ -77,10 +78,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Name: "heartbeat_timeouts_total",
 			Help: "Connections lost for want of heartbeats, by kind.",
 		}, []string{"kind"}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "lease_fenced_total",
+			Help: "Times this node found its lease claimed by another node (taken for dead) and closed what it held.",
+		}),
 		validated: make(map[string]prometheus.Counter),
 		ops:       make(map[string]prometheus.Observer),
 	}
-	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests, m.disposals, m.hbTimeouts)
+	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests, m.disposals, m.hbTimeouts, m.fenced)
 	results := []string{"ok", "rotated", "grace"}
 	for _, c := range []sessiond.Code{sessiond.CodeInvalidArgument, sessiond.CodeNotFound, sessiond.CodeExpired,
 		sessiond.CodeEnded, sessiond.CodeDeviceMismatch, sessiond.CodeTokenReused, sessiond.CodeConflict,
@@ -136,6 +141,9 @@ func (m *Metrics) Disposed(result string) { m.disposals.WithLabelValues(result).
 
 // HeartbeatTimeout implements sessiond.Observer.
 func (m *Metrics) HeartbeatTimeout(kind string) { m.hbTimeouts.WithLabelValues(kind).Inc() }
+
+// Fenced implements sessiond.Observer.
+func (m *Metrics) Fenced() { m.fenced.Inc() }
 
 // ObserveRequest records one HTTP request; pass it as httpapi.Config.Observe.
 func (m *Metrics) ObserveRequest(route string, status int, d time.Duration) {

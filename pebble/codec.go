@@ -15,8 +15,11 @@ import (
 const (
 	sessionV1 = 1
 	sessionV2 = 2 // + DisconnectedAt, Conns
+	sessionV3 = 3 // - Conns (records of their own), + RetiredTokens
 	eventV1   = 1
 	eventV2   = 2 // + Connection, Replaced
+	connV1    = 1
+	leaseV1   = 1
 )
 
 var errCorrupt = errors.New("corrupt record")
@@ -103,8 +106,8 @@ func (d *decoder) hash() (h sessiond.TokenHash) {
 }
 
 func encodeSession(s *sessiond.Session) []byte {
-	e := encoder{b: make([]byte, 0, 192+len(s.Metadata))}
-	e.b = append(e.b, sessionV2)
+	e := encoder{b: make([]byte, 0, 192+len(s.Metadata)+32*len(s.RetiredTokens))}
+	e.b = append(e.b, sessionV3)
 	e.str(s.ID)
 	e.str(s.Subject)
 	e.str(s.Policy)
@@ -128,22 +131,19 @@ func encodeSession(s *sessiond.Session) []byte {
 	e.b = append(e.b, s.PrevTokenHash[:]...)
 	e.time(s.PrevTokenUntil)
 	e.time(s.DisconnectedAt)
-	e.uint(uint64(len(s.Conns)))
-	for _, c := range s.Conns {
-		e.str(c.ID)
-		e.str(c.Kind)
-		e.str(c.Node)
-		e.str(c.ClientIP)
-		e.str(c.UserAgent)
-		e.time(c.ConnectedAt)
-		e.time(c.LastHeartbeat)
+	e.uint(uint64(len(s.RetiredTokens)))
+	for _, h := range s.RetiredTokens {
+		e.b = append(e.b, h[:]...)
 	}
 	return e.b
 }
 
-func decodeSession(b []byte) (*sessiond.Session, error) {
-	if len(b) == 0 || b[0] != sessionV1 && b[0] != sessionV2 {
-		return nil, errCorrupt
+// decodeSession decodes a session record. Records of version 2 carried
+// the session's connections inside; they are returned apart, for the
+// store to move into records of their own.
+func decodeSession(b []byte) (*sessiond.Session, []sessiond.Connection, error) {
+	if len(b) == 0 || b[0] < sessionV1 || b[0] > sessionV3 {
+		return nil, nil, errCorrupt
 	}
 	d := decoder{b: b[1:]}
 	s := &sessiond.Session{
@@ -159,23 +159,96 @@ func decodeSession(b []byte) (*sessiond.Session, error) {
 	s.Version, s.Generation = d.uint(), d.uint()
 	s.TokenHash, s.PrevTokenHash = d.hash(), d.hash()
 	s.PrevTokenUntil = d.time()
+	var conns []sessiond.Connection
 	if b[0] >= sessionV2 {
 		s.DisconnectedAt = d.time()
+	}
+	switch b[0] {
+	case sessionV2:
 		n := d.uint()
 		if n > uint64(len(d.b)) { // each connection takes bytes: a bogus count is corruption
-			return nil, errCorrupt
+			return nil, nil, errCorrupt
 		}
 		for range n {
-			s.Conns = append(s.Conns, sessiond.Connection{
-				ID: d.str(), Kind: d.str(), Node: d.str(), ClientIP: d.str(), UserAgent: d.str(),
-				ConnectedAt: d.time(), LastHeartbeat: d.time(),
-			})
+			conns = append(conns, d.conn())
+		}
+	case sessionV3:
+		n := d.uint()
+		if n > sessiond.MaxRetiredTokens || n*32 > uint64(len(d.b)) {
+			return nil, nil, errCorrupt
+		}
+		for range n {
+			s.RetiredTokens = append(s.RetiredTokens, d.hash())
 		}
 	}
 	if d.err != nil || len(d.b) != 0 || !s.State.Valid() || !sessiond.ValidID(s.ID) {
-		return nil, errCorrupt
+		return nil, nil, errCorrupt
 	}
-	return s, nil
+	return s, conns, nil
+}
+
+func (e *encoder) conn(c *sessiond.Connection) {
+	e.str(c.ID)
+	e.str(c.Kind)
+	e.str(c.Node)
+	e.str(c.ClientIP)
+	e.str(c.UserAgent)
+	e.time(c.ConnectedAt)
+	e.time(c.LastHeartbeat)
+}
+
+func (d *decoder) conn() sessiond.Connection {
+	return sessiond.Connection{
+		ID: d.str(), Kind: d.str(), Node: d.str(), ClientIP: d.str(), UserAgent: d.str(),
+		ConnectedAt: d.time(), LastHeartbeat: d.time(),
+	}
+}
+
+func encodeConn(c *sessiond.Connection) []byte {
+	e := encoder{b: make([]byte, 0, 96+len(c.UserAgent))}
+	e.b = append(e.b, connV1)
+	e.conn(c)
+	return e.b
+}
+
+func decodeConn(b []byte) (sessiond.Connection, error) {
+	if len(b) == 0 || b[0] != connV1 {
+		return sessiond.Connection{}, errCorrupt
+	}
+	d := decoder{b: b[1:]}
+	c := d.conn()
+	if _, err := sessiond.ConnectionSession(c.ID); d.err != nil || len(d.b) != 0 || err != nil {
+		return sessiond.Connection{}, errCorrupt
+	}
+	return c, nil
+}
+
+func encodeLease(l *sessiond.NodeLease) []byte {
+	e := encoder{b: make([]byte, 0, 32+len(l.Node))}
+	e.b = append(e.b, leaseV1)
+	e.str(l.Node)
+	e.time(l.Until)
+	dead := uint64(0)
+	if l.Dead {
+		dead = 1
+	}
+	e.uint(dead)
+	e.uint(l.Version)
+	return e.b
+}
+
+func decodeLease(b []byte) (sessiond.NodeLease, error) {
+	if len(b) == 0 || b[0] != leaseV1 {
+		return sessiond.NodeLease{}, errCorrupt
+	}
+	d := decoder{b: b[1:]}
+	l := sessiond.NodeLease{Node: d.str(), Until: d.time()}
+	dead := d.uint()
+	l.Dead, l.Version = dead == 1, d.uint()
+	if d.err != nil || len(d.b) != 0 || dead > 1 || l.Node == "" {
+		return sessiond.NodeLease{}, errCorrupt
+	}
+	return l, nil
 }
 
 func encodeEvent(ev *sessiond.Event) []byte {

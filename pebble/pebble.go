@@ -7,9 +7,9 @@
 // also assigns event sequence numbers, which therefore follow commit order
 // without gaps.
 //
-// All sessions are also held in memory (internal/memindex), loaded when the
-// store opens, so reads (a validation's token lookup above all) never touch
-// disk. Ended sessions are deleted by the engine after their retention, and
+// All sessions, their connections and the nodes' leases are also held in
+// memory (internal/memindex), loaded when the store opens, so reads (a
+// validation's token lookup above all) never touch disk. Ended sessions are deleted by the engine after their retention, and
 // the event log is trimmed to its retention with range deletions as it
 // grows; Pebble's compactions reclaim the space. Nothing is ever scanned on
 // a timer.
@@ -49,7 +49,9 @@ type Options struct {
 // Key space. One byte of prefix per kind of record.
 const (
 	prefixSession = 's' // s<id> -> session record (codec.go)
+	prefixConn    = 'c' // c<connection id> -> connection record (its id names its session)
 	prefixEvent   = 'e' // e<seq, 8 bytes big-endian> -> event record (codec.go)
+	prefixLease   = 'n' // n<node> -> lease record
 	prefixMeta    = 'm' // m<name> -> value
 	maxGroup      = 512 // writes per group commit at most
 )
@@ -60,7 +62,8 @@ const format = "1"
 
 // Store is the embedded durable sessiond.Store.
 type Store struct {
-	memindex.Reads // Get, FindToken, Live, List, Stats: from memory
+	memindex.Reads // every read: from memory
+	leases         memindex.Leases
 
 	db     *cpebble.DB
 	retain uint64
@@ -122,7 +125,7 @@ func Open(opts Options) (*Store, error) {
 		closing: make(chan struct{}),
 		tail:    make([]sessiond.Event, min(tailSize, opts.EventRetention)),
 	}
-	s.Reads = memindex.Reads{Index: memindex.New(), Check: s.check}
+	s.Reads = memindex.Reads{Index: memindex.New(), Lease: &s.leases, Check: s.check}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -151,27 +154,14 @@ func (s *Store) load() error {
 		}
 	}
 
-	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixSession}, UpperBound: []byte{prefixSession + 1}})
-	if err != nil {
+	if err := s.loadSessions(); err != nil {
 		return err
 	}
-	batch := make([]*sessiond.Session, 0, 1024)
-	for it.First(); it.Valid(); it.Next() {
-		sess, err := decodeSession(it.Value())
-		if err != nil {
-			return errors.Join(fmt.Errorf("pebble: session %q: %w", it.Key()[1:], err), it.Close())
-		}
-		if batch = append(batch, sess); len(batch) == cap(batch) {
-			s.Index.Apply(batch, nil)
-			batch = batch[:0]
-		}
-	}
-	s.Index.Apply(batch, nil)
-	if err := it.Close(); err != nil {
+	if err := s.loadLeases(); err != nil {
 		return err
 	}
 
-	it, err = s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
 	if err != nil {
 		return err
 	}
@@ -182,6 +172,87 @@ func (s *Store) load() error {
 	}
 	s.last.Store(s.seq)
 	return errors.Join(it.Error(), it.Close())
+}
+
+// loadSessions fills the index with the sessions and their connections.
+// Records of the second format held a session's connections inside; they
+// are moved into records of their own first, in one synced batch.
+func (s *Store) loadSessions() error {
+	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixSession}, UpperBound: []byte{prefixSession + 1}})
+	if err != nil {
+		return err
+	}
+	batch := make([]*sessiond.Session, 0, 1024)
+	migrate := s.db.NewBatch()
+	defer migrate.Close()
+	var moved []sessiond.Connection
+	for it.First(); it.Valid(); it.Next() {
+		sess, conns, err := decodeSession(it.Value())
+		if err != nil {
+			return errors.Join(fmt.Errorf("pebble: session %q: %w", it.Key()[1:], err), it.Close())
+		}
+		if it.Value()[0] < sessionV3 {
+			if err := migrate.Set(sessionKey(sess.ID), encodeSession(sess), nil); err != nil {
+				return errors.Join(err, it.Close())
+			}
+			for i := range conns {
+				if !sess.State.Live() {
+					continue
+				}
+				if err := migrate.Set(connKey(conns[i].ID), encodeConn(&conns[i]), nil); err != nil {
+					return errors.Join(err, it.Close())
+				}
+				moved = append(moved, conns[i])
+			}
+		}
+		if batch = append(batch, sess); len(batch) == cap(batch) {
+			s.Index.Load(batch, nil)
+			batch = batch[:0]
+		}
+	}
+	s.Index.Load(batch, moved)
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if !migrate.Empty() {
+		if err := migrate.Commit(cpebble.Sync); err != nil {
+			return fmt.Errorf("pebble: moving connections into records of their own: %w", err)
+		}
+	}
+
+	it, err = s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixConn}, UpperBound: []byte{prefixConn + 1}})
+	if err != nil {
+		return err
+	}
+	var conns []sessiond.Connection
+	for it.First(); it.Valid(); it.Next() {
+		c, err := decodeConn(it.Value())
+		if err != nil {
+			return errors.Join(fmt.Errorf("pebble: connection %q: %w", it.Key()[1:], err), it.Close())
+		}
+		if conns = append(conns, c); len(conns) == 1024 {
+			s.Index.Load(nil, conns)
+			conns = conns[:0]
+		}
+	}
+	s.Index.Load(nil, conns)
+	return it.Close()
+}
+
+// loadLeases reads the nodes' leases.
+func (s *Store) loadLeases() error {
+	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixLease}, UpperBound: []byte{prefixLease + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		l, err := decodeLease(it.Value())
+		if err != nil {
+			return errors.Join(fmt.Errorf("pebble: lease %q: %w", it.Key()[1:], err), it.Close())
+		}
+		s.leases.Put(l)
+	}
+	return it.Close()
 }
 
 // commitLoop is the group committer: it takes every waiting op, writes them
@@ -343,48 +414,69 @@ func (s *Store) check(ctx context.Context) error {
 }
 
 // Create implements sessiond.Store.
-func (s *Store) Create(ctx context.Context, sess *sessiond.Session, lim sessiond.Limit, events []sessiond.Event) ([]*sessiond.Session, error) {
+func (s *Store) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limit) ([]*sessiond.Session, error) {
 	end, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer end()
-	sess = sess.Clone()
-	defer s.Index.Lock(sess.Subject).Unlock()
-	plan, err := s.Index.PlanCreate(sess, lim, events, true)
+	c.Session = c.Session.Clone()
+	defer s.Index.Lock(c.Session.Subject).Unlock()
+	plan, err := s.Index.PlanCreate(c, lim, true)
 	if err != nil {
 		return nil, err
 	}
 	defer plan.Release()
-	puts := append(plan.Evicted, sess)
-	o := &op{events: plan.Events, apply: func() { s.Index.Apply(puts, nil) }}
-	for _, p := range puts {
-		o.sets = append(o.sets, [2][]byte{sessionKey(p.ID), encodeSession(p)})
+	changes := make([]sessiond.Change, 0, len(plan.Evicted)+1)
+	o := &op{events: plan.Events}
+	for _, e := range plan.Evicted {
+		changes = append(changes, sessiond.Change{Session: e})
+		s.writeChange(o, sessiond.Change{Session: e})
 	}
+	changes = append(changes, c)
+	s.writeChange(o, c)
+	o.apply = func() { s.Index.Apply(changes, nil) }
 	if err := s.write(ctx, o); err != nil {
 		return nil, err
 	}
-	copy(events, plan.Events[len(plan.Events)-len(events):])
+	copy(c.Events, plan.Events[len(plan.Events)-len(c.Events):])
 	return plan.Evicted, nil
 }
 
+// writeChange adds c's records to o: the session, its connections, and
+// the deletion of those it loses (all of them when it leaves the live
+// states). The caller holds the session's subject lock.
+func (s *Store) writeChange(o *op, c sessiond.Change) {
+	o.sets = append(o.sets, [2][]byte{sessionKey(c.Session.ID), encodeSession(c.Session)})
+	if !c.Session.State.Live() {
+		for _, conn := range s.Index.Conns(c.Session.ID) {
+			o.dels = append(o.dels, connKey(conn.ID))
+		}
+		return
+	}
+	for _, id := range c.DropConns {
+		o.dels = append(o.dels, connKey(id))
+	}
+	for i := range c.PutConns {
+		o.sets = append(o.sets, [2][]byte{connKey(c.PutConns[i].ID), encodeConn(&c.PutConns[i])})
+	}
+}
+
 // Update implements sessiond.Store.
-func (s *Store) Update(ctx context.Context, sess *sessiond.Session, events []sessiond.Event) error {
+func (s *Store) Update(ctx context.Context, c sessiond.Change) error {
 	end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer end()
-	sess = sess.Clone()
-	defer s.Index.Lock(sess.Subject).Unlock()
-	if err := s.Index.CheckUpdate(sess); err != nil {
+	c.Session = c.Session.Clone()
+	defer s.Index.Lock(c.Session.Subject).Unlock()
+	if err := s.Index.CheckUpdate(c); err != nil {
 		return err
 	}
-	return s.write(ctx, &op{
-		sets:   [][2][]byte{{sessionKey(sess.ID), encodeSession(sess)}},
-		events: events,
-		apply:  func() { s.Index.Apply([]*sessiond.Session{sess}, nil) },
-	})
+	o := &op{events: c.Events, apply: func() { s.Index.Apply([]sessiond.Change{c}, nil) }}
+	s.writeChange(o, c)
+	return s.write(ctx, o)
 }
 
 // Delete implements sessiond.Store.
@@ -402,9 +494,47 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 	if err := s.Index.CheckDelete(id, version); err != nil {
 		return err
 	}
-	return s.write(ctx, &op{
+	o := &op{
 		dels:  [][]byte{sessionKey(id)},
 		apply: func() { s.Index.Apply(nil, []string{id}) },
+	}
+	for _, conn := range s.Index.Conns(id) {
+		o.dels = append(o.dels, connKey(conn.ID))
+	}
+	return s.write(ctx, o)
+}
+
+// PutLease implements sessiond.Store.
+func (s *Store) PutLease(ctx context.Context, l sessiond.NodeLease) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	defer s.leases.Lock()()
+	if err := s.leases.CheckPut(l); err != nil {
+		return err
+	}
+	return s.write(ctx, &op{
+		sets:  [][2][]byte{{leaseKey(l.Node), encodeLease(&l)}},
+		apply: func() { s.leases.Put(l) },
+	})
+}
+
+// DeleteLease implements sessiond.Store.
+func (s *Store) DeleteLease(ctx context.Context, node string, version uint64) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	defer s.leases.Lock()()
+	if err := s.leases.CheckDelete(node, version); err != nil {
+		return err
+	}
+	return s.write(ctx, &op{
+		dels:  [][]byte{leaseKey(node)},
+		apply: func() { s.leases.Delete(node) },
 	})
 }
 
@@ -463,6 +593,20 @@ func sessionKey(id string) []byte {
 	k := make([]byte, 1+len(id))
 	k[0] = prefixSession
 	copy(k[1:], id)
+	return k
+}
+
+func connKey(id string) []byte {
+	k := make([]byte, 1+len(id))
+	k[0] = prefixConn
+	copy(k[1:], id)
+	return k
+}
+
+func leaseKey(node string) []byte {
+	k := make([]byte, 1+len(node))
+	k[0] = prefixLease
+	copy(k[1:], node)
 	return k
 }
 

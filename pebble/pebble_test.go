@@ -47,7 +47,7 @@ func TestEventRetention(t *testing.T) {
 	ctx := t.Context()
 	for range 5 {
 		s, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
-		if _, err := st.Create(ctx, s, sessiond.Limit{}, []sessiond.Event{{Type: sessiond.EventCreated, SessionID: s.ID}}); err != nil {
+		if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: []sessiond.Event{{Type: sessiond.EventCreated, SessionID: s.ID}}}, sessiond.Limit{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,7 +65,7 @@ func TestEventRetention(t *testing.T) {
 	check(st)
 	s, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
 	ev := []sessiond.Event{{Type: sessiond.EventCreated, SessionID: s.ID}}
-	if _, err := st.Create(ctx, s, sessiond.Limit{}, ev); err != nil || ev[0].Seq != 6 {
+	if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: ev}, sessiond.Limit{}); err != nil || ev[0].Seq != 6 {
 		t.Fatalf("after reopen, next seq %d (%v), want 6", ev[0].Seq, err)
 	}
 	evs, _ := st.Events(ctx, 0, 10)

@@ -42,6 +42,10 @@ func TestStore(t *testing.T, h Harness) {
 	t.Run("LimitEvict", func(t *testing.T) { testLimitEvict(t, open(t)) })
 	t.Run("UniqueDevice", func(t *testing.T) { testUniqueDevice(t, open(t)) })
 	t.Run("Connections", func(t *testing.T) { testConnections(t, open(t)) })
+	t.Run("ManyConnections", func(t *testing.T) { testManyConnections(t, open(t)) })
+	t.Run("FindDevice", func(t *testing.T) { testFindDevice(t, open(t)) })
+	t.Run("TokenFamily", func(t *testing.T) { testTokenFamily(t, open(t)) })
+	t.Run("Leases", func(t *testing.T) { testLeases(t, open(t)) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, open(t)) })
 	t.Run("List", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
@@ -80,7 +84,7 @@ func created(s *sessiond.Session) []sessiond.Event {
 
 func mustCreate(t testing.TB, st sessiond.Store, s *sessiond.Session) {
 	t.Helper()
-	if _, err := st.Create(context.Background(), s, sessiond.Limit{}, created(s)); err != nil {
+	if _, err := st.Create(context.Background(), sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{}); err != nil {
 		t.Fatalf("Create(%s): %v", s.ID, err)
 	}
 }
@@ -123,17 +127,6 @@ func SameSession(t testing.TB, got, want *sessiond.Session) {
 	}
 	g.CreatedAt, g.LastActive, g.ExpiresAt, g.RotatedAt, g.EndedAt, g.PrevTokenUntil, g.DisconnectedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	w.CreatedAt, w.LastActive, w.ExpiresAt, w.RotatedAt, w.EndedAt, w.PrevTokenUntil, w.DisconnectedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	if len(g.Conns) != len(w.Conns) {
-		t.Fatalf("session %s: %d connections, want %d", w.ID, len(g.Conns), len(w.Conns))
-	}
-	g.Conns, w.Conns = slices.Clone(g.Conns), slices.Clone(w.Conns)
-	for i := range g.Conns {
-		if !g.Conns[i].ConnectedAt.Equal(w.Conns[i].ConnectedAt) || !g.Conns[i].LastHeartbeat.Equal(w.Conns[i].LastHeartbeat) {
-			t.Errorf("session %s: connection %d times %+v, want %+v", w.ID, i, g.Conns[i], w.Conns[i])
-		}
-		g.Conns[i].ConnectedAt, g.Conns[i].LastHeartbeat = time.Time{}, time.Time{}
-		w.Conns[i].ConnectedAt, w.Conns[i].LastHeartbeat = time.Time{}, time.Time{}
-	}
 	if string(g.Metadata) != string(w.Metadata) {
 		t.Errorf("session %s: Metadata = %s, want %s", w.ID, g.Metadata, w.Metadata)
 	}
@@ -171,12 +164,12 @@ func testCreateExists(t *testing.T, st sessiond.Store) {
 	mustCreate(t, st, s)
 	dup, _ := NewSession("bob", Epoch)
 	dup.ID = s.ID
-	_, err := st.Create(ctx, dup, sessiond.Limit{}, created(dup))
+	_, err := st.Create(ctx, sessiond.Change{Session: dup, Events: created(dup)}, sessiond.Limit{})
 	wantErr(t, err, sessiond.ErrExists, "Create(same id, other subject)")
-	if err := st.Update(ctx, next(s, ended(sessiond.EndRevoked, Epoch)), nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: next(s, ended(sessiond.EndRevoked, Epoch))}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.Create(ctx, dup, sessiond.Limit{}, created(dup))
+	_, err = st.Create(ctx, sessiond.Change{Session: dup, Events: created(dup)}, sessiond.Limit{})
 	wantErr(t, err, sessiond.ErrExists, "Create(id of an ended session)")
 	if _, err := st.FindToken(ctx, dup.TokenHash); !errors.Is(err, sessiond.ErrNotFound) {
 		t.Fatalf("a refused create left its token findable: %v", err)
@@ -190,7 +183,7 @@ func testCreateExists(t *testing.T, st sessiond.Store) {
 		wg.Go(func() {
 			c, _ := NewSession(fmt.Sprintf("racer-%d", i), Epoch)
 			c.ID = "contested"
-			_, err := st.Create(ctx, c, sessiond.Limit{}, created(c))
+			_, err := st.Create(ctx, sessiond.Change{Session: c, Events: created(c)}, sessiond.Limit{})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -223,7 +216,7 @@ func testFindToken(t *testing.T, st sessiond.Store) {
 	r1 := next(s, func(n *sessiond.Session) {
 		n.PrevTokenHash, n.TokenHash, n.PrevTokenUntil, n.RotatedAt, n.Generation = n.TokenHash, h2, Epoch.Add(time.Minute), Epoch, 1
 	})
-	if err := st.Update(ctx, r1, nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: r1}); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []sessiond.TokenHash{s.TokenHash, h2} {
@@ -234,13 +227,13 @@ func testFindToken(t *testing.T, st sessiond.Store) {
 	// Rotate again: the first hash is gone.
 	_, h3 := sessiond.NewToken()
 	r2 := next(r1, func(n *sessiond.Session) { n.PrevTokenHash, n.TokenHash, n.Generation = n.TokenHash, h3, 2 })
-	if err := st.Update(ctx, r2, nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: r2}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = st.FindToken(ctx, s.TokenHash)
 	wantErr(t, err, sessiond.ErrNotFound, "FindToken(token rotated out twice)")
 	// Ended sessions are still found by token (the engine reports why).
-	if err := st.Update(ctx, next(r2, ended(sessiond.EndRevoked, Epoch)), nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: next(r2, ended(sessiond.EndRevoked, Epoch))}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := st.FindToken(ctx, h3); err != nil || got.State != sessiond.StateEnded {
@@ -253,11 +246,11 @@ func testUpdateCAS(t *testing.T, st sessiond.Store) {
 	s, _ := NewSession("alice", Epoch)
 	mustCreate(t, st, s)
 	stale := next(s, func(n *sessiond.Session) { n.LastActive = Epoch.Add(time.Second) })
-	if err := st.Update(ctx, stale, nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: stale}); err != nil {
 		t.Fatal(err)
 	}
 	again := next(s, func(n *sessiond.Session) { n.LastActive = Epoch.Add(2 * time.Second) })
-	err := st.Update(ctx, again, []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID}})
+	err := st.Update(ctx, sessiond.Change{Session: again, Events: []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID}}})
 	wantErr(t, err, sessiond.ErrConflict, "Update(stale version)")
 	got, _ := st.Get(ctx, s.ID)
 	SameSession(t, got, stale)
@@ -266,7 +259,7 @@ func testUpdateCAS(t *testing.T, st sessiond.Store) {
 	}
 	ghost, _ := NewSession("alice", Epoch)
 	ghost.Version = 2
-	wantErr(t, st.Update(ctx, ghost, nil), sessiond.ErrNotFound, "Update(unknown)")
+	wantErr(t, st.Update(ctx, sessiond.Change{Session: ghost}), sessiond.ErrNotFound, "Update(unknown)")
 }
 
 func testUpdateRace(t *testing.T, st sessiond.Store) {
@@ -278,7 +271,7 @@ func testUpdateRace(t *testing.T, st sessiond.Store) {
 	wins := 0
 	for range 50 {
 		wg.Go(func() {
-			err := st.Update(ctx, next(s, nil), []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID}})
+			err := st.Update(ctx, sessiond.Change{Session: next(s, nil), Events: []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID}}})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -325,15 +318,15 @@ func testLiveIndex(t *testing.T, st sessiond.Store) {
 		t.Fatalf("Live = %v, want oldest first %v", got, want)
 	}
 	// Ending, rotating, deleting: the index follows, and never holds stale entries.
-	if err := st.Update(ctx, next(all[1], ended(sessiond.EndRevoked, Epoch)), nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: next(all[1], ended(sessiond.EndRevoked, Epoch))}); err != nil {
 		t.Fatal(err)
 	}
 	ending := next(all[2], func(n *sessiond.Session) { n.State, n.EndReason = sessiond.StateEnding, sessiond.EndEvicted })
-	if err := st.Update(ctx, ending, nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: ending}); err != nil {
 		t.Fatal(err)
 	}
 	_, h := sessiond.NewToken()
-	if err := st.Update(ctx, next(all[3], func(n *sessiond.Session) { n.PrevTokenHash, n.TokenHash = n.TokenHash, h }), nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: next(all[3], func(n *sessiond.Session) { n.PrevTokenHash, n.TokenHash = n.TokenHash, h })}); err != nil {
 		t.Fatal(err)
 	}
 	live, _ = st.Live(ctx, "alice")
@@ -359,7 +352,7 @@ func testLimitReject(t *testing.T, st sessiond.Store) {
 	for i := range 100 {
 		wg.Go(func() {
 			s, _ := NewSession("alice", Epoch.Add(time.Duration(i)*time.Millisecond))
-			_, err := st.Create(ctx, s, sessiond.Limit{Max: 5, Now: Epoch}, created(s))
+			_, err := st.Create(ctx, sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{Max: 5, Now: Epoch})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -378,11 +371,11 @@ func testLimitReject(t *testing.T, st sessiond.Store) {
 		t.Fatalf("100 concurrent creates with limit 5: %d ok, %d rejected, %d live; want 5, 95, 5", ok, rejected, len(live))
 	}
 	// Ending one frees a place.
-	if err := st.Update(ctx, next(live[0], ended(sessiond.EndRevoked, Epoch)), nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: next(live[0], ended(sessiond.EndRevoked, Epoch))}); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := NewSession("alice", Epoch)
-	if _, err := st.Create(ctx, s, sessiond.Limit{Max: 5}, created(s)); err != nil {
+	if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{Max: 5}); err != nil {
 		t.Fatalf("create after one ended: %v", err)
 	}
 }
@@ -395,7 +388,7 @@ func testLimitEvict(t *testing.T, st sessiond.Store) {
 	for i := range 100 {
 		wg.Go(func() {
 			s, _ := NewSession("alice", Epoch.Add(time.Duration(i)*time.Millisecond))
-			ev, err := st.Create(ctx, s, sessiond.Limit{Max: 5, EvictOldest: true, Now: Epoch.Add(time.Hour)}, created(s))
+			ev, err := st.Create(ctx, sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{Max: 5, EvictOldest: true, Now: Epoch.Add(time.Hour)})
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -438,7 +431,7 @@ func testLimitEvict(t *testing.T, st sessiond.Store) {
 	solo, _ := NewSession("solo", Epoch)
 	mustCreate(t, st, solo)
 	newer, _ := NewSession("solo", Epoch.Add(time.Second))
-	ev, err := st.Create(ctx, newer, sessiond.Limit{Max: 1, EvictOldest: true, Now: Epoch}, created(newer))
+	ev, err := st.Create(ctx, sessiond.Change{Session: newer, Events: created(newer)}, sessiond.Limit{Max: 1, EvictOldest: true, Now: Epoch})
 	if err != nil || len(ev) != 1 || ev[0].ID != solo.ID {
 		t.Fatalf("evicting create: %v, %v; want the oldest session %s evicted", ids(ev), err, solo.ID)
 	}
@@ -449,7 +442,7 @@ func testDelete(t *testing.T, st sessiond.Store) {
 	s, _ := NewSession("alice", Epoch)
 	mustCreate(t, st, s)
 	e := next(s, ended(sessiond.EndExpired, Epoch))
-	if err := st.Update(ctx, e, nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: e}); err != nil {
 		t.Fatal(err)
 	}
 	wantErr(t, st.Delete(ctx, s.ID, 1), sessiond.ErrConflict, "Delete(old version)")
@@ -483,7 +476,7 @@ func testList(t *testing.T, st sessiond.Store) {
 		mustCreate(t, st, s)
 		if i%5 == 0 {
 			e := next(s, ended(sessiond.EndRevoked, Epoch))
-			if err := st.Update(ctx, e, nil); err != nil {
+			if err := st.Update(ctx, sessiond.Change{Session: e}); err != nil {
 				t.Fatal(err)
 			}
 			s = e
@@ -564,7 +557,7 @@ func testStats(t *testing.T, st sessiond.Store) {
 	for _, s := range []*sessiond.Session{a1, a2, b1} {
 		mustCreate(t, st, s)
 	}
-	if err := st.Update(ctx, next(b1, ended(sessiond.EndRevoked, Epoch)), nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: next(b1, ended(sessiond.EndRevoked, Epoch))}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.Stats(ctx)
@@ -586,7 +579,7 @@ func testEvents(t *testing.T, st sessiond.Store) {
 		wg.Go(func() {
 			s, _ := NewSession(fmt.Sprintf("u%d", i), Epoch)
 			evs := created(s)
-			if _, err := st.Create(ctx, s, sessiond.Limit{}, evs); err != nil {
+			if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: evs}, sessiond.Limit{}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -595,7 +588,7 @@ func testEvents(t *testing.T, st sessiond.Store) {
 			}
 			r := next(s, nil)
 			ev := []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID, Subject: s.Subject, Version: 2}}
-			if err := st.Update(ctx, r, ev); err != nil {
+			if err := st.Update(ctx, sessiond.Change{Session: r, Events: ev}); err != nil {
 				t.Error(err)
 			}
 			if ev[0].Seq <= evs[0].Seq {
@@ -672,16 +665,22 @@ func testReopen(t *testing.T, st sessiond.Store, reopen func(testing.TB, session
 	a.Metadata = []byte(`{"k":"v"}`)
 	mustCreate(t, st, a)
 	_, h := sessiond.NewToken()
+	_, retired := sessiond.NewToken()
+	held := conn(a, "w", "websocket", "n1", Epoch)
 	a2 := next(a, func(n *sessiond.Session) {
 		n.PrevTokenHash, n.TokenHash, n.PrevTokenUntil, n.RotatedAt, n.Generation = n.TokenHash, h, Epoch.Add(time.Minute), Epoch.Add(time.Second), 1
+		n.RetiredTokens, n.ConnCount = []sessiond.TokenHash{retired}, 1
 	})
-	if err := st.Update(ctx, a2, []sessiond.Event{{Type: sessiond.EventRotated, SessionID: a.ID, Subject: "alice", Version: 2}}); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: a2, PutConns: []sessiond.Connection{held}, Events: []sessiond.Event{{Type: sessiond.EventRotated, SessionID: a.ID, Subject: "alice", Version: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutLease(ctx, sessiond.NodeLease{Node: "n1", Until: Epoch.Add(time.Minute), Version: 1}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := NewSession("alice", Epoch)
 	mustCreate(t, st, b)
 	b2 := next(b, ended(sessiond.EndRevoked, Epoch.Add(time.Second)))
-	if err := st.Update(ctx, b2, nil); err != nil {
+	if err := st.Update(ctx, sessiond.Change{Session: b2}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := NewSession("carol", Epoch)
@@ -696,10 +695,18 @@ func testReopen(t *testing.T, st sessiond.Store, reopen func(testing.TB, session
 		t.Fatal(err)
 	}
 	SameSession(t, got, a2)
-	for _, h := range []sessiond.TokenHash{a.TokenHash, h} {
+	for _, h := range []sessiond.TokenHash{a.TokenHash, h, retired} {
 		if _, err := st.FindToken(ctx, h); err != nil {
 			t.Fatalf("token index not rebuilt: %v", err)
 		}
+	}
+	conns, _ := st.Conns(ctx, a.ID)
+	sameConns(t, "connections after reopen", conns, []sessiond.Connection{held})
+	if got, _ := st.NodeConns(ctx, "n1", 10); len(got) != 1 {
+		t.Fatalf("node index after reopen: %+v", got)
+	}
+	if all, _ := st.Leases(ctx); len(all) != 1 || all[0].Node != "n1" || all[0].Version != 1 || !all[0].Until.Equal(Epoch.Add(time.Minute)) {
+		t.Fatalf("leases after reopen: %+v", all)
 	}
 	got, _ = st.Get(ctx, b.ID)
 	SameSession(t, got, b2)
@@ -726,7 +733,7 @@ func testReopen(t *testing.T, st sessiond.Store, reopen func(testing.TB, session
 	// New events continue the sequence.
 	d, _ := NewSession("dave", Epoch)
 	ev := created(d)
-	if _, err := st.Create(ctx, d, sessiond.Limit{}, ev); err != nil || ev[0].Seq != 5 {
+	if _, err := st.Create(ctx, sessiond.Change{Session: d, Events: ev}, sessiond.Limit{}); err != nil || ev[0].Seq != 5 {
 		t.Fatalf("create after reopen: seq %d, %v; want 5", ev[0].Seq, err)
 	}
 	return st
@@ -741,7 +748,7 @@ func testUniqueDevice(t *testing.T, st sessiond.Store) {
 		wg.Go(func() {
 			s, _ := NewSession("alice", Epoch)
 			s.Device.ID = "glasses-1"
-			_, err := st.Create(ctx, s, sessiond.Limit{UniqueDevice: true}, created(s))
+			_, err := st.Create(ctx, sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{UniqueDevice: true})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -763,7 +770,7 @@ func testUniqueDevice(t *testing.T, st sessiond.Store) {
 	}{{"alice", "glasses-2", true}, {"bob", "glasses-1", true}, {"alice", "glasses-1", false}} {
 		s, _ := NewSession(c.subject, Epoch)
 		s.Device.ID = c.device
-		if _, err := st.Create(ctx, s, sessiond.Limit{UniqueDevice: c.unique}, created(s)); err != nil {
+		if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{UniqueDevice: c.unique}); err != nil {
 			t.Fatalf("create %+v: %v", c, err)
 		}
 	}
@@ -771,49 +778,279 @@ func testUniqueDevice(t *testing.T, st sessiond.Store) {
 	live, _ := st.Live(ctx, "alice")
 	for _, s := range live {
 		if s.Device.ID == "glasses-1" {
-			if err := st.Update(ctx, next(s, ended(sessiond.EndRevoked, Epoch)), nil); err != nil {
+			if err := st.Update(ctx, sessiond.Change{Session: next(s, ended(sessiond.EndRevoked, Epoch))}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	s, _ := NewSession("alice", Epoch)
 	s.Device.ID = "glasses-1"
-	if _, err := st.Create(ctx, s, sessiond.Limit{UniqueDevice: true}, created(s)); err != nil {
+	if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{UniqueDevice: true}); err != nil {
 		t.Fatalf("create after the device's sessions ended: %v", err)
+	}
+}
+
+// conn returns a connection of the session, as the engine would make it.
+func conn(s *sessiond.Session, name, kind, node string, at time.Time) sessiond.Connection {
+	return sessiond.Connection{ID: fmt.Sprintf("%016s.%s", name, s.ID), Kind: kind, Node: node, ClientIP: "10.1.1.1", UserAgent: "ua/1", ConnectedAt: at, LastHeartbeat: at}
+}
+
+func sameConns(t testing.TB, what string, got, want []sessiond.Connection) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d connections %+v, want %d %+v", what, len(got), got, len(want), want)
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		if !g.ConnectedAt.Equal(w.ConnectedAt) || !g.LastHeartbeat.Equal(w.LastHeartbeat) {
+			t.Errorf("%s: connection %d times %+v, want %+v", what, i, g, w)
+		}
+		g.ConnectedAt, g.LastHeartbeat, w.ConnectedAt, w.LastHeartbeat = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		if g != w {
+			t.Errorf("%s: connection %d = %+v, want %+v", what, i, g, w)
+		}
 	}
 }
 
 func testConnections(t *testing.T, st sessiond.Store) {
 	ctx := context.Background()
 	s, _ := NewSession("alice", Epoch)
-	mustCreate(t, st, s)
-	withConns := next(s, func(n *sessiond.Session) {
-		n.Conns = []sessiond.Connection{
-			{ID: "a." + s.ID, Kind: "websocket", Node: "n1", ConnectedAt: Epoch, LastHeartbeat: Epoch},
-			{ID: "b." + s.ID, Kind: "vnc", ClientIP: "10.1.1.1", UserAgent: "vnc/1", ConnectedAt: Epoch, LastHeartbeat: Epoch.Add(time.Second)},
-		}
-	})
-	if err := st.Update(ctx, withConns, nil); err != nil {
+	ws := conn(s, "a", "websocket", "n1", Epoch)
+	// Created with a connection attached, in one write.
+	s.ConnCount = 1
+	if _, err := st.Create(ctx, sessiond.Change{Session: s, PutConns: []sessiond.Connection{ws}, Events: created(s)}, sessiond.Limit{}); err != nil {
+		t.Fatal(err)
+	}
+	vnc := conn(s, "b", "vnc", "", Epoch.Add(time.Second))
+	withConns := next(s, func(n *sessiond.Session) { n.ConnCount = 2 })
+	if err := st.Update(ctx, sessiond.Change{Session: withConns, PutConns: []sessiond.Connection{vnc}}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := st.Get(ctx, s.ID)
 	SameSession(t, got, withConns)
+	all, err := st.Conns(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameConns(t, "Conns", all, []sessiond.Connection{ws, vnc})
+	if c, err := st.Conn(ctx, vnc.ID); err != nil {
+		t.Fatal(err)
+	} else {
+		sameConns(t, "Conn", []sessiond.Connection{*c}, []sessiond.Connection{vnc})
+	}
+	_, err = st.Conn(ctx, "zzzzzzzzzzzzzzzz."+s.ID)
+	wantErr(t, err, sessiond.ErrNotFound, "Conn(unknown)")
+	if none, err := st.Conns(ctx, "no-such-session"); err != nil || none == nil || len(none) != 0 {
+		t.Fatalf("Conns(unknown session) = %#v, %v; want empty non-nil", none, err)
+	}
 	stats, _ := st.Stats(ctx)
 	if stats.Connections["websocket"] != 1 || stats.Connections["vnc"] != 1 {
 		t.Fatalf("connections by kind: %v", stats.Connections)
 	}
-	disc := next(withConns, func(n *sessiond.Session) {
-		n.Conns, n.State, n.DisconnectedAt = nil, sessiond.StateDisconnected, Epoch.Add(time.Minute)
-	})
-	if err := st.Update(ctx, disc, nil); err != nil {
+	if got, _ := st.NodeConns(ctx, "n1", 10); len(got) != 1 || got[0].ID != ws.ID {
+		t.Fatalf("NodeConns(n1) = %+v, want the websocket", got)
+	}
+	if nodes, _ := st.ConnNodes(ctx); !slices.Equal(nodes, []string{"n1"}) {
+		t.Fatalf("ConnNodes = %v, want [n1]", nodes)
+	}
+	// A connection's record changes on its own (a heartbeat).
+	beat := vnc
+	beat.LastHeartbeat = Epoch.Add(time.Minute)
+	beaten := next(withConns, nil)
+	if err := st.Update(ctx, sessiond.Change{Session: beaten, PutConns: []sessiond.Connection{beat}}); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = st.Get(ctx, s.ID)
-	SameSession(t, got, disc)
-	if live, _ := st.Live(ctx, "alice"); len(live) != 1 {
-		t.Fatal("a disconnected session is live")
+	all, _ = st.Conns(ctx, s.ID)
+	sameConns(t, "Conns after a heartbeat", all, []sessiond.Connection{ws, beat})
+	// A refused update changes no connection.
+	stale := next(withConns, func(n *sessiond.Session) { n.ConnCount = 1 })
+	err = st.Update(ctx, sessiond.Change{Session: stale, DropConns: []string{ws.ID}})
+	wantErr(t, err, sessiond.ErrConflict, "Update(stale version) dropping a connection")
+	if all, _ = st.Conns(ctx, s.ID); len(all) != 2 {
+		t.Fatalf("a refused update dropped a connection: %+v", all)
 	}
-	if stats, _ := st.Stats(ctx); len(stats.Connections) != 0 || stats.ByState[sessiond.StateDisconnected] != 1 {
-		t.Fatalf("after detaching: %+v", stats)
+	// A connection of another session is refused.
+	other, _ := NewSession("bob", Epoch)
+	mustCreate(t, st, other)
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), PutConns: []sessiond.Connection{conn(other, "x", "vnc", "", Epoch)}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update with another session's connection")
+	// Detach the websocket: the node holds none any more.
+	one := next(beaten, func(n *sessiond.Session) { n.ConnCount = 1 })
+	if err := st.Update(ctx, sessiond.Change{Session: one, DropConns: []string{ws.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.NodeConns(ctx, "n1", 10); len(got) != 0 {
+		t.Fatalf("NodeConns(n1) after the detach = %+v", got)
+	}
+	if nodes, _ := st.ConnNodes(ctx); len(nodes) != 0 {
+		t.Fatalf("ConnNodes after the detach = %v", nodes)
+	}
+	got, _ = st.Get(ctx, s.ID)
+	SameSession(t, got, one)
+	// Leaving the live states drops every connection, in the same step.
+	gone := next(one, func(n *sessiond.Session) {
+		n.ConnCount, n.State, n.EndReason, n.EndedAt = 0, sessiond.StateEnded, sessiond.EndRevoked, Epoch.Add(time.Hour)
+	})
+	if err := st.Update(ctx, sessiond.Change{Session: gone}); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ = st.Conns(ctx, s.ID); len(all) != 0 {
+		t.Fatalf("an ended session keeps connections %+v", all)
+	}
+	_, err = st.Conn(ctx, vnc.ID)
+	wantErr(t, err, sessiond.ErrNotFound, "Conn of an ended session")
+	if stats, _ := st.Stats(ctx); len(stats.Connections) != 0 {
+		t.Fatalf("after the end: connections %+v", stats.Connections)
+	}
+	got, _ = st.Get(ctx, s.ID)
+	SameSession(t, got, gone)
+}
+
+// testManyConnections attaches many connections to one session and
+// detaches them in another order: the store keeps exactly the set.
+func testManyConnections(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	s, _ := NewSession("alice", Epoch)
+	mustCreate(t, st, s)
+	cur := s
+	var want []sessiond.Connection
+	for i := range 100 {
+		c := conn(s, fmt.Sprint("c", i), "websocket", fmt.Sprint("n", i%3), Epoch.Add(time.Duration(i)*time.Millisecond))
+		cur = next(cur, func(n *sessiond.Session) { n.ConnCount++ })
+		if err := st.Update(ctx, sessiond.Change{Session: cur, PutConns: []sessiond.Connection{c}}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, c)
+	}
+	for i := 0; i < 100; i += 2 { // detach the even ones
+		cur = next(cur, func(n *sessiond.Session) { n.ConnCount-- })
+		if err := st.Update(ctx, sessiond.Change{Session: cur, DropConns: []string{want[i].ID}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var odd []sessiond.Connection
+	for i := 1; i < 100; i += 2 {
+		odd = append(odd, want[i])
+	}
+	got, _ := st.Conns(ctx, s.ID)
+	sameConns(t, "after detaching half", got, odd)
+	if g, _ := st.Get(ctx, s.ID); g.ConnCount != 50 {
+		t.Fatalf("ConnCount %d, want 50", g.ConnCount)
+	}
+	n := 0
+	for _, node := range []string{"n0", "n1", "n2"} {
+		got, _ := st.NodeConns(ctx, node, 1000)
+		n += len(got)
+	}
+	if n != 50 {
+		t.Fatalf("NodeConns over the nodes: %d, want 50", n)
+	}
+	if got, _ := st.NodeConns(ctx, "n1", 5); len(got) != 5 {
+		t.Fatalf("NodeConns with limit 5: %d", len(got))
+	}
+}
+
+// testFindDevice: the subject's live sessions by device id.
+func testFindDevice(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	var mine []*sessiond.Session
+	for i := range 3 {
+		s, _ := NewSession("alice", Epoch.Add(time.Duration(3-i)*time.Second))
+		s.Device = sessiond.Device{ID: "glasses"}
+		mustCreate(t, st, s)
+		mine = append(mine, s)
+	}
+	phone, _ := NewSession("alice", Epoch)
+	phone.Device = sessiond.Device{ID: "phone"}
+	mustCreate(t, st, phone)
+	bobs, _ := NewSession("bob", Epoch)
+	bobs.Device = sessiond.Device{ID: "glasses"}
+	mustCreate(t, st, bobs)
+	got, err := st.FindDevice(ctx, "alice", "glasses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{mine[2].ID, mine[1].ID, mine[0].ID}; !slices.Equal(ids(got), want) {
+		t.Fatalf("FindDevice = %v, want oldest first %v", ids(got), want)
+	}
+	if err := st.Update(ctx, sessiond.Change{Session: next(mine[1], ended(sessiond.EndRevoked, Epoch))}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.FindDevice(ctx, "alice", "glasses"); !slices.Equal(ids(got), []string{mine[2].ID, mine[0].ID}) {
+		t.Fatalf("FindDevice after an end = %v", ids(got))
+	}
+	if got, _ := st.FindDevice(ctx, "alice", "watch"); got == nil || len(got) != 0 {
+		t.Fatalf("FindDevice(unknown device) = %#v, want empty non-nil", got)
+	}
+	if got, _ := st.FindDevice(ctx, "carol", "glasses"); got == nil || len(got) != 0 {
+		t.Fatalf("FindDevice(unknown subject) = %#v, want empty non-nil", got)
+	}
+}
+
+// testTokenFamily: retired tokens find their session until they are dropped.
+func testTokenFamily(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	s, _ := NewSession("alice", Epoch)
+	mustCreate(t, st, s)
+	_, h2 := sessiond.NewToken()
+	_, h3 := sessiond.NewToken()
+	r := next(s, func(n *sessiond.Session) {
+		n.RetiredTokens = []sessiond.TokenHash{n.TokenHash}
+		n.TokenHash, n.PrevTokenHash, n.Generation = h3, h2, 2
+	})
+	if err := st.Update(ctx, sessiond.Change{Session: r}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []sessiond.TokenHash{s.TokenHash, h2, h3} {
+		if got, err := st.FindToken(ctx, h); err != nil || got.ID != s.ID {
+			t.Fatalf("FindToken of the family = %v, %v", got, err)
+		}
+	}
+	got, _ := st.Get(ctx, s.ID)
+	SameSession(t, got, r)
+	dropped := next(r, func(n *sessiond.Session) { n.RetiredTokens = nil })
+	if err := st.Update(ctx, sessiond.Change{Session: dropped}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := st.FindToken(ctx, s.TokenHash)
+	wantErr(t, err, sessiond.ErrNotFound, "FindToken(a token dropped from the family)")
+}
+
+// testLeases: compare-and-set on the nodes' leases.
+func testLeases(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	a := sessiond.NodeLease{Node: "a", Until: Epoch.Add(15 * time.Second), Version: 1}
+	if err := st.PutLease(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.PutLease(ctx, a), sessiond.ErrExists, "PutLease(version 1 again)")
+	wantErr(t, st.PutLease(ctx, sessiond.NodeLease{Node: "b", Until: Epoch, Version: 2}), sessiond.ErrNotFound, "PutLease(renew an unknown node)")
+	renewed := sessiond.NodeLease{Node: "a", Until: Epoch.Add(20 * time.Second), Version: 2}
+	if err := st.PutLease(ctx, renewed); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, st.PutLease(ctx, renewed), sessiond.ErrConflict, "PutLease(stale version)")
+	claimed := sessiond.NodeLease{Node: "a", Until: Epoch.Add(time.Minute), Dead: true, Version: 3}
+	if err := st.PutLease(ctx, claimed); err != nil {
+		t.Fatal(err)
+	}
+	b := sessiond.NodeLease{Node: "b", Until: Epoch, Version: 1}
+	if err := st.PutLease(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	all, err := st.Leases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Node != "a" || !all[0].Dead || all[0].Version != 3 || !all[0].Until.Equal(claimed.Until) || all[1].Node != "b" {
+		t.Fatalf("Leases = %+v", all)
+	}
+	wantErr(t, st.DeleteLease(ctx, "a", 2), sessiond.ErrConflict, "DeleteLease(old version)")
+	wantErr(t, st.DeleteLease(ctx, "c", 1), sessiond.ErrNotFound, "DeleteLease(unknown)")
+	if err := st.DeleteLease(ctx, "a", 3); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := st.Leases(ctx); len(all) != 1 || all[0].Node != "b" {
+		t.Fatalf("Leases after delete = %+v", all)
 	}
 }

@@ -131,7 +131,7 @@ func memoryPhase(o options) (bool, error) {
 		fmt.Sprintf("Session struct %d B (allocated: %d) + id string 32 + subject 16", unsafe.Sizeof(sessiond.Session{}), allocSize()))
 	idx := memindex.New()
 	for lo := 0; lo < n; lo += 1024 {
-		idx.Apply(recs[lo:min(lo+1024, n)], nil)
+		idx.Load(recs[lo:min(lo+1024, n)], nil)
 	}
 	withIdx := measure()
 	t.add("memindex structures", withIdx.sub(withRecs),

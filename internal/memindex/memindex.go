@@ -1,6 +1,7 @@
 // Package memindex holds sessions in memory with the indexes every Store
-// needs: by id (in id order, for listing), by token hash, by subject, and
-// counts by state. The inmem store is this index alone; the pebble store
+// needs: by id (in id order, for listing), by token hash (current, previous
+// and retired), by subject and by subject and device, connections by
+// session and by node, and counts by state and by connection kind. The inmem store is this index alone; the pebble store
 // keeps the same index in front of its durable log, so reads never touch
 // disk.
 //
@@ -16,6 +17,8 @@
 //	... make the change durable, if the store is durable ...
 //	x.Apply(...)                // publish it to readers, atomically
 //	mu.Unlock()
+//
+// Node leases are few and change rarely; Leases holds them.
 //
 // Every change to a session goes through its subject's lock, so a check made
 // under the lock still holds when Apply runs. Readers never take that lock.
@@ -42,21 +45,24 @@ type Index struct {
 
 	mu       sync.RWMutex
 	byID     map[string]*rec
-	byToken  map[tokenKey]*rec // current and previous token hashes
+	byToken  map[tokenKey]*rec // current, previous and retired token hashes
 	subjects map[string]*subject
-	order    *btree.BTreeG[*rec] // all sessions by id
-	pending  map[string]struct{} // ids reserved by creates in flight
-	policies map[string]string   // interned policy names
+	nodes    map[string]map[string]*rec // node -> connection id -> its session
+	order    *btree.BTreeG[*rec]        // all sessions by id
+	pending  map[string]struct{}        // ids reserved by creates in flight
+	policies map[string]string          // interned policy names
 	count    [sessiond.StateEnded + 1]int
 	nlive    int            // subjects with a live session
 	conns    map[string]int // connections of live sessions by kind
 }
 
-// subject is the list of one subject's sessions, live and ended.
+// subject is the list of one subject's sessions, live and ended, and its
+// live sessions by device id.
 type subject struct {
-	name string
-	head *rec
-	live int32
+	name    string
+	head    *rec
+	live    int32
+	devices map[string][]*rec // live sessions with a device id, by it
 }
 
 // New returns an empty index.
@@ -66,6 +72,7 @@ func New() *Index {
 		byID:     make(map[string]*rec),
 		byToken:  make(map[tokenKey]*rec),
 		subjects: make(map[string]*subject),
+		nodes:    make(map[string]map[string]*rec),
 		order:    btree.NewG(32, func(a, b *rec) bool { return a.id < b.id }),
 		pending:  make(map[string]struct{}),
 		policies: make(map[string]string),
@@ -105,10 +112,74 @@ func (x *Index) FindToken(h sessiond.TokenHash) *sessiond.Session {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	r := x.byToken[keyOf(h)]
-	if r == nil || (r.token != h && (r.extra == nil || r.extra.prevToken != h)) {
+	if r == nil || !r.holdsToken(h) {
 		return nil // a prefix of another hash: 2^-128 per pair, but checked
 	}
 	return r.session()
+}
+
+// FindDevice returns the subject's live sessions for the device id, oldest first.
+func (x *Index) FindDevice(subj, deviceID string) []*sessiond.Session {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := []*sessiond.Session{}
+	if e := x.subjects[subj]; e != nil {
+		for _, r := range e.devices[deviceID] {
+			out = append(out, r.session())
+		}
+	}
+	slices.SortFunc(out, Oldest)
+	return out
+}
+
+// Conns returns the session's connections, oldest first.
+func (x *Index) Conns(id string) []sessiond.Connection {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if r := x.byID[id]; r != nil {
+		return r.conns.sorted()
+	}
+	return []sessiond.Connection{}
+}
+
+// Conn returns the connection with the id of the session with sessionID.
+func (x *Index) Conn(sessionID, connID string) (sessiond.Connection, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if r := x.byID[sessionID]; r != nil {
+		if i := r.conns.find(connID); i >= 0 {
+			return r.conns.list[i], true
+		}
+	}
+	return sessiond.Connection{}, false
+}
+
+// ConnNodes returns the nodes holding connections, sorted.
+func (x *Index) ConnNodes() []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]string, 0, len(x.nodes))
+	for n := range x.nodes {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// NodeConns returns up to limit connections held by the node.
+func (x *Index) NodeConns(node string, limit int) []sessiond.Connection {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := []sessiond.Connection{}
+	for id, r := range x.nodes[node] {
+		if len(out) >= limit {
+			break
+		}
+		if i := r.conns.find(id); i >= 0 {
+			out = append(out, r.conns.list[i])
+		}
+	}
+	return out
 }
 
 // Live returns the subject's live sessions, oldest first.
@@ -160,7 +231,11 @@ func (p *CreatePlan) Release() {
 // applying it; a store that applies at once uses ApplyCreate, which checks
 // the id in the same step as it inserts it. The caller holds s.Subject's
 // lock.
-func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []sessiond.Event, reserve bool) (*CreatePlan, error) {
+func (x *Index) PlanCreate(c sessiond.Change, lim sessiond.Limit, reserve bool) (*CreatePlan, error) {
+	s := c.Session
+	if len(c.DropConns) > 0 {
+		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "connections", "a new session has no connections to drop")
+	}
 	p := &CreatePlan{x: x}
 	if reserve {
 		x.mu.Lock()
@@ -173,19 +248,12 @@ func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []ses
 		x.mu.Unlock()
 		p.id = s.ID
 	}
-	var live []*sessiond.Session
-	if lim.UniqueDevice || lim.Max > 0 {
-		live = x.Live(s.Subject)
+	if lim.UniqueDevice && len(x.FindDevice(s.Subject, s.Device.ID)) > 0 {
+		p.Release()
+		return nil, sessiond.ErrExists
 	}
-	if lim.UniqueDevice {
-		for _, o := range live {
-			if o.Device.ID == s.Device.ID {
-				p.Release()
-				return nil, sessiond.ErrExists
-			}
-		}
-	}
-	if lim.Max > 0 {
+	if lim.Max > 0 && x.liveCount(s.Subject) >= lim.Max {
+		live := x.Live(s.Subject)
 		if over := len(live) - lim.Max + 1; over > 0 {
 			if !lim.EvictOldest {
 				p.Release()
@@ -198,14 +266,31 @@ func (x *Index) PlanCreate(s *sessiond.Session, lim sessiond.Limit, events []ses
 			}
 		}
 	}
-	p.Events = append(p.Events, events...)
+	p.Events = append(p.Events, c.Events...)
 	return p, nil
 }
 
-// CheckUpdate returns ErrNotFound or ErrConflict unless s may replace the
-// stored session (its version is s.Version-1). The caller holds
+// liveCount returns how many live sessions the subject has.
+func (x *Index) liveCount(subj string) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if e := x.subjects[subj]; e != nil {
+		return int(e.live)
+	}
+	return 0
+}
+
+// CheckUpdate returns ErrNotFound or ErrConflict unless c may apply to the
+// stored session (its version is c.Session.Version-1), and
+// ErrInvalidArgument for a connection that is not the session's. The caller holds
 // s.Subject's lock.
-func (x *Index) CheckUpdate(s *sessiond.Session) error {
+func (x *Index) CheckUpdate(c sessiond.Change) error {
+	s := c.Session
+	for _, conn := range c.PutConns {
+		if sid, err := sessiond.ConnectionSession(conn.ID); err != nil || sid != s.ID {
+			return sessiond.Errorf(sessiond.CodeInvalidArgument, "connection", "%q is not a connection id of session %s", conn.ID, s.ID)
+		}
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	r := x.byID[s.ID]
@@ -238,37 +323,55 @@ func (x *Index) CheckDelete(id string, version uint64) error {
 // ApplyCreate installs a create planned without a reservation (and its
 // evictions) unless its id is taken, which it checks in the same step:
 // ErrExists. after, if not nil, runs in that step too.
-func (x *Index) ApplyCreate(s *sessiond.Session, evicted []*sessiond.Session, after func()) error {
+func (x *Index) ApplyCreate(c sessiond.Change, evicted []*sessiond.Session, after func()) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	_, taken := x.byID[s.ID]
-	if _, reserved := x.pending[s.ID]; taken || reserved {
+	_, taken := x.byID[c.Session.ID]
+	if _, reserved := x.pending[c.Session.ID]; taken || reserved {
 		return sessiond.ErrExists
 	}
 	for _, e := range evicted {
-		x.putLocked(e)
+		x.putLocked(sessiond.Change{Session: e})
 	}
-	x.putLocked(s)
+	x.putLocked(c)
 	if after != nil {
 		after()
 	}
 	return nil
 }
 
-// Apply installs sessions (new or replacing) and removes deleted ids, in one
-// step as seen by readers.
-func (x *Index) Apply(puts []*sessiond.Session, deletes []string) {
+// Apply installs changes (new sessions or new versions, with their
+// connections) and removes deleted ids, in one step as seen by readers.
+func (x *Index) Apply(changes []sessiond.Change, deletes []string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for _, s := range puts {
-		x.putLocked(s)
+	for _, c := range changes {
+		x.putLocked(c)
 	}
 	for _, id := range deletes {
 		x.deleteLocked(id)
 	}
 }
 
-func (x *Index) putLocked(s *sessiond.Session) {
+// Load installs sessions and connections read back from storage, where
+// connections may come apart from (before or after) their sessions: those
+// whose session is not loaded yet are kept until it is.
+func (x *Index) Load(sessions []*sessiond.Session, conns []sessiond.Connection) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, s := range sessions {
+		x.putLocked(sessiond.Change{Session: s})
+	}
+	for _, c := range conns {
+		sid, err := sessiond.ConnectionSession(c.ID)
+		if r := x.byID[sid]; err == nil && r != nil && r.live() {
+			x.putConnLocked(r, c)
+		}
+	}
+}
+
+func (x *Index) putLocked(c sessiond.Change) {
+	s := c.Session
 	r := x.byID[s.ID]
 	if r == nil {
 		e := x.subjects[s.Subject]
@@ -285,48 +388,147 @@ func (x *Index) putLocked(s *sessiond.Session) {
 	}
 	r.set(s, x.intern(s.Policy))
 	x.index(r)
+	if !r.live() {
+		x.dropConnsLocked(r)
+		return
+	}
+	for _, id := range c.DropConns {
+		x.dropConnLocked(r, id)
+	}
+	for _, conn := range c.PutConns {
+		x.putConnLocked(r, conn)
+	}
 }
 
-// index counts r and makes its tokens find it; unindex undoes it. A
-// record changes between the two.
+func (x *Index) putConnLocked(r *rec, c sessiond.Connection) {
+	if r.conns == nil {
+		r.conns = &connSet{}
+	}
+	if old, replaced := r.conns.put(c); replaced {
+		x.unindexConn(r, old)
+	}
+	x.indexConn(r, c)
+}
+
+func (x *Index) dropConnLocked(r *rec, id string) {
+	if c, ok := r.conns.remove(id); ok {
+		x.unindexConn(r, c)
+	}
+	if r.conns.len() == 0 {
+		r.conns = nil
+	}
+}
+
+func (x *Index) dropConnsLocked(r *rec) {
+	if r.conns == nil {
+		return
+	}
+	for _, c := range r.conns.list {
+		x.unindexConn(r, c)
+	}
+	r.conns = nil
+}
+
+// indexConn counts a live session's connection by kind and by node.
+func (x *Index) indexConn(r *rec, c sessiond.Connection) {
+	x.conns[c.Kind]++
+	if c.Node != "" {
+		m := x.nodes[c.Node]
+		if m == nil {
+			m = make(map[string]*rec)
+			x.nodes[c.Node] = m
+		}
+		m[c.ID] = r
+	}
+}
+
+func (x *Index) unindexConn(_ *rec, c sessiond.Connection) {
+	if x.conns[c.Kind]--; x.conns[c.Kind] <= 0 {
+		delete(x.conns, c.Kind)
+	}
+	if c.Node != "" {
+		if m := x.nodes[c.Node]; m != nil {
+			delete(m, c.ID)
+			if len(m) == 0 {
+				delete(x.nodes, c.Node)
+			}
+		}
+	}
+}
+
+// holdsToken reports whether h is r's current, previous or a retired token.
+func (r *rec) holdsToken(h sessiond.TokenHash) bool {
+	if r.token == h {
+		return true
+	}
+	if r.extra == nil {
+		return false
+	}
+	return r.extra.prevToken == h || slices.Contains(r.extra.retired, h)
+}
+
+// index counts r and makes its tokens and device find it; unindex undoes
+// it. A record changes between the two. Its connections are indexed apart.
 func (x *Index) index(r *rec) {
 	x.count[r.state]++
 	x.byToken[keyOf(r.token)] = r
-	if r.extra != nil && r.extra.prevToken != (sessiond.TokenHash{}) {
-		x.byToken[keyOf(r.extra.prevToken)] = r
+	if r.extra != nil {
+		if !r.extra.prevToken.IsZero() {
+			x.byToken[keyOf(r.extra.prevToken)] = r
+		}
+		for _, h := range r.extra.retired {
+			x.byToken[keyOf(h)] = r
+		}
 	}
 	if r.live() {
 		if r.subj.live++; r.subj.live == 1 {
 			x.nlive++
 		}
-		if r.extra != nil {
-			for _, c := range r.extra.conns {
-				x.conns[c.Kind]++
+		if d := r.deviceID(); d != "" {
+			if r.subj.devices == nil {
+				r.subj.devices = make(map[string][]*rec)
 			}
+			r.subj.devices[d] = append(r.subj.devices[d], r)
 		}
 	}
 }
 
 func (x *Index) unindex(r *rec) {
 	x.count[r.state]--
-	if x.byToken[keyOf(r.token)] == r {
-		delete(x.byToken, keyOf(r.token))
+	drop := func(h sessiond.TokenHash) {
+		if k := keyOf(h); x.byToken[k] == r {
+			delete(x.byToken, k)
+		}
 	}
-	if r.extra != nil && r.extra.prevToken != (sessiond.TokenHash{}) && x.byToken[keyOf(r.extra.prevToken)] == r {
-		delete(x.byToken, keyOf(r.extra.prevToken))
+	drop(r.token)
+	if r.extra != nil {
+		if !r.extra.prevToken.IsZero() {
+			drop(r.extra.prevToken)
+		}
+		for _, h := range r.extra.retired {
+			drop(h)
+		}
 	}
 	if r.live() {
 		if r.subj.live--; r.subj.live == 0 {
 			x.nlive--
 		}
-		if r.extra != nil {
-			for _, c := range r.extra.conns {
-				if x.conns[c.Kind]--; x.conns[c.Kind] == 0 {
-					delete(x.conns, c.Kind)
-				}
+		if d := r.deviceID(); d != "" {
+			list := slices.DeleteFunc(r.subj.devices[d], func(o *rec) bool { return o == r })
+			if len(list) == 0 {
+				delete(r.subj.devices, d)
+			} else {
+				r.subj.devices[d] = list
 			}
 		}
 	}
+}
+
+func (r *rec) deviceID() string {
+	if r.extra == nil {
+		return ""
+	}
+	return r.extra.device.ID
 }
 
 func (x *Index) deleteLocked(id string) {
@@ -335,6 +537,7 @@ func (x *Index) deleteLocked(id string) {
 		return
 	}
 	x.unindex(r)
+	x.dropConnsLocked(r)
 	delete(x.byID, id)
 	x.order.Delete(r)
 	e := r.subj

@@ -6,10 +6,11 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// Reads are the read methods of sessiond.Store, served from an Index: the
-// stores built on one embed it.
+// Reads are the read methods of sessiond.Store, served from an Index and
+// Leases: the stores built on them embed it.
 type Reads struct {
 	Index *Index
+	Lease *Leases
 	// Check returns the error every call fails with, if any: the store
 	// is closed, or ctx is done.
 	Check func(ctx context.Context) error
@@ -59,4 +60,60 @@ func (r Reads) Stats(ctx context.Context) (sessiond.StoreStats, error) {
 		return sessiond.StoreStats{}, err
 	}
 	return r.Index.Stats(), nil
+}
+
+// FindDevice implements sessiond.Store.
+func (r Reads) FindDevice(ctx context.Context, subject, deviceID string) ([]*sessiond.Session, error) {
+	if err := r.Check(ctx); err != nil {
+		return nil, err
+	}
+	return r.Index.FindDevice(subject, deviceID), nil
+}
+
+// Conns implements sessiond.Store.
+func (r Reads) Conns(ctx context.Context, sessionID string) ([]sessiond.Connection, error) {
+	if err := r.Check(ctx); err != nil {
+		return nil, err
+	}
+	return r.Index.Conns(sessionID), nil
+}
+
+// Conn implements sessiond.Store.
+func (r Reads) Conn(ctx context.Context, connID string) (*sessiond.Connection, error) {
+	if err := r.Check(ctx); err != nil {
+		return nil, err
+	}
+	sid, err := sessiond.ConnectionSession(connID)
+	if err != nil {
+		return nil, sessiond.ErrNotFound
+	}
+	c, ok := r.Index.Conn(sid, connID)
+	if !ok {
+		return nil, sessiond.ErrNotFound
+	}
+	return &c, nil
+}
+
+// NodeConns implements sessiond.Store.
+func (r Reads) NodeConns(ctx context.Context, node string, limit int) ([]sessiond.Connection, error) {
+	if err := r.Check(ctx); err != nil {
+		return nil, err
+	}
+	return r.Index.NodeConns(node, limit), nil
+}
+
+// Leases implements sessiond.Store.
+func (r Reads) Leases(ctx context.Context) ([]sessiond.NodeLease, error) {
+	if err := r.Check(ctx); err != nil {
+		return nil, err
+	}
+	return r.Lease.All(), nil
+}
+
+// ConnNodes implements sessiond.Store.
+func (r Reads) ConnNodes(ctx context.Context) ([]string, error) {
+	if err := r.Check(ctx); err != nil {
+		return nil, err
+	}
+	return r.Index.ConnNodes(), nil
 }

@@ -9,9 +9,10 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// rec is a session as the index holds it: 144 bytes for a session without
-// device, metadata, connections or rotations, whose fields live in extra
-// only when a session has them. Times are Unix nanoseconds (0 for none),
+// rec is a session as the index holds it: 152 bytes for a session without
+// device, metadata or rotations, whose fields live in extra only when a
+// session has them; its connections are a set of their own, changed in
+// place. Times are Unix nanoseconds (0 for none),
 // the end reason an index into sessiond.EndReasons, and the policy name is
 // shared by every session of the policy.
 type rec struct {
@@ -19,7 +20,8 @@ type rec struct {
 	subj   *subject
 	policy string
 	extra  *extra
-	next   *rec // the subject's next session
+	conns  *connSet // nil when it has none
+	next   *rec     // the subject's next session
 
 	created, lastActive, expires, ended int64
 	idle                                time.Duration
@@ -34,9 +36,9 @@ type rec struct {
 type extra struct {
 	device                           sessiond.Device
 	meta                             json.RawMessage
-	conns                            []sessiond.Connection
 	rotated, prevUntil, disconnected int64
 	prevToken                        sessiond.TokenHash
+	retired                          []sessiond.TokenHash
 }
 
 // tokenKey is the first half of a token hash. Halving the map's keys saves
@@ -82,7 +84,7 @@ func (r *rec) set(s *sessiond.Session, policy string) {
 	r.version, r.generation = s.Version, uint32(s.Generation)
 	r.state, r.reason = s.State, reasonIndex(s.EndReason)
 	r.token = s.TokenHash
-	if s.Device == (sessiond.Device{}) && s.Metadata == nil && s.Conns == nil &&
+	if s.Device == (sessiond.Device{}) && s.Metadata == nil && s.RetiredTokens == nil &&
 		s.RotatedAt.IsZero() && s.PrevTokenUntil.IsZero() && s.DisconnectedAt.IsZero() && s.PrevTokenHash.IsZero() {
 		r.extra = nil
 		return
@@ -93,15 +95,15 @@ func (r *rec) set(s *sessiond.Session, policy string) {
 	// (the caller changed a session it read from here, and kept them).
 	old := r.extra
 	e := &extra{
-		device: s.Device, meta: s.Metadata, conns: s.Conns,
+		device: s.Device, meta: s.Metadata, retired: s.RetiredTokens,
 		rotated: nanos(s.RotatedAt), prevUntil: nanos(s.PrevTokenUntil), disconnected: nanos(s.DisconnectedAt),
 		prevToken: s.PrevTokenHash,
 	}
 	if old == nil || !sameSlice(old.meta, s.Metadata) {
 		e.meta = bytes.Clone(s.Metadata)
 	}
-	if old == nil || !sameSlice(old.conns, s.Conns) {
-		e.conns = slices.Clone(s.Conns)
+	if old == nil || !sameSlice(old.retired, s.RetiredTokens) {
+		e.retired = slices.Clone(s.RetiredTokens)
 	}
 	r.extra = e
 }
@@ -112,22 +114,22 @@ func sameSlice[T any](a, b []T) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// session builds a Session from r. Its Metadata and Conns are shared with
-// the index, which never changes them (set replaces them): the Store
-// contract forbids callers to modify returned sessions.
+// session builds a Session from r. Its Metadata and RetiredTokens are
+// shared with the index, which never changes them (set replaces them): the
+// Store contract forbids callers to modify returned sessions.
 func (r *rec) session() *sessiond.Session {
 	s := &sessiond.Session{
 		ID: r.id, Subject: r.subj.name, Policy: r.policy,
 		State:     r.state,
 		CreatedAt: timeOf(r.created), LastActive: timeOf(r.lastActive), ExpiresAt: timeOf(r.expires), EndedAt: timeOf(r.ended),
 		IdleTimeout: r.idle, Version: r.version, Generation: uint64(r.generation),
-		TokenHash: r.token,
+		TokenHash: r.token, ConnCount: r.conns.len(),
 	}
 	if r.reason > 0 {
 		s.EndReason = sessiond.EndReasons[r.reason-1]
 	}
 	if x := r.extra; x != nil {
-		s.Device, s.Metadata, s.Conns = x.device, x.meta, x.conns
+		s.Device, s.Metadata, s.RetiredTokens = x.device, x.meta, x.retired
 		s.RotatedAt, s.PrevTokenUntil, s.DisconnectedAt = timeOf(x.rotated), timeOf(x.prevUntil), timeOf(x.disconnected)
 		s.PrevTokenHash = x.prevToken
 	}

@@ -1,0 +1,126 @@
+package sessiond_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+// The process that recorded a connection comes back under another node
+// name (a container restart changes the host name, the --node default):
+// once the old node's lease expires, its connection counts as lost, once,
+// and the session follows the grace logic to its end.
+func TestConnectionsOfAGoneNodeAreLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := connectEnv(t, sessiond.Config{Node: "host-a"})
+		c := a.connectDevice("alice", "glasses-1")
+		a.m.Close() // the process dies; its lease is no longer renewed
+
+		b := connectEnv(t, sessiond.Config{Node: "host-b", Store: a.store.Store})
+		if s := b.session(c.Session.ID); s.State != sessiond.StateActive || s.ConnCount != 1 {
+			t.Fatalf("before host-a's lease expires: %v with %d connections", s.State, s.ConnCount)
+		}
+		time.Sleep(sessiond.DefaultLeaseTTL)
+		synctest.Wait()
+		s := b.session(c.Session.ID)
+		if s.State != sessiond.StateDisconnected || s.ConnCount != 0 {
+			t.Fatalf("after host-a's lease expired: %v with %d connections; want disconnected, none", s.State, s.ConnCount)
+		}
+		if leases, _ := b.store.Leases(t.Context()); len(leases) != 1 || leases[0].Node != "host-b" {
+			t.Fatalf("leases after the expiry was worked off: %+v", leases)
+		}
+		time.Sleep(glasses().DisconnectGrace)
+		synctest.Wait()
+		if s := b.session(c.Session.ID); s.State != sessiond.StateEnded || s.EndReason != sessiond.EndGraceElapsed {
+			t.Fatalf("after the grace: %v (%s)", s.State, s.EndReason)
+		}
+		if got := b.eventsOf(c.Session.ID); len(got) != 5 || got[2] != "disconnected" {
+			t.Fatalf("events %v; want created, connected, one disconnected, ending and ended", got)
+		}
+	})
+}
+
+// Several nodes see the same dead node's lease expire: each connection is
+// lost exactly once.
+func TestAGoneNodeIsWorkedOffOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := connectEnv(t, sessiond.Config{Node: "host-a"})
+		var ids []string
+		for i := range 20 {
+			ids = append(ids, a.connectDevice("user", string(rune('a'+i))).Session.ID)
+		}
+		a.m.Close()
+		b := connectEnv(t, sessiond.Config{Node: "host-b", Store: a.store.Store})
+		connectEnv(t, sessiond.Config{Node: "host-c", Store: a.store.Store})
+		connectEnv(t, sessiond.Config{Node: "host-d", Store: a.store.Store})
+		time.Sleep(sessiond.DefaultLeaseTTL)
+		synctest.Wait()
+		for _, id := range ids {
+			n := 0
+			for _, ev := range b.eventsOf(id) {
+				if ev == "disconnected" {
+					n++
+				}
+			}
+			if s := b.session(id); s.State != sessiond.StateDisconnected || n != 1 {
+				t.Fatalf("session %s: %v with %d disconnected events; want disconnected once", id, s.State, n)
+			}
+		}
+	})
+}
+
+// flakyLeases fails a node's lease writes while down is set: the node
+// cannot reach the store.
+type flakyLeases struct {
+	sessiond.Store
+	down atomic.Bool
+}
+
+func (f *flakyLeases) PutLease(ctx context.Context, l sessiond.NodeLease) error {
+	if f.down.Load() {
+		return errors.New("store unreachable")
+	}
+	return f.Store.PutLease(ctx, l)
+}
+
+// A node cut off from the store for longer than its lease is taken for
+// dead: another node works its connections off. When it comes back, it
+// finds its lease claimed, is told (OnFenced) to close what it holds, and
+// takes a new lease.
+func TestAFencedNodeIsTold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := connectEnv(t, sessiond.Config{Node: "host-b"})
+		flaky := &flakyLeases{Store: shared.store.Store}
+		a := connectEnv(t, sessiond.Config{Node: "host-a", Store: flaky})
+		var fenced atomic.Int32
+		a.m.OnFenced(func() { fenced.Add(1) })
+		c := a.connectDevice("alice", "glasses-1")
+		old := a.m.Lease()
+
+		flaky.down.Store(true)
+		time.Sleep(sessiond.DefaultLeaseTTL + time.Second)
+		synctest.Wait()
+		if s := shared.session(c.Session.ID); s.ConnCount != 0 || s.State != sessiond.StateDisconnected {
+			t.Fatalf("host-a's connection after its lease lapsed: %v with %d", s.State, s.ConnCount)
+		}
+		if fenced.Load() != 0 {
+			t.Fatal("fenced while the store was unreachable: it cannot know yet")
+		}
+		flaky.down.Store(false)
+		time.Sleep(sessiond.DefaultLeaseTTL / 3)
+		synctest.Wait()
+		if fenced.Load() != 1 {
+			t.Fatalf("fenced %d times after the store came back, want 1", fenced.Load())
+		}
+		time.Sleep(sessiond.DefaultLeaseTTL / 3)
+		synctest.Wait()
+		if l := a.m.Lease(); l.Version == 0 || !l.Until.After(old.Until) {
+			t.Fatalf("host-a's lease after fencing: %+v; want a new one", l)
+		}
+	})
+}
