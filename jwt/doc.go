@@ -80,8 +80,8 @@
 // write and add two modules for what is about eighty lines of standard
 // library code (RSA, EC P-256 and OKP Ed25519 keys; others are skipped).
 //
-// New fetches the set once (bounded by its ctx and the client's timeout,
-// 10s by default) and starts one goroutine, the refresher; Close stops and
+// New fetches the set once (bounded by its ctx and by the client's Timeout,
+// or 10s if it has none) and starts one goroutine, the refresher; Close stops and
 // waits for it. New fails only on configuration errors: an identity provider
 // that is down at start does not stop the server. Until a set has loaded:
 //

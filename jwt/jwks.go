@@ -142,7 +142,9 @@ type jwks struct {
 	every       time.Duration // periodic refresh, and the cap of the retry backoff
 	minInterval time.Duration // between unknown-kid refreshes
 
-	// keys is nil until a fetch has succeeded, then never nil again.
+	// keys is nil until a fetch has succeeded, then never nil again. It is
+	// stored under mu (so that status sees it with lastLoad) and loaded
+	// without it.
 	keys atomic.Pointer[[]key]
 
 	ctx    context.Context // cancelled by close; bounds every background fetch
@@ -205,8 +207,14 @@ func (s *jwks) snapshot() (keys []key, loaded bool) {
 	return nil, false
 }
 
-// fetch downloads and parses the key set.
+// fetch downloads and parses the key set. A client without a Timeout of
+// its own gets DefaultJWKSTimeout, so that no fetch can hang forever.
 func (s *jwks) fetch(ctx context.Context) ([]key, error) {
+	if s.client.Timeout == 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultJWKSTimeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return nil, err
@@ -250,13 +258,11 @@ func (s *jwks) refresh(ctx context.Context, why string) {
 	if err != nil && s.ctx.Err() != nil {
 		return
 	}
-	if err == nil {
-		s.keys.Store(&keys)
-	}
 	now := s.now()
 	s.mu.Lock()
 	s.lastAttempt, s.lastErr = now, err
 	if err == nil {
+		s.keys.Store(&keys)
 		s.lastLoad = now
 	}
 	s.mu.Unlock()
@@ -366,8 +372,8 @@ func (s *jwks) notLoaded() error {
 
 // status reports whether a set has loaded, with a detail for Ready.
 func (s *jwks) status() (bool, string) {
-	keys, loaded := s.snapshot()
 	s.mu.Lock()
+	keys, loaded := s.snapshot() // under mu: consistent with lastLoad
 	attempt, lastErr, load := s.lastAttempt, s.lastErr, s.lastLoad
 	s.mu.Unlock()
 	switch {

@@ -725,3 +725,26 @@ func TestVerifyConcurrentWithRefresh(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestJWKSFetchBoundedWithoutClientTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// An identity provider that accepts the connection and never
+		// answers, and a client without a Timeout.
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		})}
+		start := time.Now()
+		v, err := New(context.Background(), Config{Audience: testAudience, JWKSURL: "https://idp.example/jwks", HTTPClient: client})
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		defer v.Close()
+		if d := time.Since(start); d != DefaultJWKSTimeout {
+			t.Fatalf("New returned after %v, want DefaultJWKSTimeout (%v)", d, DefaultJWKSTimeout)
+		}
+		if ready, detail := v.Ready(); ready || !strings.Contains(detail, "context deadline exceeded") {
+			t.Fatalf("Ready() = %v, %q", ready, detail)
+		}
+	})
+}

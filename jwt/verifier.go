@@ -69,9 +69,10 @@ type Config struct {
 	// DefaultJWKSRefresh (5m).
 	JWKSRefresh time.Duration
 
-	// JWKSUnknownKIDLimit is the least time between two refreshes caused by
-	// unknown kids, measured with Now. Zero means
-	// DefaultJWKSUnknownKIDLimit (10s).
+	// JWKSUnknownKIDLimit is the least time between two fetches caused by
+	// tokens, measured with Now: by unknown kids, and by tokens that arrive
+	// before the set has loaded. Zero means DefaultJWKSUnknownKIDLimit
+	// (10s).
 	JWKSUnknownKIDLimit time.Duration
 
 	// Issuer, if set, must equal the token's iss claim.
@@ -116,8 +117,9 @@ type Config struct {
 
 	// HTTPClient fetches the JWK Set. New uses a copy of it with the
 	// redirect policy described at JWKSURL (which then calls the client's
-	// own CheckRedirect, if any); the client itself is not modified. Zero
-	// means a client with a DefaultJWKSTimeout (10s) timeout.
+	// own CheckRedirect, if any); the client itself is not modified. If its
+	// Timeout is zero, each fetch is bounded by DefaultJWKSTimeout (10s)
+	// all the same. Zero means a client with a DefaultJWKSTimeout timeout.
 	HTTPClient *http.Client
 
 	// Logger receives JWKS fetch failures and skipped keys; tokens are
