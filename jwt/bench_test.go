@@ -20,7 +20,7 @@ func BenchmarkVerifyHS256(b *testing.B) {
 }
 
 func BenchmarkVerifyRS256(b *testing.B) {
-	v := newVerifier(b, Config{PublicKeys: [][]byte{pemPKIX(b, rsaKey1().Public())}})
+	v := newVerifier(b, Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(b, rsaKey1().Public())}})
 	tok := sign(b, gojwt.SigningMethodRS256, rsaKey1(), "", claims(nil))
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -32,7 +32,7 @@ func BenchmarkVerifyRS256(b *testing.B) {
 }
 
 func BenchmarkVerifyES256(b *testing.B) {
-	v := newVerifier(b, Config{PublicKeys: [][]byte{pemPKIX(b, ecKey().Public())}})
+	v := newVerifier(b, Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(b, ecKey().Public())}})
 	tok := sign(b, gojwt.SigningMethodES256, ecKey(), "", claims(nil))
 	ctx := context.Background()
 	b.ReportAllocs()

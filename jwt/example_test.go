@@ -14,8 +14,7 @@ func Example() {
 	secret := []byte("an example secret of at least 32 bytes")
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	v, err := jwt.New(context.Background(), jwt.Config{
-		Secret: secret,
-		Leeway: 30 * time.Second,
+		Secret: secret,                          // with PublicKeys or a JWKSURL, Audience is required
 		Now:    func() time.Time { return now }, // tests only; time.Now by default
 	})
 	if err != nil {

@@ -15,7 +15,8 @@ import (
 
 // FuzzVerify checks that Verify never panics on arbitrary input and accepts
 // only tokens whose HS256 signature, recomputed here independently of the
-// jwt library, is the test secret's.
+// jwt library, is the test secret's, whose header has no crit member and
+// whose lifetime is within DefaultMaxLifetime.
 func FuzzVerify(f *testing.F) {
 	valid := hs256(f, nil)
 	parts := strings.Split(valid, ".")
@@ -40,6 +41,10 @@ func FuzzVerify(f *testing.F) {
 		rawToken(`{"alg":"HS256","kid":{"x":1}}`, `{"sub":"a"}`, nil),
 		rawToken(`{"alg":"HS256"}`, `{"sub":"a","exp":1e400}`, nil),
 		rawToken(`{"alg":"HS256"}`, `{"sub":"a","exp":"NaN","aud":[1,2]}`, nil),
+		critSigned(f, `["exp"]`),
+		critSigned(f, `null`),
+		hs256(f, map[string]any{"exp": t0.Add(25 * time.Hour).Unix()}),
+		hs256(f, map[string]any{"iat": nil, "exp": t0.Add(25 * time.Hour).Unix()}),
 	}
 	for _, s := range seeds {
 		f.Add(s)
@@ -59,7 +64,48 @@ func FuzzVerify(f *testing.F) {
 		if c.Subject == "" {
 			t.Fatal("verified with an empty subject")
 		}
+		if headerHas(token, "crit") {
+			t.Fatalf("verified a token with a crit header: %q", token)
+		}
+		from := c.IssuedAt
+		if from.IsZero() {
+			from = t0
+		}
+		if !c.ExpiresAt.IsZero() && c.ExpiresAt.Sub(from) > DefaultMaxLifetime {
+			t.Fatalf("verified a token living %v: %q", c.ExpiresAt.Sub(from), token)
+		}
 	})
+}
+
+// critSigned is a token with a crit header member of JSON value crit,
+// correctly signed with the test secret.
+func critSigned(tb testing.TB, crit string) string {
+	tb.Helper()
+	enc := base64.RawURLEncoding
+	payload, err := json.Marshal(claims(nil))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	input := enc.EncodeToString([]byte(`{"alg":"HS256","crit":`+crit+`}`)) + "." + enc.EncodeToString(payload)
+	m := hmac.New(sha256.New, testSecret)
+	m.Write([]byte(input))
+	return input + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+// headerHas reports whether token's header is a JSON object with member
+// name.
+func headerHas(token, name string) bool {
+	h, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.Strict().DecodeString(h)
+	if err != nil {
+		return false
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	_, ok := m[name]
+	return ok
 }
 
 // signedWithTestSecret reports whether token's header says HS256 and its

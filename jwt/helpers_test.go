@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,6 +13,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +34,10 @@ import (
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef") // 32 bytes
+
+// testAudience is the aud of the tokens claims makes, and the Audience of
+// the Verifiers that need one (those with PublicKeys or a JWKSURL).
+const testAudience = "sessiond"
 
 // Keys are generated once per test binary: RSA generation is slow.
 var (
@@ -80,10 +88,12 @@ func pemCert(tb testing.TB, pub, priv any) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
-// claims returns valid claims for subject alice at t0, plus extra.
+// claims returns valid claims for subject alice and testAudience at t0,
+// plus extra (a nil value removes the claim).
 func claims(extra map[string]any) gojwt.MapClaims {
 	c := gojwt.MapClaims{
 		"sub": "alice",
+		"aud": testAudience,
 		"iat": t0.Add(-time.Minute).Unix(),
 		"exp": t0.Add(time.Hour).Unix(),
 	}
@@ -168,6 +178,65 @@ func wantRefused(tb testing.TB, err error, msg, token string) {
 	}
 }
 
+// wantUnavailable checks that err is the CodeUnavailable *sessiond.Error of
+// a Verifier whose JWK Set has not loaded, and that its text carries the
+// last fetch error (cause).
+func wantUnavailable(tb testing.TB, err error, cause string) {
+	tb.Helper()
+	var e *sessiond.Error
+	if !errors.As(err, &e) {
+		tb.Fatalf("err = %v (%T), want *sessiond.Error with CodeUnavailable", err, err)
+	}
+	if e.Code != sessiond.CodeUnavailable || e.Message != msgKeysNotLoaded || !errors.Is(err, sessiond.ErrUnavailable) {
+		tb.Fatalf("err = {Code: %s, Message: %q}, want {Code: %s, Message: %q}", e.Code, e.Message, sessiond.CodeUnavailable, msgKeysNotLoaded)
+	}
+	if want := "signing keys not loaded yet: "; !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), cause) {
+		tb.Fatalf("err = %q, want it to start with %q and contain %q", err, want, cause)
+	}
+}
+
+// wantConfigError checks that err is a CodeInvalidArgument *sessiond.Error
+// on field whose text contains substr.
+func wantConfigError(tb testing.TB, err error, field, substr string) {
+	tb.Helper()
+	var e *sessiond.Error
+	if !errors.As(err, &e) || e.Code != sessiond.CodeInvalidArgument || e.Field != field {
+		tb.Fatalf("err = %v, want CodeInvalidArgument on field %q", err, field)
+	}
+	if !strings.Contains(err.Error(), substr) {
+		tb.Fatalf("err = %q, want it to contain %q", err, substr)
+	}
+}
+
+// roundTripFunc is an http.RoundTripper that needs no network, for tests
+// in a synctest bubble and for URLs that must not be dialled.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// jsonResponse is a response with status and body.
+func jsonResponse(status int, body []byte) *http.Response {
+	return &http.Response{
+		StatusCode: status,
+		Status:     fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		Header:     http.Header{"Content-Type": {"application/json"}},
+		Body:       io.NopCloser(bytes.NewReader(body)),
+	}
+}
+
+// jwksDoc is the JSON of a JWK Set with keys.
+func jwksDoc(tb testing.TB, keys ...map[string]any) []byte {
+	tb.Helper()
+	if keys == nil {
+		keys = []map[string]any{}
+	}
+	b, err := json.Marshal(map[string]any{"keys": keys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // jwkOf returns the JWK of a public key with kid.
 func jwkOf(tb testing.TB, kid string, pub any) map[string]any {
 	tb.Helper()
@@ -190,42 +259,72 @@ func jwkOf(tb testing.TB, kid string, pub any) map[string]any {
 }
 
 // jwksServer serves a JWK Set that tests can replace, and counts requests.
+// Paths in redirects are answered with a 302 to their location instead.
 type jwksServer struct {
 	*httptest.Server
-	requests atomic.Int64
-	mu       sync.Mutex
-	body     []byte
-	status   int
+	requests  atomic.Int64
+	mu        sync.Mutex
+	body      []byte
+	status    int
+	redirects map[string]string
 }
 
+// newJWKSServer starts a plain http JWKS server on 127.0.0.1.
 func newJWKSServer(tb testing.TB, keys ...map[string]any) *jwksServer {
+	tb.Helper()
+	return startJWKSServer(tb, false, keys...)
+}
+
+// newTLSJWKSServer starts an https JWKS server on 127.0.0.1; its Client()
+// trusts its certificate (valid for 127.0.0.1, ::1 and example.com).
+func newTLSJWKSServer(tb testing.TB, keys ...map[string]any) *jwksServer {
+	tb.Helper()
+	return startJWKSServer(tb, true, keys...)
+}
+
+func startJWKSServer(tb testing.TB, tls bool, keys ...map[string]any) *jwksServer {
 	tb.Helper()
 	s := &jwksServer{status: http.StatusOK}
 	s.set(tb, keys...)
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
 		s.mu.Lock()
-		body, status := s.body, s.status
+		body, status, location := s.body, s.status, s.redirects[r.URL.Path]
 		s.mu.Unlock()
+		if location != "" {
+			http.Redirect(w, r, location, http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_, _ = w.Write(body)
 	}))
+	// Handshakes refused by clients that do not trust the test
+	// certificate are expected; they are not worth a log line.
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if tls {
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
 	tb.Cleanup(s.Close)
 	return s
+}
+
+// redirect makes the server answer path with a redirect to location.
+func (s *jwksServer) redirect(path, location string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.redirects == nil {
+		s.redirects = map[string]string{}
+	}
+	s.redirects[path] = location
 }
 
 // set replaces the served key set.
 func (s *jwksServer) set(tb testing.TB, keys ...map[string]any) {
 	tb.Helper()
-	if keys == nil {
-		keys = []map[string]any{}
-	}
-	b, err := json.Marshal(map[string]any{"keys": keys})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.setRaw(http.StatusOK, b)
+	s.setRaw(http.StatusOK, jwksDoc(tb, keys...))
 }
 
 func (s *jwksServer) setRaw(status int, body []byte) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +21,8 @@ import (
 // Defaults for the zero values of Config.
 const (
 	DefaultSubjectClaim        = "sub"
+	DefaultLeeway              = 30 * time.Second
+	DefaultMaxLifetime         = 24 * time.Hour
 	DefaultJWKSRefresh         = 5 * time.Minute
 	DefaultJWKSUnknownKIDLimit = 10 * time.Second
 	DefaultJWKSTimeout         = 10 * time.Second
@@ -32,7 +33,9 @@ const (
 const MaxTokenSize = 16 << 10
 
 // Config configures a Verifier. At least one of Secret, PublicKeys and
-// JWKSURL must be set; every configured key is accepted.
+// JWKSURL must be set; every configured key is accepted. With PublicKeys or
+// JWKSURL, Audience (or the explicit waiver AllowAnyAudience) is required
+// too.
 type Config struct {
 	// Secret is the HS256 key: at least 32 bytes. Empty means no HMAC key.
 	Secret []byte
@@ -45,31 +48,58 @@ type Config struct {
 	// package documentation.
 	PublicKeys [][]byte
 
-	// JWKSURL is an http(s) URL serving a JWK Set (RFC 7517). It is fetched
-	// by New, which fails if it cannot be, then refreshed in the background
-	// every JWKSRefresh and when a token names a kid the set lacks (at most
-	// once per JWKSUnknownKIDLimit). A failed refresh keeps the keys in use.
-	// RSA, EC P-256 and OKP Ed25519 signing keys are used; others are skipped.
+	// JWKSURL is the URL of a JWK Set (RFC 7517). It must be https; http is
+	// allowed only when the host is loopback ("localhost", 127.0.0.0/8 or
+	// ::1). Redirects are followed only within the URL's host (any port),
+	// never from https to http, and at most 5.
+	//
+	// New fetches it once; if that fails, New still succeeds and the set is
+	// fetched again in the background with exponential backoff (about 1s,
+	// doubling, with jitter, at most JWKSRefresh apart) until it loads.
+	// Meanwhile a token that only its keys could verify is refused with
+	// sessiond.CodeUnavailable, and Ready reports false. Once loaded, the
+	// set is refreshed every JWKSRefresh and when a token names a kid the
+	// set lacks (at most once per JWKSUnknownKIDLimit); a failed refresh
+	// keeps the keys in use. RSA, EC P-256 and OKP Ed25519 signing keys are
+	// used; others are skipped.
 	JWKSURL string
 
-	// JWKSRefresh is the period of the background refresh. Zero means
+	// JWKSRefresh is the period of the background refresh, and the longest
+	// wait between two retries before the set has first loaded. Zero means
 	// DefaultJWKSRefresh (5m).
 	JWKSRefresh time.Duration
 
-	// JWKSUnknownKIDLimit is the least time between two refreshes caused by
-	// unknown kids, measured with Now. Zero means
-	// DefaultJWKSUnknownKIDLimit (10s).
+	// JWKSUnknownKIDLimit is the least time between two fetches caused by
+	// tokens, measured with Now: by unknown kids, and by tokens that arrive
+	// before the set has loaded. Zero means DefaultJWKSUnknownKIDLimit
+	// (10s).
 	JWKSUnknownKIDLimit time.Duration
 
 	// Issuer, if set, must equal the token's iss claim.
 	Issuer string
 
-	// Audience, if set, must be one of the token's aud values.
+	// Audience, if set, must be one of the token's aud values. It is
+	// required with PublicKeys or JWKSURL (New fails without it): an
+	// identity provider's keys sign tokens for every service it serves, and
+	// aud is what tells those for this server apart. With only Secret (the
+	// server's own key) it is optional.
 	Audience string
 
+	// AllowAnyAudience waives the Audience requirement of PublicKeys and
+	// JWKSURL: tokens are accepted whatever their aud. The zero value,
+	// false, requires Audience. Setting both is a configuration error.
+	AllowAnyAudience bool
+
 	// Leeway is the clock skew allowed when checking exp, nbf and iat.
-	// Zero means none.
+	// Zero means DefaultLeeway (30s); a negative value means none.
 	Leeway time.Duration
+
+	// MaxLifetime is the longest lifetime accepted: a token whose exp is
+	// more than MaxLifetime after its iat (after the time of verification,
+	// for a token without iat) is refused. Zero means DefaultMaxLifetime
+	// (24h); a negative value means no limit. Tokens without exp are
+	// governed by AllowNoExpiry alone.
+	MaxLifetime time.Duration
 
 	// SubjectClaim names the claim that holds the subject; it must be a
 	// non-empty string in every token. Zero means "sub". Example: "email".
@@ -80,15 +110,19 @@ type Config struct {
 	// expires is a credential that can never be taken back.
 	AllowNoExpiry bool
 
-	// Now tells the time for exp, nbf and iat and for the unknown-kid rate
-	// limit. Zero means time.Now.
+	// Now tells the time for exp, nbf, iat and MaxLifetime, for the
+	// unknown-kid rate limit and for the times Ready reports. Zero means
+	// time.Now.
 	Now func() time.Time
 
-	// HTTPClient fetches the JWK Set. Zero means a client with a 10s
-	// timeout.
+	// HTTPClient fetches the JWK Set. New uses a copy of it with the
+	// redirect policy described at JWKSURL (which then calls the client's
+	// own CheckRedirect, if any); the client itself is not modified. If its
+	// Timeout is zero, each fetch is bounded by DefaultJWKSTimeout (10s)
+	// all the same. Zero means a client with a DefaultJWKSTimeout timeout.
 	HTTPClient *http.Client
 
-	// Logger receives JWKS refresh failures and skipped keys; tokens are
+	// Logger receives JWKS fetch failures and skipped keys; tokens are
 	// never logged. Zero means no logging.
 	Logger *slog.Logger
 }
@@ -120,22 +154,30 @@ type Verifier struct {
 	subjectClaim string
 	issuer       string
 	audience     string
+	now          func() time.Time
+	maxLifetime  time.Duration // 0: no limit
+	msgLifetime  string        // the refusal of a token over maxLifetime
 	closeOnce    sync.Once
 }
 
 // New checks cfg and returns a Verifier. With a JWKSURL it fetches the key
-// set (bounded by ctx) and starts the background refresher, which runs until
-// Close. Configuration errors are *sessiond.Error with CodeInvalidArgument
-// and the offending field in Field; a failed first JWKS fetch is
-// CodeUnavailable.
+// set once (bounded by ctx and the HTTP client's timeout) and starts the
+// background refresher, which runs until Close. A failed fetch does not make
+// New fail: the refresher keeps trying (see Config.JWKSURL) and Ready says
+// why it is not ready. Configuration errors are *sessiond.Error with
+// CodeInvalidArgument and the offending field in Field.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		subjectClaim: cfg.SubjectClaim,
 		issuer:       cfg.Issuer,
 		audience:     cfg.Audience,
+		now:          cfg.Now,
 	}
 	if v.subjectClaim == "" {
 		v.subjectClaim = DefaultSubjectClaim
+	}
+	if v.now == nil {
+		v.now = time.Now
 	}
 	if len(cfg.Secret) == 0 && len(cfg.PublicKeys) == 0 && cfg.JWKSURL == "" {
 		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "", "no verification key: set Secret, PublicKeys or JWKSURL")
@@ -153,22 +195,42 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 		v.static = append(v.static, k)
 	}
+	if cfg.JWKSURL != "" {
+		if err := checkJWKSURL(cfg.JWKSURL); err != nil {
+			return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "JWKSURL", "%v", err)
+		}
+	}
 	switch {
-	case cfg.Leeway < 0:
-		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "Leeway", "must not be negative (got %v)", cfg.Leeway)
+	case cfg.Audience != "" && cfg.AllowAnyAudience:
+		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "AllowAnyAudience",
+			"contradicts Audience %q: set one or the other", cfg.Audience)
+	case cfg.Audience == "" && !cfg.AllowAnyAudience && (len(cfg.PublicKeys) > 0 || cfg.JWKSURL != ""):
+		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "Audience",
+			"is required with PublicKeys or JWKSURL (an identity provider signs tokens for other services too): "+
+				"set it to the aud of this server's tokens, or set AllowAnyAudience to accept any")
 	case cfg.JWKSRefresh < 0:
 		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "JWKSRefresh", "must not be negative (got %v)", cfg.JWKSRefresh)
 	case cfg.JWKSUnknownKIDLimit < 0:
 		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "JWKSUnknownKIDLimit", "must not be negative (got %v)", cfg.JWKSUnknownKIDLimit)
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	leeway := cfg.Leeway
+	switch {
+	case leeway == 0:
+		leeway = DefaultLeeway
+	case leeway < 0:
+		leeway = 0
 	}
+	switch {
+	case cfg.MaxLifetime == 0:
+		v.maxLifetime = DefaultMaxLifetime
+	case cfg.MaxLifetime > 0:
+		v.maxLifetime = cfg.MaxLifetime
+	}
+	v.msgLifetime = fmt.Sprintf("%s %v", msgLifetimePrefix, v.maxLifetime)
 
 	opts := []gojwt.ParserOption{
-		gojwt.WithTimeFunc(now),
-		gojwt.WithLeeway(cfg.Leeway),
+		gojwt.WithTimeFunc(v.now),
+		gojwt.WithLeeway(leeway),
 		gojwt.WithIssuedAt(),
 		gojwt.WithStrictDecoding(),
 	}
@@ -183,43 +245,30 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	}
 
 	if cfg.JWKSURL != "" {
-		u, err := url.Parse(cfg.JWKSURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "JWKSURL", "must be an http or https URL")
-		}
-		s := &jwks{
-			url:         cfg.JWKSURL,
-			client:      cfg.HTTPClient,
-			log:         cfg.Logger,
-			now:         now,
-			every:       cfg.JWKSRefresh,
-			minInterval: cfg.JWKSUnknownKIDLimit,
-			wake:        make(chan struct{}, 1),
-		}
-		if s.client == nil {
-			// An own transport, so that Close can drop its idle
-			// connections without touching http.DefaultTransport's.
-			s.client = &http.Client{Timeout: DefaultJWKSTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}
-			s.ownClient = true
-		}
-		if s.log == nil {
-			s.log = slog.New(slog.DiscardHandler)
-		}
-		if s.every == 0 {
-			s.every = DefaultJWKSRefresh
-		}
-		if s.minInterval == 0 {
-			s.minInterval = DefaultJWKSUnknownKIDLimit
-		}
-		if err := s.fetch(ctx); err != nil {
-			return nil, &sessiond.Error{Code: sessiond.CodeUnavailable, Field: "JWKSURL", Message: "fetching the JWK Set", Err: err}
-		}
-		// The refresher's lifetime is the Verifier's, not New's ctx.
-		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s := newJWKS(cfg.JWKSURL, cfg.HTTPClient, cfg.Logger, v.now, cfg.JWKSRefresh, cfg.JWKSUnknownKIDLimit)
+		s.refresh(ctx, "fetch")
 		s.start()
 		v.jwks = s
 	}
 	return v, nil
+}
+
+// Ready reports whether the Verifier has every key source it was
+// configured with: always with Secret and PublicKeys alone; with a JWKSURL,
+// once a JWK Set has loaded (it stays ready if later refreshes fail, as the
+// keys in use are kept). detail is "" without a JWKSURL; with one it
+// describes the set, e.g.
+//
+//	jwks: not loaded yet: GET https://idp.example/jwks: status 503 Service Unavailable; last attempt 2030-01-02T03:04:05Z
+//	jwks: 3 keys, loaded 2030-01-02T03:04:05Z
+//	jwks: 3 keys, loaded 2030-01-02T03:04:05Z; last refresh failed 2030-01-02T03:09:05Z: ...
+//
+// It is meant for a readiness probe and operators' logs, not for clients.
+func (v *Verifier) Ready() (ready bool, detail string) {
+	if v.jwks == nil {
+		return true, ""
+	}
+	return v.jwks.status()
 }
 
 // Close stops the JWKS refresher and waits for it to exit. It is idempotent.
@@ -248,6 +297,12 @@ const (
 	msgInvalidClaims  = "invalid claims"
 	msgWrongIssuer    = "wrong issuer"
 	msgWrongAudience  = "wrong audience"
+	msgCritical       = "critical header not supported"
+	msgLifetimePrefix = "token lifetime exceeds" // + " " + the maximum, e.g. "24h0m0s"
+
+	// msgKeysNotLoaded is the Message of the CodeUnavailable error; its Err
+	// is the last JWKS fetch error.
+	msgKeysNotLoaded = "signing keys not loaded yet"
 )
 
 func unauthorized(msg string) error {
@@ -255,9 +310,11 @@ func unauthorized(msg string) error {
 }
 
 // Verify checks token and returns its claims. ctx bounds only the wait for a
-// JWKS refresh caused by an unknown kid. Every failure is a *sessiond.Error
-// with CodeUnauthorized whose Message says why (see the package
-// documentation); it never contains the token.
+// JWKS refresh caused by an unknown kid. A refused token is a
+// *sessiond.Error with CodeUnauthorized whose Message says why (see the
+// package documentation); while the JWK Set has not loaded, a token that
+// only its keys could verify is instead a *sessiond.Error with
+// CodeUnavailable. Errors never contain the token.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	switch {
 	case token == "":
@@ -265,18 +322,27 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	case len(token) > MaxTokenSize:
 		return nil, unauthorized(msgTooLarge)
 	}
-	alg, kid, ok := peekHeader(token)
+	h, ok := peekHeader(token)
 	if !ok {
 		return nil, unauthorized(msgMalformed)
 	}
-	keys, byKID := v.candidates(kid)
-	if !byKID && kid != "" && v.jwks != nil {
+	if h.crit {
+		return nil, unauthorized(msgCritical)
+	}
+	var remote []key
+	loaded := true
+	if v.jwks != nil {
+		remote, loaded = v.jwks.snapshot()
+	}
+	keys, byKID := v.candidates(h.kid, remote)
+	if !byKID && h.kid != "" && v.jwks != nil && loaded {
 		v.jwks.refreshUnknown(ctx)
-		keys, byKID = v.candidates(kid)
+		remote, _ = v.jwks.snapshot()
+		keys, byKID = v.candidates(h.kid, remote)
 	}
 	tried := false
 	for _, k := range keys {
-		if k.kind.alg() != alg {
+		if k.kind.alg() != h.alg {
 			continue
 		}
 		tried = true
@@ -290,24 +356,36 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			return nil, err
 		}
 	}
+	if !loaded && jwksAlg(h.alg) {
+		// A key of the set might have verified it: not the client's
+		// fault. Ask for a fetch sooner than the backoff would, without
+		// waiting for it (the rate limit of unknown kids applies).
+		v.jwks.request()
+		return nil, v.jwks.notLoaded()
+	}
 	switch {
 	case tried:
 		return nil, unauthorized(msgBadSignature)
-	case kid != "" && !byKID:
+	case h.kid != "" && !byKID:
 		return nil, unauthorized(msgUnknownKey)
 	}
 	return nil, unauthorized(msgAlgorithm)
 }
 
-// candidates returns the keys to try, in order, for a token with the given
-// kid: with a kid, the JWKS keys carrying that kid (byKID is true), or if
-// none does, the keys without a kid (Secret and PublicKeys); without a kid,
-// every key, Secret and PublicKeys first.
-func (v *Verifier) candidates(kid string) (keys []key, byKID bool) {
-	var remote []key
-	if v.jwks != nil {
-		remote = v.jwks.get()
+// jwksAlg reports whether a key from a JWK Set can have algorithm alg.
+func jwksAlg(alg string) bool {
+	switch alg {
+	case kindRSA.alg(), kindECDSA.alg(), kindEd25519.alg():
+		return true
 	}
+	return false
+}
+
+// candidates returns the keys to try, in order, for a token with the given
+// kid, where remote are the JWKS keys: with a kid, the JWKS keys carrying
+// that kid (byKID is true), or if none does, the keys without a kid (Secret
+// and PublicKeys); without a kid, every key, Secret and PublicKeys first.
+func (v *Verifier) candidates(kid string, remote []key) (keys []key, byKID bool) {
 	if kid == "" {
 		if len(remote) == 0 {
 			return v.static, false
@@ -335,6 +413,18 @@ func (v *Verifier) verifyWith(k key, token string) (*Claims, error) {
 	if err != nil {
 		return nil, mapError(err)
 	}
+	// The time claims were type-checked by the parser's validation.
+	exp, _ := mc.GetExpirationTime()
+	iat, _ := mc.GetIssuedAt()
+	if v.maxLifetime > 0 && exp != nil {
+		from := v.now()
+		if iat != nil {
+			from = iat.Time
+		}
+		if exp.Sub(from) > v.maxLifetime {
+			return nil, unauthorized(v.msgLifetime)
+		}
+	}
 	c := &Claims{KeyID: k.kid, Raw: mc}
 	sub, _ := mc[v.subjectClaim].(string)
 	if sub == "" {
@@ -357,15 +447,14 @@ func (v *Verifier) verifyWith(k key, token string) (*Claims, error) {
 		return nil, unauthorized(msgWrongAudience)
 	}
 	c.Audience = aud
-	// The time claims were type-checked by the parser's validation.
-	if t, _ := mc.GetExpirationTime(); t != nil {
-		c.ExpiresAt = t.Time
+	if exp != nil {
+		c.ExpiresAt = exp.Time
 	}
 	if t, _ := mc.GetNotBefore(); t != nil {
 		c.NotBefore = t.Time
 	}
-	if t, _ := mc.GetIssuedAt(); t != nil {
-		c.IssuedAt = t.Time
+	if iat != nil {
+		c.IssuedAt = iat.Time
 	}
 	c.ID, _ = mc["jti"].(string)
 	return c, nil
@@ -394,34 +483,45 @@ func mapError(err error) error {
 	return unauthorized(msgInvalidClaims)
 }
 
-// peekHeader reads alg and kid from the token's header, decoding it the way
-// the jwt library does (a JSON object, so that duplicate or differently
-// cased members resolve the same way). It reports false for anything that
-// is not three dot-separated parts with a well-formed header.
-func peekHeader(token string) (alg, kid string, ok bool) {
-	h, rest, ok1 := strings.Cut(token, ".")
+// header is what Verify reads of a token's header before choosing keys.
+type header struct {
+	alg  string
+	kid  string // "" if absent
+	crit bool   // the header has a "crit" member, whatever its value
+}
+
+// peekHeader reads alg, kid and the presence of crit from the token's
+// header, decoding it the way the jwt library does (a JSON object, so that
+// duplicate or differently cased members resolve the same way). It reports
+// false for anything that is not three dot-separated parts with a
+// well-formed header.
+func peekHeader(token string) (h header, ok bool) {
+	enc, rest, ok1 := strings.Cut(token, ".")
 	_, sig, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || strings.Contains(sig, ".") {
-		return "", "", false
+		return header{}, false
 	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(h)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(enc)
 	if err != nil {
-		return "", "", false
+		return header{}, false
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
-		return "", "", false
+		return header{}, false
 	}
-	alg, ok = m["alg"].(string)
-	if !ok {
-		return "", "", false
+	if h.alg, ok = m["alg"].(string); !ok {
+		return header{}, false
 	}
 	if x, present := m["kid"]; present {
-		if kid, ok = x.(string); !ok {
-			return "", "", false
+		if h.kid, ok = x.(string); !ok {
+			return header{}, false
 		}
 	}
-	return alg, kid, true
+	// RFC 7515 section 4.1.11: a recipient must refuse a token whose crit
+	// names an extension it does not understand, and this verifier
+	// understands none.
+	_, h.crit = m["crit"]
+	return h, true
 }
 
 // checkSecret refuses HMAC secrets shorter than 256 bits.

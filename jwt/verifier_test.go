@@ -31,14 +31,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"no key", Config{}, "", "no verification key"},
 		{"short secret", Config{Secret: []byte("too-short")}, "Secret", "is 9 bytes; HS256 needs at least 32"},
 		{"31-byte secret", Config{Secret: bytes.Repeat([]byte("x"), 31)}, "Secret", "needs at least 32"},
-		{"not PEM", Config{PublicKeys: [][]byte{pemPKIX(t, rsaKey1().Public()), []byte("hello")}}, "PublicKeys[1]", "no PEM block found"},
-		{"private key", Config{PublicKeys: [][]byte{pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: rsaPriv})}}, "PublicKeys[0]", "give the public key"},
-		{"garbage in block", Config{PublicKeys: [][]byte{pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})}}, "PublicKeys[0]", "parsing PUBLIC KEY"},
-		{"two blocks", Config{PublicKeys: [][]byte{append(pemPKIX(t, rsaKey1().Public()), pemPKIX(t, ecKey().Public())...)}}, "PublicKeys[0]", "more than one PEM block"},
-		{"P-384", Config{PublicKeys: [][]byte{pemPKIX(t, p384Key(t))}}, "PublicKeys[0]", "only P-256"},
-		{"RSA 1024", Config{PublicKeys: [][]byte{pemPKIX(t, rsa1024Key(t))}}, "PublicKeys[0]", "RSA key is 1024 bits"},
-		{"negative leeway", Config{Secret: testSecret, Leeway: -time.Second}, "Leeway", "must not be negative"},
-		{"bad JWKS URL", Config{JWKSURL: "file:///etc/passwd"}, "JWKSURL", "http or https"},
+		{"not PEM", Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, rsaKey1().Public()), []byte("hello")}}, "PublicKeys[1]", "no PEM block found"},
+		{"private key", Config{Audience: testAudience, PublicKeys: [][]byte{pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: rsaPriv})}}, "PublicKeys[0]", "give the public key"},
+		{"garbage in block", Config{Audience: testAudience, PublicKeys: [][]byte{pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})}}, "PublicKeys[0]", "parsing PUBLIC KEY"},
+		{"two blocks", Config{Audience: testAudience, PublicKeys: [][]byte{append(pemPKIX(t, rsaKey1().Public()), pemPKIX(t, ecKey().Public())...)}}, "PublicKeys[0]", "more than one PEM block"},
+		{"P-384", Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, p384Key(t))}}, "PublicKeys[0]", "only P-256"},
+		{"RSA 1024", Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, rsa1024Key(t))}}, "PublicKeys[0]", "RSA key is 1024 bits"},
+		{"negative JWKSRefresh", Config{Secret: testSecret, JWKSRefresh: -time.Second}, "JWKSRefresh", "must not be negative"},
+		{"bad JWKS URL", Config{Audience: testAudience, JWKSURL: "file:///etc/passwd"}, "JWKSURL", "must be an https URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := New(context.Background(), tc.cfg)
@@ -66,11 +66,11 @@ func TestAlgorithms(t *testing.T) {
 		key    any
 	}{
 		{"HS256", Config{Secret: testSecret}, gojwt.SigningMethodHS256, testSecret},
-		{"RS256 PKIX", Config{PublicKeys: [][]byte{pemPKIX(t, rsaPub)}}, gojwt.SigningMethodRS256, rsaKey1()},
-		{"RS256 PKCS1", Config{PublicKeys: [][]byte{pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(rsaPub)})}}, gojwt.SigningMethodRS256, rsaKey1()},
-		{"RS256 certificate", Config{PublicKeys: [][]byte{pemCert(t, rsaPub, rsaKey1())}}, gojwt.SigningMethodRS256, rsaKey1()},
-		{"ES256", Config{PublicKeys: [][]byte{pemPKIX(t, ecKey().Public())}}, gojwt.SigningMethodES256, ecKey()},
-		{"EdDSA", Config{PublicKeys: [][]byte{pemPKIX(t, edKey().Public())}}, gojwt.SigningMethodEdDSA, edKey()},
+		{"RS256 PKIX", Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, rsaPub)}}, gojwt.SigningMethodRS256, rsaKey1()},
+		{"RS256 PKCS1", Config{Audience: testAudience, PublicKeys: [][]byte{pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(rsaPub)})}}, gojwt.SigningMethodRS256, rsaKey1()},
+		{"RS256 certificate", Config{Audience: testAudience, PublicKeys: [][]byte{pemCert(t, rsaPub, rsaKey1())}}, gojwt.SigningMethodRS256, rsaKey1()},
+		{"ES256", Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, ecKey().Public())}}, gojwt.SigningMethodES256, ecKey()},
+		{"EdDSA", Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, edKey().Public())}}, gojwt.SigningMethodEdDSA, edKey()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVerifier(t, tc.cfg)
@@ -86,7 +86,7 @@ func TestAlgorithms(t *testing.T) {
 }
 
 func TestAlgNoneRefused(t *testing.T) {
-	v := newVerifier(t, Config{Secret: testSecret, PublicKeys: [][]byte{pemPKIX(t, rsaKey1().Public())}})
+	v := newVerifier(t, Config{Audience: testAudience, Secret: testSecret, PublicKeys: [][]byte{pemPKIX(t, rsaKey1().Public())}})
 	none := sign(t, gojwt.SigningMethodNone, gojwt.UnsafeAllowNoneSignatureType, "", claims(nil))
 	_, err := v.Verify(context.Background(), none)
 	wantRefused(t, err, msgAlgorithm, none)
@@ -102,7 +102,7 @@ func TestHSRSConfusionRefused(t *testing.T) {
 	pub := &rsaKey1().PublicKey
 	pemBytes := pemPKIX(t, pub)
 	der, _ := x509.MarshalPKIXPublicKey(pub)
-	v := newVerifier(t, Config{PublicKeys: [][]byte{pemBytes}})
+	v := newVerifier(t, Config{Audience: testAudience, PublicKeys: [][]byte{pemBytes}})
 	for name, hmacKey := range map[string][]byte{"PEM": pemBytes, "DER": der, "PKCS1": x509.MarshalPKCS1PublicKey(pub)} {
 		t.Run(name, func(t *testing.T) {
 			tok := sign(t, gojwt.SigningMethodHS256, hmacKey, "", claims(nil))
@@ -116,7 +116,7 @@ func TestAlgKeyMismatchRefused(t *testing.T) {
 	// An RS256 header where the key found is an EC key: selected by kid
 	// (from a JWKS) and without kid (a static key).
 	srv := newJWKSServer(t, jwkOf(t, "ec", ecKey().Public()))
-	v := newVerifier(t, Config{JWKSURL: srv.URL, PublicKeys: [][]byte{pemPKIX(t, edKey().Public())}})
+	v := newVerifier(t, Config{Audience: testAudience, JWKSURL: srv.URL, PublicKeys: [][]byte{pemPKIX(t, edKey().Public())}})
 	for _, kid := range []string{"ec", ""} {
 		tok := sign(t, gojwt.SigningMethodRS256, rsaKey1(), kid, claims(nil))
 		_, err := v.Verify(context.Background(), tok)
@@ -124,7 +124,7 @@ func TestAlgKeyMismatchRefused(t *testing.T) {
 	}
 	// An ES256 header naming the Ed25519 key's type is refused too.
 	tok := sign(t, gojwt.SigningMethodES256, ecKey(), "", claims(nil))
-	v2 := newVerifier(t, Config{PublicKeys: [][]byte{pemPKIX(t, edKey().Public())}})
+	v2 := newVerifier(t, Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, edKey().Public())}})
 	_, err := v2.Verify(context.Background(), tok)
 	wantRefused(t, err, msgAlgorithm, tok)
 }
@@ -135,7 +135,7 @@ func TestAlgKeyMismatchRefused(t *testing.T) {
 func TestParserPinnedPerKeyType(t *testing.T) {
 	pub := &rsaKey1().PublicKey
 	pemBytes := pemPKIX(t, pub)
-	v := newVerifier(t, Config{Secret: testSecret, PublicKeys: [][]byte{pemBytes, pemPKIX(t, ecKey().Public())}})
+	v := newVerifier(t, Config{Audience: testAudience, Secret: testSecret, PublicKeys: [][]byte{pemBytes, pemPKIX(t, ecKey().Public())}})
 	rsaK, ecK, hmacK := v.static[1], v.static[2], v.static[0]
 	for _, tc := range []struct {
 		name string
@@ -158,7 +158,7 @@ func TestParserPinnedPerKeyType(t *testing.T) {
 
 func TestKidSelection(t *testing.T) {
 	srv := newJWKSServer(t, jwkOf(t, "k1", rsaKey1().Public()), jwkOf(t, "k2", rsaKey2().Public()))
-	v := newVerifier(t, Config{JWKSURL: srv.URL, Secret: testSecret})
+	v := newVerifier(t, Config{Audience: testAudience, JWKSURL: srv.URL, Secret: testSecret})
 	ctx := context.Background()
 
 	t.Run("kid selects the key", func(t *testing.T) {
@@ -205,7 +205,7 @@ func TestKidSelection(t *testing.T) {
 		wantRefused(t, err, msgUnknownKey, tok)
 	})
 	t.Run("several static keys without kid", func(t *testing.T) {
-		v := newVerifier(t, Config{PublicKeys: [][]byte{pemPKIX(t, rsaKey1().Public()), pemPKIX(t, ecKey().Public()), pemPKIX(t, rsaKey2().Public())}})
+		v := newVerifier(t, Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, rsaKey1().Public()), pemPKIX(t, ecKey().Public()), pemPKIX(t, rsaKey2().Public())}})
 		for _, priv := range []any{rsaKey1(), rsaKey2()} {
 			if _, err := v.Verify(ctx, sign(t, gojwt.SigningMethodRS256, priv, "", claims(nil))); err != nil {
 				t.Fatal(err)
@@ -262,7 +262,7 @@ func TestTimeFromInjectedClock(t *testing.T) {
 	if _, err := v.Verify(context.Background(), tok); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(time.Hour)
+	clk.Add(time.Hour + DefaultLeeway)
 	_, err := v.Verify(context.Background(), tok)
 	wantRefused(t, err, msgExpired, tok)
 }
@@ -280,7 +280,7 @@ func TestIssuerAudience(t *testing.T) {
 		{"no issuer", map[string]any{"aud": "sessiond"}, msgWrongIssuer},
 		{"wrong audience", map[string]any{"iss": "https://idp.example", "aud": "other"}, msgWrongAudience},
 		{"wrong audience list", map[string]any{"iss": "https://idp.example", "aud": []string{"a", "b"}}, msgWrongAudience},
-		{"no audience", map[string]any{"iss": "https://idp.example"}, msgWrongAudience},
+		{"no audience", map[string]any{"iss": "https://idp.example", "aud": nil}, msgWrongAudience},
 		{"audience a number", map[string]any{"iss": "https://idp.example", "aud": 7}, msgWrongAudience},
 		{"audience list with a number", map[string]any{"iss": "https://idp.example", "aud": []any{"sessiond", 7}}, msgInvalidClaims},
 		{"issuer not a string", map[string]any{"iss": 7, "aud": "sessiond"}, msgInvalidClaims},
@@ -384,7 +384,7 @@ func TestMalformed(t *testing.T) {
 
 func TestBadSignature(t *testing.T) {
 	ctx := context.Background()
-	v := newVerifier(t, Config{Secret: testSecret, PublicKeys: [][]byte{pemPKIX(t, rsaKey1().Public()), pemPKIX(t, ecKey().Public()), pemPKIX(t, edKey().Public())}})
+	v := newVerifier(t, Config{Audience: testAudience, Secret: testSecret, PublicKeys: [][]byte{pemPKIX(t, rsaKey1().Public()), pemPKIX(t, ecKey().Public()), pemPKIX(t, edKey().Public())}})
 	good := hs256(t, nil)
 	parts := strings.Split(good, ".")
 	forged := claims(map[string]any{"sub": "mallory"})
@@ -492,5 +492,190 @@ func TestSign(t *testing.T) {
 				t.Fatalf("Sign err = %v, want invalid_argument on %s", err, tc.field)
 			}
 		})
+	}
+}
+
+func TestAudienceRequiredWithIdentityProviderKeys(t *testing.T) {
+	rsaPEM := pemPKIX(t, rsaKey1().Public())
+	t.Run("refused without Audience", func(t *testing.T) {
+		srv := newJWKSServer(t, jwkOf(t, "k1", rsaKey1().Public()))
+		for name, cfg := range map[string]Config{
+			"PublicKeys":          {PublicKeys: [][]byte{rsaPEM}},
+			"JWKSURL":             {JWKSURL: srv.URL},
+			"Secret and JWKSURL":  {Secret: testSecret, JWKSURL: srv.URL},
+			"Secret and PEM keys": {Secret: testSecret, PublicKeys: [][]byte{rsaPEM}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				v, err := New(context.Background(), cfg)
+				if err == nil {
+					v.Close()
+					t.Fatal("New succeeded")
+				}
+				wantConfigError(t, err, "Audience", "is required with PublicKeys or JWKSURL")
+				if !strings.Contains(err.Error(), "AllowAnyAudience") {
+					t.Fatalf("err = %q, want it to name the AllowAnyAudience waiver", err)
+				}
+			})
+		}
+		if n := srv.requests.Load(); n != 0 {
+			t.Fatalf("the JWKS was fetched %d times for a refused configuration", n)
+		}
+	})
+	t.Run("Audience and AllowAnyAudience contradict", func(t *testing.T) {
+		_, err := New(context.Background(), Config{PublicKeys: [][]byte{rsaPEM}, Audience: "sessiond", AllowAnyAudience: true})
+		wantConfigError(t, err, "AllowAnyAudience", `contradicts Audience "sessiond"`)
+	})
+	t.Run("Secret alone needs no Audience", func(t *testing.T) {
+		v := newVerifier(t, Config{Secret: testSecret})
+		for _, aud := range []any{nil, "some-other-service"} {
+			if _, err := v.Verify(context.Background(), hs256(t, map[string]any{"aud": aud})); err != nil {
+				t.Fatalf("aud %v: %v", aud, err)
+			}
+		}
+	})
+	t.Run("AllowAnyAudience accepts any aud", func(t *testing.T) {
+		v := newVerifier(t, Config{PublicKeys: [][]byte{rsaPEM}, AllowAnyAudience: true})
+		for _, aud := range []any{nil, "some-other-service", []string{"a", "b"}} {
+			tok := sign(t, gojwt.SigningMethodRS256, rsaKey1(), "", claims(map[string]any{"aud": aud}))
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("aud %v: %v", aud, err)
+			}
+		}
+	})
+	t.Run("Audience is enforced on public-key tokens", func(t *testing.T) {
+		v := newVerifier(t, Config{PublicKeys: [][]byte{rsaPEM}, Audience: "sessiond"})
+		for _, aud := range []any{nil, "some-other-service"} {
+			tok := sign(t, gojwt.SigningMethodRS256, rsaKey1(), "", claims(map[string]any{"aud": aud}))
+			_, err := v.Verify(context.Background(), tok)
+			wantRefused(t, err, msgWrongAudience, tok)
+		}
+	})
+}
+
+func TestLeewayDefaultAndNone(t *testing.T) {
+	at := func(d time.Duration) int64 { return t0.Add(d).Unix() }
+	skewed := map[string]struct {
+		extra map[string]any
+		none  string // the refusal without leeway
+	}{
+		"exp 10s ago":        {map[string]any{"exp": at(-10 * time.Second)}, msgExpired},
+		"nbf in 10s":         {map[string]any{"nbf": at(10 * time.Second)}, msgNotYetValid},
+		"iat in 10s":         {map[string]any{"iat": at(10 * time.Second)}, msgIssuedInFuture},
+		"all skewed by 29s":  {map[string]any{"exp": at(-29 * time.Second), "nbf": at(29 * time.Second), "iat": at(29 * time.Second)}, msgExpired},
+		"exp 29s ago, nbf 0": {map[string]any{"exp": at(-29 * time.Second), "nbf": at(0)}, msgExpired},
+	}
+	zero := newVerifier(t, Config{Secret: testSecret})                          // Leeway 0: DefaultLeeway
+	none := newVerifier(t, Config{Secret: testSecret, Leeway: -1})              // negative: none
+	long := newVerifier(t, Config{Secret: testSecret, Leeway: 2 * time.Minute}) // set: as given
+	for name, tc := range skewed {
+		t.Run(name, func(t *testing.T) {
+			tok := hs256(t, tc.extra)
+			if _, err := zero.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("zero Leeway (DefaultLeeway): %v", err)
+			}
+			_, err := none.Verify(context.Background(), tok)
+			wantRefused(t, err, tc.none, tok)
+		})
+	}
+	// Beyond the default: refused with the zero value, accepted by a larger
+	// Leeway.
+	for _, tc := range []struct {
+		name  string
+		extra map[string]any
+		want  string
+	}{
+		{"exp 31s ago", map[string]any{"exp": at(-31 * time.Second)}, msgExpired},
+		{"nbf in 31s", map[string]any{"nbf": at(31 * time.Second)}, msgNotYetValid},
+		{"iat in 31s", map[string]any{"iat": at(31 * time.Second)}, msgIssuedInFuture},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := hs256(t, tc.extra)
+			_, err := zero.Verify(context.Background(), tok)
+			wantRefused(t, err, tc.want, tok)
+			if _, err := long.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("Leeway 2m: %v", err)
+			}
+		})
+	}
+}
+
+func TestMaxLifetime(t *testing.T) {
+	at := func(d time.Duration) int64 { return t0.Add(d).Unix() }
+	const day = 24 * time.Hour
+	for _, tc := range []struct {
+		name    string
+		max     time.Duration
+		allowNo bool
+		extra   map[string]any
+		want    string // "" for accepted
+	}{
+		{"default: exactly 24h", 0, false, map[string]any{"iat": at(-time.Hour), "exp": at(day - time.Hour)}, ""},
+		{"default: 24h and 1s", 0, false, map[string]any{"iat": at(-time.Hour), "exp": at(day - time.Hour + time.Second)}, "token lifetime exceeds 24h0m0s"},
+		{"default: a year", 0, false, map[string]any{"exp": at(365 * day)}, "token lifetime exceeds 24h0m0s"},
+		{"default: measured from iat, not now", 0, false, map[string]any{"iat": at(-2 * time.Hour), "exp": at(23 * time.Hour)}, "token lifetime exceeds 24h0m0s"},
+		{"default: no iat, exp in 24h", 0, false, map[string]any{"iat": nil, "exp": at(day)}, ""},
+		{"default: no iat, exp in 24h and 1s", 0, false, map[string]any{"iat": nil, "exp": at(day + time.Second)}, "token lifetime exceeds 24h0m0s"},
+		{"1h: 59m", time.Hour, false, map[string]any{"iat": at(-time.Minute), "exp": at(58 * time.Minute)}, ""},
+		{"1h: 61m", time.Hour, false, nil, "token lifetime exceeds 1h0m0s"},
+		{"no limit: a year", -1, false, map[string]any{"exp": at(365 * day)}, ""},
+		{"no exp, allowed", 0, true, map[string]any{"exp": nil}, ""},
+		{"no exp, refused", 0, false, map[string]any{"exp": nil}, msgNoExpiry},
+		{"long and expired", 0, false, map[string]any{"iat": at(-400 * day), "exp": at(-time.Hour)}, msgExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newVerifier(t, Config{Secret: testSecret, MaxLifetime: tc.max, AllowNoExpiry: tc.allowNo})
+			tok := hs256(t, tc.extra)
+			_, err := v.Verify(context.Background(), tok)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			wantRefused(t, err, tc.want, tok)
+		})
+	}
+	t.Run("checked after the signature", func(t *testing.T) {
+		v := newVerifier(t, Config{Secret: testSecret})
+		tok := sign(t, gojwt.SigningMethodHS256, bytes.Repeat([]byte("k"), 32), "", claims(map[string]any{"exp": at(365 * day)}))
+		_, err := v.Verify(context.Background(), tok)
+		wantRefused(t, err, msgBadSignature, tok)
+	})
+}
+
+func TestCriticalHeaderRefused(t *testing.T) {
+	v := newVerifier(t, Config{Secret: testSecret, PublicKeys: [][]byte{pemPKIX(t, edKey().Public())}, Audience: testAudience})
+	withHeader := func(m gojwt.SigningMethod, key any, name string, value any) string {
+		tok := gojwt.NewWithClaims(m, claims(nil))
+		if name != "" {
+			tok.Header[name] = value
+		}
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Without crit, the same tokens verify: the refusal is crit's alone.
+	for _, m := range []struct {
+		method gojwt.SigningMethod
+		key    any
+	}{{gojwt.SigningMethodHS256, testSecret}, {gojwt.SigningMethodEdDSA, edKey()}} {
+		if _, err := v.Verify(context.Background(), withHeader(m.method, m.key, "", nil)); err != nil {
+			t.Fatalf("%s without crit: %v", m.method.Alg(), err)
+		}
+		for name, crit := range map[string]any{
+			"known claim name": []string{"exp"},
+			"b64 extension":    []string{"b64"},
+			"empty list":       []string{},
+			"not a list":       "exp",
+			"null":             nil,
+		} {
+			t.Run(m.method.Alg()+" "+name, func(t *testing.T) {
+				tok := withHeader(m.method, m.key, "crit", crit)
+				_, err := v.Verify(context.Background(), tok)
+				wantRefused(t, err, msgCritical, tok)
+			})
+		}
 	}
 }
