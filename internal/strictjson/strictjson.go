@@ -18,6 +18,9 @@
 //     are the same key);
 //   - arrays and objects are nested at most [MaxDepth] deep.
 //
+// [Walk] checks the same and also shows a function each object member as it
+// is read, so that a decoder can refuse keys in the same pass.
+//
 // # Cost
 //
 // Check reads the input once. Keys are compared with the other keys of their
@@ -56,8 +59,11 @@ type Error struct {
 	Msg string
 	// Offset is where in the input the problem is, counted in bytes from
 	// 0: the bad byte, the escape's backslash, the duplicate key's opening
-	// quote, or the length of the input if the document is truncated.
+	// quote (or the key's that Walk's function refused), or the length of
+	// the input if the document is truncated.
 	Offset int
+	// Err is the error of Walk's function, if it refused a key.
+	Err error
 }
 
 func (e *Error) Error() string {
@@ -67,11 +73,27 @@ func (e *Error) Error() string {
 	return "strictjson: " + e.Path + ": " + e.Msg
 }
 
+// Unwrap returns Err.
+func (e *Error) Unwrap() error { return e.Err }
+
 // Check reports whether data is one strict JSON document, as the package
 // documentation defines it. It returns nil or an *Error.
 func Check(data []byte) error {
+	return Walk(data, nil, nil)
+}
+
+// Walk is Check that also shows fn each object member, in document order,
+// once its key and colon are read and before its value is: what a decoder
+// needs to refuse keys that it would take but should not. key is the
+// unescaped key, valid only during the call. ctx is what fn returned for the
+// member whose value holds the object: root for the top-level value; the
+// array's ctx for an object that is an element of an array.
+//
+// An error from fn ends the walk: Walk returns an *Error naming the member,
+// with the error's text as Msg and the error as Err.
+func Walk(data []byte, root any, fn func(ctx any, key []byte) (any, error)) error {
 	c := checkers.Get().(*checker)
-	c.data = data
+	c.data, c.ctx, c.fn = data, root, fn
 	err := c.document()
 	c.reset()
 	return err
@@ -87,6 +109,9 @@ var checkers = sync.Pool{New: func() any {
 func (c *checker) reset() {
 	if cap(c.frames) > 64 || cap(c.keys) > 1024 || cap(c.buf) > 16<<10 {
 		return
+	}
+	if c.fn != nil {
+		clear(c.frames[:cap(c.frames)]) // keep no ctx alive
 	}
 	*c = checker{frames: c.frames[:0], keys: c.keys[:0], buf: c.buf[:0]}
 	checkers.Put(c)
@@ -111,6 +136,9 @@ type checker struct {
 	index   map[indexKey]int
 	seed    maphash.Seed
 	objects int // objects opened so far; numbers them for index
+
+	fn  func(ctx any, key []byte) (any, error) // Walk's
+	ctx any                                    // fn's context for the value at pos
 }
 
 // frame is one open array or object.
@@ -121,6 +149,7 @@ type frame struct {
 	cur    int  // object: its current key, in checker.keys
 	buf    int  // object: where its unescaped keys begin in checker.buf
 	hashed bool // object: its keys are in checker.index
+	ctx    any  // Walk's context for the array or object
 }
 
 // keyRef is one key: data[start:end] as it is, or buf[start:end] if it had
@@ -174,7 +203,7 @@ func (c *checker) value() error {
 				return &Error{Offset: c.pos, Msg: fmt.Sprintf("nested deeper than %d levels at byte %d", MaxDepth, c.pos)}
 			}
 			c.pos++
-			f := frame{object: ch == '{'}
+			f := frame{object: ch == '{', ctx: c.ctx}
 			if f.object {
 				c.objects++
 				f.n, f.keys, f.buf = c.objects, len(c.keys), len(c.buf)
@@ -249,6 +278,7 @@ func (c *checker) value() error {
 // and colon of the next member of the innermost object.
 func (c *checker) next() error {
 	f := &c.frames[len(c.frames)-1]
+	c.ctx = f.ctx
 	if !f.object {
 		f.n++
 		return nil
@@ -276,6 +306,13 @@ func (c *checker) next() error {
 		return c.malformed(c.pos, "expected ':' after an object key, found %s", quoteByte(ch))
 	}
 	c.pos++
+	if c.fn != nil {
+		ctx, err := c.fn(f.ctx, c.key(c.keys[f.cur]))
+		if err != nil {
+			return &Error{Path: c.path(false), Offset: at, Msg: err.Error(), Err: err}
+		}
+		c.ctx = ctx
+	}
 	return nil
 }
 

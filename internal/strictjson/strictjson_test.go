@@ -230,6 +230,74 @@ func TestCheckDoesNotAllocateForOrdinaryDocuments(t *testing.T) {
 	}
 }
 
+// Walk shows each member once its key and colon are read, with the
+// context returned for the member that holds it.
+func TestWalkShowsEachMemberWithItsContext(t *testing.T) {
+	doc := `{"a":{"b":1,"c":[{"d":2},[{"e":3}]],"\u0067":{}},"":[],"f":null}`
+	var got []string
+	err := strictjson.Walk([]byte(doc), "root", func(ctx any, key []byte) (any, error) {
+		got = append(got, fmt.Sprintf("%v:%s", ctx, key))
+		return fmt.Sprintf("%v/%s", ctx, key), nil
+	})
+	if err != nil {
+		t.Fatalf("Walk(%s) = %v", doc, err)
+	}
+	want := []string{"root:a", "root/a:b", "root/a:c", "root/a/c:d", "root/a/c:e", "root/a:g", "root:", "root:f"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Walk(%s) showed\n %q\nwant\n %q", doc, got, want)
+	}
+}
+
+func TestWalkRefusesWhatItsFunctionRefuses(t *testing.T) {
+	errColour := errors.New("unknown field")
+	refuse := func(ctx any, key []byte) (any, error) {
+		if string(key) == "colour" {
+			return nil, errColour
+		}
+		return nil, nil
+	}
+	for _, tc := range []struct {
+		name, doc, path, msg string
+		offset               int
+		refused              bool
+	}{
+		{"at the top", `{"subject":"a","colour":1}`, "colour", "unknown field", 15, true},
+		{"nested, by escape", `{"device":{"id":"d","\u0063olour":1}}`, "device.colour", "unknown field", 20, true},
+		{"in an array", `{"l":[1,{"colour":1}]}`, "l[1].colour", "unknown field", 9, true},
+		// What Check refuses comes first when it comes first.
+		{"duplicate before", `{"a":1,"a":2,"colour":1}`, "a", `duplicate key "a"`, 7, false},
+		{"syntax after the key", `{"colour" 1}`, "", "malformed JSON at byte 10: expected ':' after an object key, found '1'", 10, false},
+		{"invalid UTF-8 before", "{\"a\":\"\xff\",\"colour\":1}", "a", "is not valid UTF-8", 6, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := strictjson.Walk([]byte(tc.doc), nil, refuse)
+			var e *strictjson.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Walk(%q) = %v, want a *strictjson.Error", tc.doc, err)
+			}
+			if e.Path != tc.path || e.Msg != tc.msg || e.Offset != tc.offset {
+				t.Errorf("Walk(%q):\n got Path %q, Msg %q, Offset %d\nwant Path %q, Msg %q, Offset %d",
+					tc.doc, e.Path, e.Msg, e.Offset, tc.path, tc.msg, tc.offset)
+			}
+			if got := errors.Is(err, errColour); got != tc.refused {
+				t.Errorf("errors.Is(Walk(%q), the function's error) = %v, want %v", tc.doc, got, tc.refused)
+			}
+		})
+	}
+}
+
+func TestWalkDoesNotAllocate(t *testing.T) {
+	doc := []byte(`{"token":"sd_x","device":{"id":"laptop","type":"browser","tags":[{"a":1}]}}`)
+	n := 0
+	fn := func(ctx any, key []byte) (any, error) { n++; return ctx, nil }
+	if allocs := testing.AllocsPerRun(100, func() { _ = strictjson.Walk(doc, "root", fn) }); allocs != 0 {
+		t.Errorf("Walk allocated %v times per run, want 0", allocs)
+	}
+	if n != 101*6 {
+		t.Errorf("Walk called its function %d times in 101 runs, want 6 a run", n)
+	}
+}
+
 func BenchmarkCheck(b *testing.B) {
 	doc := []byte(`{"token":"sd_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIiQm","device":{"id":"laptop","type":"browser"}}`)
 	b.SetBytes(int64(len(doc)))
