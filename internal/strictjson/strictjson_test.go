@@ -225,9 +225,18 @@ func TestCheckDoesNotAllocateForOrdinaryDocuments(t *testing.T) {
 	if err := strictjson.Check(doc); err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = strictjson.Check(doc) }); n != 0 {
-		t.Errorf("Check allocated %v times per run, want 0", n)
+	if n := testing.AllocsPerRun(100, func() { _ = strictjson.Check(doc) }); n > maxAllocs() {
+		t.Errorf("Check allocated %v times per run, want at most %v", n, maxAllocs())
 	}
+}
+
+// maxAllocs is how often Check may allocate for an ordinary document: never,
+// but under -race once, for its working memory.
+func maxAllocs() float64 {
+	if raceEnabled {
+		return 1
+	}
+	return 0
 }
 
 // Walk shows each member once its key and colon are read, with the
@@ -290,8 +299,8 @@ func TestWalkDoesNotAllocate(t *testing.T) {
 	doc := []byte(`{"token":"sd_x","device":{"id":"laptop","type":"browser","tags":[{"a":1}]}}`)
 	n := 0
 	fn := func(ctx any, key []byte) (any, error) { n++; return ctx, nil }
-	if allocs := testing.AllocsPerRun(100, func() { _ = strictjson.Walk(doc, "root", fn) }); allocs != 0 {
-		t.Errorf("Walk allocated %v times per run, want 0", allocs)
+	if allocs := testing.AllocsPerRun(100, func() { _ = strictjson.Walk(doc, "root", fn) }); allocs > maxAllocs() {
+		t.Errorf("Walk allocated %v times per run, want at most %v", allocs, maxAllocs())
 	}
 	if n != 101*6 {
 		t.Errorf("Walk called its function %d times in 101 runs, want 6 a run", n)
