@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,117 +13,135 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/strictjson"
 )
 
 // MaxBody is the largest request body accepted, in bytes.
 const MaxBody = 64 << 10
 
-// decodeJSON reads one JSON object from the body into dst. Unknown fields,
-// trailing data, oversized bodies and type mismatches are invalid_argument
-// errors that name what is wrong.
+// decodeJSON reads one JSON object from the body into dst. Invalid UTF-8,
+// lone surrogate escapes, duplicate keys, unknown fields (also those that
+// match a field only when case is ignored), trailing data, oversized bodies
+// and type mismatches are invalid_argument errors that name what is wrong.
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	return DecodeJSON(http.MaxBytesReader(w, r.Body, MaxBody), dst)
 }
 
 // DecodeJSON is decodeJSON on any reader; exported for the fuzz tests.
+//
+// encoding/json alone would guess at what an ambiguous body means: it
+// replaces invalid UTF-8 and lone surrogates with U+FFFD ("bob\xff" and
+// "bob\xfe" would both be the subject "bob\uFFFD"), keeps the last of two
+// equal keys, and matches keys to fields without regard to case
+// ({"subject":"a","SUBJECT":"b"} sets one field twice). Such bodies are
+// refused before they are decoded.
 func DecodeJSON(body io.Reader, dst any) error {
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return jsonError(err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		if strings.HasPrefix(err.Error(), "json: unknown field ") {
-			return unknownField(b, reflect.TypeOf(dst))
-		}
+	if len(bytes.Trim(b, " \t\r\n")) == 0 {
+		return sessiond.Errorf(sessiond.CodeInvalidArgument, "body", "a JSON object is required")
+	}
+	if err := strictjson.Walk(b, reflect.TypeOf(dst), knownField); err != nil {
 		return jsonError(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return jsonError(err)
-		}
-		return sessiond.Errorf(sessiond.CodeInvalidArgument, "body", "must hold one JSON object and nothing after it")
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // knownField refused them already; in case it missed one
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
 	}
 	return nil
 }
 
-// unknownField finds the first key in body that t does not have, and names
-// it by its path ("device.colour"). It runs only when decoding failed.
-func unknownField(body []byte, t reflect.Type) error {
-	field, key := "body", ""
-	var walk func(dec *json.Decoder, t reflect.Type, path string) bool
-	walk = func(dec *json.Decoder, t reflect.Type, path string) bool {
-		for t != nil && t.Kind() == reflect.Pointer {
+var (
+	unmarshalerType     = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// knownField is DecodeJSON's strictjson.Walk function: ctx is the
+// reflect.Type that the object holding key decodes into (nil for one that
+// takes anything), and the result is the type of key's value. It refuses a
+// key that the struct does not have exactly, including one that
+// encoding/json would match to a field by ignoring case.
+func knownField(ctx any, key []byte) (any, error) {
+	t, _ := ctx.(reflect.Type)
+	for t != nil { // to the type of the object: the elements of a list
+		if pt := reflect.PointerTo(t); pt.Implements(unmarshalerType) || pt.Implements(textUnmarshalerType) {
+			return nil, nil // decodes itself
+		}
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array:
 			t = t.Elem()
-		}
-		tok, err := dec.Token()
-		if err != nil {
-			return false
-		}
-		switch tok {
-		case json.Delim('{'):
-			for dec.More() {
-				k, err := dec.Token()
-				if err != nil {
-					return false
-				}
-				name, _ := k.(string)
-				ft, ok := jsonField(t, name)
-				if !ok {
-					field, key = strings.TrimPrefix(path+"."+name, "."), name
-					if name == "" {
-						field = strings.TrimPrefix(path, ".")
-						if field == "" {
-							field = "body"
-						}
-					}
-					return true
-				}
-				if walk(dec, ft, path+"."+name) {
-					return true
-				}
+			continue
+		case reflect.Map:
+			return t.Elem(), nil
+		case reflect.Struct:
+			ft, exact := jsonField(t, key)
+			if exact {
+				return ft, nil
 			}
-			_, _ = dec.Token() // '}'
-		case json.Delim('['):
-			for dec.More() {
-				if walk(dec, nil, path) {
-					return true
-				}
+			if ft != nil {
+				return nil, fmt.Errorf("unknown field %q (names are case-sensitive)", key)
 			}
-			_, _ = dec.Token() // ']'
+			return nil, fmt.Errorf("unknown field %q", key)
 		}
-		return false
+		return nil, nil
 	}
-	walk(json.NewDecoder(bytes.NewReader(body)), t, "")
-	return sessiond.Errorf(sessiond.CodeInvalidArgument, field, "unknown field %q", key)
+	return nil, nil
 }
 
-// jsonField returns the type of the struct field that the JSON key name
-// decodes into (matching as encoding/json does, without regard to case).
-// Anything that is not a struct takes any key.
-func jsonField(t reflect.Type, name string) (reflect.Type, bool) {
-	if t == nil || t.Kind() != reflect.Struct {
-		return nil, true
+// jsonField returns the type of the field of struct t that the JSON key
+// name decodes into, and whether name is exactly the field's name: if it is
+// not, the type is of a field that encoding/json would match by ignoring
+// case, or nil.
+func jsonField(t reflect.Type, name []byte) (reflect.Type, bool) {
+	var folded reflect.Type
+	var search func(t reflect.Type) reflect.Type
+	search = func(t reflect.Type) reflect.Type {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if tag == "-" {
+				continue
+			}
+			tag, _, _ = strings.Cut(tag, ",")
+			if f.Anonymous && tag == "" { // an embedded struct's fields are the struct's
+				et := f.Type
+				if et.Kind() == reflect.Pointer {
+					et = et.Elem()
+				}
+				if et.Kind() == reflect.Struct {
+					if ft := search(et); ft != nil {
+						return ft
+					}
+					continue
+				}
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if tag == "" {
+				tag = f.Name
+			}
+			if tag == string(name) {
+				return f.Type
+			}
+			if folded == nil && bytes.EqualFold([]byte(tag), name) {
+				folded = f.Type
+			}
+		}
+		return nil
 	}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
-		if tag == "" {
-			tag = f.Name
-		}
-		if strings.EqualFold(tag, name) {
-			return f.Type, true
-		}
+	if ft := search(t); ft != nil {
+		return ft, true
 	}
-	return nil, false
+	return folded, false
 }
 
 func jsonError(err error) error {
 	var (
+		strict  *strictjson.Error
 		syntax  *json.SyntaxError
 		typ     *json.UnmarshalTypeError
 		tooBig  *http.MaxBytesError
@@ -133,6 +152,12 @@ func jsonError(err error) error {
 		return sessiond.Errorf(invalid, "body", "a JSON object is required")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return sessiond.Errorf(invalid, "body", "truncated JSON")
+	case errors.As(err, &strict):
+		field := strict.Path
+		if field == "" {
+			field = "body"
+		}
+		return sessiond.Errorf(invalid, field, "%s", strict.Msg)
 	case errors.As(err, &tooBig):
 		return sessiond.Errorf(invalid, "body", "larger than %d bytes", tooBig.Limit)
 	case errors.As(err, &syntax):

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
@@ -67,6 +68,17 @@ func fuzzSeeds() []string {
 		`{"a\"b":1}`,
 		`{"Subject":"alice","SUBJECT":"bob"}`,
 		`{"subject":"alice","subject":"bob"}`,
+		`{"subject":"bob\ud800"}`,
+		`{"subject":"\ud83d\ude00"}`,
+		`{"subject":"\ude00\ud83d"}`,
+		"{\"subject\":\"bob\xfe\"}",
+		`{"subject":"alice","metadata":{"k":1,"k":2}}`,
+		`{"subject":"alice","metadata":{"k":1,"K":2}}`,
+		`{"subject":"alice","\u0073ubject":"bob"}`,
+		`{"ſubject":"alice"}`,
+		`{"subject":"alice","device":{"ID":"d"}}`,
+		`{"token":"` + fuzzTokenPlaceholder + `","device":{"id":"x` + "\xff" + `"}}`,
+		`{"Token":"` + fuzzTokenPlaceholder + `"}`,
 		`{"subject":"alice"} {}`,
 		`{"subject":"alice"} x`,
 		`{"subject":"alice"`,
@@ -84,10 +96,15 @@ func fuzzSeeds() []string {
 }
 
 // checkDecodeError is what FuzzDecodeCreate and FuzzDecodeValidate assert:
-// DecodeJSON fails only with a *sessiond.Error of code invalid_argument.
+// DecodeJSON fails only with a *sessiond.Error of code invalid_argument,
+// and accepts only bodies that are valid UTF-8 (nothing it decoded was
+// replaced by U+FFFD).
 func checkDecodeError(t *testing.T, in []byte, err error) {
 	t.Helper()
 	if err == nil {
+		if !utf8.Valid(in) {
+			t.Fatalf("DecodeJSON(%q) accepted a body that is not valid UTF-8", in)
+		}
 		return
 	}
 	se, ok := err.(*sessiond.Error)

@@ -1265,7 +1265,7 @@ func TestCreateRejectsBadBodies(t *testing.T) {
 		{"unknown field in device", `{"subject":"alice","device":{"id":"d","colour":"red"}}`, "device.colour"},
 		{"unknown field with a quote in its name", `{"subject":"alice","a\"b":1}`, `a"b`},
 		{"unknown empty key", `{"subject":"alice","":1}`, "body"},
-		{"metadata not UTF-8", "{\"subject\":\"alice\",\"metadata\":{\"k\":\"\xff\xfe\"}}", "metadata"},
+		{"metadata not UTF-8", "{\"subject\":\"alice\",\"metadata\":{\"k\":\"\xff\xfe\"}}", "metadata.k"},
 		{"subject is a number", `{"subject":5}`, "subject"},
 		{"subject is an object", `{"subject":{}}`, "subject"},
 		{"device is a string", `{"subject":"alice","device":"phone"}`, "device"},
