@@ -316,6 +316,30 @@ func (m *Manager) Connections(ctx context.Context, sessionID string) ([]Connecti
 	return out, nil
 }
 
+// Connection returns the connection with the id if it is attached to its
+// session, or ErrConnectionNotFound: it was detached, replaced, or its
+// session ended. An edge checks with it that a connection it just
+// registered was not replaced before it could be found.
+func (m *Manager) Connection(ctx context.Context, connID string) (*Connection, error) {
+	c, err := m.findConn(ctx, connID)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, ErrConnectionNotFound
+	}
+	return c, nil
+}
+
+// NodeConnections returns up to limit connections recorded as held by this
+// node, for an edge to reconcile what it holds with what the store says.
+func (m *Manager) NodeConnections(ctx context.Context, limit int) ([]Connection, error) {
+	start := time.Now()
+	conns, err := m.store.NodeConns(ctx, m.node, limit)
+	m.obs.StoreOp("node_conns", time.Since(start), err)
+	return conns, err
+}
+
 // findConn returns the connection with the id, or nil when it is gone (not
 // an error: a connection that is gone needs nothing done).
 func (m *Manager) findConn(ctx context.Context, connID string) (*Connection, error) {

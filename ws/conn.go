@@ -25,6 +25,7 @@ type conn struct {
 	hbInterval    int64 // ns
 	hbTimeout     int64 // ns
 	touchEvery    int64 // ns; 0: activity is not written
+	registered    int64 // ns: when it was registered on the edge
 	release       func()
 
 	lastSeen atomic.Int64 // ns: anything received
@@ -62,6 +63,7 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 		return
 	}
 	c.release = release
+	c.registered = now
 	e.mu.Lock()
 	delete(e.pending, c)
 	e.conns[c.id] = c
@@ -73,6 +75,18 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 		if old != nil {
 			old.close(CodeReplaced)
 		}
+	}
+	// Registered first, checked after: a connection that replaced this one
+	// before it was registered found nothing to close, and this check sees
+	// that; one that replaces it from now on finds it registered.
+	if _, err := e.m.Connection(ctx, c.id); err != nil {
+		code := CodeReplaced
+		if !errors.Is(err, sessiond.ErrConnectionNotFound) {
+			e.log.Warn("checking a new connection", "err", err)
+			code = CodeInternalError
+		}
+		c.close(code)
+		return
 	}
 	e.stats.connected(a)
 

@@ -61,6 +61,9 @@ type Config struct {
 	// buffers keep idle connections cheap; messages are small, and a larger
 	// one is read in more than one call.
 	ReadBufferSize int
+	// ReconcileInterval is how often the edge compares its sockets with the
+	// store's records of this node's connections: DefaultReconcileInterval.
+	ReconcileInterval time.Duration
 }
 
 // Edge serves GET /v1/connect.
@@ -85,6 +88,7 @@ type Edge struct {
 
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
+	detacher    detacher
 
 	stats counters
 }
@@ -145,10 +149,34 @@ func New(cfg Config) (*Edge, error) {
 		},
 		NewSession: func() gws.SessionStorage { return &slot{} },
 	})
+	e.detacher = detacher{e: e, every: cfg.ReconcileInterval}
+	if e.detacher.every <= 0 {
+		e.detacher.every = DefaultReconcileInterval
+	}
+	e.detacher.start()
+	e.m.OnFenced(e.fenced)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.watchCancel, e.watchDone = cancel, make(chan struct{})
 	go e.watch(ctx)
 	return e, nil
+}
+
+// fenced closes every socket with 4000 (reconnect): another node took this
+// one for dead and released its connections, so their clients must attach
+// again. It is the Manager's OnFenced callback and must not block.
+func (e *Edge) fenced() {
+	e.mu.Lock()
+	all := make([]*conn, 0, len(e.conns))
+	for _, c := range e.conns {
+		all = append(all, c)
+	}
+	e.mu.Unlock()
+	e.log.Warn("this node was fenced off: closing its sockets so that their clients reconnect", "sockets", len(all))
+	go func() {
+		for _, c := range all {
+			c.close(CodeReconnect)
+		}
+	}()
 }
 
 // ServeHTTP authenticates, attaches and upgrades one connection.
@@ -246,6 +274,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	}
 	e.watchCancel()
 	<-e.watchDone
+	defer e.detacher.stop() // after the sockets' own detaches
 	e.mu.Lock()
 	all := make([]*conn, 0, len(e.conns)+len(e.pending))
 	for _, c := range e.conns {
@@ -278,15 +307,10 @@ func (e *Edge) Open() int {
 	return len(e.conns) + len(e.pending)
 }
 
-// detach tells the engine a connection is gone. It runs on the goroutine
-// of the closing socket, which ends anyway, so it may wait for the store.
-func (e *Edge) detach(connID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.m.Disconnect(ctx, connID); err != nil {
-		e.log.Warn("detaching a connection", "err", err)
-	}
-}
+// detach tells the engine a connection is gone, retrying until it lands.
+// It runs on the goroutine of the closing socket, which ends anyway, so it
+// may wait for the store.
+func (e *Edge) detach(connID string) { e.detacher.detach(connID) }
 
 // watch closes local connections that a connection on another engine
 // replaced. (Replacements made here are closed at once, in attached.)

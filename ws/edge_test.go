@@ -54,7 +54,10 @@ func newEnv(t testing.TB, edgeCfg ws.Config) *wsEnv {
 func newEnvWith(t testing.TB, edgeCfg ws.Config, mcfg sessiond.Config) *wsEnv {
 	t.Helper()
 	clock := sessiondtest.NewManualClock(time.Now().Truncate(time.Second))
-	st := inmem.New(inmem.Options{})
+	var st sessiond.Store = inmem.New(inmem.Options{})
+	if mcfg.Store != nil {
+		st = mcfg.Store // a test's wrapper of a memory store
+	}
 	mcfg.Store, mcfg.Clock, mcfg.Node = st, clock, "node-1"
 	mcfg.Policies = []sessiond.Policy{sessiond.DefaultPolicy(), device(), workspace()}
 	m, err := sessiond.New(mcfg)
@@ -217,7 +220,7 @@ func (e *wsEnv) eventually(what string, cond func() bool) {
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s", what)
+			e.t.Fatalf("timed out waiting for %s (edge: %+v)", what, e.edge.Stats())
 		}
 		time.Sleep(time.Millisecond)
 	}

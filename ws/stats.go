@@ -20,6 +20,7 @@ type counters struct {
 	messages          atomic.Int64
 	pongs             atomic.Int64 // answers to the server's pings
 	unknown           atomic.Int64 // messages of unknown type
+	reconciled        atomic.Int64 // records detached or sockets closed by a reconcile
 
 	mu     sync.Mutex
 	closes map[int]int64 // close codes sent by the server
@@ -55,7 +56,9 @@ type Stats struct {
 	Messages          int64          `json:"messages"`           // messages received
 	Pongs             int64          `json:"pongs"`              // answers to the server's pings
 	UnknownMessages   int64          `json:"unknown_messages"`
-	CloseCodes        map[string]int `json:"close_codes"` // close codes sent, by code
+	DetachesPending   int            `json:"detaches_pending"` // failed detaches waiting to be retried
+	Reconciled        int64          `json:"reconciled"`       // records detached or sockets closed by a reconcile
+	CloseCodes        map[string]int `json:"close_codes"`      // close codes sent, by code
 }
 
 // Stats returns this node's counts.
@@ -65,6 +68,7 @@ func (e *Edge) Stats() Stats {
 		Resumed: e.stats.resumed.Load(), Refused: e.stats.refused.Load(),
 		HeartbeatTimeouts: e.stats.heartbeatTimeouts.Load(), ClientClosed: e.stats.clientClosed.Load(),
 		Messages: e.stats.messages.Load(), Pongs: e.stats.pongs.Load(), UnknownMessages: e.stats.unknown.Load(),
+		DetachesPending: e.detacher.count(), Reconciled: e.stats.reconciled.Load(),
 		CloseCodes: map[string]int{},
 	}
 	e.stats.mu.Lock()
