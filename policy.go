@@ -39,7 +39,8 @@ type Policy struct {
 	RotationGrace time.Duration
 
 	// MaxPerSubject caps the live sessions one subject holds; OnLimit says
-	// what a create over the cap does (reject by default).
+	// what a create over the cap does (reject by default). Zero means
+	// DefaultMaxPerSubject; negative means no cap.
 	MaxPerSubject int
 	OnLimit       LimitAction
 
@@ -58,7 +59,8 @@ type Policy struct {
 	// HeartbeatTimeout: a connection not heard from for this long is lost.
 	// Zero means twice HeartbeatInterval plus 10s.
 	HeartbeatTimeout time.Duration
-	// MaxConnections caps a session's live connections; 0 is no cap.
+	// MaxConnections caps a session's live connections. Zero means
+	// DefaultMaxConnections; negative means no cap.
 	MaxConnections int
 	// OnConnect says what a new connection does to the session's others:
 	// allow_multiple (the default) or replace.
@@ -67,6 +69,18 @@ type Policy struct {
 
 // DefaultHeartbeatInterval is the heartbeat interval of policies that set none.
 const DefaultHeartbeatInterval = 25 * time.Second
+
+// Every per-user quantity has a finite default: one subject cannot take
+// the server down by creating sessions (also through WebSocket connects
+// with ever new device ids) or by attaching connections to one session.
+const (
+	// DefaultMaxPerSubject caps a subject's live sessions under a policy
+	// that sets no MaxPerSubject.
+	DefaultMaxPerSubject = 100
+	// DefaultMaxConnections caps a session's connections under a policy
+	// that sets no MaxConnections.
+	DefaultMaxConnections = 100
+)
 
 // DevicePolicy is the built-in policy of sessions that a connection creates
 // for a device (one per subject and device, like a pair of smart glasses):
@@ -100,8 +114,16 @@ func DefaultPolicy() Policy {
 // WithDefaults returns p with the defaults of its zero fields filled in:
 // OnLimit reject, OnConnect allow_multiple, TouchInterval a tenth of
 // IdleTimeout (at most a minute) when IdleTimeout is on, HeartbeatInterval
-// DefaultHeartbeatInterval and HeartbeatTimeout twice that plus 10s.
+// DefaultHeartbeatInterval and HeartbeatTimeout twice that plus 10s,
+// MaxPerSubject DefaultMaxPerSubject and MaxConnections
+// DefaultMaxConnections.
 func (p Policy) WithDefaults() Policy {
+	if p.MaxPerSubject == 0 {
+		p.MaxPerSubject = DefaultMaxPerSubject
+	}
+	if p.MaxConnections == 0 {
+		p.MaxConnections = DefaultMaxConnections
+	}
 	if p.IdleTimeout > 0 && p.TouchInterval == 0 {
 		p.TouchInterval = min(p.IdleTimeout/10, time.Minute)
 	}
@@ -161,17 +183,11 @@ func (p *Policy) validate() error {
 	if p.IdleTimeout > 0 && p.TouchInterval >= p.IdleTimeout {
 		return Errorf(CodeInvalidArgument, field("touch_interval"), "must be less than idle_timeout (%v >= %v)", p.TouchInterval, p.IdleTimeout)
 	}
-	if p.MaxPerSubject < 0 {
-		return Errorf(CodeInvalidArgument, field("max_per_subject"), "must not be negative (got %d)", p.MaxPerSubject)
-	}
 	if p.TTL > 0 && p.DisconnectGrace >= p.TTL {
 		return Errorf(CodeInvalidArgument, field("disconnect_grace"), "must be less than ttl (%v >= %v)", p.DisconnectGrace, p.TTL)
 	}
 	if p.HeartbeatTimeout <= p.HeartbeatInterval {
 		return Errorf(CodeInvalidArgument, field("heartbeat_timeout"), "must exceed heartbeat_interval (%v <= %v)", p.HeartbeatTimeout, p.HeartbeatInterval)
-	}
-	if p.MaxConnections < 0 {
-		return Errorf(CodeInvalidArgument, field("max_connections"), "must not be negative (got %d)", p.MaxConnections)
 	}
 	switch p.OnConnect {
 	case ConnectAllowMultiple, ConnectReplace:

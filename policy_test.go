@@ -20,7 +20,6 @@ func TestPolicyValidate(t *testing.T) {
 		{"grace >= rotate_after", func(p *sessiond.Policy) { p.RotationGrace = p.RotateAfter }, "policies.p.rotation_grace"},
 		{"rotate_after >= ttl", func(p *sessiond.Policy) { p.RotateAfter = p.TTL }, "policies.p.rotate_after"},
 		{"touch >= idle", func(p *sessiond.Policy) { p.TouchInterval = p.IdleTimeout }, "policies.p.touch_interval"},
-		{"negative limit", func(p *sessiond.Policy) { p.MaxPerSubject = -1 }, "policies.p.max_per_subject"},
 		{"bad on_limit", func(p *sessiond.Policy) { p.OnLimit = "drop" }, "policies.p.on_limit"},
 		{"bad name", func(p *sessiond.Policy) { p.Name = "a b" }, "policies"},
 	} {
@@ -39,8 +38,14 @@ func TestPolicyValidate(t *testing.T) {
 	if err := p.Validate(); err != nil || p != before {
 		t.Fatalf("Validate changed the policy or failed: %+v %v", p, err)
 	}
-	if d := p.WithDefaults(); d.TouchInterval != time.Minute || d.OnLimit != sessiond.LimitReject || d.OnConnect != sessiond.ConnectAllowMultiple {
+	if d := p.WithDefaults(); d.TouchInterval != time.Minute || d.OnLimit != sessiond.LimitReject || d.OnConnect != sessiond.ConnectAllowMultiple ||
+		d.MaxPerSubject != sessiond.DefaultMaxPerSubject || d.MaxConnections != sessiond.DefaultMaxConnections {
 		t.Fatalf("defaults: %+v", d)
+	}
+	// Negative caps mean none; the defaults are finite.
+	unlimited := sessiond.Policy{Name: "u", MaxPerSubject: -1, MaxConnections: -1}
+	if err := unlimited.Validate(); err != nil {
+		t.Fatalf("a policy without caps: %v", err)
 	}
 	d := sessiond.DefaultPolicy()
 	if err := d.Validate(); err != nil {

@@ -419,10 +419,10 @@ func checkDefaultPolicy(t *testing.T, got Config) {
 	hb, hbTimeout := Duration(sessiond.DefaultHeartbeatInterval), Duration(2*sessiond.DefaultHeartbeatInterval+10*time.Second)
 	for name, want := range map[string]PolicyConfig{
 		"default": {TTL: Duration(24 * time.Hour), IdleTimeout: Duration(30 * time.Minute), TouchInterval: Duration(time.Minute),
-			RotationGrace: Duration(30 * time.Second), OnLimit: "reject",
-			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple"},
+			RotationGrace: Duration(30 * time.Second), OnLimit: "reject", MaxPerSubject: sessiond.DefaultMaxPerSubject,
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections},
 		"device": {TTL: Duration(24 * time.Hour), IdleTimeout: Duration(time.Hour), TouchInterval: Duration(time.Minute),
-			OnLimit: "reject", DisconnectGrace: Duration(30 * time.Second),
+			OnLimit: "reject", DisconnectGrace: Duration(30 * time.Second), MaxPerSubject: sessiond.DefaultMaxPerSubject,
 			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, MaxConnections: 1, OnConnect: "replace"},
 	} {
 		if p := got.Policies[name]; p != want {
@@ -573,10 +573,10 @@ policies:
 	hb, hbTimeout := Duration(sessiond.DefaultHeartbeatInterval), Duration(2*sessiond.DefaultHeartbeatInterval+10*time.Second)
 	wantPolicies := map[string]PolicyConfig{
 		"web": {TTL: Duration(12 * time.Hour), IdleTimeout: Duration(20 * time.Minute),
-			TouchInterval: Duration(time.Minute), OnLimit: "reject",
-			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple"},
+			TouchInterval: Duration(time.Minute), OnLimit: "reject", MaxPerSubject: sessiond.DefaultMaxPerSubject,
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections},
 		"device": {TTL: Duration(720 * time.Hour), MaxPerSubject: 3, OnLimit: "evict_oldest", BindDevice: true,
-			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple"},
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections},
 	}
 	check := func(t *testing.T, got Config, addr, dataDir, store, format, level string) {
 		t.Helper()
