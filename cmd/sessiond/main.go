@@ -62,7 +62,7 @@ Common flags (each also read from its environment variable):
   --addr HOST:PORT   SESSIOND_ADDR        listen address / server to talk to (127.0.0.1:7600)
   --data-dir DIR     SESSIOND_DATA_DIR    data directory (sessiond-data)
   --api-key KEY      SESSIOND_API_KEY     admin API key (default: generated, saved in DATA_DIR/api_key)
-  --api-key-file F   SESSIOND_API_KEY_FILE  ... or a file holding it, kept out of ps (also --jwt-secret-file)
+  --api-key-file F   SESSIOND_API_KEY_FILE  ... or a file holding it, kept out of ps
   --tls-cert FILE    SESSIOND_TLS_CERT    serve HTTPS: certificate (PEM); reloaded on change and SIGHUP
   --tls-key FILE     SESSIOND_TLS_KEY     ... and its key
   --insecure-http    SESSIOND_INSECURE_HTTP  plain HTTP on an address that is not loopback (behind a proxy)
@@ -72,7 +72,7 @@ Common flags (each also read from its environment variable):
   --log-level L      SESSIOND_LOG_LEVEL   debug, info, warn or error
   --jwt-secret S     SESSIOND_JWT_SECRET  HS256 secret of WebSocket credentials (also --jwt-public-key,
                                           --jwt-jwks-url, --jwt-issuer, --jwt-audience, --jwt-subject-claim)
-  --access-log=false, --ws-allowed-origins O,...   and more: sessiond serve -h lists every flag
+  (also --jwt-secret-file, --access-log=false, --ws-allowed-origins: sessiond serve -h lists every flag)
 
 Docs: README.md and docs/ in the source tree.
 `
