@@ -60,6 +60,14 @@ type ErrorDetail struct {
 // (the WebSocket edge refuses connections with the API's error bodies).
 // Faults that are not domain errors are answered without their details.
 func WriteError(w http.ResponseWriter, err error) {
+	WriteErrorStatus(w, 0, err)
+}
+
+// WriteErrorStatus is WriteError with another status than the code's, for
+// the few answers whose status says more than their code (a WebSocket
+// handshake from a refused Origin is 403 unauthorized). Status 0 means the
+// code's.
+func WriteErrorStatus(w http.ResponseWriter, status int, err error) {
 	var se *sessiond.Error
 	body := ErrorBody{Error: ErrorDetail{Code: sessiond.CodeInternal, Message: "internal error"}}
 	if errors.As(err, &se) && se.Code != sessiond.CodeInternal {
@@ -68,7 +76,10 @@ func WriteError(w http.ResponseWriter, err error) {
 			body.Error.Message = string(se.Code)
 		}
 	}
-	writeJSON(w, Status(body.Error.Code), body)
+	if status == 0 || body.Error.Code == sessiond.CodeInternal {
+		status = Status(body.Error.Code)
+	}
+	writeJSON(w, status, body)
 }
 
 // writeError answers with err's code, status and message. Faults that are

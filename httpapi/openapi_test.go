@@ -26,6 +26,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 const oaFile = "../docs/openapi.yaml"
@@ -637,7 +638,16 @@ func TestOpenAPIServerResponses(t *testing.T) {
 	}
 	defer m.Close()
 	const key = "test-key"
-	s, err := New(Config{Manager: m, APIKey: key})
+	admin := 0
+	for _, rt := range Routes() {
+		if rt.Admin {
+			admin++
+		}
+	}
+	// One failed API key attempt per admin route is allowed; the next is
+	// refused with 429 until the manual clock moves past the window.
+	clock := sessiondtest.NewManualClock(time.Now())
+	s, err := New(Config{Manager: m, APIKey: key, AuthFailureLimit: admin, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -717,6 +727,14 @@ func TestOpenAPIServerResponses(t *testing.T) {
 			want(call(bg, rt.Method+" "+rt.Path, path, "", false), http.StatusUnauthorized)
 		}
 	}
+	// Then every admin route, even with the key: 429.
+	for _, rt := range Routes() {
+		if rt.Admin {
+			path := strings.NewReplacer("{id}", "s1", "{subject}", "u1").Replace(rt.Path)
+			want(call(bg, rt.Method+" "+rt.Path, path, "", true), http.StatusTooManyRequests)
+		}
+	}
+	clock.Advance(DefaultAuthFailureWindow)
 
 	rec := call(bg, "POST /v1/sessions", "/v1/sessions", `{"subject":"u1","device":{"id":"d"},"metadata":{"a":1},"ttl":"30m"}`, true)
 	want(rec, http.StatusCreated)

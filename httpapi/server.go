@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/realip"
 )
 
 // Config configures a Server.
@@ -44,6 +45,44 @@ type Config struct {
 	Connect http.Handler
 	// EdgeStats, if set, adds this node's WebSocket counts to /v1/stats.
 	EdgeStats func() any
+	// Checks, if set, are parts of the server that may work or not while
+	// it serves (the WebSocket edge's signing keys): /readyz lists each by
+	// name with a detail, and answers 200 with status "degraded" while one
+	// is not ok, since the rest of the API still serves.
+	Checks func() map[string]Check
+
+	// ClientIP tells the address of the client behind a request, for the
+	// access log and the limit on failed API key attempts: the peer's
+	// address (a realip.Resolver trusting no proxy).
+	ClientIP func(*http.Request) string
+	// AccessLog, if set, gets one info line per request when it is
+	// answered: method, path, route pattern, status, duration, client
+	// address, bytes written, and for routes naming a session its hashed id
+	// (sessiond.LogID). Never a query string, a token or a raw session id:
+	// the path of a route with parameters is logged as its pattern. A
+	// WebSocket handshake is logged once, when the upgrade answers.
+	AccessLog *slog.Logger
+
+	// AuthFailureLimit is how many failed API key attempts (missing or
+	// wrong key) one client address may make per AuthFailureWindow. Past
+	// it, every admin request from that address is refused with 429
+	// rate_limited and a Retry-After header, even with the right key,
+	// until the window ends. Zero means DefaultAuthFailureLimit (10);
+	// negative turns the limit off.
+	AuthFailureLimit int
+	// AuthFailureWindow is the window of AuthFailureLimit, opened by an
+	// address's first failure: DefaultAuthFailureWindow (1m).
+	AuthFailureWindow time.Duration
+	// AuthFailureAddresses bounds how many addresses the limit remembers:
+	// DefaultAuthFailureAddresses (10000). When full, the address whose
+	// window opened first is forgotten.
+	AuthFailureAddresses int
+	// AuthFailed, if set, is called for each admin request refused for its
+	// key: limited is false for a missing or wrong key, true for a request
+	// refused by AuthFailureLimit.
+	AuthFailed func(limited bool)
+	// Clock times the windows of AuthFailureLimit: sessiond.SystemClock.
+	Clock sessiond.Clock
 }
 
 // Server is the HTTP edge of a Manager.
@@ -53,6 +92,11 @@ type Server struct {
 	log       *slog.Logger
 	observe   func(string, int, time.Duration)
 	edgeStats func() any
+	checks    func() map[string]Check
+	clientIP  func(*http.Request) string
+	access    *slog.Logger
+	authLimit *failureLimiter // nil: off
+	authFail  func(limited bool)
 	version   string
 	keepAlive time.Duration
 	started   time.Time
@@ -107,6 +151,10 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		observe:   cfg.Observe,
 		edgeStats: cfg.EdgeStats,
+		checks:    cfg.Checks,
+		clientIP:  cfg.ClientIP,
+		access:    cfg.AccessLog,
+		authFail:  cfg.AuthFailed,
 		version:   cfg.Version,
 		keepAlive: cfg.SSEKeepAlive,
 		started:   time.Now(),
@@ -118,6 +166,29 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.keepAlive <= 0 {
 		s.keepAlive = 15 * time.Second
+	}
+	if s.clientIP == nil {
+		s.clientIP = realip.New(nil).ClientIP
+	}
+	if s.authFail == nil {
+		s.authFail = func(bool) {}
+	}
+	if cfg.AuthFailureLimit >= 0 {
+		limit, window, size := cfg.AuthFailureLimit, cfg.AuthFailureWindow, cfg.AuthFailureAddresses
+		if limit == 0 {
+			limit = DefaultAuthFailureLimit
+		}
+		if window <= 0 {
+			window = DefaultAuthFailureWindow
+		}
+		if size <= 0 {
+			size = DefaultAuthFailureAddresses
+		}
+		clock := cfg.Clock
+		if clock == nil {
+			clock = sessiond.SystemClock{}
+		}
+		s.authLimit = newFailureLimiter(limit, window, size, clock.Now)
 	}
 	metricsHandler := cfg.Metrics
 	for _, rt := range Routes() {
@@ -140,7 +211,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mux.HandleFunc("/", s.unmatched)
 	s.handler = s.mux
-	if s.observe != nil {
+	if s.observe != nil || s.access != nil {
 		s.handler = s.measure(s.mux)
 	}
 	return s, nil
@@ -161,12 +232,23 @@ func (s *Server) Close() {
 	}
 }
 
-// requireKey admits requests that carry the API key as a bearer token.
+// requireKey admits requests that carry the API key as a bearer token,
+// unless their address has failed too often.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := s.clientIP(r)
+		if wait, limited := s.authLimit.blocked(ip); limited {
+			s.authFail(true)
+			w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeRateLimited,
+				Message: "too many failed API key attempts from this address; retry after the Retry-After seconds"})
+			return
+		}
 		scheme, key, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 		got := sha256.Sum256([]byte(strings.TrimSpace(key)))
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], s.keyHash[:]) != 1 {
+			s.authLimit.fail(ip)
+			s.authFail(false)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing or wrong API key (Authorization: Bearer <key>)"})
 			return
@@ -187,6 +269,14 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(allow) > 0 {
+		if sw, ok := w.(*statusWriter); ok {
+			// For the access log: the path as its pattern, without the
+			// values in it (such as a session id).
+			probe := r.Clone(r.Context())
+			probe.Method = allow[0]
+			_, pattern := s.mux.Handler(probe)
+			_, sw.template, _ = strings.Cut(pattern, " ")
+		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		s.writeError(w, r, &sessiond.Error{Code: CodeMethodNotAllowed, Message: r.Method + " is not allowed here; use " + strings.Join(allow, ", ")})
 		return
@@ -196,7 +286,9 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status   int
+	bytes    int64
+	template string // set by unmatched: the pattern of the path, for the log
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -210,7 +302,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -225,17 +319,54 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, rw, err
 }
 
+// measure reports each request to Observe and the access log.
 func (s *Server) measure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		d := time.Since(start)
+		if sw.status == 0 {
+			sw.status = http.StatusOK // what net/http answers for a handler that wrote nothing
+		}
 		route := r.Pattern
 		if route == "" || route == "/" {
 			route = "unmatched"
 		}
-		s.observe(route, sw.status, time.Since(start))
+		if s.observe != nil {
+			s.observe(route, sw.status, d)
+		}
+		if s.access != nil {
+			s.logRequest(r, route, sw, d)
+		}
 	})
+}
+
+// logRequest writes the access log line of a request (see Config.AccessLog).
+func (s *Server) logRequest(r *http.Request, route string, sw *statusWriter, d time.Duration) {
+	path := r.URL.Path
+	switch _, tmpl, _ := strings.Cut(route, " "); {
+	case strings.Contains(tmpl, "{"):
+		path = tmpl
+	case sw.template != "":
+		path = sw.template
+	case len(path) > 256:
+		path = path[:256] + "..."
+	}
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs,
+		slog.String("method", r.Method),
+		slog.String("path", path),
+		slog.String("route", route),
+		slog.Int("status", sw.status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("client_ip", s.clientIP(r)),
+		slog.Int64("bytes", sw.bytes),
+	)
+	if strings.Contains(route, " /v1/sessions/{id}") {
+		attrs = append(attrs, slog.String("sid", sessiond.LogID(r.PathValue("id"))))
+	}
+	s.access.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
@@ -390,11 +521,32 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// Check is the state of one part of a running server, for /readyz.
+type Check struct {
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// ReadyResponse is the body of a 200 from /readyz.
+type ReadyResponse struct {
+	Status string           `json:"status"` // ready, or degraded while a check is not ok
+	Checks map[string]Check `json:"checks,omitempty"`
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if !s.ready.Load() {
 		return &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "not ready"}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	resp := ReadyResponse{Status: "ready"}
+	if s.checks != nil {
+		resp.Checks = s.checks()
+		for _, c := range resp.Checks {
+			if !c.OK {
+				resp.Status = "degraded"
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 

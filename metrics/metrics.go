@@ -28,6 +28,7 @@ type Metrics struct {
 	disposals   *prometheus.CounterVec
 	hbTimeouts  *prometheus.CounterVec
 	fenced      prometheus.Counter
+	authFails   *prometheus.CounterVec
 
 	// Children resolved once, so hot paths do not hash label values.
 	validated map[string]prometheus.Counter
@@ -82,10 +83,17 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Name: "lease_fenced_total",
 			Help: "Times this node found its lease claimed by another node (taken for dead) and closed what it held.",
 		}),
+		authFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "admin_auth_failures_total",
+			Help: "Admin requests refused for their API key, by result: wrong_key (missing or wrong) or rate_limited (the address failed too often).",
+		}, []string{"result"}),
 		validated: make(map[string]prometheus.Counter),
 		ops:       make(map[string]prometheus.Observer),
 	}
-	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests, m.disposals, m.hbTimeouts, m.fenced)
+	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests, m.disposals, m.hbTimeouts, m.fenced, m.authFails)
+	for _, r := range []string{"wrong_key", "rate_limited"} {
+		m.authFails.WithLabelValues(r) // exported from the start, at 0
+	}
 	results := []string{"ok", "rotated", "grace"}
 	for _, c := range []sessiond.Code{sessiond.CodeInvalidArgument, sessiond.CodeNotFound, sessiond.CodeExpired,
 		sessiond.CodeEnded, sessiond.CodeDeviceMismatch, sessiond.CodeTokenReused, sessiond.CodeConflict,
@@ -148,6 +156,16 @@ func (m *Metrics) Fenced() { m.fenced.Inc() }
 // ObserveRequest records one HTTP request; pass it as httpapi.Config.Observe.
 func (m *Metrics) ObserveRequest(route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// AdminAuthFailed counts an admin request refused for its key; pass it as
+// httpapi.Config.AuthFailed.
+func (m *Metrics) AdminAuthFailed(limited bool) {
+	if limited {
+		m.authFails.WithLabelValues("rate_limited").Inc()
+		return
+	}
+	m.authFails.WithLabelValues("wrong_key").Inc()
 }
 
 // StatsFunc reports the engine's counts; (*sessiond.Manager).Stats is one.

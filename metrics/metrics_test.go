@@ -112,3 +112,24 @@ sessiond_scheduled_deadlines 4
 	}
 	t.Fatal("no sessiond_sessions")
 }
+
+func TestAdminAuthFailuresByResult(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	want := `
+# HELP sessiond_admin_auth_failures_total Admin requests refused for their API key, by result: wrong_key (missing or wrong) or rate_limited (the address failed too often).
+# TYPE sessiond_admin_auth_failures_total counter
+sessiond_admin_auth_failures_total{result="rate_limited"} 0
+sessiond_admin_auth_failures_total{result="wrong_key"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sessiond_admin_auth_failures_total"); err != nil {
+		t.Fatalf("before any failure: %v", err)
+	}
+	m.AdminAuthFailed(false)
+	m.AdminAuthFailed(false)
+	m.AdminAuthFailed(true)
+	want = strings.NewReplacer(`"rate_limited"} 0`, `"rate_limited"} 1`, `"wrong_key"} 0`, `"wrong_key"} 2`).Replace(want)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sessiond_admin_auth_failures_total"); err != nil {
+		t.Fatal(err)
+	}
+}

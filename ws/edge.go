@@ -18,8 +18,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +29,15 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/internal/realip"
+)
+
+// Defaults of the Config fields that tune connections.
+const (
+	DefaultMaxMessageSize = 4096
+	DefaultMessageRate    = 20
+	DefaultMessageBurst   = 40
+	DefaultRefreshBefore  = time.Minute
 )
 
 // VerifyFunc checks a credential (a JWT) and returns its subject and, if it
@@ -64,6 +73,16 @@ type Config struct {
 	// ReconcileInterval is how often the edge compares its sockets with the
 	// store's records of this node's connections: DefaultReconcileInterval.
 	ReconcileInterval time.Duration
+	// ClientIP tells the address of the client behind a request, recorded
+	// on its connection and device: the peer's address (a realip.Resolver
+	// trusting no proxy).
+	ClientIP func(*http.Request) string
+	// AllowedOrigins, if set, are the only values of the Origin header a
+	// handshake may carry, as "scheme://host[:port]" (see ParseOrigin).
+	// Browsers always send Origin; a handshake with another one is refused
+	// with 403 before its credential is looked at. Handshakes without an
+	// Origin header (clients that are not browsers) are not affected.
+	AllowedOrigins []string
 }
 
 // Edge serves GET /v1/connect.
@@ -73,6 +92,8 @@ type Edge struct {
 	log      *slog.Logger
 	clock    sessiond.Clock
 	upgrader *gws.Upgrader
+	clientIP func(*http.Request) string
+	origins  map[string]bool // nil: any origin
 
 	rate          float64
 	burst         float64
@@ -100,7 +121,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, errors.New("ws: Config.Manager and Config.Verify are required")
 	}
 	e := &Edge{
-		m: cfg.Manager, verify: cfg.Verify, log: cfg.Logger, clock: cfg.Clock,
+		m: cfg.Manager, verify: cfg.Verify, log: cfg.Logger, clock: cfg.Clock, clientIP: cfg.ClientIP,
 		rate: cfg.MessageRate, burst: float64(cfg.MessageBurst),
 		refreshBefore: cfg.RefreshBefore, writeTimeout: cfg.WriteTimeout, attachTimeout: cfg.AttachTimeout,
 		conns: make(map[string]*conn), pending: make(map[*conn]struct{}),
@@ -112,14 +133,27 @@ func New(cfg Config) (*Edge, error) {
 	if e.clock == nil {
 		e.clock = sessiond.SystemClock{}
 	}
+	if e.clientIP == nil {
+		e.clientIP = realip.New(nil).ClientIP
+	}
+	for i, o := range cfg.AllowedOrigins {
+		norm, err := ParseOrigin(o)
+		if err != nil {
+			return nil, fmt.Errorf("ws: Config.AllowedOrigins[%d]: %w", i, err)
+		}
+		if e.origins == nil {
+			e.origins = make(map[string]bool, len(cfg.AllowedOrigins))
+		}
+		e.origins[norm] = true
+	}
 	if e.rate <= 0 {
-		e.rate = 20
+		e.rate = DefaultMessageRate
 	}
 	if e.burst <= 0 {
-		e.burst = 40
+		e.burst = DefaultMessageBurst
 	}
 	if e.refreshBefore <= 0 {
-		e.refreshBefore = time.Minute
+		e.refreshBefore = DefaultRefreshBefore
 	}
 	if e.writeTimeout <= 0 {
 		e.writeTimeout = 10 * time.Second
@@ -129,7 +163,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	maxMsg := cfg.MaxMessageSize
 	if maxMsg <= 0 {
-		maxMsg = 4096
+		maxMsg = DefaultMaxMessageSize
 	}
 	readBuf := cfg.ReadBufferSize
 	if readBuf <= 0 {
@@ -186,6 +220,12 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "server is shutting down; connect elsewhere"})
 		return
 	}
+	if !e.originAllowed(r) {
+		e.stats.refused.Add(1)
+		httpapi.WriteErrorStatus(w, http.StatusForbidden, &sessiond.Error{Code: sessiond.CodeUnauthorized,
+			Message: "this Origin may not connect (websocket.allowed_origins)"})
+		return
+	}
 	cred := bearer(r)
 	if cred == "" {
 		cred = r.URL.Query().Get("token")
@@ -221,7 +261,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Name: firstOf(q.Get("device_name"), r.Header.Get("X-Device-Name")),
 		},
 		Kind:      sessiond.KindWebSocket,
-		ClientIP:  clientIP(r),
+		ClientIP:  e.clientIP(r),
 		UserAgent: r.UserAgent(),
 	}
 	req.Device.IP, req.Device.UserAgent = req.ClientIP, req.UserAgent
@@ -357,12 +397,50 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(cred)
 }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
+// originAllowed reports whether r's Origin, if it has one, is allowed.
+func (e *Edge) originAllowed(r *http.Request) bool {
+	if e.origins == nil {
+		return true
 	}
-	return host
+	origins := r.Header.Values("Origin")
+	if len(origins) == 0 {
+		return true // not a browser
+	}
+	if len(origins) > 1 {
+		return false
+	}
+	norm, err := ParseOrigin(origins[0])
+	return err == nil && e.origins[norm]
+}
+
+// ParseOrigin checks that s is a web origin, "scheme://host[:port]" with
+// scheme http or https (also ws and wss) and no path, query or user, and
+// returns it in the form compared against the Origin header: lower case,
+// without the scheme's default port.
+func ParseOrigin(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	bad := func(why string) error {
+		return fmt.Errorf("%q is not an origin like https://app.example.com[:port]: %s", s, why)
+	}
+	switch {
+	case err != nil:
+		return "", bad("it does not parse")
+	case u.Scheme == "" || u.Host == "":
+		return "", bad("it needs a scheme and a host")
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
+		return "", bad("it has more than scheme, host and port")
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	var defaultPort string
+	switch scheme {
+	case "https", "wss":
+		defaultPort = ":443"
+	case "http", "ws":
+		defaultPort = ":80"
+	default:
+		return "", bad("the scheme is not http or https")
+	}
+	return scheme + "://" + strings.TrimSuffix(host, defaultPort), nil
 }
 
 func firstOf(a, b string) string {

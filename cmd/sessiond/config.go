@@ -10,12 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/realip"
+	"github.com/sessiond/sessiond/jwt"
+	wsedge "github.com/sessiond/sessiond/ws"
 )
 
 // Config is the server's effective configuration. Each field is set, in
@@ -24,10 +28,27 @@ import (
 type Config struct {
 	Addr      string `yaml:"addr"`       // 127.0.0.1:7600
 	DataDir   string `yaml:"data_dir"`   // sessiond-data
-	APIKey    string `yaml:"api_key"`    // generated and saved in the data directory
+	APIKey    string `yaml:"api_key"`    // generated and saved in the data directory; at least 32 bytes
 	Store     string `yaml:"store"`      // embedded | memory
 	LogFormat string `yaml:"log_format"` // auto (text on a terminal, else JSON) | text | json
 	LogLevel  string `yaml:"log_level"`  // info
+
+	// APIKeyFile names a file holding the API key (its trailing newline
+	// trimmed), so that the key is not on the command line; api_key and
+	// api_key_file exclude each other.
+	APIKeyFile string `yaml:"api_key_file"`
+	// TLS serves HTTPS, REST and WebSocket alike; without it the server
+	// speaks plain HTTP, which only a loopback addr or InsecureHTTP allows.
+	TLS TLSConfig `yaml:"tls"`
+	// InsecureHTTP allows plain HTTP on an address that is not loopback,
+	// for a server behind a TLS-terminating proxy: false.
+	InsecureHTTP bool `yaml:"insecure_http"`
+	// TrustedProxies are the CIDRs (or addresses) of proxies whose
+	// X-Forwarded-For is believed: none. The client address is then the
+	// right-most address in X-Forwarded-For that is not a trusted proxy.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AccessLog logs one line per request at info level: true.
+	AccessLog bool `yaml:"access_log"`
 
 	// Retention is how long ended sessions stay readable: 24h.
 	Retention Duration `yaml:"retention"`
@@ -69,19 +90,36 @@ type Config struct {
 	file string // the config file read, if any
 }
 
+// TLSConfig names the certificate and key files (PEM). The certificate
+// file may hold the chain after the leaf. Both are reloaded when they
+// change and on SIGHUP.
+type TLSConfig struct {
+	Cert string `yaml:"cert"` // --tls-cert
+	Key  string `yaml:"key"`  // --tls-key
+}
+
+// on reports whether TLS is configured.
+func (t TLSConfig) on() bool { return t.Cert != "" || t.Key != "" }
+
 // JWTConfig is how WebSocket credentials are verified. The algorithm is
 // pinned to the key: HS256 for the secret, RS256, ES256 or EdDSA for public
 // keys by their type; "none" and confusions between them are refused.
 type JWTConfig struct {
-	Secret        string   `yaml:"secret"`          // HS256 secret, at least 32 bytes (--jwt-secret)
-	PublicKeys    []string `yaml:"public_keys"`     // PEM files (--jwt-public-key, comma-separated)
-	JWKSURL       string   `yaml:"jwks_url"`        // refreshed in the background; kid selects the key
-	JWKSRefresh   Duration `yaml:"jwks_refresh"`    // 5m
-	Issuer        string   `yaml:"issuer"`          // iss must equal it, if set
-	Audience      string   `yaml:"audience"`        // aud must contain it, if set
-	Leeway        Duration `yaml:"leeway"`          // clock skew allowed: 0
-	SubjectClaim  string   `yaml:"subject_claim"`   // the claim naming the subject: sub
-	AllowNoExpiry bool     `yaml:"allow_no_expiry"` // accept tokens without exp: false
+	Secret      string   `yaml:"secret"`       // HS256 secret, at least 32 bytes (--jwt-secret)
+	SecretFile  string   `yaml:"secret_file"`  // or a file holding it, trailing newline trimmed (--jwt-secret-file)
+	PublicKeys  []string `yaml:"public_keys"`  // PEM files (--jwt-public-key, comma-separated)
+	JWKSURL     string   `yaml:"jwks_url"`     // refreshed in the background; kid selects the key
+	JWKSRefresh Duration `yaml:"jwks_refresh"` // 5m
+	Issuer      string   `yaml:"issuer"`       // iss must equal it, if set
+	Audience    string   `yaml:"audience"`     // aud must contain it; required with public keys or a JWKS URL
+	// AllowAnyAudience waives the audience required with public keys or a
+	// JWKS URL (an identity provider's keys sign tokens for other services
+	// too): false.
+	AllowAnyAudience bool     `yaml:"allow_any_audience"`
+	Leeway           Duration `yaml:"leeway"`          // clock skew allowed on exp, nbf, iat: 30s
+	MaxLifetime      Duration `yaml:"max_lifetime"`    // longest credential accepted, exp - iat: 24h
+	SubjectClaim     string   `yaml:"subject_claim"`   // the claim naming the subject: sub
+	AllowNoExpiry    bool     `yaml:"allow_no_expiry"` // accept tokens without exp: false
 }
 
 // WebSocketConfig tunes the WebSocket edge; docs/protocol.md has the
@@ -91,6 +129,10 @@ type WebSocketConfig struct {
 	MessageRate    float64  `yaml:"message_rate"`     // 20 per second
 	MessageBurst   int      `yaml:"message_burst"`    // 40
 	RefreshBefore  Duration `yaml:"refresh_before"`   // 1m
+	// AllowedOrigins, if set, are the only browser origins that may
+	// connect ("https://app.example.com"); handshakes without an Origin
+	// header (clients that are not browsers) are not affected.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // PolicyConfig is a policy as written in the config file.
@@ -164,7 +206,47 @@ func defaultConfig() Config {
 		Addr: "127.0.0.1:7600", DataDir: "sessiond-data", Store: "embedded", LogFormat: "auto", LogLevel: "info",
 		Retention: Duration(sessiond.DefaultRetention), EventRetention: 100_000,
 		MaxMetadataBytes: sessiond.DefaultMaxMetadata, ShutdownTimeout: Duration(15 * time.Second),
-		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(),
+		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(), AccessLog: true,
+	}
+}
+
+// fillDefaults puts the values the server uses where the configuration
+// leaves them zero, so that `sessiond config` prints what serve does. It is
+// the one place these defaults are filled; it is idempotent.
+func (cfg *Config) fillDefaults() {
+	if cfg.JWT.SubjectClaim == "" {
+		cfg.JWT.SubjectClaim = jwt.DefaultSubjectClaim
+	}
+	if cfg.JWT.JWKSRefresh == 0 {
+		cfg.JWT.JWKSRefresh = Duration(jwt.DefaultJWKSRefresh)
+	}
+	if cfg.JWT.Leeway == 0 {
+		cfg.JWT.Leeway = Duration(jwt.DefaultLeeway)
+	}
+	if cfg.JWT.MaxLifetime == 0 {
+		cfg.JWT.MaxLifetime = Duration(jwt.DefaultMaxLifetime)
+	}
+	ws := &cfg.WebSocket
+	if ws.MaxMessageSize == 0 {
+		ws.MaxMessageSize = wsedge.DefaultMaxMessageSize
+	}
+	if ws.MessageRate == 0 {
+		ws.MessageRate = wsedge.DefaultMessageRate
+	}
+	if ws.MessageBurst == 0 {
+		ws.MessageBurst = wsedge.DefaultMessageBurst
+	}
+	if ws.RefreshBefore == 0 {
+		ws.RefreshBefore = Duration(wsedge.DefaultRefreshBefore)
+	}
+	if cfg.ConnectPolicy == "" {
+		// As the engine chooses: "device" if there is one, else the default.
+		if policies, def, err := cfg.policies(); err == nil {
+			cfg.ConnectPolicy = def
+			if slices.ContainsFunc(policies, func(p sessiond.Policy) bool { return p.Name == "device" }) {
+				cfg.ConnectPolicy = "device"
+			}
+		}
 	}
 }
 
@@ -197,18 +279,57 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"jwt-issuer", "SESSIOND_JWT_ISSUER", "required iss of credentials"},
 	{"jwt-audience", "SESSIOND_JWT_AUDIENCE", "required aud of credentials"},
 	{"jwt-subject-claim", "SESSIOND_JWT_SUBJECT_CLAIM", "claim naming the subject (default sub)"},
-	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times, e.g. 30s"},
+	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times (default 30s)"},
+	{"jwt-max-lifetime", "SESSIOND_JWT_MAX_LIFETIME", "longest credential accepted, exp - iat (default 24h)"},
+	{"jwt-allow-any-audience", "SESSIOND_JWT_ALLOW_ANY_AUDIENCE", "accept credentials from public keys or JWKS without --jwt-audience"},
+	// Transport and credentials.
+	{"api-key-file", "SESSIOND_API_KEY_FILE", "file holding the admin API key (at least 32 bytes), kept out of ps"},
+	{"jwt-secret-file", "SESSIOND_JWT_SECRET_FILE", "file holding the HS256 secret, kept out of ps"},
+	{"tls-cert", "SESSIOND_TLS_CERT", "TLS certificate file (PEM, chain after the leaf): serve HTTPS"},
+	{"tls-key", "SESSIOND_TLS_KEY", "TLS private key file (PEM)"},
+	{"insecure-http", "SESSIOND_INSECURE_HTTP", "allow plain HTTP on a non-loopback address, behind a TLS-terminating proxy"},
+	{"trusted-proxies", "SESSIOND_TRUSTED_PROXIES", "CIDRs of proxies whose X-Forwarded-For is believed, comma-separated"},
+	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request (default true)"},
+	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated (default any)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 }
+
+// switchFlags are the flags that are switches: --insecure-http alone
+// means true; --access-log=false turns the access log off.
+var switchFlags = map[string]bool{"insecure-http": true, "access-log": true, "jwt-allow-any-audience": true}
 
 func newConfigFlags(fs *flag.FlagSet) *configFlags {
 	c := &configFlags{fs: fs, set: map[string]*string{}}
 	for _, f := range flagEnv {
 		v := new(string)
 		c.set[f.flag] = v
-		fs.StringVar(v, f.flag, "", fmt.Sprintf("%s (env %s)", f.help, f.env))
+		usage := fmt.Sprintf("%s (env %s)", f.help, f.env)
+		if switchFlags[f.flag] {
+			fs.Var(switchValue{v}, f.flag, usage)
+		} else {
+			fs.StringVar(v, f.flag, "", usage)
+		}
 	}
 	return c
+}
+
+// switchValue is a boolean flag kept as the text given, so that load reads
+// it like the environment: --insecure-http, --access-log=false.
+type switchValue struct{ v *string }
+
+func (s switchValue) String() string {
+	if s.v == nil {
+		return ""
+	}
+	return *s.v
+}
+func (s switchValue) Set(v string) error { *s.v = v; return nil }
+func (s switchValue) IsBoolFlag() bool   { return true }
+
+// secretPairs are the secrets that may be given as a value or as a file.
+var secretPairs = []struct{ value, file string }{
+	{"api-key", "api-key-file"},
+	{"jwt-secret", "jwt-secret-file"},
 }
 
 // load builds the effective configuration: defaults, then the file, then
@@ -216,16 +337,36 @@ func newConfigFlags(fs *flag.FlagSet) *configFlags {
 func (c *configFlags) load(getenv func(string) string) (Config, error) {
 	cfg := defaultConfig()
 	given := map[string]string{}
+	level := map[string]int{} // 1: environment, 2: flag
+	envOf := map[string]string{}
 	for _, f := range flagEnv {
+		envOf[f.flag] = f.env
 		if v := getenv(f.env); v != "" {
-			given[f.flag] = v
+			given[f.flag], level[f.flag] = v, 1
 		}
 	}
 	c.fs.Visit(func(f *flag.Flag) {
 		if _, ok := c.set[f.Name]; ok {
-			given[f.Name] = f.Value.String()
+			given[f.Name], level[f.Name] = f.Value.String(), 2
 		}
 	})
+	// A secret given both as a value and as a file at the same level is a
+	// mistake; across levels, the higher one's choice wins.
+	for _, p := range secretPairs {
+		lv, hasValue := level[p.value]
+		lf, hasFile := level[p.file]
+		switch {
+		case !hasValue || !hasFile:
+		case lv == lf && lv == 2:
+			return cfg, fmt.Errorf("--%s and --%s: give the secret or the file holding it, not both", p.value, p.file)
+		case lv == lf:
+			return cfg, fmt.Errorf("%s and %s: give the secret or the file holding it, not both", envOf[p.value], envOf[p.file])
+		case lv < lf:
+			delete(given, p.value)
+		default:
+			delete(given, p.file)
+		}
+	}
 	if path := given["config"]; path != "" {
 		if err := cfg.readFile(path); err != nil {
 			return cfg, err
@@ -238,7 +379,36 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 		case "data-dir":
 			cfg.DataDir = v
 		case "api-key":
-			cfg.APIKey = v
+			cfg.APIKey, cfg.APIKeyFile = v, ""
+		case "api-key-file":
+			cfg.APIKeyFile, cfg.APIKey = v, ""
+		case "tls-cert":
+			cfg.TLS.Cert = v
+		case "tls-key":
+			cfg.TLS.Key = v
+		case "insecure-http", "access-log", "jwt-allow-any-audience":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return cfg, fmt.Errorf("%s: %q is not true or false", name, v)
+			}
+			switch name {
+			case "insecure-http":
+				cfg.InsecureHTTP = b
+			case "access-log":
+				cfg.AccessLog = b
+			default:
+				cfg.JWT.AllowAnyAudience = b
+			}
+		case "jwt-max-lifetime":
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return cfg, fmt.Errorf("jwt-max-lifetime: %q is not a duration like \"24h\"", v)
+			}
+			cfg.JWT.MaxLifetime = Duration(d)
+		case "trusted-proxies":
+			cfg.TrustedProxies = splitList(v)
+		case "ws-allowed-origins":
+			cfg.WebSocket.AllowedOrigins = splitList(v)
 		case "store":
 			cfg.Store = v
 		case "log-format":
@@ -248,7 +418,9 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 		case "node":
 			cfg.Node = v
 		case "jwt-secret":
-			cfg.JWT.Secret = v
+			cfg.JWT.Secret, cfg.JWT.SecretFile = v, ""
+		case "jwt-secret-file":
+			cfg.JWT.SecretFile, cfg.JWT.Secret = v, ""
 		case "jwt-public-key":
 			cfg.JWT.PublicKeys = strings.Split(v, ",")
 		case "jwt-jwks-url":
@@ -269,7 +441,55 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.EndingHookURL = v
 		}
 	}
-	return cfg, cfg.validate()
+	if err := cfg.readSecretFiles(); err != nil {
+		return cfg, err
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, err
+	}
+	cfg.fillDefaults()
+	return cfg, nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// readSecretFiles reads api_key_file and jwt.secret_file into the
+// secrets they hold.
+func (cfg *Config) readSecretFiles() error {
+	for _, f := range []struct {
+		key, path string
+		value     *string
+		valueKey  string
+	}{
+		{"api_key_file", cfg.APIKeyFile, &cfg.APIKey, "api_key"},
+		{"jwt.secret_file", cfg.JWT.SecretFile, &cfg.JWT.Secret, "jwt.secret"},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if *f.value != "" {
+			return fmt.Errorf("%s and %s: give the secret or the file holding it, not both", f.valueKey, f.key)
+		}
+		b, err := os.ReadFile(f.path) //nolint:gosec // G304: the operator names the secret's file
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return fmt.Errorf("%s: %s is empty", f.key, f.path)
+		}
+		*f.value = v
+	}
+	return nil
 }
 
 func (cfg *Config) readFile(path string) error {
@@ -331,6 +551,27 @@ func (cfg *Config) validate() error {
 		if u, err := url.Parse(cfg.EndingHookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("ending_hook_url: must be an http or https URL (got %q)", cfg.EndingHookURL)
 		}
+	}
+	if (cfg.TLS.Cert == "") != (cfg.TLS.Key == "") {
+		return errors.New("tls: the certificate and its key go together: set both tls.cert and tls.key (--tls-cert, --tls-key)")
+	}
+	if _, err := realip.ParsePrefixes(cfg.TrustedProxies); err != nil {
+		return fmt.Errorf("trusted_proxies: %w", err)
+	}
+	for _, o := range cfg.WebSocket.AllowedOrigins {
+		if _, err := wsedge.ParseOrigin(o); err != nil {
+			return fmt.Errorf("websocket.allowed_origins: %w", err)
+		}
+	}
+	switch ws := cfg.WebSocket; {
+	case ws.MaxMessageSize < 0:
+		return fmt.Errorf("websocket.max_message_size: must not be negative (got %d)", ws.MaxMessageSize)
+	case ws.MessageRate < 0:
+		return fmt.Errorf("websocket.message_rate: must not be negative (got %v)", ws.MessageRate)
+	case ws.MessageBurst < 0:
+		return fmt.Errorf("websocket.message_burst: must not be negative (got %d)", ws.MessageBurst)
+	case ws.RefreshBefore < 0:
+		return fmt.Errorf("websocket.refresh_before: must not be negative (got %v)", time.Duration(ws.RefreshBefore))
 	}
 	return nil
 }

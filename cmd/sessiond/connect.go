@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond/client"
@@ -40,8 +39,12 @@ func cmdConnect(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	say := func(format string, args ...any) {
 		fmt.Fprintf(stdout, time.Now().Format("15:04:05 ")+format+"\n", args...)
 	}
+	url, hc, err := cfg.serverURL("ws")
+	if err != nil {
+		return err
+	}
 	c, err := client.DialWS(ctx, client.WSConfig{
-		URL: "ws://" + strings.TrimPrefix(cfg.Addr, "ws://"),
+		URL: url, HTTPClient: hc,
 		Token: func(context.Context) (string, error) {
 			return jwt.Sign(secret, *subject, *ttl, time.Now())
 		},

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -19,12 +21,78 @@ import (
 // newVerifier builds the WebSocket credential verifier, or returns nil when
 // no key is configured (the edge is then off).
 func newVerifier(ctx context.Context, c JWTConfig, log *slog.Logger) (*jwt.Verifier, error) {
-	if c.Secret == "" && len(c.PublicKeys) == 0 && c.JWKSURL == "" {
-		return nil, nil
+	cfg, paths, err := verifierConfig(c, log)
+	if err != nil || cfg == nil {
+		return nil, err
 	}
-	cfg := jwt.Config{
+	v, err := jwt.New(ctx, *cfg)
+	if err != nil {
+		return nil, jwtError(err, paths)
+	}
+	return v, nil
+}
+
+// checkJWT checks the JWT material as newVerifier does (the secret's
+// length, the public key files readable and parseable, the JWKS URL's
+// form) without fetching the JWKS, with the messages serve gives.
+func checkJWT(c JWTConfig) error {
+	cfg, paths, err := verifierConfig(c, nil)
+	if err != nil || cfg == nil {
+		return err
+	}
+	cfg.JWKSURL = "" // its form is checked; fetching it is serve's
+	if len(cfg.Secret) == 0 && len(cfg.PublicKeys) == 0 {
+		return nil
+	}
+	v, err := jwt.New(context.Background(), *cfg)
+	if err != nil {
+		return jwtError(err, paths)
+	}
+	v.Close()
+	return nil
+}
+
+// jwtError names the configuration key (and the file) behind an error of
+// jwt.New, whose fields are its Config's.
+func jwtError(err error, paths []string) error {
+	var se *sessiond.Error
+	if !errors.As(err, &se) || se.Field == "" {
+		return fmt.Errorf("jwt: %w", err)
+	}
+	msg := se.Message
+	if se.Err != nil {
+		msg += ": " + se.Err.Error()
+	}
+	var i int
+	if _, scan := fmt.Sscanf(se.Field, "PublicKeys[%d]", &i); scan == nil && i >= 0 && i < len(paths) {
+		return fmt.Errorf("jwt.public_keys: %s: %s", paths[i], msg)
+	}
+	key := map[string]string{"Secret": "jwt.secret", "Leeway": "jwt.leeway", "JWKSRefresh": "jwt.jwks_refresh", "JWKSURL": "jwt.jwks_url",
+		"Audience": "jwt.audience", "MaxLifetime": "jwt.max_lifetime"}[se.Field]
+	if key == "" {
+		return fmt.Errorf("jwt: %w", err)
+	}
+	return fmt.Errorf("%s: %s", key, msg)
+}
+
+// verifierConfig reads the key files and checks the JWKS URL; nil means no
+// key is configured. paths are the key files, in the order of the keys.
+func verifierConfig(c JWTConfig, log *slog.Logger) (_ *jwt.Config, paths []string, _ error) {
+	if c.Secret == "" && len(c.PublicKeys) == 0 && c.JWKSURL == "" {
+		return nil, nil, nil
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"jwt.leeway", c.Leeway}, {"jwt.max_lifetime", c.MaxLifetime}, {"jwt.jwks_refresh", c.JWKSRefresh}} {
+		if d.v < 0 {
+			return nil, nil, fmt.Errorf("%s: must not be negative (got %v)", d.key, time.Duration(d.v))
+		}
+	}
+	cfg := &jwt.Config{
 		JWKSURL: c.JWKSURL, JWKSRefresh: time.Duration(c.JWKSRefresh),
-		Issuer: c.Issuer, Audience: c.Audience, Leeway: time.Duration(c.Leeway),
+		Issuer: c.Issuer, Audience: c.Audience, AllowAnyAudience: c.AllowAnyAudience,
+		Leeway: time.Duration(c.Leeway), MaxLifetime: time.Duration(c.MaxLifetime),
 		SubjectClaim: c.SubjectClaim, AllowNoExpiry: c.AllowNoExpiry, Logger: log,
 	}
 	if c.Secret != "" {
@@ -37,15 +105,17 @@ func newVerifier(ctx context.Context, c JWTConfig, log *slog.Logger) (*jwt.Verif
 		}
 		b, err := os.ReadFile(path) //nolint:gosec // G304: the operator names the key files
 		if err != nil {
-			return nil, fmt.Errorf("jwt.public_keys: %w", err)
+			return nil, nil, fmt.Errorf("jwt.public_keys: %w", err)
 		}
 		cfg.PublicKeys = append(cfg.PublicKeys, b)
+		paths = append(paths, path)
 	}
-	v, err := jwt.New(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("jwt: %w", err)
+	if c.JWKSURL != "" {
+		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, nil, fmt.Errorf("jwt.jwks_url: must be an http or https URL (got %q)", c.JWKSURL)
+		}
 	}
-	return v, nil
+	return cfg, paths, nil
 }
 
 // endingHook POSTs each ending session to url; the session is recorded as

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -61,11 +62,17 @@ Common flags (each also read from its environment variable):
   --addr HOST:PORT   SESSIOND_ADDR        listen address / server to talk to (127.0.0.1:7600)
   --data-dir DIR     SESSIOND_DATA_DIR    data directory (sessiond-data)
   --api-key KEY      SESSIOND_API_KEY     admin API key (default: generated, saved in DATA_DIR/api_key)
+  --api-key-file F   SESSIOND_API_KEY_FILE  ... or a file holding it, kept out of ps
+  --tls-cert FILE    SESSIOND_TLS_CERT    serve HTTPS: certificate (PEM); reloaded on change and SIGHUP
+  --tls-key FILE     SESSIOND_TLS_KEY     ... and its key
+  --insecure-http    SESSIOND_INSECURE_HTTP  plain HTTP on an address that is not loopback (behind a proxy)
+  --trusted-proxies  SESSIOND_TRUSTED_PROXIES  CIDRs of proxies whose X-Forwarded-For is believed
   --store KIND       SESSIOND_STORE       embedded (default) or memory
   --log-format F     SESSIOND_LOG_FORMAT  auto, text or json
   --log-level L      SESSIOND_LOG_LEVEL   debug, info, warn or error
   --jwt-secret S     SESSIOND_JWT_SECRET  HS256 secret of WebSocket credentials (also --jwt-public-key,
                                           --jwt-jwks-url, --jwt-issuer, --jwt-audience, --jwt-subject-claim)
+  (also --jwt-secret-file, --access-log=false, --ws-allowed-origins: sessiond serve -h lists every flag)
 
 Docs: README.md and docs/ in the source tree.
 `
@@ -172,6 +179,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
+	if err := cfg.check(); err != nil {
+		return usageError{err.Error()}
+	}
 	s, err := openServer(ctx, cfg, stderr)
 	if err != nil {
 		return err
@@ -188,6 +198,9 @@ func cmdConfig(args []string, stdout io.Writer, getenv func(string) string) erro
 	cfg, err := loadConfig(cf, getenv)
 	if err != nil {
 		return err
+	}
+	if err := cfg.check(); err != nil {
+		return usageError{err.Error()}
 	}
 	out, err := cfg.effective()
 	if err != nil {
@@ -239,7 +252,37 @@ func adminClient(cf *configFlags, getenv func(string) string) (*client.Client, e
 		}
 		key = strings.TrimSpace(string(b))
 	}
-	return client.New(cfg.Addr, key), nil
+	base, hc, err := cfg.serverURL("http")
+	if err != nil {
+		return nil, err
+	}
+	c := client.New(base, key)
+	if hc != nil {
+		c.HTTP = hc
+	}
+	return c, nil
+}
+
+// serverURL is where the admin commands reach the configured server: addr
+// as given if it has a scheme, else with scheme (http or ws) made secure
+// (https, wss) when TLS is configured. With TLS, the client returned trusts
+// the configured certificate; else it is nil, and the default one does.
+func (cfg *Config) serverURL(scheme string) (string, *http.Client, error) {
+	u := cfg.Addr
+	if !strings.Contains(u, "://") {
+		if cfg.TLS.on() {
+			scheme += "s"
+		}
+		u = scheme + "://" + u
+	}
+	if !cfg.TLS.on() {
+		return u, nil, nil
+	}
+	hc, err := cfg.clientTLS()
+	if err != nil {
+		return "", nil, err
+	}
+	return u, hc, nil
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {

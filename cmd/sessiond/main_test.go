@@ -59,6 +59,8 @@ type testServer struct {
 	addr string
 	key  string
 	logs *syncBuffer
+	url  string       // http://addr, or https://addr with TLS
+	hc   *http.Client // trusts the server's certificate
 
 	cancel context.CancelFunc
 	done   chan error
@@ -81,7 +83,11 @@ func (ts *testServer) stop(t *testing.T) error {
 	return ts.err
 }
 
-func (ts *testServer) client() *client.Client { return client.New(ts.addr, ts.key) }
+func (ts *testServer) client() *client.Client {
+	c := client.New(ts.url, ts.key)
+	c.HTTP = ts.hc
+	return c
+}
 
 // testConfig is the default configuration on a free port with a fresh
 // data directory.
@@ -101,7 +107,14 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		cancel()
 		t.Fatalf("openServer: %v\nlogs:\n%s", err, logs)
 	}
-	ts := &testServer{s: s, addr: s.Addr(), key: s.cfg.APIKey, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	ts := &testServer{s: s, addr: s.Addr(), key: s.cfg.APIKey, logs: logs, cancel: cancel, done: make(chan error, 1),
+		url: s.URL(), hc: &http.Client{Timeout: 10 * time.Second}}
+	if cfg.TLS.on() {
+		if ts.hc, err = s.cfg.clientTLS(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+	}
 	go func() { ts.done <- s.run(ctx) }()
 	t.Cleanup(func() {
 		if err := ts.stop(t); err != nil {
@@ -111,17 +124,23 @@ func startServer(t *testing.T, cfg Config) *testServer {
 			t.Logf("server logs:\n%s", logs)
 		}
 	})
-	waitReady(t, ts.addr)
+	waitReadyAt(t, ts.hc, ts.url)
 	return ts
 }
 
 // waitReady polls /readyz until it answers 200, for at most 10s.
 func waitReady(t *testing.T, addr string) {
 	t.Helper()
-	hc := &http.Client{Timeout: time.Second}
+	waitReadyAt(t, &http.Client{Timeout: time.Second}, "http://"+addr)
+}
+
+// waitReadyAt polls base's /readyz with hc until it answers 200, for at
+// most 10s.
+func waitReadyAt(t *testing.T, hc *http.Client, base string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := hc.Get("http://" + addr + "/readyz")
+		resp, err := hc.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -129,7 +148,7 @@ func waitReady(t *testing.T, addr string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s/readyz did not answer 200 within 10s (last error %v)", addr, err)
+			t.Fatalf("%s/readyz did not answer 200 within 10s (last error %v)", base, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -232,7 +251,7 @@ func TestAPIKeyGeneratedSavedAndReused(t *testing.T) {
 	if err := ts2.stop(t); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	cfg.APIKey = "configured-key-0123456789"
+	cfg.APIKey = "configured-key-0123456789abcdefghijklmnop"
 	ts3 := startServer(t, cfg)
 	if ts3.s.keySource != "configured" {
 		t.Errorf("key source %q with a configured key, want configured", ts3.s.keySource)
@@ -626,7 +645,7 @@ policies:
 		}
 	})
 	t.Run("api key from env is hidden", func(t *testing.T) {
-		e := map[string]string{"SESSIOND_API_KEY": "sdk_from_env_secret"}
+		e := map[string]string{"SESSIOND_API_KEY": "sdk_from_env_secret_0123456789abcdefgh"}
 		code, out, _ := cli(t, envOf(e), "config")
 		if code != 0 || strings.Contains(out, "sdk_from_env_secret") || !strings.Contains(out, "api_key: (set; hidden)") {
 			t.Errorf("exit %d:\n%s", code, out)
@@ -757,7 +776,7 @@ func TestMemoryStore(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Store = "memory"
 		cfg.DataDir = ""
-		cfg.APIKey = "sdk_test_key_for_memory"
+		cfg.APIKey = "sdk_test_key_for_memory_0123456789abcdef"
 		ts := startServer(t, cfg)
 		s := create(t, ts.client(), "bob")
 		if got, err := ts.client().Get(ctx, s.ID); err != nil || got.Subject != "bob" {

@@ -13,8 +13,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/internal/realip"
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/pebble"
@@ -46,6 +49,7 @@ type server struct {
 	api   *httpapi.Server
 	http  *http.Server
 	ln    net.Listener
+	certs *certReloader // nil: plain HTTP
 
 	keySource string // configured, saved or generated
 	textLogs  bool   // logs are for a human: print a banner too
@@ -57,12 +61,26 @@ type server struct {
 func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server, err error) {
 	s := &server{cfg: config, stderr: stderr}
 	cfg := &s.cfg
+	cfg.fillDefaults()
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	s.log, s.textLogs = newLogger(*cfg, stderr)
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.close())
 		}
 	}()
+	if cfg.TLS.on() {
+		if s.certs, err = newCertReloader(cfg.TLS.Cert, cfg.TLS.Key, s.log); err != nil {
+			return nil, err
+		}
+	}
+	proxies, err := realip.ParsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted_proxies: %w", err)
+	}
+	clientIP := realip.New(proxies).ClientIP
 
 	if err := s.loadAPIKey(); err != nil {
 		return nil, err
@@ -107,11 +125,14 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	api := httpapi.Config{
 		Manager: s.m, APIKey: cfg.APIKey, Logger: s.log, Version: version,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Observe: obs.ObserveRequest,
+		Observe: obs.ObserveRequest, ClientIP: clientIP, AuthFailed: obs.AdminAuthFailed,
 		Connect: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			httpapi.WriteError(w, &sessiond.Error{Code: httpapi.CodeRouteNotFound,
 				Message: "the WebSocket edge is off: configure --jwt-secret, --jwt-public-key or --jwt-jwks-url"})
 		}),
+	}
+	if cfg.AccessLog {
+		api.AccessLog = s.log
 	}
 	if s.jwt, err = newVerifier(ctx, cfg.JWT, s.log); err != nil {
 		return nil, err
@@ -129,11 +150,16 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 			},
 			MaxMessageSize: cfg.WebSocket.MaxMessageSize, MessageRate: cfg.WebSocket.MessageRate,
 			MessageBurst: cfg.WebSocket.MessageBurst, RefreshBefore: time.Duration(cfg.WebSocket.RefreshBefore),
+			ClientIP: clientIP, AllowedOrigins: cfg.WebSocket.AllowedOrigins,
 		})
 		if err != nil {
 			return nil, err
 		}
 		api.Connect, api.EdgeStats = s.edge, func() any { return s.edge.Stats() }
+		api.Checks = func() map[string]httpapi.Check {
+			ok, detail := verifier.Ready()
+			return map[string]httpapi.Check{"websocket": {OK: ok, Detail: detail}}
+		}
 		metrics.RegisterEdge(reg, s.edge.Stats)
 	}
 	s.api, err = httpapi.New(api)
@@ -147,6 +173,9 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(&slogWriter{s.log}, "", 0),
+	}
+	if s.certs != nil {
+		s.http.TLSConfig = s.certs.tlsConfig()
 	}
 	s.http.RegisterOnShutdown(s.api.Close)
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -230,7 +259,13 @@ func (s *server) Addr() string { return s.ln.Addr().String() }
 // store closes. Sessions stay in the store.
 func (s *server) run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.ln) }()
+	if s.certs != nil {
+		stop := s.reloadOnSIGHUP()
+		defer stop()
+		go func() { errc <- s.http.ServeTLS(s.ln, "", "") }()
+	} else {
+		go func() { errc <- s.http.Serve(s.ln) }()
+	}
 	s.api.SetReady(true)
 	s.banner()
 
@@ -257,6 +292,30 @@ func (s *server) run(ctx context.Context) error {
 	return err
 }
 
+// reloadOnSIGHUP reloads the TLS certificate on each SIGHUP until stop.
+func (s *server) reloadOnSIGHUP() (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				_ = s.certs.reload("SIGHUP") // a failure is logged; the old certificate stays
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
+}
+
 func (s *server) close() error {
 	if s.ln != nil {
 		_ = s.ln.Close() // closed already by a Shutdown
@@ -279,14 +338,25 @@ func (s *server) close() error {
 	return nil
 }
 
+// URL is the server's base URL.
+func (s *server) URL() string {
+	if s.certs != nil {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
 func (s *server) banner() {
-	url := "http://" + s.Addr()
+	url := s.URL()
 	where := "in memory (nothing survives a restart)"
 	if s.cfg.Store == "embedded" {
 		where = "embedded, in " + filepath.Join(s.cfg.DataDir, "store")
 	}
 	s.log.Info("sessiond listening", "url", url, "store", s.cfg.Store, "version", version,
 		"api_key", s.keySource, "api_key_file", s.cfg.apiKeyFile())
+	if s.certs == nil && !isLoopback(s.cfg.Addr) {
+		s.log.Warn("plain HTTP on a non-loopback address (insecure_http): a TLS-terminating proxy must sit in front", "addr", s.cfg.Addr)
+	}
 	if !s.textLogs {
 		return // the line above says it all for log collectors
 	}
