@@ -20,17 +20,23 @@ var ErrSubscriptionClosed = errors.New("sessiond: subscription closed")
 // 0 from its beginning.
 const FromNow = ^uint64(0)
 
+// ErrTooManySubscribers refuses a subscription when MaxSubscribers are open.
+var ErrTooManySubscribers = &Error{Code: CodeUnavailable, Message: "too many event subscribers (max_subscribers); retry later"}
+
 // bus delivers the store's event log to in-process subscribers. One pump
 // goroutine reads each new event from the store once and offers it to every
 // subscriber's bounded queue; a subscriber whose queue is full is dropped
 // and counted, so a slow reader never holds up the engine or other readers.
+// Queues start small and grow with what a subscriber has not read yet, so
+// an idle subscriber costs little.
 type bus struct {
-	store  Store
-	obs    Observer
-	buffer int
-	kick   chan struct{}
-	cancel context.CancelFunc // stops the pump
-	wg     sync.WaitGroup
+	store   Store
+	obs     Observer
+	buffer  int // most events a subscriber may have unread
+	maxSubs int
+	kick    chan struct{}
+	cancel  context.CancelFunc // stops the pump
+	wg      sync.WaitGroup
 
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
@@ -43,9 +49,9 @@ type bus struct {
 	watching func() bool
 }
 
-func newBus(store Store, obs Observer, buffer int) *bus {
+func newBus(store Store, obs Observer, buffer, maxSubs int) *bus {
 	return &bus{
-		store: store, obs: obs, buffer: buffer,
+		store: store, obs: obs, buffer: buffer, maxSubs: maxSubs,
 		kick: make(chan struct{}, 1),
 		subs: make(map[*Subscription]struct{}),
 	}
@@ -129,9 +135,7 @@ func (b *bus) deliver(ctx context.Context) bool {
 			if ev.Seq < s.liveFrom {
 				continue
 			}
-			select {
-			case s.live <- ev:
-			default:
+			if !s.push(ev, b.buffer) {
 				b.dropLocked(s, ErrSubscriberTooSlow)
 				b.obs.SubscriberDropped()
 			}
@@ -146,14 +150,16 @@ func (b *bus) dropLocked(s *Subscription, err error) {
 		return
 	}
 	delete(b.subs, s)
-	s.err = err
-	close(s.live)
+	s.end(err)
 }
 
 func (b *bus) subscribe(ctx context.Context, after uint64) (*Subscription, error) {
-	s := &Subscription{b: b, live: make(chan Event, b.buffer)}
+	s := &Subscription{b: b, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if len(b.subs) >= b.maxSubs {
+		return nil, ErrTooManySubscribers
+	}
 	s.liveFrom = b.last + 1
 	switch {
 	case after == FromNow:
@@ -176,9 +182,13 @@ func (b *bus) subscribe(ctx context.Context, after uint64) (*Subscription, error
 // in the order of their transitions; across sessions, in Seq order.
 type Subscription struct {
 	b        *bus
-	live     chan Event
 	liveFrom uint64
-	err      error // set before live is closed
+	wake     chan struct{} // signalled when queue grows or the subscription ends
+
+	mu    sync.Mutex
+	queue []Event // delivered, not read yet
+	head  int     // queue[head:] are unread
+	err   error   // set when the subscription ends
 
 	replayAfter, replayTo uint64 // replay (replayAfter, replayTo] from the store first
 	replay                []Event
@@ -209,14 +219,71 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 		s.replay = s.replay[1:]
 		return ev, nil
 	}
-	select {
-	case ev, ok := <-s.live:
-		if !ok {
-			return Event{}, s.err
+	for {
+		if ev, ok, err := s.pop(); ok || err != nil {
+			return ev, err
 		}
-		return ev, nil
-	case <-ctx.Done():
-		return Event{}, ctx.Err()
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		}
+	}
+}
+
+// push queues ev unless the subscriber has max events unread already. The
+// queue's array grows as needed and shrinks back once read.
+func (s *Subscription) push(ev Event, max int) bool {
+	s.mu.Lock()
+	if len(s.queue)-s.head >= max {
+		s.mu.Unlock()
+		return false
+	}
+	if s.head > 0 && len(s.queue) == cap(s.queue) {
+		// Reuse the array's read part before growing it.
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue, s.head = s.queue[:n], 0
+	}
+	s.queue = append(s.queue, ev)
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+// pop returns the next unread event, or the error that ended the
+// subscription once every event before it was read.
+func (s *Subscription) pop() (Event, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head < len(s.queue) {
+		ev := s.queue[s.head]
+		s.queue[s.head] = Event{}
+		if s.head++; s.head == len(s.queue) {
+			s.head, s.queue = 0, s.queue[:0]
+			if cap(s.queue) > 64 {
+				s.queue = nil // an idle subscriber keeps no large array
+			}
+		}
+		return ev, true, nil
+	}
+	return Event{}, false, s.err
+}
+
+// end ends the subscription with err; events queued before stay readable.
+func (s *Subscription) end(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 

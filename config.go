@@ -16,8 +16,11 @@ const (
 	DefaultWorkers = 8
 	// DefaultDisposeWorkers is how many sessions are disposed of at once.
 	DefaultDisposeWorkers = 16
-	// DefaultSubscriberBuffer is each event subscriber's queue length.
+	// DefaultSubscriberBuffer is how many events a subscriber may have
+	// unread before it is dropped.
 	DefaultSubscriberBuffer = 4096
+	// DefaultMaxSubscribers caps the event subscriptions open at once.
+	DefaultMaxSubscribers = 1024
 )
 
 // Config configures a Manager. Only Store is required; every other field
@@ -50,9 +53,14 @@ type Config struct {
 	// so disposers that hang until their DisposeTimeout hold up only these
 	// workers. 0 means DefaultDisposeWorkers.
 	DisposeWorkers int
-	// SubscriberBuffer is each event subscriber's queue length; a subscriber
-	// that falls this far behind is dropped. 0 means DefaultSubscriberBuffer.
+	// SubscriberBuffer is how many events a subscriber may have unread; one
+	// that falls this far behind is dropped. Queues grow to it only as
+	// needed. 0 means DefaultSubscriberBuffer.
 	SubscriberBuffer int
+	// MaxSubscribers caps the event subscriptions open at once (server-sent
+	// event streams among them); Subscribe refuses more with
+	// ErrTooManySubscribers. 0 means DefaultMaxSubscribers.
+	MaxSubscribers int
 
 	// Node names this process among those sharing a store; WebSocket
 	// connections are recorded with the node holding them. It must stay the
@@ -107,6 +115,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.SubscriberBuffer == 0 {
 		cfg.SubscriberBuffer = DefaultSubscriberBuffer
 	}
+	if cfg.MaxSubscribers == 0 {
+		cfg.MaxSubscribers = DefaultMaxSubscribers
+	}
 	if cfg.DisposeTimeout == 0 {
 		cfg.DisposeTimeout = DefaultDisposeTimeout
 	}
@@ -146,7 +157,7 @@ func (cfg *Config) Validate() error {
 	for _, n := range []struct {
 		field string
 		v     int
-	}{{"max_metadata", c.MaxMetadata}, {"workers", c.Workers}, {"dispose_workers", c.DisposeWorkers}, {"subscriber_buffer", c.SubscriberBuffer}} {
+	}{{"max_metadata", c.MaxMetadata}, {"workers", c.Workers}, {"dispose_workers", c.DisposeWorkers}, {"subscriber_buffer", c.SubscriberBuffer}, {"max_subscribers", c.MaxSubscribers}} {
 		if n.v < 0 {
 			return Errorf(CodeInvalidArgument, n.field, "must not be negative (got %d)", n.v)
 		}

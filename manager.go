@@ -81,7 +81,7 @@ func New(cfg Config) (*Manager, error) {
 	m.def = m.policies[cfg.DefaultPolicy]
 	m.connectPolicy = m.policies[cfg.ConnectPolicy]
 	m.disposal = newDisposal(m, cfg.DisposeWorkers)
-	m.bus = newBus(m.store, m.obs, cfg.SubscriberBuffer)
+	m.bus = newBus(m.store, m.obs, cfg.SubscriberBuffer, cfg.MaxSubscribers)
 	m.bus.watching = m.res.any
 	m.bus.watch = m.sweep
 	m.ctx, m.cancel = context.WithCancel(context.Background())

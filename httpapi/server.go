@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/ratelimit"
 	"github.com/sessiond/sessiond/internal/realip"
 )
 
@@ -40,6 +42,9 @@ type Config struct {
 	// SSEKeepAlive is how often an idle event stream gets a comment line,
 	// so proxies keep it open. 0 means 15s.
 	SSEKeepAlive time.Duration
+	// WriteTimeout bounds writing a response, and each event of a stream:
+	// a client that stops reading is cut. 0 means DefaultWriteTimeout.
+	WriteTimeout time.Duration
 	// Connect, if set, serves GET /v1/connect (the WebSocket edge), which
 	// authenticates with its own credentials rather than the API key.
 	Connect http.Handler
@@ -95,10 +100,11 @@ type Server struct {
 	checks    func() map[string]Check
 	clientIP  func(*http.Request) string
 	access    *slog.Logger
-	authLimit *failureLimiter // nil: off
+	authLimit *ratelimit.Windows // failed API key attempts per address; nil: off
 	authFail  func(limited bool)
 	version   string
 	keepAlive time.Duration
+	writeTO   time.Duration
 	started   time.Time
 	mux       *http.ServeMux
 	handler   http.Handler
@@ -157,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 		authFail:  cfg.AuthFailed,
 		version:   cfg.Version,
 		keepAlive: cfg.SSEKeepAlive,
+		writeTO:   cfg.WriteTimeout,
 		started:   time.Now(),
 		mux:       http.NewServeMux(),
 		closing:   make(chan struct{}),
@@ -166,6 +173,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.keepAlive <= 0 {
 		s.keepAlive = 15 * time.Second
+	}
+	if s.writeTO <= 0 {
+		s.writeTO = DefaultWriteTimeout
 	}
 	if s.clientIP == nil {
 		s.clientIP = realip.New(nil).ClientIP
@@ -188,12 +198,15 @@ func New(cfg Config) (*Server, error) {
 		if clock == nil {
 			clock = sessiond.SystemClock{}
 		}
-		s.authLimit = newFailureLimiter(limit, window, size, clock.Now)
+		s.authLimit = ratelimit.New(limit, window, size, clock.Now)
 	}
 	metricsHandler := cfg.Metrics
 	for _, rt := range Routes() {
 		pattern := rt.Method + " " + rt.Path
 		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A client that stops reading does not hold the connection;
+			// event streams move this deadline before each event.
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.writeTO))
 			if err := rt.handle(s, w, r); err != nil {
 				s.writeError(w, r, err)
 			}
@@ -210,11 +223,28 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle("GET /v1/connect", cfg.Connect)
 	}
 	s.mux.HandleFunc("/", s.unmatched)
-	s.handler = s.mux
+	s.handler = s.cleanPaths(s.mux)
 	if s.observe != nil || s.access != nil {
-		s.handler = s.measure(s.mux)
+		s.handler = s.measure(s.handler)
 	}
 	return s, nil
+}
+
+// DefaultWriteTimeout bounds writing one response or one streamed event.
+const DefaultWriteTimeout = 10 * time.Second
+
+// cleanPaths refuses paths with empty, "." or ".." segments with a JSON
+// error, where the router would answer with a redirect to the cleaned
+// path: no route of the API has them.
+func (s *Server) cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.Contains(p+"/", "/./") || strings.Contains(p+"/", "/../") {
+			s.writeError(w, r, sessiond.Errorf(sessiond.CodeInvalidArgument, "path", "must not have empty, . or .. segments"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the server's HTTP handler.
@@ -237,7 +267,7 @@ func (s *Server) Close() {
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := s.clientIP(r)
-		if wait, limited := s.authLimit.blocked(ip); limited {
+		if wait, limited := s.authLimit.Blocked(ip); limited {
 			s.authFail(true)
 			w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
 			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeRateLimited,
@@ -247,7 +277,7 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 		scheme, key, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 		got := sha256.Sum256([]byte(strings.TrimSpace(key)))
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], s.keyHash[:]) != 1 {
-			s.authLimit.fail(ip)
+			s.authLimit.Add(ip)
 			s.authFail(false)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing or wrong API key (Authorization: Bearer <key>)"})
@@ -442,21 +472,11 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	query := sessiond.Query{Subject: q.Get("subject"), Cursor: q.Get("cursor")}
-	if v := q.Get("state"); v != "" {
-		st, err := sessiond.ParseState(v)
-		if err != nil {
-			return err
-		}
-		query.State = st
+	query, err := listQuery(q)
+	if err != nil {
+		return err
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return sessiond.Errorf(sessiond.CodeInvalidArgument, "limit", "must be a number from 1 to 1000")
-		}
-		query.Limit = n
-	}
+	query.Subject = q.Get("subject")
 	page, err := s.m.List(r.Context(), query)
 	if err != nil {
 		return err
@@ -465,12 +485,54 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// listQuery reads the state, limit and cursor of a list request.
+func listQuery(q url.Values) (sessiond.Query, error) {
+	query := sessiond.Query{Cursor: q.Get("cursor")}
+	if v := q.Get("state"); v != "" || q.Has("state") {
+		st, err := sessiond.ParseState(v)
+		if err != nil {
+			return query, err
+		}
+		query.State = st
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return query, sessiond.Errorf(sessiond.CodeInvalidArgument, "limit", "must be a number from 1 to 1000")
+		}
+		query.Limit = n
+	}
+	return query, nil
+}
+
 func (s *Server) listSubject(w http.ResponseWriter, r *http.Request) error {
-	live, err := s.m.ListBySubject(r.Context(), r.PathValue("subject"))
+	q := r.URL.Query()
+	if !q.Has("state") {
+		for _, k := range []string{"limit", "cursor"} {
+			if q.Has(k) {
+				return sessiond.Errorf(sessiond.CodeInvalidArgument, k, "applies with state only: the live sessions come in one list")
+			}
+		}
+		live, err := s.m.ListBySubject(r.Context(), r.PathValue("subject"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, ListResponse{Sessions: nonNil(live)})
+		return nil
+	}
+	query, err := listQuery(q)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ListResponse{Sessions: nonNil(live)})
+	query.Subject = r.PathValue("subject")
+	if query.Subject == "" {
+		return sessiond.Errorf(sessiond.CodeInvalidArgument, "subject", "is required")
+	}
+	page, err := s.m.List(r.Context(), query)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ListResponse{Sessions: nonNil(page.Sessions), NextCursor: page.Next})
 	return nil
 }
 

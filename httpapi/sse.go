@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/sessiond/sessiond"
 )
@@ -52,6 +53,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	if err := rc.Flush(); err != nil {
 		return nil
 	}
+	// The deadline the handler set covered the answer so far; from now on
+	// each event gets its own, so a client that stops reading is cut.
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -66,6 +69,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		wait, stop := context.WithTimeout(ctx, s.keepAlive)
 		ev, err := sub.Next(wait)
 		stop()
+		_ = rc.SetWriteDeadline(time.Now().Add(s.writeTO))
 		switch {
 		case err == nil:
 			data, _ := json.Marshal(ev)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
-	"github.com/sessiond/sessiond/ws"
 )
 
 // noCleanups is a testing.TB whose Cleanup drops the function. wsEnv.dial
@@ -40,7 +39,7 @@ func (noCleanups) Cleanup(func()) {}
 // (coder/websocket, in the same process), which are closed and dropped too.
 func BenchmarkConnectCycle(b *testing.B) {
 	const parallel = 100
-	e := newEnvWith(b, ws.Config{}, sessiond.Config{Retention: -1})
+	e := newEnvWith(b, unlimited, sessiond.Config{Retention: -1})
 	e.t = noCleanups{b}
 	ctx := context.Background()
 	// Warm up the pools and the goroutines that live as long as the edge,
@@ -97,7 +96,7 @@ func settledHeap(b *testing.B, e *wsEnv) runtime.MemStats {
 //
 //	go test ./ws -run '^$' -bench ConnectAck -benchtime 20000x
 func BenchmarkConnectAck(b *testing.B) {
-	e := newEnvWith(b, ws.Config{}, sessiond.Config{})
+	e := newEnvWith(b, unlimited, sessiond.Config{})
 	e.t = noCleanups{b}
 	run := fmt.Sprint(time.Now().UnixNano())
 	tokens := make([]string, b.N)

@@ -434,5 +434,6 @@ func (c *conn) closed(error) {
 	if c.id != "" {
 		e.detach(c.id)
 	}
+	e.sockets.Add(-1)
 	e.live.Done()
 }

@@ -17,9 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +31,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/internal/ratelimit"
 	"github.com/sessiond/sessiond/internal/realip"
 )
 
@@ -73,6 +76,17 @@ type Config struct {
 	// ReconcileInterval is how often the edge compares its sockets with the
 	// store's records of this node's connections: DefaultReconcileInterval.
 	ReconcileInterval time.Duration
+	// MaxSockets caps the sockets this node holds open (and handshakes in
+	// flight), so that WebSockets cannot take the file descriptors that
+	// REST, health checks and the store need: DefaultMaxSockets. A
+	// handshake over it is refused with 503 and counted (Stats.RefusedFull).
+	MaxSockets int
+	// ConnectsPerSubject and ConnectsPerAddress limit handshakes per second
+	// of one subject and of one client address: DefaultConnectsPerSubject
+	// and DefaultConnectsPerAddress. Over them, 429 rate_limited with
+	// Retry-After, and the others are not affected.
+	ConnectsPerSubject int
+	ConnectsPerAddress int
 	// ClientIP tells the address of the client behind a request, recorded
 	// on its connection and device: the peer's address (a realip.Resolver
 	// trusting no proxy).
@@ -100,6 +114,11 @@ type Edge struct {
 	refreshBefore time.Duration
 	writeTimeout  time.Duration
 	attachTimeout time.Duration
+
+	maxSockets int64
+	sockets    atomic.Int64       // slots taken: open sockets and handshakes in flight
+	bySubject  *ratelimit.Windows // handshakes per subject per second
+	byAddress  *ratelimit.Windows // handshakes per client address per second
 
 	mu      sync.Mutex
 	conns   map[string]*conn // attached connections by id
@@ -183,6 +202,19 @@ func New(cfg Config) (*Edge, error) {
 		},
 		NewSession: func() gws.SessionStorage { return &slot{} },
 	})
+	e.maxSockets = int64(cfg.MaxSockets)
+	if e.maxSockets <= 0 {
+		e.maxSockets = DefaultMaxSockets
+	}
+	perSubject, perAddress := cfg.ConnectsPerSubject, cfg.ConnectsPerAddress
+	if perSubject <= 0 {
+		perSubject = DefaultConnectsPerSubject
+	}
+	if perAddress <= 0 {
+		perAddress = DefaultConnectsPerAddress
+	}
+	e.bySubject = ratelimit.New(perSubject, time.Second, rateKeys, e.clock.Now)
+	e.byAddress = ratelimit.New(perAddress, time.Second, rateKeys, e.clock.Now)
 	e.detacher = detacher{e: e, every: cfg.ReconcileInterval}
 	if e.detacher.every <= 0 {
 		e.detacher.every = DefaultReconcileInterval
@@ -226,6 +258,25 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "this Origin may not connect (websocket.allowed_origins)"})
 		return
 	}
+	clientIP := e.clientIP(r)
+	if wait, ok := e.byAddress.Take(clientIP); !ok {
+		e.refuseRate(w, wait, "too many connects from this address")
+		return
+	}
+	// A slot is taken before anything else is spent on the handshake, and
+	// given back unless a socket holds it (closed gives it back then).
+	if !e.takeSocket() {
+		e.stats.refusedFull.Add(1)
+		w.Header().Set("Retry-After", "5")
+		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "this node holds its most sockets (websocket.max_sockets); connect elsewhere or later"})
+		return
+	}
+	held := false
+	defer func() {
+		if !held {
+			e.sockets.Add(-1)
+		}
+	}()
 	cred := bearer(r)
 	if cred == "" {
 		cred = r.URL.Query().Get("token")
@@ -238,11 +289,19 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	subject, expires, err := e.verify(ctx, cred)
 	if err != nil {
 		e.stats.refused.Add(1)
-		if sessiond.ErrorCode(err) != sessiond.CodeUnauthorized {
+		switch sessiond.ErrorCode(err) {
+		case sessiond.CodeUnauthorized:
+		case sessiond.CodeUnavailable: // the signing keys are not loaded yet: its message says so
+			w.Header().Set("Retry-After", "5")
+		default:
 			e.log.Error("verifying a credential", "err", err)
 			err = &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "cannot verify credentials now"}
 		}
 		httpapi.WriteError(w, err)
+		return
+	}
+	if wait, ok := e.bySubject.Take(subject); !ok {
+		e.refuseRate(w, wait, "too many connects for this subject")
 		return
 	}
 	if !isUpgrade(r) {
@@ -261,7 +320,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Name: firstOf(q.Get("device_name"), r.Header.Get("X-Device-Name")),
 		},
 		Kind:      sessiond.KindWebSocket,
-		ClientIP:  e.clientIP(r),
+		ClientIP:  clientIP,
 		UserAgent: r.UserAgent(),
 	}
 	req.Device.IP, req.Device.UserAgent = req.ClientIP, req.UserAgent
@@ -289,6 +348,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.setCredential(expires, now)
 	socket.Session().Store("", c)
 	e.live.Add(1)
+	held = true // the socket gives the slot back when it closes
 	if byMessage {
 		c.pendingReq = &req
 		e.mu.Lock()
@@ -303,6 +363,43 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.attached(ctx, connected)
 	}
 	go socket.ReadLoop()
+}
+
+// Defaults of the edge's limits.
+const (
+	// DefaultMaxSockets caps the sockets of a node whose Config sets no
+	// MaxSockets. The server sets it from its file descriptor limit.
+	DefaultMaxSockets = 10_000
+	// DefaultConnectsPerSubject is how many handshakes one subject may
+	// make per second.
+	DefaultConnectsPerSubject = 10
+	// DefaultConnectsPerAddress is how many handshakes one client address
+	// may make per second (many clients may share one address).
+	DefaultConnectsPerAddress = 50
+	// rateKeys bounds the subjects and addresses the rate limits remember
+	// at once.
+	rateKeys = 100_000
+)
+
+// takeSocket takes a socket slot if one is free.
+func (e *Edge) takeSocket() bool {
+	for {
+		n := e.sockets.Load()
+		if n >= e.maxSockets {
+			return false
+		}
+		if e.sockets.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// refuseRate answers a handshake over a rate limit: 429, with how many
+// seconds to wait.
+func (e *Edge) refuseRate(w http.ResponseWriter, wait time.Duration, msg string) {
+	e.stats.refusedRate.Add(1)
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+	httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeRateLimited, Message: msg + "; retry later"})
 }
 
 // Shutdown closes every socket with 1001 (going away: reconnect), detaches

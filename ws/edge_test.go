@@ -38,6 +38,10 @@ func workspace() sessiond.Policy {
 	}
 }
 
+// unlimited lifts the connect rate limits, for tests that connect much
+// faster than the manual clock moves.
+var unlimited = ws.Config{ConnectsPerSubject: 1 << 30, ConnectsPerAddress: 1 << 30}
+
 type wsEnv struct {
 	t     testing.TB
 	clock *sessiondtest.ManualClock

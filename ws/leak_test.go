@@ -11,7 +11,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/ws"
 )
 
 // After many connect, disconnect and expire cycles, goroutines and timers
@@ -20,7 +19,7 @@ import (
 func TestNoLeaksAfterCycles(t *testing.T) {
 	const cycles, parallel = 10_000, 100
 	// Ended sessions are purged at once, so nothing is kept between cycles.
-	e := newEnvWith(t, ws.Config{}, sessiond.Config{Retention: -1})
+	e := newEnvWith(t, unlimited, sessiond.Config{Retention: -1})
 	ctx := context.Background()
 	// Warm up the pools and goroutines that live as long as the server.
 	e.cycle(t, ctx, 0, parallel)

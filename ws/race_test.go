@@ -53,7 +53,7 @@ func (r *raceClient) follow(c *websocket.Conn) {
 // a socket replaced between its attach in the store and its registration
 // on the edge used to stay open, unknown to its session.
 func TestSimultaneousConnectsLeaveOneSocket(t *testing.T) {
-	e := newEnv(t, ws.Config{})
+	e := newEnv(t, unlimited)
 	const rounds, n = 40, 16
 	for round := range rounds {
 		tok := e.token(fmt.Sprint("racer-", round), time.Hour)

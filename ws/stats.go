@@ -15,6 +15,8 @@ type counters struct {
 	created           atomic.Int64 // ... that created their session
 	resumed           atomic.Int64 // ... that resumed a disconnected session
 	refused           atomic.Int64 // connection attempts refused
+	refusedRate       atomic.Int64 // ... for a connect rate limit
+	refusedFull       atomic.Int64 // ... because the node held its most sockets
 	heartbeatTimeouts atomic.Int64
 	clientClosed      atomic.Int64 // closed by the client or the network
 	messages          atomic.Int64
@@ -50,7 +52,9 @@ type Stats struct {
 	Connects          int64          `json:"connects"`           // attached since start
 	Created           int64          `json:"created"`            // of which created their session
 	Resumed           int64          `json:"resumed"`            // of which resumed a disconnected session
-	Refused           int64          `json:"refused"`            // attempts refused (credential, session, limits)
+	Refused           int64          `json:"refused"`            // attempts refused (credential, session, connection limits)
+	RefusedRate       int64          `json:"refused_rate"`       // attempts refused by a connect rate limit (429)
+	RefusedFull       int64          `json:"refused_full"`       // attempts refused because this node held its most sockets (503)
 	HeartbeatTimeouts int64          `json:"heartbeat_timeouts"` // connections lost for silence
 	ClientClosed      int64          `json:"client_closed"`      // closed by the client or the network
 	Messages          int64          `json:"messages"`           // messages received
@@ -66,6 +70,7 @@ func (e *Edge) Stats() Stats {
 	st := Stats{
 		Open: e.Open(), Connects: e.stats.connects.Load(), Created: e.stats.created.Load(),
 		Resumed: e.stats.resumed.Load(), Refused: e.stats.refused.Load(),
+		RefusedRate: e.stats.refusedRate.Load(), RefusedFull: e.stats.refusedFull.Load(),
 		HeartbeatTimeouts: e.stats.heartbeatTimeouts.Load(), ClientClosed: e.stats.clientClosed.Load(),
 		Messages: e.stats.messages.Load(), Pongs: e.stats.pongs.Load(), UnknownMessages: e.stats.unknown.Load(),
 		DetachesPending: e.detacher.count(), Reconciled: e.stats.reconciled.Load(),

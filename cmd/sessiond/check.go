@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 )
 
 // minAPIKeyLen is the least length of a configured API key: 256 bits if
@@ -26,6 +27,18 @@ func (cfg *Config) check() error {
 	if err := checkJWT(cfg.JWT); err != nil {
 		return err
 	}
+	if budget := socketBudget(); cfg.WebSocket.MaxSockets > budget {
+		return fmt.Errorf("websocket.max_sockets: %d leaves too few file descriptors for REST, health checks and the store (open files limit %d): at most %d, or raise the limit (ulimit -n, LimitNOFILE=)",
+			cfg.WebSocket.MaxSockets, openFilesLimit(), budget)
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"websocket.max_sockets", cfg.WebSocket.MaxSockets}, {"websocket.connects_per_subject", cfg.WebSocket.ConnectsPerSubject}, {"websocket.connects_per_address", cfg.WebSocket.ConnectsPerAddress}} {
+		if n.v < 0 {
+			return fmt.Errorf("%s: must not be negative (got %d)", n.key, n.v)
+		}
+	}
 	if cfg.TLS.on() {
 		if _, err := loadKeyPair(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
 			return err
@@ -46,4 +59,22 @@ func isLoopback(addr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// openFilesLimit is the process's limit on open files (Go raises the soft
+// limit to the hard one at start).
+func openFilesLimit() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 1 << 20
+	}
+	return int(lim.Cur)
+}
+
+// socketBudget is how many sockets the WebSocket edge may hold: the open
+// files limit less a tenth of it, at least 256, kept for REST, health
+// checks, the store's files and the log.
+func socketBudget() int {
+	n := openFilesLimit()
+	return max(1, n-max(256, n/10))
 }

@@ -133,6 +133,14 @@ type WebSocketConfig struct {
 	// connect ("https://app.example.com"); handshakes without an Origin
 	// header (clients that are not browsers) are not affected.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MaxSockets caps the sockets this node holds, below the process's
+	// open files limit so that REST, health checks and the store keep
+	// descriptors: the limit less a tenth of it (at least 256).
+	MaxSockets int `yaml:"max_sockets"`
+	// ConnectsPerSubject and ConnectsPerAddress limit handshakes per second
+	// of one subject and of one client address: 10 and 50.
+	ConnectsPerSubject int `yaml:"connects_per_subject"`
+	ConnectsPerAddress int `yaml:"connects_per_address"`
 }
 
 // PolicyConfig is a policy as written in the config file.
@@ -238,6 +246,15 @@ func (cfg *Config) fillDefaults() {
 	}
 	if ws.RefreshBefore == 0 {
 		ws.RefreshBefore = Duration(wsedge.DefaultRefreshBefore)
+	}
+	if ws.MaxSockets == 0 {
+		ws.MaxSockets = socketBudget()
+	}
+	if ws.ConnectsPerSubject == 0 {
+		ws.ConnectsPerSubject = wsedge.DefaultConnectsPerSubject
+	}
+	if ws.ConnectsPerAddress == 0 {
+		ws.ConnectsPerAddress = wsedge.DefaultConnectsPerAddress
 	}
 	if cfg.ConnectPolicy == "" {
 		// As the engine chooses: "device" if there is one, else the default.

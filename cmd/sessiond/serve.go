@@ -151,6 +151,8 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 			MaxMessageSize: cfg.WebSocket.MaxMessageSize, MessageRate: cfg.WebSocket.MessageRate,
 			MessageBurst: cfg.WebSocket.MessageBurst, RefreshBefore: time.Duration(cfg.WebSocket.RefreshBefore),
 			ClientIP: clientIP, AllowedOrigins: cfg.WebSocket.AllowedOrigins,
+			MaxSockets: cfg.WebSocket.MaxSockets, ConnectsPerSubject: cfg.WebSocket.ConnectsPerSubject,
+			ConnectsPerAddress: cfg.WebSocket.ConnectsPerAddress,
 		})
 		if err != nil {
 			return nil, err

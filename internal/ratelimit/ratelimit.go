@@ -1,0 +1,139 @@
+// Package ratelimit counts events per key (a client address, a subject)
+// in fixed windows, in a table of bounded size: the first event opens a
+// key's window; once the window holds Limit events, the key is refused
+// until the window ends.
+//
+// Memory is bounded: at most Max keys, kept in the order their windows
+// opened. Windows that ended are dropped as they reach the front, during
+// the calls that happen anyway, and when the table is full the oldest
+// window is dropped to make room. Nothing scans the table on a timer.
+package ratelimit
+
+import (
+	"container/list"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Windows counts events per key. A nil *Windows refuses nothing.
+type Windows struct {
+	limit  int
+	window time.Duration
+	max    int
+	now    func() time.Time
+
+	size    atomic.Int64 // len(entries), read without the lock
+	mu      sync.Mutex
+	entries map[string]*list.Element // of *count
+	order   *list.List               // oldest window first
+}
+
+type count struct {
+	key   string
+	start time.Time // when the window opened
+	n     int
+}
+
+// New returns a table allowing limit events per key in each window, for at
+// most max keys at once. now tells the time (time.Now if nil).
+func New(limit int, window time.Duration, max int, now func() time.Time) *Windows {
+	if now == nil {
+		now = time.Now
+	}
+	return &Windows{limit: limit, window: window, max: max, now: now,
+		entries: make(map[string]*list.Element), order: list.New()}
+}
+
+// Blocked reports whether key has used up its window, and how long until
+// the window ends.
+func (l *Windows) Blocked(key string) (time.Duration, bool) {
+	if l == nil || l.size.Load() == 0 {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.prune(now)
+	if c := l.lookup(key); c != nil && c.n >= l.limit {
+		return c.start.Add(l.window).Sub(now), true
+	}
+	return 0, false
+}
+
+// Add counts one event of key.
+func (l *Windows) Add(key string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.addLocked(key, l.now())
+}
+
+// Take counts one event of key unless its window is used up, in which case
+// it reports false and how long until the window ends.
+func (l *Windows) Take(key string) (time.Duration, bool) {
+	if l == nil {
+		return 0, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.prune(now)
+	if c := l.lookup(key); c != nil {
+		if c.n >= l.limit {
+			return c.start.Add(l.window).Sub(now), false
+		}
+		c.n++
+		return 0, true
+	}
+	l.addLocked(key, now)
+	return 0, true
+}
+
+func (l *Windows) lookup(key string) *count {
+	if el, ok := l.entries[key]; ok {
+		return el.Value.(*count)
+	}
+	return nil
+}
+
+func (l *Windows) addLocked(key string, now time.Time) {
+	l.prune(now)
+	if c := l.lookup(key); c != nil {
+		c.n++
+		return
+	}
+	if l.order.Len() >= l.max {
+		l.remove(l.order.Front())
+	}
+	l.entries[key] = l.order.PushBack(&count{key: key, start: now, n: 1})
+	l.size.Store(int64(len(l.entries)))
+}
+
+// prune drops the windows at the front that have ended. Each entry is
+// dropped once, so the work is bounded by the events recorded.
+func (l *Windows) prune(now time.Time) {
+	for el := l.order.Front(); el != nil; el = l.order.Front() {
+		if now.Sub(el.Value.(*count).start) < l.window {
+			return
+		}
+		l.remove(el)
+	}
+}
+
+func (l *Windows) remove(el *list.Element) {
+	delete(l.entries, l.order.Remove(el).(*count).key)
+	l.size.Store(int64(len(l.entries)))
+}
+
+// Len returns how many keys the table remembers.
+func (l *Windows) Len() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
+}
