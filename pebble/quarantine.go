@@ -98,10 +98,11 @@ type Record struct {
 
 // CheckReport is what Check found in a store.
 type CheckReport struct {
-	Dir      string
-	Format   string // the data format marker
-	Sessions int    // session records that decode
-	Events   int    // event records that decode
+	Dir        string
+	Format     string // the data format marker
+	WantFormat string // the format this build reads
+	Sessions   int    // session records that decode
+	Events     int    // event records that decode
 	// Corrupt records do not decode; the next Open quarantines them.
 	Corrupt []Record
 	// Quarantined records were set aside by an earlier Open.
@@ -134,7 +135,7 @@ func Check(ctx context.Context, dir string) (*CheckReport, error) {
 		return nil, err
 	}
 	defer db.Close()
-	r := &CheckReport{Dir: dir}
+	r := &CheckReport{Dir: dir, WantFormat: format}
 	v, closer, err := db.Get(metaFormat)
 	switch {
 	case errors.Is(err, cpebble.ErrNotFound):
