@@ -121,7 +121,7 @@ func (r *CheckReport) OK() bool {
 // not decode and those quarantined, without changing anything. The store
 // must be closed: Pebble locks its directory, and Check says so if another
 // process holds it.
-func Check(ctx context.Context, dir string) (*CheckReport, error) {
+func Check(ctx context.Context, dir string) (_ *CheckReport, err error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("pebble: no store in %s: %w", dir, err)
 	}
@@ -134,7 +134,7 @@ func Check(ctx context.Context, dir string) (*CheckReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	defer func() { err = errors.Join(err, db.Close()) }()
 	r := &CheckReport{Dir: dir, WantFormat: format}
 	v, closer, err := db.Get(metaFormat)
 	switch {
