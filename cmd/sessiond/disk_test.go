@@ -97,12 +97,21 @@ func TestDataDirPrivate(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
+		link bool // the data directory is a symbolic link to the real one
 	}{
-		{"generated key", nil},
-		{"configured key", []string{"--api-key", "sdk_test_configured_key"}},
+		{"generated key", nil, false},
+		{"configured key", []string{"--api-key", "sdk_test_configured_key"}, false},
+		{"linked directory", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
+			arg := dir
+			if tc.link {
+				arg = filepath.Join(t.TempDir(), "link")
+				if err := os.Symlink(dir, arg); err != nil {
+					t.Fatal(err)
+				}
+			}
 			st, err := pebble.Open(pebble.Options{Dir: filepath.Join(dir, "store")})
 			if err != nil {
 				t.Fatal(err)
@@ -124,7 +133,7 @@ func TestDataDirPrivate(t *testing.T) {
 				}
 			}
 
-			_, _, stop := serveInProcess(t, append([]string{"--data-dir", dir}, tc.args...)...)
+			_, _, stop := serveInProcess(t, append([]string{"--data-dir", arg}, tc.args...)...)
 			if code := stop(); code != 0 {
 				t.Fatalf("serve exited with %d", code)
 			}
@@ -142,7 +151,7 @@ func TestDataDirPrivate(t *testing.T) {
 				}
 			}
 			_, err = os.Stat(filepath.Join(dir, "api_key"))
-			if generated := tc.args == nil; generated == os.IsNotExist(err) {
+			if generated := tc.args == nil; generated == errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("api_key file: %v (generated key: %v)", err, generated)
 			}
 		})

@@ -188,14 +188,52 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 		return err
 	}
 	privateUmask() // before anything is created: the data directory is the server user's alone
-	s, err := openServer(ctx, cfg, stderr)
+	s, err := openInterruptibly(ctx, cfg, stderr)
 	if errors.Is(err, errInterrupted) {
-		return nil // asked to stop: logged by openServer
+		return nil // asked to stop: logged
 	}
 	if err != nil {
 		return err
 	}
 	return s.run(ctx)
+}
+
+// startGrace is how long a start stopped by a signal may take to close
+// what it opened before serve returns without it.
+const startGrace = 2 * time.Second
+
+// openInterruptibly is openServer, returning at most startGrace after ctx
+// is done whatever step the start is in (openServer gives up at once where
+// it can; a step that cannot be interrupted, a file write on a hung disk,
+// is left to the process's exit).
+func openInterruptibly(ctx context.Context, cfg Config, stderr io.Writer) (*server, error) {
+	type opened struct {
+		s   *server
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := openServer(ctx, cfg, stderr)
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.s, o.err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(startGrace)
+	defer t.Stop()
+	select {
+	case o := <-ch:
+		if o.err == nil { // done just as the signal came
+			return nil, errors.Join(errInterrupted, o.s.close())
+		}
+		return nil, o.err
+	case <-t.C:
+		log, _ := newLogger(cfg, stderr)
+		log.Warn("startup interrupted; stopped before serving, leaving a step that does not answer", "cause", context.Cause(ctx).Error())
+		return nil, errInterrupted
+	}
 }
 
 // cmdStore runs `sessiond store check`: it reads every record of the

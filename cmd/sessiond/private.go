@@ -15,6 +15,9 @@ func makePrivate(dir string) (fixed int, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, err
 	}
+	if dir, err = filepath.EvalSymlinks(dir); err != nil { // a data directory may be a link to elsewhere
+		return 0, err
+	}
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
