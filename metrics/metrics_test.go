@@ -133,3 +133,54 @@ sessiond_admin_auth_failures_total{result="wrong_key"} 0
 		t.Fatal(err)
 	}
 }
+
+func TestDiskMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	st := metrics.DiskStats{FreeBytes: 3 << 20, MinFreeBytes: 256 << 20, WritesRefused: map[string]uint64{"low_space": 7}, Quarantined: 2}
+	metrics.RegisterDisk(reg, func() metrics.DiskStats { return st })
+	want := `
+# HELP sessiond_store_free_bytes Free space on the embedded store's filesystem (for unprivileged users).
+# TYPE sessiond_store_free_bytes gauge
+sessiond_store_free_bytes 3.145728e+06
+# HELP sessiond_store_min_free_bytes Free space the store keeps: below it, writes are refused with store_full (0: no threshold).
+# TYPE sessiond_store_min_free_bytes gauge
+sessiond_store_min_free_bytes 2.68435456e+08
+# HELP sessiond_store_quarantined_records Store records set aside because they did not decode; ` + "`sessiond store check`" + ` lists them.
+# TYPE sessiond_store_quarantined_records gauge
+sessiond_store_quarantined_records 2
+# HELP sessiond_store_failed 1 once the store failed for good (a failed write of its log): writes are refused until sessiond restarts.
+# TYPE sessiond_store_failed gauge
+sessiond_store_failed 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sessiond_store_free_bytes", "sessiond_store_min_free_bytes", "sessiond_store_quarantined_records", "sessiond_store_failed"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sum(t, reg, "sessiond_store_writes_refused_total"); got != 7 {
+		t.Fatalf("writes refused = %v, want 7", got)
+	}
+	st.WritesRefused["failed"], st.Failed = 1, true
+	if got := sum(t, reg, "sessiond_store_writes_refused_total"); got != 8 {
+		t.Fatalf("writes refused = %v, want 8 (read at each scrape)", got)
+	}
+	if got := testutil.ToFloat64(gaugeOf(t, reg, "sessiond_store_failed")); got != 1 {
+		t.Fatalf("failed = %v, want 1", got)
+	}
+}
+
+// gaugeOf is the one gauge of that name, as a Collector for testutil.
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: mf.GetHelp()})
+			g.Set(mf.GetMetric()[0].GetGauge().GetValue())
+			return g
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return nil
+}

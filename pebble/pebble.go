@@ -13,16 +13,51 @@
 // the event log is trimmed to its retention with range deletions as it
 // grows; Pebble's compactions reclaim the space. Nothing is ever scanned on
 // a timer.
+//
+// # The disk
+//
+// The store keeps Options.MinFreeBytes free on its filesystem (256 MiB by
+// default): below it, every write fails with sessiond.ErrStoreFull and
+// stores nothing, reads go on, and writes resume by themselves once space
+// is back. The free space is read at most every 250 ms while there is
+// plenty, and on every group commit once it is below twice the threshold.
+// Open refuses to open below the threshold (a *SpaceError), because Pebble,
+// opening on a full disk, retries its flushes forever.
+//
+// What Pebble does if the disk fills up all the same (the threshold off or
+// another process filling the disk): a failed flush or compaction is
+// retried in a loop without pause, and writes stall in Pebble once its
+// memtables are full; the store then refuses new writes with
+// ErrStoreFull, logs the repeats at most every 10 s, and accepts writes
+// again after a flush or compaction succeeds or 64 MiB (or the threshold,
+// if higher) are free. A failed write of Pebble's log (WAL) or manifest is
+// fatal to Pebble: its error sticks and the database accepts no more
+// writes. The store then refuses every write (store_full for ENOSPC,
+// unavailable otherwise) until the process restarts, and reads go on
+// from memory; nothing acknowledged is lost, for it was fsynced.
+//
+// # Corrupt records
+//
+// A session or event record that does not decode is moved, as it is, to a
+// quarantine key space when the store opens ('q' followed by its key),
+// logged and counted (DiskStats.Quarantined), and the store opens with the
+// rest. Check lists corrupt and quarantined records of a closed store.
 package pebble
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	cpebble "github.com/cockroachdb/pebble/v2"
 
@@ -42,8 +77,16 @@ type Options struct {
 	// chunks). 0 means DefaultEventRetention.
 	EventRetention int
 	// Logger receives Pebble's own messages at debug level (errors at
-	// error level). nil discards them.
+	// error level), and the store's about its disk and corrupt records.
+	// nil discards them.
 	Logger *slog.Logger
+	// MinFreeBytes is the free space the store keeps on its filesystem:
+	// below it, writes fail with sessiond.ErrStoreFull and Open refuses to
+	// open (see the package doc). 0 means DefaultMinFreeBytes (256 MiB);
+	// a negative value turns the check off.
+	MinFreeBytes int64
+
+	memTableSize uint64 // 0: 32 MiB; tests set it to fill a disk with flushes
 }
 
 // Key space. One byte of prefix per kind of record.
@@ -53,6 +96,7 @@ const (
 	prefixEvent   = 'e' // e<seq, 8 bytes big-endian> -> event record (codec.go)
 	prefixLease   = 'n' // n<node> -> lease record
 	prefixMeta    = 'm' // m<name> -> value
+	prefixQuar    = 'q' // q<key> -> a record that did not decode, as found under key
 	maxGroup      = 512 // writes per group commit at most
 )
 
@@ -67,6 +111,10 @@ type Store struct {
 
 	db     *cpebble.DB
 	retain uint64
+	log    *slog.Logger
+	health *health
+
+	quarantined atomic.Int64 // records in the quarantine key space
 
 	ops     chan *op
 	closing chan struct{}
@@ -104,43 +152,132 @@ type op struct {
 
 // Open opens (or creates) the store in opts.Dir and loads its sessions.
 func Open(opts Options) (*Store, error) {
+	return OpenContext(context.Background(), opts)
+}
+
+// OpenContext is Open giving up when ctx is done: opening Pebble cannot be
+// interrupted, so it goes on in the background and the database is closed
+// when it opens; loading stops between records.
+func OpenContext(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("pebble: Options.Dir is required")
 	}
 	if opts.EventRetention <= 0 {
 		opts.EventRetention = DefaultEventRetention
 	}
-	db, err := cpebble.Open(opts.Dir, &cpebble.Options{
+	log := opts.Logger
+	if log == nil {
+		log = discard
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("pebble: %w", err)
+	}
+	h := newHealth(opts.Dir, opts.MinFreeBytes, log)
+	if err := h.checkOpen(); err != nil {
+		return nil, err
+	}
+	db, err := openDB(ctx, opts.Dir, h, &cpebble.Options{
 		FormatMajorVersion: cpebble.FormatNewest,
-		MemTableSize:       32 << 20,
-		Logger:             logger{opts.Logger},
+		MemTableSize:       cmp.Or(opts.memTableSize, 32<<20),
+		Logger:             logger{l: log, health: h},
+		EventListener:      h.listener(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pebble: open %s: %w", opts.Dir, err)
+		return nil, err
 	}
 	s := &Store{
 		db:      db,
 		retain:  uint64(opts.EventRetention),
+		log:     log,
+		health:  h,
 		ops:     make(chan *op, maxGroup),
 		closing: make(chan struct{}),
 		tail:    make([]sessiond.Event, min(tailSize, opts.EventRetention)),
 	}
 	s.Reads = memindex.Reads{Index: memindex.New(), Lease: &s.leases, Check: s.check}
-	if err := s.load(); err != nil {
-		return nil, errors.Join(err, db.Close())
+	if err := s.load(ctx); err != nil {
+		return nil, errors.Join(err, closeDB(db, h))
 	}
 	s.wg.Add(1)
 	go s.commitLoop()
 	return s, nil
 }
 
-// load checks the format marker and fills the index and the event counters.
-func (s *Store) load() error {
+// openDB opens Pebble, giving up when ctx is done or Pebble fails fatally
+// while opening.
+func openDB(ctx context.Context, dir string, h *health, o *cpebble.Options) (*cpebble.DB, error) {
+	type opened struct {
+		db  *cpebble.DB
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		db, err := cpebble.Open(dir, o)
+		ch <- opened{db, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("pebble: open %s: %w", dir, inUse(r.err))
+		}
+		return r.db, nil
+	case <-h.failed:
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, h.failure)
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.db != nil {
+				_ = closeDB(r.db, h)
+			}
+		}()
+		return nil, fmt.Errorf("pebble: open %s: gave up: %w", dir, context.Cause(ctx))
+	}
+}
+
+// inUse explains the error of a directory locked by another process.
+func inUse(err error) error {
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || strings.Contains(err.Error(), "lock held by current process") {
+		return fmt.Errorf("the store is in use by another process (is sessiond serve running on it? stop it first): %w", err)
+	}
+	return err
+}
+
+// closeDB closes Pebble, giving up after closeWait: Pebble waits for its
+// flushes, which a full disk can make retry forever, and after a fatal
+// error it may never finish. The process's exit then releases it; nothing
+// acknowledged is lost.
+func closeDB(db *cpebble.DB, h *health) error {
+	done := make(chan error, 1)
+	go func() { done <- db.Close() }()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		select {
+		case <-h.failed:
+			return errors.Join(err, h.failure)
+		default:
+		}
+		return err
+	case <-t.C:
+		return fmt.Errorf("pebble: closing %s: gave up after %v (a full disk or a failed write holds Pebble); what was acknowledged is on disk", h.dir, closeWait)
+	}
+}
+
+// load checks the format marker, fills the index and the event counters,
+// and quarantines records that do not decode. It stops when ctx is done.
+func (s *Store) load(ctx context.Context) error {
 	v, closer, err := s.db.Get(metaFormat)
 	switch {
 	case errors.Is(err, cpebble.ErrNotFound):
-		if err := s.db.Set(metaFormat, []byte(format), cpebble.Sync); err != nil {
+		b := s.db.NewBatch()
+		if err := b.Set(metaFormat, []byte(format), nil); err != nil {
+			return err
+		}
+		if err := s.health.commit(b); err != nil {
 			return fmt.Errorf("pebble: writing format marker: %w", err)
+		}
+		if err := b.Close(); err != nil {
+			return err
 		}
 	case err != nil:
 		return fmt.Errorf("pebble: reading format marker: %w", err)
@@ -154,105 +291,133 @@ func (s *Store) load() error {
 		}
 	}
 
-	if err := s.loadSessions(); err != nil {
+	var bad []record
+	if err := s.loadSessions(ctx, &bad); err != nil {
 		return err
 	}
-	if err := s.loadLeases(); err != nil {
-		return err
-	}
-
-	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	err = scan(ctx, s.db, prefixLease, func(k, v []byte) {
+		l, err := decodeLeaseAt(k, v)
+		if err != nil {
+			bad = append(bad, record{Key: bytes.Clone(k), Value: bytes.Clone(v), Err: err})
+			return
+		}
+		s.leases.Put(l)
+	})
 	if err != nil {
 		return err
 	}
-	if it.Last() {
-		s.seq = binary.BigEndian.Uint64(it.Key()[1:])
-		it.First()
-		s.trimmed = binary.BigEndian.Uint64(it.Key()[1:]) - 1
+
+	first, last := uint64(0), uint64(0)
+	err = scan(ctx, s.db, prefixEvent, func(k, v []byte) {
+		if len(k) == 9 { // a sequence number, whatever the value
+			seq := binary.BigEndian.Uint64(k[1:])
+			last = max(last, seq)
+			if first == 0 {
+				first = seq
+			}
+		}
+		if _, err := decodeEventAt(k, v); err != nil {
+			bad = append(bad, record{Key: bytes.Clone(k), Value: bytes.Clone(v), Err: err})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if first > 0 {
+		s.seq, s.trimmed = last, first-1
 	}
 	s.last.Store(s.seq)
-	return errors.Join(it.Error(), it.Close())
+
+	n := 0
+	if err := scan(ctx, s.db, prefixQuar, func(k, v []byte) { n++ }); err != nil {
+		return err
+	}
+	s.quarantined.Store(int64(n))
+	return s.quarantine(bad)
 }
 
-// loadSessions fills the index with the sessions and their connections.
-// Records of the second format held a session's connections inside; they
-// are moved into records of their own first, in one synced batch.
-func (s *Store) loadSessions() error {
-	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixSession}, UpperBound: []byte{prefixSession + 1}})
+// scan calls f with every record under prefix (valid only during the call:
+// f copies what it keeps), and gives up when ctx is done.
+func scan(ctx context.Context, db *cpebble.DB, prefix byte, f func(k, v []byte)) error {
+	return scanRange(ctx, db, &cpebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}}, f)
+}
+
+// scanRange is scan over the records o bounds.
+func scanRange(ctx context.Context, db *cpebble.DB, o *cpebble.IterOptions, f func(k, v []byte)) (err error) {
+	it, err := db.NewIter(o)
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, it.Close()) }()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		if n++; n%4096 == 0 {
+			if err := context.Cause(ctx); err != nil {
+				return fmt.Errorf("pebble: loading: gave up: %w", err)
+			}
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("pebble: reading %q: %w", it.Key(), err)
+		}
+		f(it.Key(), v)
+	}
+	return it.Error()
+}
+
+// loadSessions fills the index with the sessions and their connections;
+// records that do not decode are added to bad. Records of the second
+// format held a session's connections inside; they are moved into records
+// of their own first, in one synced batch.
+func (s *Store) loadSessions(ctx context.Context, bad *[]record) error {
 	batch := make([]*sessiond.Session, 0, 1024)
 	migrate := s.db.NewBatch()
 	defer migrate.Close()
 	var moved []sessiond.Connection
-	for it.First(); it.Valid(); it.Next() {
-		sess, conns, err := decodeSession(it.Value())
+	var failed error
+	err := scan(ctx, s.db, prefixSession, func(k, v []byte) {
+		sess, conns, err := decodeSessionAt(k, v)
 		if err != nil {
-			return errors.Join(fmt.Errorf("pebble: session %q: %w", it.Key()[1:], err), it.Close())
+			*bad = append(*bad, record{Key: bytes.Clone(k), Value: bytes.Clone(v), Err: err})
+			return
 		}
-		if it.Value()[0] < sessionV3 {
-			if err := migrate.Set(sessionKey(sess.ID), encodeSession(sess), nil); err != nil {
-				return errors.Join(err, it.Close())
-			}
+		if v[0] < sessionV3 && failed == nil {
+			failed = migrate.Set(sessionKey(sess.ID), encodeSession(sess), nil)
 			for i := range conns {
-				if !sess.State.Live() {
-					continue
+				if sess.State.Live() && failed == nil {
+					failed = migrate.Set(connKey(conns[i].ID), encodeConn(&conns[i]), nil)
+					moved = append(moved, conns[i])
 				}
-				if err := migrate.Set(connKey(conns[i].ID), encodeConn(&conns[i]), nil); err != nil {
-					return errors.Join(err, it.Close())
-				}
-				moved = append(moved, conns[i])
 			}
 		}
 		if batch = append(batch, sess); len(batch) == cap(batch) {
 			s.Index.Load(batch, nil)
 			batch = batch[:0]
 		}
-	}
-	s.Index.Load(batch, moved)
-	if err := it.Close(); err != nil {
+	})
+	if err = errors.Join(err, failed); err != nil {
 		return err
 	}
+	s.Index.Load(batch, moved)
 	if !migrate.Empty() {
-		if err := migrate.Commit(cpebble.Sync); err != nil {
+		if err := s.health.commit(migrate); err != nil {
 			return fmt.Errorf("pebble: moving connections into records of their own: %w", err)
 		}
 	}
-
-	it, err = s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixConn}, UpperBound: []byte{prefixConn + 1}})
-	if err != nil {
-		return err
-	}
-	var conns []sessiond.Connection
-	for it.First(); it.Valid(); it.Next() {
-		c, err := decodeConn(it.Value())
+	conns := make([]sessiond.Connection, 0, 1024)
+	err = scan(ctx, s.db, prefixConn, func(k, v []byte) {
+		c, err := decodeConnAt(k, v)
 		if err != nil {
-			return errors.Join(fmt.Errorf("pebble: connection %q: %w", it.Key()[1:], err), it.Close())
+			*bad = append(*bad, record{Key: bytes.Clone(k), Value: bytes.Clone(v), Err: err})
+			return
 		}
-		if conns = append(conns, c); len(conns) == 1024 {
+		if conns = append(conns, c); len(conns) == cap(conns) {
 			s.Index.Load(nil, conns)
 			conns = conns[:0]
 		}
-	}
+	})
 	s.Index.Load(nil, conns)
-	return it.Close()
-}
-
-// loadLeases reads the nodes' leases.
-func (s *Store) loadLeases() error {
-	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: []byte{prefixLease}, UpperBound: []byte{prefixLease + 1}})
-	if err != nil {
-		return err
-	}
-	for it.First(); it.Valid(); it.Next() {
-		l, err := decodeLease(it.Value())
-		if err != nil {
-			return errors.Join(fmt.Errorf("pebble: lease %q: %w", it.Key()[1:], err), it.Close())
-		}
-		s.leases.Put(l)
-	}
-	return it.Close()
+	return err
 }
 
 // commitLoop is the group committer: it takes every waiting op, writes them
@@ -276,7 +441,10 @@ func (s *Store) commitLoop() {
 				break gather
 			}
 		}
-		err := s.commit(group)
+		err := s.health.admit(len(group))
+		if err == nil {
+			err = s.commit(group)
+		}
 		for _, o := range group {
 			if err == nil {
 				o.apply()
@@ -289,7 +457,12 @@ func (s *Store) commitLoop() {
 func (s *Store) commit(group []*op) (err error) {
 	b := s.db.NewBatch()
 	defer func() {
-		err = errors.Join(err, b.Close())
+		select {
+		case <-s.health.failed:
+			// Pebble may still hold the batch: leave it.
+		default:
+			err = errors.Join(err, b.Close())
+		}
 		if err != nil {
 			for _, o := range group {
 				for i := range o.events {
@@ -329,7 +502,7 @@ func (s *Store) commit(group []*op) (err error) {
 			return err
 		}
 	}
-	if err := b.Commit(cpebble.Sync); err != nil {
+	if err := s.health.commit(b); err != nil {
 		return fmt.Errorf("pebble: commit: %w", err)
 	}
 	s.seq, s.trimmed = seq, trimTo
@@ -394,6 +567,9 @@ func (s *Store) write(ctx context.Context, o *op) error {
 // begin guards a write against a concurrent Close; call the returned func
 // when done.
 func (s *Store) begin(ctx context.Context) (func(), error) {
+	if s.closed.Load() { // before waiting behind a Close
+		return nil, sessiond.ErrUnavailable
+	}
 	s.closeMu.RLock()
 	if s.closed.Load() {
 		s.closeMu.RUnlock()
@@ -576,17 +752,46 @@ func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
 }
 
 // Close waits for writes in flight, stops the committer and closes the
-// database. It is idempotent.
+// database. It is idempotent. It gives up after 10 s if writes are stuck in
+// Pebble (a full disk stalls them) or Pebble does not close, and says so:
+// what was acknowledged is on disk all the same.
 func (s *Store) Close() error {
-	s.closeMu.Lock()
 	if s.closed.Swap(true) {
-		s.closeMu.Unlock()
 		return nil
 	}
-	close(s.closing)
-	s.closeMu.Unlock()
-	s.wg.Wait()
-	return s.db.Close()
+	done := make(chan struct{})
+	go func() {
+		s.closeMu.Lock() // no writer in flight from here on
+		close(s.closing)
+		s.closeMu.Unlock()
+		s.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		return fmt.Errorf("pebble: closing %s: writes still stuck in Pebble after %v (is the disk full?); what was acknowledged is on disk", s.health.dir, closeWait)
+	}
+	return closeDB(s.db, s.health)
+}
+
+// Disk reports the free space, the writes refused and the records
+// quarantined.
+func (s *Store) Disk() DiskStats {
+	free, _ := s.health.space(false)
+	h := s.health
+	st := DiskStats{FreeBytes: free, MinFreeBytes: h.min, Quarantined: int(s.quarantined.Load()),
+		WritesRefused: map[string]uint64{
+			"low_space": h.refusedLow.Load(), "disk_full": h.refusedFull.Load(), "failed": h.refusedFailed.Load(),
+		}}
+	select {
+	case <-h.failed:
+		st.Failed = true
+	default:
+	}
+	return st
 }
 
 func sessionKey(id string) []byte {
@@ -615,27 +820,4 @@ func eventKey(seq uint64) []byte {
 	k[0] = prefixEvent
 	binary.BigEndian.PutUint64(k[1:], seq)
 	return k
-}
-
-// logger routes Pebble's messages to slog.
-type logger struct{ l *slog.Logger }
-
-func (l logger) Infof(format string, args ...any) {
-	if l.l != nil {
-		l.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-	}
-}
-
-func (l logger) Errorf(format string, args ...any) {
-	if l.l != nil {
-		l.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	}
-}
-
-func (l logger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if l.l != nil {
-		l.l.Error(msg, "component", "pebble")
-	}
-	panic("pebble: fatal: " + msg)
 }

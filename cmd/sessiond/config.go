@@ -19,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/realip"
 	"github.com/sessiond/sessiond/jwt"
+	"github.com/sessiond/sessiond/pebble"
 	wsedge "github.com/sessiond/sessiond/ws"
 )
 
@@ -59,6 +60,11 @@ type Config struct {
 	MaxMetadataBytes int `yaml:"max_metadata_bytes"`
 	// ShutdownTimeout bounds a graceful stop: 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MinFreeSpace is the free space the embedded store keeps on its
+	// filesystem: below it, writes are refused with store_full (reads go
+	// on, writes resume when space is back) and the server refuses to
+	// start. 256MiB; 0 turns the check off.
+	MinFreeSpace ByteSize `yaml:"min_free_space"`
 
 	// DefaultPolicy names the policy of creates that name none; with one
 	// policy it may be left out.
@@ -198,15 +204,78 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// durationError is a bad duration; readFile names its key.
+// durationError is a bad duration or size; readFile names its key.
 type durationError struct {
 	line  int
 	value string
 	key   string
+	want  string // what it is not: "" for a duration
 }
 
 func (e *durationError) Error() string {
-	return fmt.Sprintf("line %d: %s: %q is not a duration like \"90s\" or \"1h30m\"", e.line, e.key, e.value)
+	want := e.want
+	if want == "" {
+		want = `a duration like "90s" or "1h30m"`
+	}
+	return fmt.Sprintf("line %d: %s: %q is not %s", e.line, e.key, e.value, want)
+}
+
+// ByteSize is a number of bytes written as "512MiB", "1GiB" or "1073741824".
+type ByteSize int64
+
+const sizeWant = `a size like "512MiB", "1GiB" or "0"`
+
+var sizeUnits = []struct {
+	suffix string
+	n      float64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1},
+}
+
+// ParseByteSize reads a size: a number with an optional unit, binary
+// (KiB, MiB, GiB, TiB; K, M, G, T), decimal (kB, MB, GB, TB) or B.
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := 1.0
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.n
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || v*mult > 1<<62 || t == "" {
+		return 0, fmt.Errorf("%q is not %s", s, sizeWant)
+	}
+	return ByteSize(v * mult), nil
+}
+
+// String writes the size with the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// MarshalYAML writes the size as a string.
+func (b ByteSize) MarshalYAML() (any, error) { return b.String(), nil }
+
+// UnmarshalYAML reads a size.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return &durationError{line: n.Line, value: n.Value, want: sizeWant}
+	}
+	*b = v
+	return nil
 }
 
 func defaultConfig() Config {
@@ -215,6 +284,7 @@ func defaultConfig() Config {
 		Retention: Duration(sessiond.DefaultRetention), EventRetention: 100_000,
 		MaxMetadataBytes: sessiond.DefaultMaxMetadata, ShutdownTimeout: Duration(15 * time.Second),
 		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(), AccessLog: true,
+		MinFreeSpace: ByteSize(pebble.DefaultMinFreeBytes),
 	}
 }
 
@@ -309,6 +379,7 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request (default true)"},
 	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated (default any)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
+	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
 }
 
 // switchFlags are the flags that are switches: --insecure-http alone
@@ -456,6 +527,12 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.JWT.Leeway = Duration(d)
 		case "ending-hook-url":
 			cfg.EndingHookURL = v
+		case "min-free-space":
+			b, err := ParseByteSize(v)
+			if err != nil {
+				return cfg, fmt.Errorf("min-free-space: %w", err)
+			}
+			cfg.MinFreeSpace = b
 		}
 	}
 	if err := cfg.readSecretFiles(); err != nil {
@@ -553,6 +630,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.EventRetention < 1 {
 		return fmt.Errorf("event_retention: must be at least 1 (got %d)", cfg.EventRetention)
+	}
+	if cfg.MinFreeSpace < 0 {
+		return fmt.Errorf("min_free_space: must not be negative (got %d)", cfg.MinFreeSpace)
 	}
 	if cfg.MaxMetadataBytes < 1 {
 		return fmt.Errorf("max_metadata_bytes: must be at least 1 (got %d)", cfg.MaxMetadataBytes)

@@ -9,6 +9,7 @@
 //	sessiond sessions revoke --subject S
 //	sessiond token --subject S [--ttl 1h]   a development JWT for /v1/connect
 //	sessiond connect --subject S --device D  hold a WebSocket, printing what happens
+//	sessiond store check                 verify every record of a stopped server's store
 //	sessiond version
 //
 // Every command takes --config, --addr, --data-dir, --api-key, --store,
@@ -17,6 +18,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -34,11 +37,18 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/jwt"
+	"github.com/sessiond/sessiond/pebble"
 )
 
 func main() {
+	// Signals first: SIGTERM and SIGINT stop every command at any point,
+	// the server's start included. A second one kills at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -55,6 +65,8 @@ Usage:
   sessiond token --subject S [--ttl 1h]   print a development JWT (HS256, the configured --jwt-secret)
   sessiond connect --subject S --device D   hold a WebSocket to D's session; print what happens
   sessiond connect --subject S --session-token T   ... or to a session created over REST
+  sessiond store check [--data-dir DIR]   verify every record of the embedded store (server stopped);
+                                          list corrupt and quarantined ones; exit 1 if any
   sessiond version
 
 Common flags (each also read from its environment variable):
@@ -70,6 +82,7 @@ Common flags (each also read from its environment variable):
   --store KIND       SESSIOND_STORE       embedded (default) or memory
   --log-format F     SESSIOND_LOG_FORMAT  auto, text or json
   --log-level L      SESSIOND_LOG_LEVEL   debug, info, warn or error
+  --min-free-space N SESSIOND_MIN_FREE_SPACE  free space the store keeps, e.g. 512MiB (256MiB; 0: off)
   --jwt-secret S     SESSIOND_JWT_SECRET  HS256 secret of WebSocket credentials (also --jwt-public-key,
                                           --jwt-jwks-url, --jwt-issuer, --jwt-audience, --jwt-subject-claim)
   (also --jwt-secret-file, --access-log=false, --ws-allowed-origins: sessiond serve -h lists every flag)
@@ -98,6 +111,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdToken(args, stdout, getenv)
 	case "connect":
 		err = cmdConnect(ctx, args, stdout, getenv)
+	case "store":
+		err = cmdStore(ctx, args, stdout, getenv)
 	case "version":
 		fmt.Fprintln(stdout, "sessiond", version)
 	case "help", "-h", "--help":
@@ -182,11 +197,114 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err := cfg.check(); err != nil {
 		return usageError{err.Error()}
 	}
-	s, err := openServer(ctx, cfg, stderr)
+	privateUmask() // before anything is created: the data directory is the server user's alone
+	s, err := openInterruptibly(ctx, cfg, stderr)
+	if errors.Is(err, errInterrupted) {
+		return nil // asked to stop: logged
+	}
 	if err != nil {
 		return err
 	}
 	return s.run(ctx)
+}
+
+// startGrace is how long a start stopped by a signal may take to close
+// what it opened before serve returns without it.
+const startGrace = 2 * time.Second
+
+// openInterruptibly is openServer, returning at most startGrace after ctx
+// is done whatever step the start is in (openServer gives up at once where
+// it can; a step that cannot be interrupted, a file write on a hung disk,
+// is left to the process's exit).
+func openInterruptibly(ctx context.Context, cfg Config, stderr io.Writer) (*server, error) {
+	type opened struct {
+		s   *server
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := openServer(ctx, cfg, stderr)
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.s, o.err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(startGrace)
+	defer t.Stop()
+	select {
+	case o := <-ch:
+		if o.err == nil { // done just as the signal came
+			return nil, errors.Join(errInterrupted, o.s.close())
+		}
+		return nil, o.err
+	case <-t.C:
+		log, _ := newLogger(cfg, stderr)
+		log.Warn("startup interrupted; stopped before serving, leaving a step that does not answer", "cause", context.Cause(ctx).Error())
+		return nil, errInterrupted
+	}
+}
+
+// cmdStore runs `sessiond store check`: it reads every record of the
+// embedded store of a stopped server and lists those that do not decode
+// and those quarantined.
+func cmdStore(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	if len(args) == 0 || args[0] != "check" {
+		return usageError{"store: want check"}
+	}
+	fs := flag.NewFlagSet("store check", flag.ContinueOnError)
+	cf := newConfigFlags(fs)
+	if pos, err := parse(fs, args[1:], stdout); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"store check takes no arguments"}
+	}
+	cfg, err := loadConfig(cf, getenv)
+	if err != nil {
+		return err
+	}
+	privateUmask()
+	dir := filepath.Join(cfg.DataDir, "store")
+	rep, err := pebble.Check(ctx, dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "store:       %s (format %s)\n", rep.Dir, rep.Format)
+	fmt.Fprintf(stdout, "sessions:    %d records, all decode\n", rep.Sessions)
+	fmt.Fprintf(stdout, "events:      %d records, all decode\n", rep.Events)
+	list := func(title, note string, recs []pebble.Record) {
+		fmt.Fprintf(stdout, "%-12s %d%s\n", title+":", len(recs), note)
+		for _, r := range recs {
+			fmt.Fprintf(stdout, "  %s  %d bytes  %s\n", describeRecord(r), r.Size, r.Error)
+		}
+	}
+	list("corrupt", " (quarantined when the server next starts)", rep.Corrupt)
+	list("quarantined", "", rep.Quarantined)
+	if rep.Unknown > 0 {
+		fmt.Fprintf(stdout, "unknown:     %d records under no known key prefix\n", rep.Unknown)
+	}
+	if rep.OK() {
+		fmt.Fprintln(stdout, "ok")
+		return nil
+	}
+	if rep.Format != rep.WantFormat {
+		return fmt.Errorf("store check: %s: data format %q, this build reads %q", dir, rep.Format, rep.WantFormat)
+	}
+	return fmt.Errorf("store check: %s: %d corrupt, %d quarantined, %d unknown records",
+		dir, len(rep.Corrupt), len(rep.Quarantined), rep.Unknown)
+}
+
+// describeRecord names a record by its key: a session's id, an event's
+// sequence number.
+func describeRecord(r pebble.Record) string {
+	switch {
+	case r.Kind == "session":
+		return fmt.Sprintf("session %q", r.Key[1:])
+	case r.Kind == "event" && len(r.Key) == 9:
+		return fmt.Sprintf("event %d", binary.BigEndian.Uint64(r.Key[1:]))
+	}
+	return fmt.Sprintf("%s key %x", r.Kind, r.Key)
 }
 
 func cmdConfig(args []string, stdout io.Writer, getenv func(string) string) error {

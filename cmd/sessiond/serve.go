@@ -58,6 +58,11 @@ type server struct {
 // openServer opens the store, starts the engine (which settles sessions
 // that came due while nothing ran) and binds the listener. It does not
 // serve yet.
+//
+// Every step gives up when ctx is done (a signal): opening the store goes
+// on in the background if Pebble cannot be interrupted, and the process
+// exits without waiting for it. Such an interrupted start returns an error
+// matching errInterrupted, after logging where it stopped.
 func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server, err error) {
 	s := &server{cfg: config, stderr: stderr}
 	cfg := &s.cfg
@@ -66,9 +71,15 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		return nil, err
 	}
 	s.log, s.textLogs = newLogger(*cfg, stderr)
+	stage := "preparing the data directory"
 	defer func() {
-		if err != nil {
-			err = errors.Join(err, s.close())
+		if err == nil {
+			return
+		}
+		err = errors.Join(err, s.close())
+		if ctx.Err() != nil {
+			s.log.Warn("startup interrupted; stopped before serving", "stage", stage, "cause", context.Cause(ctx).Error())
+			err = fmt.Errorf("%w while %s: %w", errInterrupted, stage, err)
 		}
 	}()
 	if cfg.TLS.on() {
@@ -82,25 +93,39 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	}
 	clientIP := realip.New(proxies).ClientIP
 
+	if cfg.DataDir != "" {
+		fixed, err := makePrivate(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
+		}
+		if fixed > 0 {
+			s.log.Warn("made the data directory private to this user (directories 0700, files 0600)", "dir", cfg.DataDir, "changed", fixed)
+		}
+	}
 	if err := s.loadAPIKey(); err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	obs := metrics.New(reg)
+
+	stage = "opening the store"
 	switch cfg.Store {
 	case "memory":
 		s.store = inmem.New(inmem.Options{EventRetention: cfg.EventRetention})
 	default:
-		st, err := pebble.Open(pebble.Options{
-			Dir: filepath.Join(cfg.DataDir, "store"), EventRetention: cfg.EventRetention, Logger: s.log,
-		})
+		st, err := s.openStore(ctx)
 		if err != nil {
 			return nil, err
 		}
 		s.store = st
+		metrics.RegisterDisk(reg, func() metrics.DiskStats {
+			d := st.Disk()
+			return metrics.DiskStats{FreeBytes: d.FreeBytes, MinFreeBytes: d.MinFreeBytes,
+				WritesRefused: d.WritesRefused, Failed: d.Failed, Quarantined: d.Quarantined}
+		})
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	obs := metrics.New(reg)
+	stage = "loading sessions and settling overdue ones"
 
 	policies, def, err := cfg.policies()
 	if err != nil {
@@ -134,6 +159,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	if cfg.AccessLog {
 		api.AccessLog = s.log
 	}
+	stage = "setting up credentials"
 	if s.jwt, err = newVerifier(ctx, cfg.JWT, s.log); err != nil {
 		return nil, err
 	}
@@ -180,10 +206,45 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		s.http.TLSConfig = s.certs.tlsConfig()
 	}
 	s.http.RegisterOnShutdown(s.api.Close)
+	stage = "binding the listener"
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	return s, nil
+}
+
+// errInterrupted is a start stopped by a signal.
+var errInterrupted = errors.New("startup interrupted")
+
+// openStore opens the embedded store in DATA_DIR/store: at once refused if
+// the disk is below min_free_space, given up when ctx is done.
+func (s *server) openStore(ctx context.Context) (*pebble.Store, error) {
+	dir := filepath.Join(s.cfg.DataDir, "store")
+	minFree := int64(s.cfg.MinFreeSpace)
+	if minFree == 0 {
+		minFree = -1 // off
+	}
+	s.log.Info("opening the store", "dir", dir, "min_free_space", s.cfg.MinFreeSpace.String())
+	start := time.Now()
+	st, err := pebble.OpenContext(ctx, pebble.Options{
+		Dir: dir, EventRetention: s.cfg.EventRetention, Logger: s.log, MinFreeBytes: minFree,
+	})
+	var se *pebble.SpaceError
+	if errors.As(err, &se) {
+		return nil, fmt.Errorf("store: %s free on %s, need %s (min_free_space): free space or lower the threshold",
+			pebble.FormatBytes(se.Free), se.Dir, pebble.FormatBytes(se.Need))
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := st.Disk()
+	s.log.Info("store opened", "dir", dir, "took", time.Since(start).Round(time.Millisecond).String(),
+		"free", pebble.FormatBytes(d.FreeBytes), "quarantined", d.Quarantined)
+	if d.Quarantined > 0 {
+		s.log.Warn("the store holds records that did not decode, set aside; the server runs without them. "+
+			"List them with `sessiond store check` while the server is stopped", "quarantined", d.Quarantined, "dir", dir)
+	}
+	return st, nil
 }
 
 // loadAPIKey takes the configured key, or the one saved in the data

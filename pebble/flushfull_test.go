@@ -1,0 +1,109 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/tmpfstest"
+	"github.com/sessiond/sessiond/sessiondtest"
+)
+
+// With the threshold off and a small memtable, the disk fills up under a
+// flush rather than the log: Pebble retries the flush without pause and
+// stalls writes. The store refuses new writes with store_full (counted as
+// disk_full) instead of stalling them all, and once there is room again
+// the stalled writes complete and new ones are accepted, without a restart.
+func TestFlushMeetsFullDisk(t *testing.T) {
+	mnt := tmpfstest.Mount(t, 4<<20)
+	st, err := Open(Options{Dir: mnt + "/store", MinFreeBytes: -1, memTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	var (
+		mu      sync.Mutex
+		acked   []*sessiond.Session
+		refused int
+		wg      sync.WaitGroup
+	)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				s, _ := sessiondtest.NewSession(fmt.Sprint("w", w), sessiondtest.Epoch)
+				s.Metadata = make([]byte, 200)
+				_, err := st.Create(ctx, sessiond.Change{Session: s}, sessiond.Limit{})
+				mu.Lock()
+				if err == nil {
+					acked = append(acked, s)
+				} else if errors.Is(err, sessiond.ErrStoreFull) {
+					refused++
+				} else {
+					t.Errorf("create: %v, want store_full", err)
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// Wait until the store refuses for a full disk; writers stalled in
+	// Pebble (at most one group) wait on.
+	for deadline := time.Now().Add(60 * time.Second); st.Disk().WritesRefused["disk_full"] == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no write refused for a full disk after 60s: %+v", st.Disk())
+		}
+	}
+	d := st.Disk()
+	if d.Failed {
+		t.Fatalf("the log write failed (%+v); this test wants a flush to meet the full disk first", d)
+	}
+	mu.Lock()
+	t.Logf("flush met the full disk: %d acknowledged, %d refused so far, %s free", len(acked), refused, FormatBytes(d.FreeBytes))
+	mu.Unlock()
+	for _, s := range acked[:1] {
+		if _, err := st.Get(ctx, s.ID); err != nil {
+			t.Errorf("read on the full disk: %v", err)
+		}
+	}
+
+	// Room again.
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=512m"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait() // the stalled writes complete
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s, _ := sessiondtest.NewSession("after", sessiondtest.Epoch)
+		_, err := st.Create(ctx, sessiond.Change{Session: s}, sessiond.Limit{})
+		if err == nil {
+			acked = append(acked, s)
+			break
+		}
+		if !errors.Is(err, sessiond.ErrStoreFull) || time.Now().After(deadline) {
+			t.Fatalf("create after the disk grew: %v", err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := Open(Options{Dir: mnt + "/store", MinFreeBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	for _, s := range acked {
+		if _, err := st2.Get(ctx, s.ID); err != nil {
+			t.Fatalf("acknowledged session %s after reopening: %v", s.ID, err)
+		}
+	}
+	t.Logf("after the disk grew: writes accepted, all %d acknowledged sessions there after reopening", len(acked))
+}

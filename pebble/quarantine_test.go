@@ -1,0 +1,138 @@
+package pebble_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	cpebble "github.com/cockroachdb/pebble/v2"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/pebble"
+	"github.com/sessiond/sessiond/sessiondtest"
+)
+
+// A record that does not decode is quarantined at open, logged with its
+// kind and (hashed) id, counted, listed by Check, and the store opens with
+// the others.
+func TestCorruptRecordQuarantined(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir, 0)
+	ctx := context.Background()
+	var all []*sessiond.Session
+	for range 5 {
+		s, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
+		if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: []sessiond.Event{{Type: sessiond.EventCreated, SessionID: s.ID}}}, sessiond.Limit{}); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, s)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Corrupt the third session and the second event, with Pebble directly.
+	bad := all[2]
+	db, err := cpebble.Open(dir, &cpebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badEvent := append([]byte{'e'}, binary.BigEndian.AppendUint64(nil, 2)...)
+	if err := db.Set(append([]byte{'s'}, bad.ID...), []byte{2, 0xff, 0xff}, cpebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(badEvent, []byte{9, 9, 9}, cpebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Check, before any open, finds both and changes nothing.
+	rep, err := pebble.Check(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || len(rep.Corrupt) != 2 || len(rep.Quarantined) != 0 || rep.Sessions != 4 || rep.Events != 4 {
+		t.Fatalf("Check before open: %+v", rep)
+	}
+
+	var logs bytes.Buffer
+	st, err = pebble.Open(pebble.Options{Dir: dir, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("the store does not open with a corrupt record: %v", err)
+	}
+	if d := st.Disk(); d.Quarantined != 2 {
+		t.Errorf("Disk().Quarantined = %d, want 2", d.Quarantined)
+	}
+	for _, s := range all {
+		_, err := st.Get(ctx, s.ID)
+		if s == bad && !errors.Is(err, sessiond.ErrNotFound) {
+			t.Errorf("the corrupt session reads as %v", err)
+		}
+		if s != bad && err != nil {
+			t.Errorf("session %s, not corrupt, did not load: %v", s.ID, err)
+		}
+	}
+	evs, err := st.Events(ctx, 0, 10)
+	if err != nil || len(evs) != 4 || evs[0].Seq != 1 || evs[1].Seq != 3 {
+		t.Errorf("Events after quarantine = %+v, %v; want seqs 1, 3, 4, 5", evs, err)
+	}
+	s, _ := sessiondtest.NewSession("bob", sessiondtest.Epoch)
+	ev := []sessiond.Event{{Type: sessiond.EventCreated, SessionID: s.ID}}
+	if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: ev}, sessiond.Limit{}); err != nil || ev[0].Seq != 6 {
+		t.Errorf("next event seq %d (%v), want 6", ev[0].Seq, err)
+	}
+	for _, want := range []string{
+		`"level":"ERROR"`, `"kind":"session"`, `"record":"sid:` + sessiond.LogID(bad.ID) + `"`,
+		`"kind":"event"`, `"record":"seq:2"`, "quarantined",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), bad.ID) {
+		t.Errorf("the log shows the session id in clear:\n%s", logs.String())
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Check after: nothing corrupt left, both quarantined with their keys.
+	rep, err = pebble.Check(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || len(rep.Corrupt) != 0 || len(rep.Quarantined) != 2 || rep.Sessions != 5 {
+		t.Fatalf("Check after open: %+v", rep)
+	}
+	keys := map[string]bool{}
+	for _, r := range rep.Quarantined {
+		keys[string(r.Key)] = true
+	}
+	if !keys["s"+bad.ID] || !keys[string(badEvent)] {
+		t.Errorf("quarantined keys %v, want the corrupt session's and event's", keys)
+	}
+
+	// Reopening quarantines nothing more and counts what is there.
+	st = open(t, dir, 0)
+	defer st.Close()
+	if d := st.Disk(); d.Quarantined != 2 {
+		t.Errorf("after reopening, Disk().Quarantined = %d, want 2", d.Quarantined)
+	}
+}
+
+// Check on a store in use says so.
+func TestCheckWhileOpen(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir, 0)
+	defer st.Close()
+	_, err := pebble.Check(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("Check on an open store: %v, want an error saying it is in use", err)
+	}
+}
