@@ -184,7 +184,7 @@ func (s *Store) loadSessions() error {
 	}
 	batch := make([]*sessiond.Session, 0, 1024)
 	migrate := s.db.NewBatch()
-	defer migrate.Close()
+	defer func() { _ = migrate.Close() }() // committed below, or dropped
 	var moved []sessiond.Connection
 	for it.First(); it.Valid(); it.Next() {
 		sess, conns, err := decodeSession(it.Value())
