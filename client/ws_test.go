@@ -216,26 +216,29 @@ func (r *recorder) states() []WSState {
 }
 
 // await returns the first event in state want after those returned
-// before, waiting up to 5s for it.
+// before, waiting for it.
 func (r *recorder) await(t *testing.T, want WSState) WSEvent {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var ev WSEvent
+	found := false
+	defer func() {
+		if !found { // Eventually failed the test: show what came instead
+			t.Logf("events: %v", r.states())
+		}
+	}()
+	sessiondtest.Eventually(t, fmt.Sprintf("a %v event", want), func() bool {
 		r.mu.Lock()
+		defer r.mu.Unlock()
 		for i := r.next; i < len(r.evs); i++ {
 			if r.evs[i].State == want {
 				r.next = i + 1
-				ev := r.evs[i]
-				r.mu.Unlock()
-				return ev
+				ev, found = r.evs[i], true
+				return true
 			}
 		}
-		r.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no %v event within 5s; events: %v", want, r.states())
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return false
+	})
+	return ev
 }
 
 // dial connects with short backoffs and records the states; the connection
@@ -272,18 +275,6 @@ func (s *testServer) mustDial(cfg WSConfig) (*WSConn, *recorder) {
 		s.t.Fatalf("DialWS: %v", err)
 	}
 	return c, rec
-}
-
-// eventually polls cond for up to 5s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func ctx5s(t *testing.T) context.Context {
@@ -469,7 +460,7 @@ func TestWSResumeAfterHeartbeatTimeout(t *testing.T) {
 	if n := src.calls.Load(); n != 3 {
 		t.Fatalf("%d credentials, want one per connect (3)", n)
 	}
-	eventually(t, "the session to hold the new connection only", func() bool {
+	sessiondtest.Eventually(t, "the session to hold the new connection only", func() bool {
 		sess := s.session(sid)
 		return sess.State == sessiond.StateActive && sess.ConnCount == 1 && s.conns(sid)[0].ID == conn1
 	})
@@ -726,7 +717,7 @@ func TestWSRefreshAnswered(t *testing.T) {
 		s.clock.Advance(step * time.Second)
 	}
 	wantExp := s.clock.Now().Add(3 * time.Minute)
-	eventually(t, "the refreshed message", func() bool { return c.CredentialExpires().Equal(wantExp) })
+	sessiondtest.Eventually(t, "the refreshed message", func() bool { return c.CredentialExpires().Equal(wantExp) })
 	if src.calls.Load() != 2 {
 		t.Fatalf("%d credentials, want 2", src.calls.Load())
 	}
@@ -761,7 +752,7 @@ func TestWSRefreshFailureReconnects(t *testing.T) {
 		}
 		s.clock.Advance(step * time.Second)
 	}
-	eventually(t, "the refresh to call the source", func() bool { return src.calls.Load() == 2 })
+	sessiondtest.Eventually(t, "the refresh to call the source", func() bool { return src.calls.Load() == 2 })
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -859,7 +850,7 @@ func TestWSCloseLeavesNoGoroutines(t *testing.T) {
 		}
 		s.clock.Advance(step)
 	}
-	eventually(t, "the refresh to call the source", func() bool { return src.calls.Load() == 3 })
+	sessiondtest.Eventually(t, "the refresh to call the source", func() bool { return src.calls.Load() == 3 })
 
 	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -881,7 +872,7 @@ func TestWSCloseLeavesNoGoroutines(t *testing.T) {
 	if _, open := <-c.Messages(); open {
 		t.Fatal("Messages open after Close")
 	}
-	eventually(t, "the server to see the client close", func() bool {
+	sessiondtest.Eventually(t, "the server to see the client close", func() bool {
 		return s.session(sid).State == sessiond.StateDisconnected && s.edge.Load().Stats().ClientClosed >= 1
 	})
 	noMoreGoroutines(t, before)
@@ -889,15 +880,7 @@ func TestWSCloseLeavesNoGoroutines(t *testing.T) {
 
 func noMoreGoroutines(t *testing.T, before int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("%d goroutines, %d before\n%s", runtime.NumGoroutine(), before, buf[:n])
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sessiondtest.Eventually(t, fmt.Sprintf("the goroutines to go back to %d", before), func() bool { return runtime.NumGoroutine() <= before })
 }
 
 // 409 too_many_connections is retried: a reconnect can come before the
@@ -925,7 +908,7 @@ func TestWSTooManyConnectionsIsRetried(t *testing.T) {
 		done <- err
 	}()
 	// Refused at least twice while the first connection holds the session.
-	eventually(t, "retries of the refused connect", func() bool {
+	sessiondtest.Eventually(t, "retries of the refused connect", func() bool {
 		n := 0
 		for _, ev := range rec.all() {
 			if ev.State == WSReconnecting {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/sessiondtest"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -94,25 +95,15 @@ func (e *htEnv) deleteConn(connID string) htResp {
 	return e.send("DELETE", "/v1/connections/"+connID, "")
 }
 
-// eventually polls the store, through the Manager, until cond holds for the
-// session, and fails the test if it does not within htRequestTimeout. It
-// waits for work that a clock advance started in another goroutine.
-func (e *htEnv) eventually(sessionID, what string, cond func(*sessiond.Session) bool) *sessiond.Session {
+// session reads the session through the Manager, not the API: tests wait
+// on it for work that a clock advance started in another goroutine.
+func (e *htEnv) session(id string) *sessiond.Session {
 	e.t.Helper()
-	deadline := time.Now().Add(htRequestTimeout)
-	for {
-		s, err := e.m.Get(context.Background(), sessionID)
-		if err != nil {
-			e.t.Fatalf("waiting for %s: reading session %s: %v", what, sessionID, err)
-		}
-		if cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s did not happen within %v; session is %s with %d connections", what, htRequestTimeout, s.State, s.ConnCount)
-		}
-		time.Sleep(time.Millisecond) // a poll interval, not a wait for the timeout
+	s, err := e.m.Get(context.Background(), id)
+	if err != nil {
+		e.t.Fatalf("reading session %s: %v", id, err)
 	}
+	return s
 }
 
 func htConnIDs(cs []htConn) []string {
@@ -208,7 +199,7 @@ func TestConnectionLifecycle(t *testing.T) {
 	// session is disconnected and waits out its grace.
 	e.clock.Advance(time.Second)
 	lost := t2.Add(30 * time.Second)
-	e.eventually(c.ID, "the session to be disconnected", func(s *sessiond.Session) bool { return s.State == sessiond.StateDisconnected })
+	sessiondtest.Eventually(e.t, "the session to be disconnected", func() bool { return e.session(c.ID).State == sessiond.StateDisconnected })
 	htWantError(t, e.heartbeat(vnc.ID), http.StatusNotFound, sessiond.CodeConnectionNotFound, "")
 	if got := e.conns(c.ID); len(got) != 0 {
 		t.Errorf("after the heartbeat timeout: got connections %v, want none", got)
@@ -253,7 +244,7 @@ func TestHeartbeatTimeoutWithoutGraceKeepsSessionActive(t *testing.T) {
 		t.Errorf("got heartbeat_interval %q, heartbeat_timeout %q; want the defaults 25s, 1m0s", reg.HeartbeatInterval, reg.HeartbeatTimeout)
 	}
 	e.clock.Advance(time.Minute)
-	e.eventually(c.ID, "the connection to be lost", func(s *sessiond.Session) bool { return s.ConnCount == 0 })
+	sessiondtest.Eventually(e.t, "the connection to be lost", func() bool { return e.session(c.ID).ConnCount == 0 })
 	htWantError(t, e.heartbeat(reg.Connection.ID), http.StatusNotFound, sessiond.CodeConnectionNotFound, "")
 	if s := e.get(c.ID); s.State != "active" || s.Connections != 0 || s.DisconnectedAt != nil {
 		t.Errorf("got state %q, connections %d, disconnected_at %v; want active, 0, none", s.State, s.Connections, s.DisconnectedAt)
@@ -294,7 +285,7 @@ func TestDeleteConnection(t *testing.T) {
 		}
 		// The grace ends the session.
 		e.clock.Advance(2 * time.Minute)
-		e.eventually(c.ID, "the grace to end the session", func(s *sessiond.Session) bool { return s.State == sessiond.StateEnded })
+		sessiondtest.Eventually(e.t, "the grace to end the session", func() bool { return e.session(c.ID).State == sessiond.StateEnded })
 		if s := e.get(c.ID); s.EndReason != "grace_elapsed" {
 			t.Errorf("got end_reason %q, want grace_elapsed", s.EndReason)
 		}
@@ -549,5 +540,5 @@ func TestHeartbeatsWriteOncePerTouchInterval(t *testing.T) {
 	}
 	// Silence for the heartbeat timeout loses the connection.
 	e.clock.Advance(31 * time.Second)
-	e.eventually(c.ID, "the connection lost to its heartbeat timeout", func(s *sessiond.Session) bool { return s.ConnCount == 0 })
+	sessiondtest.Eventually(e.t, "the connection lost to its heartbeat timeout", func() bool { return e.session(c.ID).ConnCount == 0 })
 }

@@ -8,11 +8,13 @@ import (
 	"github.com/sessiond/sessiond/sessiondtest"
 )
 
-func TestConformance(t *testing.T) {
-	sessiondtest.TestStore(t, sessiondtest.Harness{
-		Open: func(testing.TB) sessiond.Store { return inmem.New(inmem.Options{}) },
-	})
+var harness = sessiondtest.Harness{
+	Open: func(testing.TB) sessiond.Store { return inmem.New(inmem.Options{}) },
 }
+
+func TestConformance(t *testing.T) { sessiondtest.TestStore(t, harness) }
+
+func TestEngine(t *testing.T) { sessiondtest.TestEngine(t, harness) }
 
 func TestEventRetention(t *testing.T) {
 	st := inmem.New(inmem.Options{EventRetention: 3})

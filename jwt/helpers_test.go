@@ -28,6 +28,7 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 // t0 is the test clock's time: every token is made relative to it.
@@ -333,17 +334,10 @@ func (s *jwksServer) setRaw(status int, body []byte) {
 	s.mu.Unlock()
 }
 
-// waitRequests polls until the server has answered at least n requests, or
-// fails the test after a generous deadline.
+// waitRequests waits until the server has answered at least n requests.
 func (s *jwksServer) waitRequests(tb testing.TB, n int64) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.requests.Load() < n {
-		if time.Now().After(deadline) {
-			tb.Fatalf("JWKS server saw %d requests, want >= %d", s.requests.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sessiondtest.Eventually(tb, fmt.Sprintf("the JWKS server to answer %d requests", n), func() bool { return s.requests.Load() >= n })
 }
 
 func p384Key(tb testing.TB) any {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
+
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 // rs256 is a valid RS256 token signed with rsaKey1 or rsaKey2 (which) and kid.
@@ -141,21 +143,10 @@ func TestNewSucceedsWhenJWKSUnavailable(t *testing.T) {
 	}
 }
 
-// waitReady polls until v is ready, or fails the test after a generous
-// deadline.
+// waitReady waits until v is ready.
 func waitReady(tb testing.TB, v *Verifier) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ready, detail := v.Ready()
-		if ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not ready after 10s: %s", detail)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	sessiondtest.Eventually(tb, "the verifier to be ready", func() bool { ready, _ := v.Ready(); return ready })
 }
 
 func TestNewStillFailsOnConfigErrorsWithJWKS(t *testing.T) {

@@ -372,7 +372,7 @@ func scanRange(ctx context.Context, db *cpebble.DB, o *cpebble.IterOptions, f fu
 func (s *Store) loadSessions(ctx context.Context, bad *[]record) error {
 	batch := make([]*sessiond.Session, 0, 1024)
 	migrate := s.db.NewBatch()
-	defer migrate.Close()
+	defer func() { _ = migrate.Close() }() // committed below, or dropped
 	var moved []sessiond.Connection
 	var failed error
 	err := scan(ctx, s.db, prefixSession, func(k, v []byte) {

@@ -41,6 +41,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestEngine runs the engine suite on Pebble. Each store is opened where
+// its test runs: inside that test's synctest bubble, for most, so that
+// Pebble's goroutines belong to the bubble and are gone when it ends.
+func TestEngine(t *testing.T) {
+	sessiondtest.TestEngine(t, sessiondtest.Harness{
+		Open: func(t testing.TB) sessiond.Store { return open(t, t.TempDir(), 0) },
+	})
+}
+
 func TestEventRetention(t *testing.T) {
 	dir := t.TempDir()
 	st := open(t, dir, 3)

@@ -1,5 +1,8 @@
 // Package sessiondtest holds what tests of sessiond and of its adapters
-// share: a manual clock and the conformance suite every Store must pass.
+// share: the conformance suites every Store adapter runs, TestStore (the
+// Store contract, method by method) and TestEngine (the Manager's lifecycle
+// on that store); a manual clock; and Eventually, the one way tests wait
+// for work another goroutine does.
 package sessiondtest
 
 import (

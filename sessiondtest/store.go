@@ -14,9 +14,16 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// Harness tells the conformance suite how to get stores.
+// Harness tells the conformance suites (TestStore, TestEngine) how to get
+// stores.
 type Harness struct {
 	// Open returns a new, empty store. The suite closes it.
+	//
+	// The engine suite calls it inside the testing/synctest bubble of the
+	// test that uses the store, with that bubble's t, so that whatever the
+	// store starts (goroutines, timers) belongs to the bubble and runs on
+	// its fake time; Close must stop it all. Tests that move time with a
+	// ManualClock call it outside any bubble.
 	Open func(t testing.TB) sessiond.Store
 	// Reopen, if set, closes s and opens the same store again, to check that
 	// what was acknowledged survives. Stores that keep nothing leave it nil.

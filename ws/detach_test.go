@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/sessiondtest"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -39,16 +40,16 @@ func TestFailedDetachIsRetried(t *testing.T) {
 	sid, _, _, _ := c.ack()
 	st.down.Store(true)
 	_ = c.c.Close(websocket.StatusNormalClosure, "bye")
-	e.eventually("the socket closed on the edge", func() bool { return e.edge.Open() == 0 })
-	e.eventually("the failed detach queued", func() bool { return e.edge.Stats().DetachesPending == 1 })
+	sessiondtest.Eventually(e.t, "the socket closed on the edge", func() bool { return e.edge.Open() == 0 })
+	sessiondtest.Eventually(e.t, "the failed detach queued", func() bool { return e.edge.Stats().DetachesPending == 1 })
 	if s := e.session(sid); s.ConnCount != 1 {
 		t.Fatalf("%d connections while the store is down, want the stale 1", s.ConnCount)
 	}
 	e.clock.Advance(2 * time.Second) // a retry fails: the store is still down
-	e.eventually("the retry to fail and wait longer", func() bool { return e.edge.Stats().DetachesPending == 1 })
+	sessiondtest.Eventually(e.t, "the retry to fail and wait longer", func() bool { return e.edge.Stats().DetachesPending == 1 })
 	st.down.Store(false)
 	e.clock.Advance(5 * time.Second)
-	e.eventually("the retried detach to land", func() bool {
+	sessiondtest.Eventually(e.t, "the retried detach to land", func() bool {
 		s := e.session(sid)
 		return s.ConnCount == 0 && s.State == sessiond.StateDisconnected && e.edge.Stats().DetachesPending == 0
 	})
@@ -80,7 +81,7 @@ func TestReconcileWithTheStore(t *testing.T) {
 	if code := c.closedWith(); code != ws.CodeReconnect {
 		t.Fatalf("socket without a record closed with %d, want %d", code, ws.CodeReconnect)
 	}
-	e.eventually("the record without a socket detached", func() bool {
+	sessiondtest.Eventually(e.t, "the record without a socket detached", func() bool {
 		return e.session(ghost.Session.ID).ConnCount == 0
 	})
 	if st := e.edge.Stats(); st.Reconciled != 2 {
@@ -126,7 +127,7 @@ func TestFencedNodeClosesItsSockets(t *testing.T) {
 		e.clock.Advance(5 * time.Second)
 		c.pingPong()
 	}
-	e.eventually("node-2 to release node-1's connection", func() bool { return e.session(sid).ConnCount == 0 })
+	sessiondtest.Eventually(e.t, "node-2 to release node-1's connection", func() bool { return e.session(sid).ConnCount == 0 })
 	st.down.Store(false)
 	e.clock.Advance(5 * time.Second)
 	if code := c.closedWith(); code != ws.CodeReconnect {

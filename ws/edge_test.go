@@ -216,20 +216,6 @@ func (c *client) ack() (sessionID, connID string, resumed bool, ack map[string]a
 	return m["session_id"].(string), m["connection_id"].(string), m["resumed"].(bool), m
 }
 
-// eventually polls cond until it holds or 5s pass: for effects that run
-// on other goroutines (a close reaching the engine). It is not a timeout
-// test: time is the manual clock's.
-func (e *wsEnv) eventually(what string, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s (edge: %+v)", what, e.edge.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func (e *wsEnv) session(id string) *sessiond.Session {
 	e.t.Helper()
 	s, err := e.store.Get(context.Background(), id)
@@ -296,7 +282,7 @@ func TestDeviceConnectAckResumeAndGrace(t *testing.T) {
 		t.Fatalf("session %+v", s)
 	}
 	_ = c.c.Close(websocket.StatusNormalClosure, "bye")
-	e.eventually("the session to be disconnected", func() bool { return e.session(sid).State == sessiond.StateDisconnected })
+	sessiondtest.Eventually(e.t, "the session to be disconnected", func() bool { return e.session(sid).State == sessiond.StateDisconnected })
 
 	e.clock.Jump(20 * time.Second)
 	again := e.mustDial("alice", "device_id=glasses-1", nil)
@@ -308,9 +294,9 @@ func TestDeviceConnectAckResumeAndGrace(t *testing.T) {
 		t.Fatalf("after resume: %v", s.State)
 	}
 	_ = again.c.Close(websocket.StatusNormalClosure, "")
-	e.eventually("disconnected again", func() bool { return e.session(sid).State == sessiond.StateDisconnected })
+	sessiondtest.Eventually(e.t, "disconnected again", func() bool { return e.session(sid).State == sessiond.StateDisconnected })
 	e.clock.Advance(31 * time.Second)
-	e.eventually("the grace to end the session", func() bool { return e.session(sid).State == sessiond.StateEnded })
+	sessiondtest.Eventually(e.t, "the grace to end the session", func() bool { return e.session(sid).State == sessiond.StateEnded })
 	if s := e.session(sid); s.EndReason != sessiond.EndGraceElapsed {
 		t.Fatalf("ended with %v", s.EndReason)
 	}
@@ -371,7 +357,7 @@ func TestAttachByFirstMessage(t *testing.T) {
 	}
 	// Silence: closed after the attach timeout.
 	silent := e.mustDial("alice", "attach=message", nil)
-	e.eventually("the attach timer", func() bool { return e.edge.Open() >= 2 })
+	sessiondtest.Eventually(e.t, "the attach timer", func() bool { return e.edge.Open() >= 2 })
 	e.clock.Advance(10 * time.Second)
 	if code := silent.closedWith(); code != ws.CodeBadRequest {
 		t.Fatalf("closed with %d, want %d", code, ws.CodeBadRequest)
@@ -406,7 +392,7 @@ func TestReplaceClosesTheOlderConnection(t *testing.T) {
 	}
 	// The old socket's close changed nothing: the session stays active
 	// with the newer connection.
-	e.eventually("the old connection to be gone", func() bool { return e.edge.Open() == 1 })
+	sessiondtest.Eventually(e.t, "the old connection to be gone", func() bool { return e.edge.Open() == 1 })
 	s := e.session(sid)
 	if conns := e.conns(s.ID); s.State != sessiond.StateActive || s.ConnCount != 1 || conns[0].ID == oldConn {
 		t.Fatalf("after the replaced close: %v with %+v", s.State, conns)
@@ -426,7 +412,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 	if code := c.closedWith(); code != ws.CodeHeartbeatTimeout {
 		t.Fatalf("closed with %d, want %d", code, ws.CodeHeartbeatTimeout)
 	}
-	e.eventually("the session to be disconnected", func() bool { return e.session(sid).State == sessiond.StateDisconnected })
+	sessiondtest.Eventually(e.t, "the session to be disconnected", func() bool { return e.session(sid).State == sessiond.StateDisconnected })
 	if st := e.edge.Stats(); st.HeartbeatTimeouts != 1 || st.CloseCodes["4002"] != 1 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -453,7 +439,7 @@ func TestPingsKeepAnAnsweringClient(t *testing.T) {
 		if e.edge.Open() != 1 {
 			t.Fatal("a client answering pings was dropped")
 		}
-		e.eventually("a pong", func() bool { return e.edge.Stats().Pongs > before })
+		sessiondtest.Eventually(e.t, "a pong", func() bool { return e.edge.Stats().Pongs > before })
 	}
 	if st := e.edge.Stats(); st.Pongs < 11 || st.HeartbeatTimeouts != 0 {
 		t.Fatalf("stats %+v", st)
@@ -644,7 +630,7 @@ func TestFirstPingsAreSpread(t *testing.T) {
 			last = p
 		}
 	}
-	e.eventually("all 20 first pings answered", func() bool { return e.edge.Stats().Pongs == 20 })
+	sessiondtest.Eventually(e.t, "all 20 first pings answered", func() bool { return e.edge.Stats().Pongs == 20 })
 	// 20 random first pings over ten steps land in at least four of them
 	// but with a probability below one in a billion.
 	if stepsWithPings < 4 {

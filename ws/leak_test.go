@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 // After many connect, disconnect and expire cycles, goroutines and timers
@@ -30,10 +31,7 @@ func TestNoLeaksAfterCycles(t *testing.T) {
 		e.cycle(t, ctx, batch, parallel)
 	}
 	settle(t, e)
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > baseG && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	sessiondtest.Eventually(t, fmt.Sprintf("the goroutines to go back to the baseline's %d", baseG), func() bool { return runtime.NumGoroutine() <= baseG })
 	if g, tm := runtime.NumGoroutine(), e.clock.Pending(); g > baseG || tm > baseT {
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
@@ -66,8 +64,8 @@ func (e *wsEnv) cycle(t testing.TB, ctx context.Context, batch, n int) {
 		})
 	}
 	wg.Wait()
-	e.eventually("every socket closed", func() bool { return e.edge.Open() == 0 })
-	e.eventually("every session disconnected", func() bool {
+	sessiondtest.Eventually(e.t, "every socket closed", func() bool { return e.edge.Open() == 0 })
+	sessiondtest.Eventually(e.t, "every session disconnected", func() bool {
 		st, _ := e.m.Stats(ctx)
 		return st.Sessions[sessiond.StateActive] == 0
 	})
@@ -78,7 +76,7 @@ func (e *wsEnv) cycle(t testing.TB, ctx context.Context, batch, n int) {
 		t.Errorf("batch %d: %d timers pending after every socket closed; want only the scheduler's, the lease's and the reconcile's", batch, p)
 	}
 	e.clock.Advance(device().DisconnectGrace) // the grace ends them all
-	e.eventually("every session ended and purged", func() bool {
+	sessiondtest.Eventually(e.t, "every session ended and purged", func() bool {
 		st, _ := e.m.Stats(ctx)
 		return st.Total == 0
 	})
@@ -87,5 +85,5 @@ func (e *wsEnv) cycle(t testing.TB, ctx context.Context, batch, n int) {
 func settle(t testing.TB, e *wsEnv) {
 	t.Helper()
 	runtime.GC()
-	e.eventually("sockets closed", func() bool { return e.edge.Open() == 0 })
+	sessiondtest.Eventually(e.t, "sockets closed", func() bool { return e.edge.Open() == 0 })
 }

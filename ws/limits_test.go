@@ -11,6 +11,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/sessiondtest"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -85,7 +86,7 @@ func TestMaxSockets(t *testing.T) {
 		}
 	}
 	_ = held[0].c.Close(websocket.StatusNormalClosure, "")
-	e.eventually("a place freed", func() bool { return e.edge.Open() == 2 })
+	sessiondtest.Eventually(e.t, "a place freed", func() bool { return e.edge.Open() == 2 })
 	e.mustDial("user-9", "device_id=d", nil).ack()
 	if _, resp, err := e.dial("not-a-jwt", "", nil); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("over capacity again: %v %v", err, resp)

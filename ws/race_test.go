@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/sessiond/sessiond/sessiondtest"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -74,7 +75,7 @@ func TestSimultaneousConnectsLeaveOneSocket(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		e.eventually(fmt.Sprintf("round %d: one socket open and %d closed", round, n-1), func() bool {
+		sessiondtest.Eventually(e.t, fmt.Sprintf("round %d: one socket open and %d closed", round, n-1), func() bool {
 			closed, acked := 0, 0
 			for _, c := range clients {
 				id, code := c.get()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 // These tests drive the command the way a new user would: start the
@@ -128,30 +129,23 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	return ts
 }
 
-// waitReady polls /readyz until it answers 200, for at most 10s.
+// waitReady waits until /readyz answers 200.
 func waitReady(t *testing.T, addr string) {
 	t.Helper()
 	waitReadyAt(t, &http.Client{Timeout: time.Second}, "http://"+addr)
 }
 
-// waitReadyAt polls base's /readyz with hc until it answers 200, for at
-// most 10s.
+// waitReadyAt waits until base's /readyz answers 200 to hc.
 func waitReadyAt(t *testing.T, hc *http.Client, base string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	sessiondtest.Eventually(t, base+"/readyz to answer 200", func() bool {
 		resp, err := hc.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/readyz did not answer 200 within 10s (last error %v)", base, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // cli runs the command in-process and returns its exit code and output.
@@ -804,19 +798,18 @@ func TestServeCommand(t *testing.T) {
 
 	urlRE := regexp.MustCompile(`"msg":"sessiond listening","url":"http://([0-9.:]+)"`)
 	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
+	sessiondtest.Eventually(t, "serve to log its address", func() bool {
 		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
 			addr = m[1]
+			return true
 		}
 		select {
 		case code := <-done:
 			t.Fatalf("serve exited with %d before listening", code)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve did not log its address within 10s")
-		}
-	}
+		return false
+	})
 	waitReady(t, addr)
 	out := mustCLI(t, "status", "--addr", addr, "--data-dir", dir)
 	if !strings.Contains(out, "ready") {
@@ -850,10 +843,7 @@ func TestServeTextBanner(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.LogFormat = "text"
 	ts := startServer(t, cfg)
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(ts.logs.String(), "try: curl") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	sessiondtest.Eventually(t, "the banner's last line", func() bool { return strings.Contains(ts.logs.String(), "try: curl") })
 	logs := ts.logs.String()
 	for _, want := range []string{"listening on http://" + ts.addr, "generated and saved in " + filepath.Join(cfg.DataDir, "api_key"), "/v1/stats"} {
 		if !strings.Contains(logs, want) {

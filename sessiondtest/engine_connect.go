@@ -1,81 +1,21 @@
-package sessiond_test
+package sessiondtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/sessiondtest"
 )
 
-// glasses is a device policy: one connection, replaced by a newer one, and
-// 30 seconds to come back.
-func glasses() sessiond.Policy {
-	return sessiond.Policy{
-		Name: "device", TTL: 24 * time.Hour, IdleTimeout: time.Hour, TouchInterval: time.Minute,
-		DisconnectGrace: 30 * time.Second, OnConnect: sessiond.ConnectReplace, MaxConnections: 1,
-	}
-}
-
-// workspace keeps many connections per session.
-func workspace() sessiond.Policy {
-	return sessiond.Policy{
-		Name: "workspace", TTL: 8 * time.Hour, IdleTimeout: time.Hour, TouchInterval: time.Minute,
-		DisconnectGrace: 5 * time.Minute, MaxConnections: 3, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 30 * time.Second,
-	}
-}
-
-func connectEnv(t *testing.T, cfg sessiond.Config) *env {
-	t.Helper()
-	if cfg.Policies == nil {
-		cfg.Policies = []sessiond.Policy{web(), glasses(), workspace()}
-	}
-	if cfg.Node == "" {
-		cfg.Node = "node-a"
-	}
-	return start(t, cfg)
-}
-
-func (e *env) connectDevice(subject, device string) *sessiond.Connected {
-	e.t.Helper()
-	c, err := e.m.Connect(context.Background(), sessiond.ConnectRequest{Subject: subject, Device: sessiond.Device{ID: device}})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return c
-}
-
-func (e *env) session(id string) *sessiond.Session {
-	e.t.Helper()
-	s, err := e.store.Get(context.Background(), id) // the store, not a checking read
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return s
-}
-
-// conns returns the session's connections as stored.
-func (e *env) conns(id string) []sessiond.Connection {
-	e.t.Helper()
-	got, err := e.store.Conns(context.Background(), id)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return got
-}
-
-func TestDeviceConnectCreatesThenResumes(t *testing.T) {
+func testDeviceConnectCreatesThenResumes(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		e := connectEnv(t, sessiond.Config{})
+		e := connectEnv(t, h, sessiond.Config{})
 		first := e.connectDevice("alice", "glasses-1")
 		if !first.Created || first.Resumed || first.Token == "" || first.Session.Policy != "device" || first.Session.State != sessiond.StateActive {
 			t.Fatalf("first connect: %+v", first)
@@ -107,9 +47,9 @@ func TestDeviceConnectCreatesThenResumes(t *testing.T) {
 // A client that names no device and carries no session token gets the
 // subject's one session for the default device, found or created exactly
 // as for any device id.
-func TestConnectWithoutDeviceUsesTheDefaultDevice(t *testing.T) {
+func testConnectWithoutDeviceUsesTheDefaultDevice(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		e := connectEnv(t, sessiond.Config{})
+		e := connectEnv(t, h, sessiond.Config{})
 		first, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice"})
 		if err != nil {
 			t.Fatal(err)
@@ -150,9 +90,9 @@ func TestConnectWithoutDeviceUsesTheDefaultDevice(t *testing.T) {
 	})
 }
 
-func TestGraceElapsedEndsTheSession(t *testing.T) {
+func testGraceElapsedEndsTheSession(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		e := connectEnv(t, sessiond.Config{})
+		e := connectEnv(t, h, sessiond.Config{})
 		c := e.connectDevice("alice", "glasses-1")
 		if err := e.m.Disconnect(t.Context(), c.Conn.ID); err != nil {
 			t.Fatal(err)
@@ -174,9 +114,9 @@ func TestGraceElapsedEndsTheSession(t *testing.T) {
 	})
 }
 
-func TestLateCloseFromReplacedConnectionChangesNothing(t *testing.T) {
+func testLateCloseFromReplacedConnectionChangesNothing(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		e := connectEnv(t, sessiond.Config{})
+		e := connectEnv(t, h, sessiond.Config{})
 		old := e.connectDevice("alice", "glasses-1")
 		newer := e.connectDevice("alice", "glasses-1") // replaces old
 		if len(newer.Replaced) != 1 || newer.Replaced[0].ID != old.Conn.ID {
@@ -202,11 +142,11 @@ func TestLateCloseFromReplacedConnectionChangesNothing(t *testing.T) {
 	})
 }
 
-func TestSimultaneousReconnectsMakeOneSession(t *testing.T) {
+func testSimultaneousReconnectsMakeOneSession(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
 		p := glasses()
 		p.OnConnect, p.MaxConnections = sessiond.ConnectAllowMultiple, 0
-		e := connectEnv(t, sessiond.Config{Policies: []sessiond.Policy{p}})
+		e := connectEnv(t, h, sessiond.Config{Policies: []sessiond.Policy{p}})
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		ids := map[string]int{}
@@ -240,11 +180,11 @@ func TestSimultaneousReconnectsMakeOneSession(t *testing.T) {
 
 // A reconnect arriving just as the grace ends has one outcome: the session
 // resumed, or it ended (and the reconnect made a new one); never both.
-func TestReconnectRacingGraceHasOneOutcome(t *testing.T) {
+func testReconnectRacingGraceHasOneOutcome(t *testing.T, h Harness) {
 	outcomes := map[string]int{}
-	for range 200 {
-		clock := sessiondtest.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-		e := connectEnv(t, sessiond.Config{Clock: clock})
+	for i := range 200 {
+		clock := NewManualClock(clockStart)
+		e := connectEnv(t, h, sessiond.Config{Clock: clock})
 		c := e.connectDevice("alice", "glasses-1")
 		if err := e.m.Disconnect(t.Context(), c.Conn.ID); err != nil {
 			t.Fatal(err)
@@ -254,7 +194,7 @@ func TestReconnectRacingGraceHasOneOutcome(t *testing.T) {
 		var again *sessiond.Connected
 		wg.Go(func() { clock.Advance(time.Millisecond) }) // the grace timer fires now
 		wg.Go(func() {
-			for range rand.IntN(4) { // vary who gets there first: both outcomes occur
+			for range i % 4 { // vary who gets there first: both outcomes occur
 				runtime.Gosched()
 			}
 			var err error
@@ -281,7 +221,11 @@ func TestReconnectRacingGraceHasOneOutcome(t *testing.T) {
 		default:
 			t.Fatalf("unclear outcome: reconnect %+v, old session %v/%v, events %v", again, s.State, s.EndReason, evs)
 		}
-		e.m.Close()
+		// A new store for each race: close this one now, not when the test ends.
+		e.stop()
+		if err := e.store.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("outcomes over 200 races: %v", outcomes)
 	if outcomes["resumed"] == 0 || outcomes["ended"] == 0 {
@@ -289,24 +233,19 @@ func TestReconnectRacingGraceHasOneOutcome(t *testing.T) {
 	}
 }
 
-// waitSettled waits (bounded) until the scheduler has nothing due now for
-// the session: with a manual clock, timers run in their own goroutines.
+// waitSettled waits until the session is active or ended: with a manual
+// clock, timers run in their own goroutines.
 func (e *env) waitSettled(id string) {
 	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	Eventually(e.t, "session "+id+" to settle", func() bool {
 		s := e.session(id)
-		if s.State == sessiond.StateActive || s.State == sessiond.StateEnded {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	e.t.Fatalf("session %s did not settle", id)
+		return s.State == sessiond.StateActive || s.State == sessiond.StateEnded
+	})
 }
 
-func TestConnectWithToken(t *testing.T) {
+func testConnectWithToken(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		e := connectEnv(t, sessiond.Config{})
+		e := connectEnv(t, h, sessiond.Config{})
 		ws, err := e.m.Create(t.Context(), sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
 		if err != nil {
 			t.Fatal(err)
@@ -366,9 +305,9 @@ func TestConnectWithToken(t *testing.T) {
 	})
 }
 
-func TestHeartbeatTimeoutLosesTheConnection(t *testing.T) {
+func testHeartbeatTimeoutLosesTheConnection(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		e := connectEnv(t, sessiond.Config{})
+		e := connectEnv(t, h, sessiond.Config{})
 		ws, _ := e.m.Create(t.Context(), sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
 		vnc, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: ws.Token, Kind: "vnc"})
 		if err != nil {
@@ -398,19 +337,19 @@ func TestHeartbeatTimeoutLosesTheConnection(t *testing.T) {
 	})
 }
 
-func TestRestartDropsThisNodesWebSockets(t *testing.T) {
-	clock := sessiondtest.NewManualClock(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-	first := connectEnv(t, sessiond.Config{Clock: clock})
+func testRestartDropsThisNodesWebSockets(t *testing.T, h Harness) {
+	clock := NewManualClock(clockStart)
+	first := connectEnv(t, h, sessiond.Config{Clock: clock})
 	mine := first.connectDevice("alice", "glasses-1")
 	ws, _ := first.m.Create(t.Context(), sessiond.CreateRequest{Subject: "bob", Policy: "workspace"})
 	vnc, err := first.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "bob", Token: ws.Token, Kind: "vnc"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.m.Close() // the process dies; the records still show the connections
+	first.stop() // the process dies; the records still show the connections
 
 	clock.Jump(10 * time.Second)
-	second := connectEnv(t, sessiond.Config{Clock: clock, Store: first.store.Store})
+	second := connectEnv(t, h, sessiond.Config{Clock: clock, Store: first.store.Store})
 	s := second.session(mine.Session.ID)
 	if s.State != sessiond.StateDisconnected || s.ConnCount != 0 || !s.DisconnectedAt.Equal(clock.Now()) {
 		t.Fatalf("this node's websocket after restart: %v, %d connections, disconnected at %v", s.State, s.ConnCount, s.DisconnectedAt)
@@ -419,140 +358,21 @@ func TestRestartDropsThisNodesWebSockets(t *testing.T) {
 		t.Fatal("a heartbeat-tracked connection was dropped by the restart")
 	}
 	// Another node's websockets are not this node's to drop.
-	third := connectEnv(t, sessiond.Config{Clock: clock, Store: first.store.Store, Node: "node-b"})
+	third := connectEnv(t, h, sessiond.Config{Clock: clock, Store: first.store.Store, Node: "node-b"})
 	other := third.connectDevice("carol", "glasses-9")
-	third.m.Close()
-	fourth := connectEnv(t, sessiond.Config{Clock: clock, Store: first.store.Store, Node: "node-a"})
+	third.stop()
+	fourth := connectEnv(t, h, sessiond.Config{Clock: clock, Store: first.store.Store, Node: "node-a"})
 	if s := fourth.session(other.Session.ID); s.ConnCount != 1 {
 		t.Fatal("node-a dropped node-b's connection")
 	}
 }
 
-type recorder struct {
-	mu  sync.Mutex
-	log []string
-}
-
-func (r *recorder) add(s string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.log = append(r.log, s)
-}
-
-func (r *recorder) get() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.log)
-}
-
-func TestResourcesDisposedNewestFirstInIsolation(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var hooked atomic.Int32
-		e := connectEnv(t, sessiond.Config{
-			DisposeTimeout: 2 * time.Second,
-			EndingHooks: []func(context.Context, *sessiond.Session) error{func(ctx context.Context, s *sessiond.Session) error {
-				hooked.Add(1)
-				return nil
-			}},
-		})
-		c := e.create("alice")
-		rec := &recorder{}
-		attach := func(name string, f func(ctx context.Context) error) {
-			t.Helper()
-			if _, err := e.m.Attach(t.Context(), c.Session.ID, name, sessiond.ResourceFunc(func(ctx context.Context) error {
-				rec.add(name)
-				return f(ctx)
-			})); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var sawReason sessiond.EndReason
-		attach("sandbox", func(ctx context.Context) error {
-			sawReason = sessiond.EndingSession(ctx).EndReason
-			return nil
-		})
-		attach("failing", func(context.Context) error { return errors.New("boom") })
-		attach("panicking", func(context.Context) error { panic("oops") })
-		stuck := make(chan struct{}) // ignores its deadline until the test ends
-		defer close(stuck)
-		attach("hanging", func(ctx context.Context) error { <-stuck; return nil })
-		attach("socket", func(context.Context) error { return nil })
-		released := false
-		rel, _ := e.m.Attach(t.Context(), c.Session.ID, "released", sessiond.ResourceFunc(func(context.Context) error {
-			released = true
-			return nil
-		}))
-		rel()
-
-		start := time.Now()
-		if err := e.m.Revoke(t.Context(), c.Session.ID, ""); err != nil {
-			t.Fatal(err)
-		}
-		if took := time.Since(start); took != 2*time.Second {
-			t.Fatalf("ending took %v; want the one hanging disposer's 2s deadline", took)
-		}
-		if got := rec.get(); fmt.Sprint(got) != "[socket hanging panicking failing sandbox]" {
-			t.Fatalf("disposed in order %v, want newest first", got)
-		}
-		if sawReason != sessiond.EndRevoked || released || hooked.Load() != 1 {
-			t.Fatalf("reason %q, released one disposed %v, hook ran %d times", sawReason, released, hooked.Load())
-		}
-		if s := e.session(c.Session.ID); s.State != sessiond.StateEnded {
-			t.Fatalf("session %v after disposal", s.State)
-		}
-		if got := e.eventsOf(c.Session.ID); fmt.Sprint(got) != "[created ending:revoked ended:revoked]" {
-			t.Fatalf("events %v", got)
-		}
-		// Ending again disposes nothing again.
-		if err := e.m.Revoke(t.Context(), c.Session.ID, ""); err != nil {
-			t.Fatal(err)
-		}
-		if got := rec.get(); len(got) != 5 || hooked.Load() != 1 {
-			t.Fatalf("disposal ran twice: %v", got)
-		}
-		// Attaching to an ended session keeps nothing.
-		_, err := e.m.Attach(t.Context(), c.Session.ID, "late", sessiond.ResourceFunc(func(context.Context) error { return nil }))
-		wantCode(t, err, sessiond.CodeEnded)
-	})
-}
-
-func TestResourcesDisposedOnceUnderRacingEnds(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		e := connectEnv(t, sessiond.Config{})
-		other := start(t, sessiond.Config{Store: e.store.Store, Node: "node-b", Policies: []sessiond.Policy{web(), glasses(), workspace()}})
-		c := e.create("alice")
-		var disposed atomic.Int32
-		for _, m := range []*sessiond.Manager{e.m, other.m} {
-			if _, err := m.Attach(t.Context(), c.Session.ID, "r", sessiond.ResourceFunc(func(context.Context) error {
-				disposed.Add(1)
-				return nil
-			})); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var wg sync.WaitGroup
-		for i := range 20 {
-			wg.Go(func() {
-				m := []*sessiond.Manager{e.m, other.m}[i%2]
-				if err := m.Revoke(context.Background(), c.Session.ID, ""); err != nil {
-					t.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		synctest.Wait() // the engine that lost the race disposes of its own when it sees the event
-		if n := disposed.Load(); n != 2 {
-			t.Fatalf("%d disposals, want 2: one per engine holding a resource, each once", n)
-		}
-	})
-}
-
 // A session with a connection attached is active: its idle timeout counts
 // only from when its last connection left.
-func TestConnectedSessionsDoNotIdle(t *testing.T) {
+func testConnectedSessionsDoNotIdle(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
 		idler := sessiond.Policy{Name: "idler", TTL: 8 * time.Hour, IdleTimeout: 10 * time.Minute}
-		e := connectEnv(t, sessiond.Config{Policies: []sessiond.Policy{idler}})
+		e := connectEnv(t, h, sessiond.Config{Policies: []sessiond.Policy{idler}})
 		c := e.create("alice")
 		conn, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: c.Token})
 		if err != nil {

@@ -1,4 +1,4 @@
-package sessiond_test
+package sessiondtest
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 // name (a container restart changes the host name, the --node default):
 // once the old node's lease expires, its connection counts as lost, once,
 // and the session follows the grace logic to its end.
-func TestConnectionsOfAGoneNodeAreLost(t *testing.T) {
+func testConnectionsOfAGoneNodeAreLost(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		a := connectEnv(t, sessiond.Config{Node: "host-a"})
+		a := connectEnv(t, h, sessiond.Config{Node: "host-a"})
 		c := a.connectDevice("alice", "glasses-1")
-		a.m.Close() // the process dies; its lease is no longer renewed
+		a.stop() // the process dies; its lease is no longer renewed
 
-		b := connectEnv(t, sessiond.Config{Node: "host-b", Store: a.store.Store})
+		b := connectEnv(t, h, sessiond.Config{Node: "host-b", Store: a.store.Store})
 		if s := b.session(c.Session.ID); s.State != sessiond.StateActive || s.ConnCount != 1 {
 			t.Fatalf("before host-a's lease expires: %v with %d connections", s.State, s.ConnCount)
 		}
@@ -47,17 +47,17 @@ func TestConnectionsOfAGoneNodeAreLost(t *testing.T) {
 
 // Several nodes see the same dead node's lease expire: each connection is
 // lost exactly once.
-func TestAGoneNodeIsWorkedOffOnce(t *testing.T) {
+func testAGoneNodeIsWorkedOffOnce(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		a := connectEnv(t, sessiond.Config{Node: "host-a"})
+		a := connectEnv(t, h, sessiond.Config{Node: "host-a"})
 		var ids []string
 		for i := range 20 {
 			ids = append(ids, a.connectDevice("user", string(rune('a'+i))).Session.ID)
 		}
-		a.m.Close()
-		b := connectEnv(t, sessiond.Config{Node: "host-b", Store: a.store.Store})
-		connectEnv(t, sessiond.Config{Node: "host-c", Store: a.store.Store})
-		connectEnv(t, sessiond.Config{Node: "host-d", Store: a.store.Store})
+		a.stop()
+		b := connectEnv(t, h, sessiond.Config{Node: "host-b", Store: a.store.Store})
+		connectEnv(t, h, sessiond.Config{Node: "host-c", Store: a.store.Store})
+		connectEnv(t, h, sessiond.Config{Node: "host-d", Store: a.store.Store})
 		time.Sleep(sessiond.DefaultLeaseTTL)
 		synctest.Wait()
 		for _, id := range ids {
@@ -92,11 +92,11 @@ func (f *flakyLeases) PutLease(ctx context.Context, l sessiond.NodeLease) error 
 // dead: another node works its connections off. When it comes back, it
 // finds its lease claimed, is told (OnFenced) to close what it holds, and
 // takes a new lease.
-func TestAFencedNodeIsTold(t *testing.T) {
+func testAFencedNodeIsTold(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		shared := connectEnv(t, sessiond.Config{Node: "host-b"})
+		shared := connectEnv(t, h, sessiond.Config{Node: "host-b"})
 		flaky := &flakyLeases{Store: shared.store.Store}
-		a := connectEnv(t, sessiond.Config{Node: "host-a", Store: flaky})
+		a := connectEnv(t, h, sessiond.Config{Node: "host-a", Store: flaky})
 		var fenced atomic.Int32
 		a.m.OnFenced(func() { fenced.Add(1) })
 		c := a.connectDevice("alice", "glasses-1")
