@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -80,7 +81,16 @@ func TestFlushMeetsFullDisk(t *testing.T) {
 	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=512m"); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait() // the stalled writes complete
+	// The stalled writes complete (the store asks Pebble to flush once
+	// there is room), within a bound rather than the package's timeout.
+	stalled := make(chan struct{})
+	go func() { wg.Wait(); close(stalled) }()
+	select {
+	case <-stalled:
+	case <-time.After(60 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("writes stalled in Pebble did not complete within 60s of space coming back (%+v)\n%s", st.Disk(), buf[:runtime.Stack(buf, true)])
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		s, _ := sessiondtest.NewSession("after", sessiondtest.Epoch)
 		_, err := st.Create(ctx, sessiond.Change{Session: s}, sessiond.Limit{})

@@ -71,10 +71,17 @@ type health struct {
 	failOnce sync.Once
 	failed   chan struct{} // closed when Pebble calls Fatalf
 	failure  error         // set before failed is closed
+
+	// nudge asks Pebble to flush again (set once the database is open):
+	// after a flush failed for a full disk, Pebble may wait for a write
+	// to try again, and the write it holds waits for the flush.
+	nudge     atomic.Pointer[func()]
+	closing   chan struct{} // closed when the store closes
+	closeOnce sync.Once
 }
 
 func newHealth(dir string, min int64, log *slog.Logger) *health {
-	h := &health{dir: dir, log: log, failed: make(chan struct{})}
+	h := &health{dir: dir, log: log, failed: make(chan struct{}), closing: make(chan struct{})}
 	switch {
 	case min == 0:
 		h.min = DefaultMinFreeBytes
@@ -229,6 +236,7 @@ func (h *health) backgroundError(err error) {
 	if errors.Is(err, syscall.ENOSPC) && !h.bgFull.Swap(true) {
 		h.log.Error("pebble: the disk is full: writes are refused until space is freed",
 			"component", "pebble", "dir", h.dir, "err", err)
+		go h.awaitSpace()
 	}
 	h.bgMu.Lock()
 	defer h.bgMu.Unlock()
@@ -238,6 +246,30 @@ func (h *health) backgroundError(err error) {
 		return
 	}
 	h.bgSkipped++
+}
+
+// awaitSpace runs while Pebble's background work has met a full disk: it
+// reads the free space every spaceRefresh until there is room again (or a
+// flush succeeded by itself), then asks Pebble to flush. Writes stalled in
+// Pebble meanwhile complete then; nothing waits for a write to come first.
+func (h *health) awaitSpace() {
+	t := time.NewTicker(spaceRefresh)
+	defer t.Stop()
+	for h.bgFull.Load() {
+		select {
+		case <-h.closing:
+			return
+		case <-h.failed:
+			return
+		case <-t.C:
+		}
+		if free, err := h.space(true); err == nil && free >= max(h.min, resumeFree) {
+			if f := h.nudge.Load(); f != nil {
+				(*f)()
+			}
+			return
+		}
+	}
 }
 
 func (h *health) listener() *cpebble.EventListener {
@@ -320,3 +352,6 @@ func FormatBytes(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
+
+// close stops awaitSpace.
+func (h *health) close() { h.closeOnce.Do(func() { close(h.closing) }) }

@@ -194,6 +194,12 @@ func OpenContext(ctx context.Context, opts Options) (*Store, error) {
 		closing: make(chan struct{}),
 		tail:    make([]sessiond.Event, min(tailSize, opts.EventRetention)),
 	}
+	nudge := func() {
+		if _, err := db.AsyncFlush(); err != nil {
+			log.Warn("pebble: asking for a flush once space was back", "component", "pebble", "err", err)
+		}
+	}
+	h.nudge.Store(&nudge)
 	s.Reads = memindex.Reads{Index: memindex.New(), Lease: &s.leases, Check: s.check}
 	if err := s.load(ctx); err != nil {
 		return nil, errors.Join(err, closeDB(db, h))
@@ -759,6 +765,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.health.close()
 	done := make(chan struct{})
 	go func() {
 		s.closeMu.Lock() // no writer in flight from here on

@@ -131,6 +131,9 @@ func start(t *testing.T, h Harness, cfg sessiond.Config) *env {
 	if cfg.Policies == nil {
 		cfg.Policies = []sessiond.Policy{web()}
 	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = suiteLeaseTTL
+	}
 	m, err := sessiond.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +144,11 @@ func start(t *testing.T, h Harness, cfg sessiond.Config) *env {
 	t.Cleanup(func() { _ = m.Close() })
 	return &env{t: t, store: st, m: m}
 }
+
+// suiteLeaseTTL is the node lease of the tests that are not about leases:
+// long, so that the hours of fake time they sleep through do not renew it
+// (a durable write each) every five seconds.
+const suiteLeaseTTL = 6 * time.Hour
 
 // connectEnv is start for the connection tests: the web, device and
 // workspace policies, on node-a unless cfg names a node.

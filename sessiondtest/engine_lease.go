@@ -17,15 +17,15 @@ import (
 // and the session follows the grace logic to its end.
 func testConnectionsOfAGoneNodeAreLost(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		a := connectEnv(t, h, sessiond.Config{Node: "host-a"})
+		a := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-a"})
 		c := a.connectDevice("alice", "glasses-1")
 		a.stop() // the process dies; its lease is no longer renewed
 
-		b := connectEnv(t, h, sessiond.Config{Node: "host-b", Store: a.store.Store})
+		b := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-b", Store: a.store.Store})
 		if s := b.session(c.Session.ID); s.State != sessiond.StateActive || s.ConnCount != 1 {
 			t.Fatalf("before host-a's lease expires: %v with %d connections", s.State, s.ConnCount)
 		}
-		time.Sleep(sessiond.DefaultLeaseTTL)
+		time.Sleep(leaseTTL)
 		synctest.Wait()
 		s := b.session(c.Session.ID)
 		if s.State != sessiond.StateDisconnected || s.ConnCount != 0 {
@@ -49,16 +49,16 @@ func testConnectionsOfAGoneNodeAreLost(t *testing.T, h Harness) {
 // lost exactly once.
 func testAGoneNodeIsWorkedOffOnce(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		a := connectEnv(t, h, sessiond.Config{Node: "host-a"})
+		a := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-a"})
 		var ids []string
 		for i := range 20 {
 			ids = append(ids, a.connectDevice("user", string(rune('a'+i))).Session.ID)
 		}
 		a.stop()
-		b := connectEnv(t, h, sessiond.Config{Node: "host-b", Store: a.store.Store})
-		connectEnv(t, h, sessiond.Config{Node: "host-c", Store: a.store.Store})
-		connectEnv(t, h, sessiond.Config{Node: "host-d", Store: a.store.Store})
-		time.Sleep(sessiond.DefaultLeaseTTL)
+		b := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-b", Store: a.store.Store})
+		connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-c", Store: a.store.Store})
+		connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-d", Store: a.store.Store})
+		time.Sleep(leaseTTL)
 		synctest.Wait()
 		for _, id := range ids {
 			n := 0
@@ -94,16 +94,16 @@ func (f *flakyLeases) PutLease(ctx context.Context, l sessiond.NodeLease) error 
 // takes a new lease.
 func testAFencedNodeIsTold(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
-		shared := connectEnv(t, h, sessiond.Config{Node: "host-b"})
+		shared := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-b"})
 		flaky := &flakyLeases{Store: shared.store.Store}
-		a := connectEnv(t, h, sessiond.Config{Node: "host-a", Store: flaky})
+		a := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-a", Store: flaky})
 		var fenced atomic.Int32
 		a.m.OnFenced(func() { fenced.Add(1) })
 		c := a.connectDevice("alice", "glasses-1")
 		old := a.m.Lease()
 
 		flaky.down.Store(true)
-		time.Sleep(sessiond.DefaultLeaseTTL + time.Second)
+		time.Sleep(leaseTTL + time.Second)
 		synctest.Wait()
 		if s := shared.session(c.Session.ID); s.ConnCount != 0 || s.State != sessiond.StateDisconnected {
 			t.Fatalf("host-a's connection after its lease lapsed: %v with %d", s.State, s.ConnCount)
@@ -112,15 +112,19 @@ func testAFencedNodeIsTold(t *testing.T, h Harness) {
 			t.Fatal("fenced while the store was unreachable: it cannot know yet")
 		}
 		flaky.down.Store(false)
-		time.Sleep(sessiond.DefaultLeaseTTL / 3)
+		time.Sleep(leaseTTL / 3)
 		synctest.Wait()
 		if fenced.Load() != 1 {
 			t.Fatalf("fenced %d times after the store came back, want 1", fenced.Load())
 		}
-		time.Sleep(sessiond.DefaultLeaseTTL / 3)
+		time.Sleep(leaseTTL / 3)
 		synctest.Wait()
 		if l := a.m.Lease(); l.Version == 0 || !l.Until.After(old.Until) {
 			t.Fatalf("host-a's lease after fencing: %+v; want a new one", l)
 		}
 	})
 }
+
+// leaseTTL is the node lease of the lease tests: the default. The other
+// tests use suiteLeaseTTL.
+const leaseTTL = sessiond.DefaultLeaseTTL

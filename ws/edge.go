@@ -374,8 +374,9 @@ const (
 	// make per second.
 	DefaultConnectsPerSubject = 10
 	// DefaultConnectsPerAddress is how many handshakes one client address
-	// may make per second (many clients may share one address).
-	DefaultConnectsPerAddress = 50
+	// may make per second: many clients may share one address (a NAT), and
+	// all reconnect at once after a node restarts.
+	DefaultConnectsPerAddress = 200
 	// rateKeys bounds the subjects and addresses the rate limits remember
 	// at once.
 	rateKeys = 100_000

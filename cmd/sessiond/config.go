@@ -144,7 +144,7 @@ type WebSocketConfig struct {
 	// descriptors: the limit less a tenth of it (at least 256).
 	MaxSockets int `yaml:"max_sockets"`
 	// ConnectsPerSubject and ConnectsPerAddress limit handshakes per second
-	// of one subject and of one client address: 10 and 50.
+	// of one subject and of one client address: 10 and 200.
 	ConnectsPerSubject int `yaml:"connects_per_subject"`
 	ConnectsPerAddress int `yaml:"connects_per_address"`
 }
@@ -378,6 +378,9 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"trusted-proxies", "SESSIOND_TRUSTED_PROXIES", "CIDRs of proxies whose X-Forwarded-For is believed, comma-separated"},
 	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request (default true)"},
 	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated (default any)"},
+	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds (default: the open files limit less a tenth)"},
+	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10)"},
+	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
 }
@@ -497,6 +500,19 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.TrustedProxies = splitList(v)
 		case "ws-allowed-origins":
 			cfg.WebSocket.AllowedOrigins = splitList(v)
+		case "ws-max-sockets", "ws-connects-per-subject", "ws-connects-per-address":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return cfg, fmt.Errorf("%s: %q is not a count", name, v)
+			}
+			switch name {
+			case "ws-max-sockets":
+				cfg.WebSocket.MaxSockets = n
+			case "ws-connects-per-subject":
+				cfg.WebSocket.ConnectsPerSubject = n
+			default:
+				cfg.WebSocket.ConnectsPerAddress = n
+			}
 		case "store":
 			cfg.Store = v
 		case "log-format":
