@@ -123,7 +123,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRe
 	jobs := make([]*disposeJob, len(evicted))
 	for i, e := range evicted {
 		m.schedule(e)
-		jobs[i] = m.disposal.submit(e)
+		jobs[i] = m.disposal.finish(e)
 	}
 	for i, e := range evicted {
 		done := e

@@ -171,7 +171,7 @@ func (m *Manager) settle(ctx context.Context, s *Session) error {
 		}
 		return err
 	case StateEnding:
-		if m.disposal.submit(s) == nil {
+		if m.disposal.finish(s) == nil {
 			m.scheduleAt(sessionKey(s.ID), now.Add(time.Second)) // the queue is full: later
 		}
 		return nil

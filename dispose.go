@@ -68,11 +68,19 @@ func (d *disposal) stop() {
 	d.wg.Wait()
 }
 
-// submit queues the disposal of s: of what this process holds for it, and
-// if s is ending, its finish. It returns the job (the one in flight already,
-// if there is one), or nil when there is nothing to do or it cannot queue.
-func (d *disposal) submit(s *Session) *disposeJob {
-	k := disposeKey{s.ID, s.State == StateEnding}
+// finish queues the finish of an ending session: the disposal of what this
+// process holds for it, the ending hooks, and its record as ended. It
+// returns the job (the one in flight already, if there is one), or nil
+// when it cannot queue.
+func (d *disposal) finish(s *Session) *disposeJob { return d.submit(s, true) }
+
+// release queues the disposal of what this process holds for a session
+// another engine ended (its hooks are that engine's to run), if it holds
+// anything.
+func (d *disposal) release(s *Session) { d.submit(s, false) }
+
+func (d *disposal) submit(s *Session, finish bool) *disposeJob {
+	k := disposeKey{s.ID, finish}
 	if !k.finish && !d.m.res.holds(s.ID) {
 		return nil
 	}
@@ -189,5 +197,5 @@ func (m *Manager) sweep(ev Event) {
 		return
 	}
 	s := &Session{ID: ev.SessionID, Subject: ev.Subject, State: StateEnded, EndReason: ev.Reason}
-	m.disposal.submit(s)
+	m.disposal.release(s)
 }

@@ -148,7 +148,7 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason, wait bo
 		return n, false, nil
 	case !wrote:
 		// Someone else ended it: release what this process holds.
-		m.disposal.submit(n)
+		m.disposal.release(n)
 		return n, false, nil
 	}
 	m.log.Info("session ended", "sid", LogID(n.ID), "reason", reason)
@@ -157,7 +157,7 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason, wait bo
 	}
 	// If the queue is full, the session stays ending until its ending
 	// deadline hands it to the workers again.
-	j := m.disposal.submit(n)
+	j := m.disposal.finish(n)
 	if j == nil || !wait {
 		return n, true, nil
 	}

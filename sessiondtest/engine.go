@@ -44,6 +44,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"RevokePastDeadlineKeepsTheRealReason", testRevokePastDeadlineKeepsTheRealReason},
 		{"ResourcesDisposedNewestFirstInIsolation", testResourcesDisposedNewestFirstInIsolation},
 		{"ResourcesDisposedOnceUnderRacingEnds", testResourcesDisposedOnceUnderRacingEnds},
+		{"EndingHooksRunOnceAcrossEngines", testEndingHooksRunOnceAcrossEngines},
 		{"HungDisposersDoNotStallDeadlines", testHungDisposersDoNotStallDeadlines},
 		// engine_deadlines.go
 		{"DeadlinesFireWithoutReads", testDeadlinesFireWithoutReads},
@@ -64,6 +65,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"HeartbeatTimeoutLosesTheConnection", testHeartbeatTimeoutLosesTheConnection},
 		{"RestartDropsThisNodesWebSockets", testRestartDropsThisNodesWebSockets},
 		{"ConnectedSessionsDoNotIdle", testConnectedSessionsDoNotIdle},
+		{"AttachCostsTheSameWithManyConnections", testAttachCostsTheSameWithManyConnections},
 		// engine_lease.go
 		{"ConnectionsOfAGoneNodeAreLost", testConnectionsOfAGoneNodeAreLost},
 		{"AGoneNodeIsWorkedOffOnce", testAGoneNodeIsWorkedOffOnce},

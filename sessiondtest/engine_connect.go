@@ -401,3 +401,73 @@ func testConnectedSessionsDoNotIdle(t *testing.T, h Harness) {
 		}
 	})
 }
+
+// attachProbe records what each write and read of connections carries.
+type attachProbe struct {
+	sessiond.Store
+	mu          sync.Mutex
+	connsPut    []int // connections written by each Update
+	connsListed int   // connections returned by Conns, in all
+}
+
+func (p *attachProbe) Update(ctx context.Context, c sessiond.Change) error {
+	p.mu.Lock()
+	p.connsPut = append(p.connsPut, len(c.PutConns)+len(c.DropConns))
+	p.mu.Unlock()
+	return p.Store.Update(ctx, c)
+}
+
+func (p *attachProbe) Conns(ctx context.Context, id string) ([]sessiond.Connection, error) {
+	cs, err := p.Store.Conns(ctx, id)
+	p.mu.Lock()
+	p.connsListed += len(cs)
+	p.mu.Unlock()
+	return cs, err
+}
+
+// Attaching or detaching a connection costs the same whatever the number
+// of connections on the session: with 1,000 attached, each attach and each
+// detach writes one connection record and reads no list of them. (Before,
+// the session record held every connection and each attach rewrote them
+// all: 1,500 sockets on one session grew the server to 1.5 GB.)
+func testAttachCostsTheSameWithManyConnections(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		probe := &attachProbe{Store: openStore(t, h)}
+		many := workspace()
+		many.MaxConnections = -1
+		e := start(t, h, sessiond.Config{Store: probe, Policies: []sessiond.Policy{web(), many}})
+		c, err := e.m.Create(t.Context(), sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for i := range 1000 {
+			a, err := e.m.ConnectTo(t.Context(), c.Session.ID, sessiond.ConnectRequest{Kind: "vnc", ClientIP: "10.0.0.1"})
+			if err != nil {
+				t.Fatalf("attach %d: %v", i, err)
+			}
+			ids = append(ids, a.Conn.ID)
+		}
+		for _, id := range ids[:500] {
+			if err := e.m.Disconnect(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		probe.mu.Lock()
+		defer probe.mu.Unlock()
+		if probe.connsListed != 0 {
+			t.Fatalf("attaching and detaching read %d connection records; want none", probe.connsListed)
+		}
+		for i, n := range probe.connsPut {
+			if n != 1 {
+				t.Fatalf("write %d carried %d connection records; want 1 each", i, n)
+			}
+		}
+		if len(probe.connsPut) != 1500 {
+			t.Fatalf("%d writes for 1,000 attaches and 500 detaches", len(probe.connsPut))
+		}
+		if s := e.session(c.Session.ID); s.ConnCount != 500 {
+			t.Fatalf("ConnCount %d, want 500", s.ConnCount)
+		}
+	})
+}

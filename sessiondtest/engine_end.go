@@ -275,6 +275,48 @@ func testResourcesDisposedOnceUnderRacingEnds(t *testing.T, h Harness) {
 	})
 }
 
+// An engine that finds a session ending (another engine is disposing of it)
+// releases what it holds and runs no ending hook: the hooks run once, on
+// the engine that ended the session.
+func testEndingHooksRunOnceAcrossEngines(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		var hooked atomic.Int32
+		hook := []func(context.Context, *sessiond.Session) error{func(context.Context, *sessiond.Session) error {
+			hooked.Add(1)
+			return nil
+		}}
+		a := connectEnv(t, h, sessiond.Config{EndingHooks: hook})
+		b := start(t, h, sessiond.Config{Store: a.store.Store, Node: "node-b", EndingHooks: hook, Policies: []sessiond.Policy{web(), glasses(), workspace()}})
+		for i := range 20 {
+			c := a.create(fmt.Sprint("user-", i))
+			var released atomic.Int32
+			if _, err := a.m.Attach(t.Context(), c.Session.ID, "slow", sessiond.ResourceFunc(func(ctx context.Context) error {
+				time.Sleep(time.Second) // a disposal that takes a while: the session stays ending
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.m.Attach(t.Context(), c.Session.ID, "held", sessiond.ResourceFunc(func(context.Context) error {
+				released.Add(1)
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = a.m.Revoke(context.Background(), c.Session.ID, "") })
+			wg.Go(func() { _ = b.m.Revoke(context.Background(), c.Session.ID, "") })
+			wg.Wait()
+			synctest.Wait()
+			if released.Load() != 1 {
+				t.Fatalf("session %d: the other engine's resource released %d times", i, released.Load())
+			}
+		}
+		if n := hooked.Load(); n != 20 {
+			t.Fatalf("ending hooks ran %d times for 20 sessions, want once each", n)
+		}
+	})
+}
+
 // Sessions whose resources hang until their dispose deadline are disposed
 // of on the disposal workers; the deadlines of every other session fire on
 // time meanwhile. (When disposal ran on the deadline workers, eight hung
