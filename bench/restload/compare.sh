@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# compare.sh: POST /v1/sessions/validate against GET /healthz, side by side
+# in one run: one server, the same load client (wrk, one thread), each at 16
+# and 64 connections, alternating for ROUNDS rounds of DURATION each, and
+# the ratio of their throughputs and p99 latencies. Validation is the
+# server's hot path; /healthz is the least a request can cost on the same
+# server (routing, the access log, the JSON answer), so the ratio says what
+# a validation adds.
+#
+#   bench/restload/compare.sh                  # the embedded store
+#   STORE=memory bench/restload/compare.sh
+#   ROUNDS=5 DURATION=10s bench/restload/compare.sh
+#
+# Needs wrk (apt-get install wrk). Prints one line per measurement and a
+# summary with the medians and their ratios.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+STORE=${STORE:-embedded}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+ADDR=${ADDR:-127.0.0.1:7691}
+B=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$B"' EXIT
+
+go build -o "$B/sessiond" ./cmd/sessiond
+go build -o "$B/restload" ./bench/restload
+"$B/sessiond" serve --store "$STORE" --addr "$ADDR" --data-dir "$B/data" \
+	--log-level warn --log-format json 2>"$B/server.log" &
+SERVER=$!
+for _ in $(seq 100); do curl -sf "http://$ADDR/readyz" >/dev/null && break; sleep 0.1; done
+export SESSIOND_API_KEY=$(cat "$B/data/api_key")
+"$B/restload" -addr "$ADDR" -data-dir "$B/data" -op tokens -sessions 1000 >"$B/tokens.txt"
+export SESSIOND_TOKENS=$B/tokens.txt
+
+# run NAME CONNS [wrk args...]: prints "NAME CONNS req/s p99(ms)".
+run() {
+	local name=$1 conns=$2
+	shift 2
+	local out rps p99
+	out=$(wrk -t1 -c"$conns" -d"$DURATION" --latency "$@")
+	if grep -q "Non-2xx" <<<"$out"; then
+		echo "$name: failed requests" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
+	printf '%-9s %3d %10.0f %8.2f\n' "$name" "$conns" "$rps" "$p99" | tee -a "$B/results.txt"
+}
+
+echo "store $STORE, $ROUNDS rounds of $DURATION, $(nproc) CPUs"
+printf '%-9s %3s %10s %8s\n' what conns req/s p99ms
+for conns in 16 64; do
+	for _ in $(seq "$ROUNDS"); do
+		run healthz "$conns" "http://$ADDR/healthz"
+		run validate "$conns" -s bench/restload/validate.lua "http://$ADDR"
+	done
+done
+
+echo
+echo "medians, validate / healthz:"
+for conns in 16 64; do
+	awk -v c="$conns" '$2 == c {r[$1] = r[$1] " " $3; p[$1] = p[$1] " " $4}
+		function med(s,   a, n) { n = split(s, a, " "); asort(a); return a[int((n + 1) / 2)] }
+		END {
+			hr = med(r["healthz"]); vr = med(r["validate"]); hp = med(p["healthz"]); vp = med(p["validate"])
+			printf "  %d connections: throughput %.0f / %.0f = %.2f; p99 %.2f / %.2f ms = %.2fx\n", c, vr, hr, vr / hr, vp, hp, vp / hp
+		}' "$B/results.txt"
+done
