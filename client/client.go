@@ -27,16 +27,17 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/wire"
 )
 
-// Request and response bodies are the server's own types.
+// Request and response bodies are the protocol's own types (package wire),
+// which the server uses too.
 type (
-	CreateRequest    = httpapi.CreateRequest
-	CreateResponse   = httpapi.CreateResponse
-	ValidateResponse = httpapi.ValidateResponse
-	ListResponse     = httpapi.ListResponse
-	Stats            = httpapi.StatsResponse
+	CreateRequest    = wire.CreateRequest
+	CreateResponse   = wire.CreateResponse
+	ValidateResponse = wire.ValidateResponse
+	ListResponse     = wire.ListResponse
+	Stats            = wire.StatsResponse
 )
 
 // Client calls one sessiond server.
@@ -67,7 +68,7 @@ func (c *Client) Create(ctx context.Context, req CreateRequest) (*CreateResponse
 // Token, the session was rotated and the client must use the new token.
 func (c *Client) Validate(ctx context.Context, token string, dev *sessiond.Device) (*ValidateResponse, error) {
 	var out ValidateResponse
-	return &out, c.do(ctx, "POST", "/v1/sessions/validate", httpapi.ValidateRequest{Token: token, Device: dev}, &out, http.StatusOK)
+	return &out, c.do(ctx, "POST", "/v1/sessions/validate", wire.ValidateRequest{Token: token, Device: dev}, &out, http.StatusOK)
 }
 
 // Get returns a session by id, in any state.
@@ -123,7 +124,7 @@ func (c *Client) ListSubject(ctx context.Context, subject string) ([]*sessiond.S
 
 // RevokeSubject ends all of a subject's live sessions and returns how many.
 func (c *Client) RevokeSubject(ctx context.Context, subject string) (int, error) {
-	var out httpapi.RevokeSubjectResponse
+	var out wire.RevokeSubjectResponse
 	err := c.do(ctx, "DELETE", "/v1/subjects/"+url.PathEscape(subject)+"/sessions", nil, &out, http.StatusOK)
 	return out.Revoked, err
 }
@@ -168,7 +169,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, want 
 		return err
 	}
 	if resp.StatusCode != want {
-		var eb httpapi.ErrorBody
+		var eb wire.ErrorBody
 		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
 			return &sessiond.Error{Code: eb.Error.Code, Field: eb.Error.Field, Message: eb.Error.Message}
 		}

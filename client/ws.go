@@ -19,47 +19,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/wire"
 )
-
-// Close codes the server sends (docs/protocol.md). Reconnectable tells the
-// ones that mean reconnect from those that mean stop.
-const (
-	CloseNormal          = 1000
-	CloseGoingAway       = 1001 // the server is shutting down: reconnect elsewhere
-	CloseUnsupportedData = 1003 // a binary frame was sent
-	CloseAbnormal        = 1006 // never sent: the connection was lost without a close frame
-	ClosePolicyViolation = 1008 // the message rate was exceeded
-	CloseMessageTooBig   = 1009 // a message was over the size limit
-	CloseInternalError   = 1011
-
-	CloseReconnect         = 4000
-	CloseCredentialExpired = 4001 // the JWT expired without a refresh
-	CloseHeartbeatTimeout  = 4002
-
-	CloseSessionRevoked     = 4500
-	CloseSessionExpired     = 4501
-	CloseReplaced           = 4502 // a newer connection took the session over
-	CloseSessionEnded       = 4503
-	CloseUnauthorized       = 4504
-	CloseTooManyConnections = 4505
-	CloseBadRequest         = 4506
-)
-
-// Reconnectable reports whether a client should reconnect after the server
-// closed with code: yes for 1000-1015 except 1003, 1008 and 1009, and for
-// 4000-4499; no for everything else (4500-4999 above all). It is the rule
-// of the server's ws.Reconnectable, kept here so that the client does not
-// import the server.
-func Reconnectable(code int) bool {
-	switch {
-	case code == CloseUnsupportedData, code == ClosePolicyViolation, code == CloseMessageTooBig:
-		return false
-	case code >= 1000 && code <= 1015, code >= 4000 && code <= 4499:
-		return true
-	}
-	return false
-}
 
 // WSState is where a WSConn is in its life. Each change is one WSEvent,
 // in order:
@@ -111,9 +72,10 @@ type WSEvent struct {
 	ConnectionID string
 	Resumed      bool
 	// Code and Reason are how the connection closed: the server's close
-	// code, CloseNormal when Close closed it, CloseAbnormal when it was
-	// lost without a close frame. Disconnected.
-	Code   int
+	// code and the reason text of its close frame, wire.CloseNormal when
+	// Close closed it, wire.CloseAbnormal when it was lost without a close
+	// frame. Disconnected.
+	Code   wire.CloseCode
 	Reason string
 	// Err is the cause: of a lost connection (Disconnected), of the failed
 	// dial being retried (Reconnecting), or of the stop (Stopped: ErrClosed
@@ -129,20 +91,6 @@ var (
 	// ErrClosed: Close stopped the connection.
 	ErrClosed = errors.New("client: websocket closed")
 )
-
-// CloseError is a close code that stopped a WSConn: one that is not
-// Reconnectable, such as CloseSessionRevoked.
-type CloseError struct {
-	Code   int
-	Reason string
-}
-
-func (e *CloseError) Error() string {
-	if e.Reason == "" {
-		return fmt.Sprintf("client: websocket closed by the server with code %d", e.Code)
-	}
-	return fmt.Sprintf("client: websocket closed by the server with code %d (%s)", e.Code, e.Reason)
-}
 
 // WSConfig configures DialWS. URL and Token are required, and one of
 // DeviceID and SessionToken; zero values of the rest mean the defaults noted.
@@ -214,18 +162,6 @@ type WSAck struct {
 	SessionToken string
 }
 
-type ackWire struct {
-	Type                string    `json:"type"`
-	SessionID           string    `json:"session_id"`
-	ConnectionID        string    `json:"connection_id"`
-	Resumed             bool      `json:"resumed"`
-	State               string    `json:"state"`
-	HeartbeatIntervalMS int64     `json:"heartbeat_interval_ms"`
-	HeartbeatTimeoutMS  int64     `json:"heartbeat_timeout_ms"`
-	ExpiresAt           time.Time `json:"expires_at"`
-	SessionToken        string    `json:"session_token"`
-}
-
 // WSConn is a WebSocket connection to a session that reconnects by itself.
 // Its methods are safe for concurrent use.
 type WSConn struct {
@@ -276,10 +212,10 @@ type WSConn struct {
 // DialWS connects and returns once the first connection is acknowledged,
 // or with the error that stops it: a refusal before the upgrade (401, 403,
 // 404, 409 but too_many_connections, 410 and other 4xx but 408 and 429, as *sessiond.Error with the
-// server's code, as Client returns them), or a close code that is not
-// Reconnectable (*CloseError). Dial failures that may pass (network errors,
-// 5xx, 503 while a server shuts down, a failing Token) are retried with
-// backoff until ctx is done. ctx bounds only this first connect; the
+// server's code, as Client returns them), or a close code that does not
+// allow a reconnect (a wire.CloseCode, such as wire.CloseSessionRevoked).
+// Dial failures that may pass (network errors, 5xx, 503 while a server
+// shuts down, a failing Token) are retried with backoff until ctx is done. ctx bounds only this first connect; the
 // connection then lives until Close or a terminal error.
 func DialWS(ctx context.Context, cfg WSConfig) (*WSConn, error) {
 	c, err := newWSConn(cfg)
@@ -440,7 +376,7 @@ func (c *WSConn) Messages() <-chan json.RawMessage { return c.msgs }
 func (c *WSConn) Done() <-chan struct{} { return c.done }
 
 // Err returns nil until Done is closed; then ErrClosed if Close stopped the
-// connection, or the terminal error (*CloseError, *sessiond.Error).
+// connection, or the terminal error (a wire.CloseCode, *sessiond.Error).
 func (c *WSConn) Err() error {
 	select {
 	case <-c.done:
@@ -476,11 +412,15 @@ func (c *WSConn) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ping, err := json.Marshal(wire.ClientMessage{Type: wire.TypePing}) //nolint:gosec // G117: a ping carries no token
+	if err != nil {
+		return err
+	}
 	pong := make(chan struct{})
 	l.mu.Lock()
 	l.pongs = append(l.pongs, pong)
 	l.mu.Unlock()
-	if err := l.sock.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+	if err := l.sock.Write(ctx, websocket.MessageText, ping); err != nil {
 		return err
 	}
 	select {
@@ -596,13 +536,13 @@ func (c *WSConn) loop(ctx context.Context) error {
 			c.mu.Lock()
 			c.link = nil
 			c.mu.Unlock()
-			c.log.Info("websocket disconnected", "sid", sessiond.LogID(l.ack.SessionID), "code", code, "reason", reason, "err", cause)
+			c.log.Info("websocket disconnected", "sid", sessiond.LogID(l.ack.SessionID), "code", int(code), "reason", reason, "err", cause)
 			c.emit(WSEvent{State: WSDisconnected, Code: code, Reason: reason, Err: cause})
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if !Reconnectable(code) {
-				return &CloseError{Code: code, Reason: reason}
+			if !code.Reconnect() {
+				return code
 			}
 		}
 		retries++
@@ -656,9 +596,9 @@ func terminal(err error) bool {
 		}
 		return r.status >= 400 && r.status < 500
 	}
-	var ce *CloseError
-	if errors.As(err, &ce) {
-		return !Reconnectable(ce.Code)
+	var code wire.CloseCode
+	if errors.As(err, &code) {
+		return !code.Reconnect()
 	}
 	return false
 }
@@ -720,13 +660,13 @@ func (c *WSConn) connect(ctx context.Context) (*link, error) {
 	typ, b, err := sock.Read(ctx)
 	if err != nil {
 		_ = sock.CloseNow()
-		if ce := closeErrorOf(err); ce != nil {
-			return nil, ce
+		if code, _, ok := closeOf(err); ok {
+			return nil, code
 		}
 		return nil, fmt.Errorf("client: waiting for the ack: %w", err)
 	}
-	var a ackWire
-	if typ != websocket.MessageText || json.Unmarshal(b, &a) != nil || a.Type != "connected" || a.SessionID == "" {
+	var a wire.Connected
+	if typ != websocket.MessageText || json.Unmarshal(b, &a) != nil || a.Type != wire.TypeConnected || a.SessionID == "" {
 		_ = sock.Close(websocket.StatusProtocolError, "expected the connected message")
 		return nil, fmt.Errorf("client: the first message is not the connected ack: %.200q", b)
 	}
@@ -744,7 +684,7 @@ func (c *WSConn) connect(ctx context.Context) (*link, error) {
 func refusalError(resp *http.Response) error {
 	if resp.Body != nil {
 		b, _ := io.ReadAll(resp.Body)
-		var eb httpapi.ErrorBody
+		var eb wire.ErrorBody
 		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
 			return &sessiond.Error{Code: eb.Error.Code, Field: eb.Error.Field, Message: eb.Error.Message}
 		}
@@ -752,13 +692,14 @@ func refusalError(resp *http.Response) error {
 	return fmt.Errorf("client: websocket dial: unexpected status %s", resp.Status)
 }
 
-// closeErrorOf returns the close frame err carries, or nil.
-func closeErrorOf(err error) *CloseError {
+// closeOf returns the code and reason of the close frame err carries, if
+// it carries one.
+func closeOf(err error) (wire.CloseCode, string, bool) {
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
-		return &CloseError{Code: int(ce.Code), Reason: ce.Reason}
+		return wire.CloseCode(ce.Code), ce.Reason, true
 	}
-	return nil
+	return 0, "", false
 }
 
 var errSilent = errors.New("client: nothing heard from the server within its heartbeat timeout")
@@ -766,7 +707,7 @@ var errSilent = errors.New("client: nothing heard from the server within its hea
 // serve runs the read loop of l until the socket closes, Close is called,
 // or the server falls silent for its heartbeat timeout, and says how the
 // socket closed.
-func (c *WSConn) serve(ctx context.Context, l *link) (code int, reason string, err error) {
+func (c *WSConn) serve(ctx context.Context, l *link) (code wire.CloseCode, reason string, err error) {
 	l.ctx, l.stop = context.WithCancel(ctx)
 	defer l.stop()
 	readErr := make(chan error, 1)
@@ -790,7 +731,7 @@ func (c *WSConn) serve(ctx context.Context, l *link) (code int, reason string, e
 		case <-ctx.Done():
 			_ = l.sock.Close(websocket.StatusNormalClosure, "client closed")
 			<-readErr //nolint:errcheck // the read loop's end: our own close caused its error
-			return CloseNormal, "client closed", nil
+			return wire.CloseNormal, "client closed", nil
 		case err := <-readErr:
 			return socketClosed(err)
 		case <-silence:
@@ -801,16 +742,16 @@ func (c *WSConn) serve(ctx context.Context, l *link) (code int, reason string, e
 			c.log.Warn("websocket silent for the heartbeat timeout; reconnecting", "timeout", hb)
 			_ = l.sock.CloseNow()
 			<-readErr //nolint:errcheck // as above
-			return CloseAbnormal, "heartbeat timeout", errSilent
+			return wire.CloseAbnormal, "heartbeat timeout", errSilent
 		}
 	}
 }
 
-func socketClosed(err error) (int, string, error) {
-	if ce := closeErrorOf(err); ce != nil {
-		return ce.Code, ce.Reason, nil
+func socketClosed(err error) (wire.CloseCode, string, error) {
+	if code, reason, ok := closeOf(err); ok {
+		return code, reason, nil
 	}
-	return CloseAbnormal, "", err
+	return wire.CloseAbnormal, "", err
 }
 
 // readLoop reads until the socket fails. Reading is also what answers the
@@ -832,21 +773,20 @@ func (c *WSConn) readLoop(l *link) error {
 
 // handle takes one message: the protocol's own, or the caller's.
 func (c *WSConn) handle(l *link, b []byte) {
-	var m struct {
-		Type      string    `json:"type"`
-		Code      string    `json:"code"`
-		Message   string    `json:"message"`
-		ExpiresAt time.Time `json:"expires_at"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil || m.Type == "" {
+	var env wire.Envelope
+	if err := json.Unmarshal(b, &env); err != nil || env.Type == "" {
 		c.log.Warn("websocket: ignoring a message that is not a JSON object with a type", "bytes", len(b))
 		return
 	}
-	switch m.Type {
-	case "refresh":
+	switch env.Type {
+	case wire.TypeRefresh:
 		c.refresh(l)
 		return
-	case "refreshed":
+	case wire.TypeRefreshed:
+		var m wire.Refreshed
+		if !c.decode(b, &m) {
+			return
+		}
 		l.mu.Lock()
 		l.refreshing = false
 		l.mu.Unlock()
@@ -855,7 +795,7 @@ func (c *WSConn) handle(l *link, b []byte) {
 		c.mu.Unlock()
 		c.log.Debug("websocket credential refreshed", "expires", m.ExpiresAt)
 		return
-	case "pong":
+	case wire.TypePong:
 		l.mu.Lock()
 		pongs := l.pongs
 		l.pongs = nil
@@ -864,8 +804,12 @@ func (c *WSConn) handle(l *link, b []byte) {
 			close(p)
 		}
 		return
-	case "error":
-		if m.Code == "unauthorized" {
+	case wire.TypeError:
+		var m wire.Error
+		if !c.decode(b, &m) {
+			return
+		}
+		if m.Code == sessiond.CodeUnauthorized {
 			l.mu.Lock()
 			ours := l.refreshing
 			l.refreshing = false
@@ -879,8 +823,18 @@ func (c *WSConn) handle(l *link, b []byte) {
 	select {
 	case c.msgs <- json.RawMessage(b):
 	default:
-		c.log.Warn("websocket: Messages is full; dropping a message", "type", m.Type)
+		c.log.Warn("websocket: Messages is full; dropping a message", "type", env.Type)
 	}
+}
+
+// decode decodes a message of the protocol into v; one that does not
+// decode is logged and ignored.
+func (c *WSConn) decode(b []byte, v any) bool {
+	if err := json.Unmarshal(b, v); err != nil {
+		c.log.Warn("websocket: ignoring a malformed message", "bytes", len(b), "err", err)
+		return false
+	}
+	return true
 }
 
 // refresh answers the server's refresh message with a fresh credential,
@@ -899,7 +853,7 @@ func (c *WSConn) refresh(l *link) {
 		cred, err := c.cfg.Token(ctx)
 		if err == nil {
 			var b []byte
-			b, err = json.Marshal(map[string]string{"type": "refresh", "token": cred})
+			b, err = json.Marshal(wire.ClientMessage{Type: wire.TypeRefresh, Token: cred}) //nolint:gosec // G117: sending the credential is the point
 			if err == nil && l.ctx.Err() == nil {
 				// Not under l.ctx: Close must not cut a write short
 				// (that drops the socket without its close frame).

@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/sessiondtest"
+	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -103,7 +103,7 @@ func newTestServer(t *testing.T, edgeCfg ws.Config, connectPolicy string) *testS
 	s := &testServer{t: t, clock: clock, store: st, m: m, cfg: edgeCfg}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.down.Load() {
-			httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "starting"})
+			wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "starting"})
 			return
 		}
 		s.edge.Load().ServeHTTP(w, r)
@@ -283,31 +283,6 @@ func ctx5s(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestWSReconnectableAgreesWithServer(t *testing.T) {
-	for code := 0; code <= 5000; code++ {
-		if got, want := Reconnectable(code), ws.Reconnectable(code); got != want {
-			t.Errorf("Reconnectable(%d) = %v, the server's rule says %v", code, got, want)
-		}
-	}
-	for _, c := range []struct{ client, server int }{
-		{CloseNormal, ws.CodeNormal}, {CloseGoingAway, ws.CodeGoingAway},
-		{CloseUnsupportedData, ws.CodeUnsupportedData}, {ClosePolicyViolation, ws.CodePolicyViolation},
-		{CloseMessageTooBig, ws.CodeMessageTooBig}, {CloseInternalError, ws.CodeInternalError},
-		{CloseReconnect, ws.CodeReconnect}, {CloseCredentialExpired, ws.CodeCredentialExpired},
-		{CloseHeartbeatTimeout, ws.CodeHeartbeatTimeout}, {CloseSessionRevoked, ws.CodeSessionRevoked},
-		{CloseSessionExpired, ws.CodeSessionExpired}, {CloseReplaced, ws.CodeReplaced},
-		{CloseSessionEnded, ws.CodeSessionEnded}, {CloseUnauthorized, ws.CodeUnauthorized},
-		{CloseTooManyConnections, ws.CodeTooManyConnections}, {CloseBadRequest, ws.CodeBadRequest},
-	} {
-		if c.client != c.server {
-			t.Errorf("client close code %d, server %d", c.client, c.server)
-		}
-	}
-	if !Reconnectable(CloseAbnormal) {
-		t.Error("a connection lost without a close frame must be retried")
-	}
-}
-
 func TestWSBackoff(t *testing.T) {
 	const lo, hi = 250 * time.Millisecond, 30 * time.Second
 	almostOne := math.Nextafter(1, 0)
@@ -438,7 +413,7 @@ func TestWSResumeAfterHeartbeatTimeout(t *testing.T) {
 		// One jump over the heartbeat timeout: the server hears nothing
 		// in it and closes with 4002.
 		s.clock.Advance(25 * time.Second)
-		if d := rec.await(t, WSDisconnected); d.Code != CloseHeartbeatTimeout || d.Reason != "heartbeat timeout" {
+		if d := rec.await(t, WSDisconnected); d.Code != wire.CloseHeartbeatTimeout || d.Reason != "heartbeat timeout" {
 			t.Fatalf("round %d: disconnected %+v, want code 4002", round, d)
 		}
 		r := rec.await(t, WSReconnecting)
@@ -478,7 +453,7 @@ func TestWSResumeAcrossEdgeRestart(t *testing.T) {
 	if err := s.edge.Load().Shutdown(ctx5s(t)); err != nil {
 		t.Fatal(err)
 	}
-	if d := rec.await(t, WSDisconnected); d.Code != CloseGoingAway {
+	if d := rec.await(t, WSDisconnected); d.Code != wire.CloseGoingAway {
 		t.Fatalf("disconnected %+v, want 1001", d)
 	}
 	for attempt := 1; attempt <= 4; attempt++ {
@@ -516,7 +491,7 @@ func TestWSClientNoticesSilence(t *testing.T) {
 	}
 	// The server's clock does not move, so it never pings.
 	d := rec.await(t, WSDisconnected)
-	if d.Code != CloseAbnormal || !errors.Is(d.Err, errSilent) {
+	if d.Code != wire.CloseAbnormal || !errors.Is(d.Err, errSilent) {
 		t.Fatalf("disconnected %+v; want 1006 for silence", d)
 	}
 	if ev := rec.await(t, WSConnected); ev.SessionID != sid || !ev.Resumed {
@@ -536,14 +511,14 @@ func TestWSRevokeStops(t *testing.T) {
 	case <-ctx5s(t).Done():
 		t.Fatalf("still running after the revoke: %v", rec.states())
 	}
-	var ce *CloseError
-	if !errors.As(c.Err(), &ce) || ce.Code != CloseSessionRevoked {
-		t.Fatalf("Err %v, want a CloseError with 4500", c.Err())
+	var code wire.CloseCode
+	if !errors.As(c.Err(), &code) || code != wire.CloseSessionRevoked {
+		t.Fatalf("Err %v, want the close code 4500", c.Err())
 	}
 	if got := rec.states(); !slices.Equal(got, []WSState{WSConnecting, WSConnected, WSDisconnected, WSStopped}) {
 		t.Fatalf("states %v; want no reconnect", got)
 	}
-	if evs := rec.all(); evs[2].Code != CloseSessionRevoked || evs[3].Err != c.Err() {
+	if evs := rec.all(); evs[2].Code != wire.CloseSessionRevoked || evs[3].Err != c.Err() {
 		t.Fatalf("events %+v", evs)
 	}
 	if c.State() != WSStopped || src.calls.Load() != 1 {
@@ -555,7 +530,7 @@ func TestWSRevokeStops(t *testing.T) {
 	if _, open := <-c.Messages(); open {
 		t.Fatal("Messages open after the stop")
 	}
-	if err := c.Close(ctx5s(t)); err != nil || c.Err() != ce {
+	if err := c.Close(ctx5s(t)); err != nil || c.Err() != code {
 		t.Fatalf("Close after the stop: %v; Err %v", err, c.Err())
 	}
 }
@@ -757,7 +732,7 @@ func TestWSRefreshFailureReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.clock.Advance(9 * time.Second) // 90s: the credential expires
-	if d := rec.await(t, WSDisconnected); d.Code != CloseCredentialExpired {
+	if d := rec.await(t, WSDisconnected); d.Code != wire.CloseCredentialExpired {
 		t.Fatalf("disconnected %+v, want 4001", d)
 	}
 	if ev := rec.await(t, WSConnected); ev.SessionID != sid || !ev.Resumed {
@@ -785,7 +760,7 @@ func TestWSSessionTokenFollowsRotation(t *testing.T) {
 		t.Fatalf("ack %+v", c.Ack())
 	}
 	s.clock.Advance(25 * time.Second) // heartbeat timeout; the old token's 5s grace is over
-	if d := rec.await(t, WSDisconnected); d.Code != CloseHeartbeatTimeout {
+	if d := rec.await(t, WSDisconnected); d.Code != wire.CloseHeartbeatTimeout {
 		t.Fatalf("disconnected %+v", d)
 	}
 	if ev := rec.await(t, WSConnected); ev.SessionID != created.Session.ID || !ev.Resumed {
@@ -860,7 +835,7 @@ func TestWSCloseLeavesNoGoroutines(t *testing.T) {
 	}
 	evs := rec.all()
 	last, disc := evs[len(evs)-1], evs[len(evs)-2]
-	if last.State != WSStopped || last.Err != ErrClosed || disc.State != WSDisconnected || disc.Code != CloseNormal {
+	if last.State != WSStopped || last.Err != ErrClosed || disc.State != WSDisconnected || disc.Code != wire.CloseNormal {
 		t.Fatalf("last events %+v %+v", disc, last)
 	}
 	if c.Err() != ErrClosed || c.State() != WSStopped {

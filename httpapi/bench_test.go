@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -60,18 +59,4 @@ func BenchmarkValidateHandler(b *testing.B) {
 			}
 		}
 	})
-}
-
-// The direct encoding of responses is what encoding/json writes.
-func TestValidateResponseEncoding(t *testing.T) {
-	tok, _ := sessiond.NewToken()
-	s := &sessiond.Session{ID: "s1", Subject: "a<b", Policy: "p", State: sessiond.StateActive,
-		CreatedAt: time.Unix(1, 0), LastActive: time.Unix(2, 0), Metadata: []byte(`{"x":1}`)}
-	for _, r := range []httpapi.ValidateResponse{{Session: s}, {Session: s, Token: tok}} {
-		type plain httpapi.ValidateResponse // without the AppendJSON method
-		want, _ := json.Marshal(plain(r))
-		if got := r.AppendJSON(nil); string(got) != string(want) {
-			t.Fatalf("got  %s\nwant %s", got, want)
-		}
-	}
 }

@@ -4,13 +4,14 @@ import (
 	"net/http"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // Connections that are not WebSockets (HTTP, VNC, ...) are registered here
 // and kept alive by heartbeats; WebSockets attach through /v1/connect.
 
 func (s *Server) addConnection(w http.ResponseWriter, r *http.Request) error {
-	var body ConnectionRequest
+	var body wire.ConnectionRequest
 	if err := decodeJSON(w, r, &body); err != nil {
 		return err
 	}
@@ -24,7 +25,7 @@ func (s *Server) addConnection(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/connections/"+c.Conn.ID) // it answers DELETE and /heartbeat
-	writeJSON(w, http.StatusCreated, ConnectionResponse{
+	wire.WriteJSON(w, http.StatusCreated, wire.ConnectionResponse{
 		Connection: c.Conn, HeartbeatInterval: c.Policy.HeartbeatInterval.String(), HeartbeatTimeout: c.Policy.HeartbeatTimeout.String(),
 	})
 	return nil
@@ -38,7 +39,7 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
 	if conns == nil {
 		conns = []sessiond.Connection{}
 	}
-	writeJSON(w, http.StatusOK, ConnectionsResponse{Connections: conns})
+	wire.WriteJSON(w, http.StatusOK, wire.ConnectionsResponse{Connections: conns})
 	return nil
 }
 
@@ -47,7 +48,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ConnectionResponse{
+	wire.WriteJSON(w, http.StatusOK, wire.ConnectionResponse{
 		Connection: *c, HeartbeatInterval: p.HeartbeatInterval.String(), HeartbeatTimeout: p.HeartbeatTimeout.String(),
 	})
 	return nil

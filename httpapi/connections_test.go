@@ -25,7 +25,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/sessiondtest"
-	"github.com/sessiond/sessiond/ws"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // htConn is the wire form of a connection, as a client sees it.
@@ -430,8 +430,8 @@ func TestMalformedConnectionIDIs400(t *testing.T) {
 }
 
 func TestStatsCountConnectionsByKind(t *testing.T) {
-	edge := ws.Stats{Open: 2, Connects: 5, Resumed: 1, CloseCodes: map[string]int{"4002": 1}}
-	e := htStart(t, func(c *httpapi.Config) { c.EdgeStats = func() any { return edge } })
+	edge := wire.WebSocketStats{Open: 2, Connects: 5, Resumed: 1, CloseCodes: map[string]int{"4002": 1}}
+	e := htStart(t, func(c *httpapi.Config) { c.EdgeStats = func() wire.WebSocketStats { return edge } })
 	a := e.createFor("alice")
 	b := e.create(`{"subject":"bob","policy":"conns"}`)
 	gone := e.createFor("carol")
@@ -453,7 +453,7 @@ func TestStatsCountConnectionsByKind(t *testing.T) {
 	}
 
 	// The node's WebSocket counts are passed through as the edge gives them.
-	var got ws.Stats
+	var got wire.WebSocketStats
 	if err := json.Unmarshal(st.WebSocket, &got); err != nil {
 		t.Fatalf("websocket: %v (%s)", err, st.WebSocket)
 	}
@@ -463,8 +463,7 @@ func TestStatsCountConnectionsByKind(t *testing.T) {
 }
 
 // TestOpenAPIWebSocketStatsSchema checks docs/openapi.yaml's WebSocketStats
-// against ws.Stats, which the document's own tests (package httpapi)
-// cannot import: ws imports httpapi.
+// against wire.WebSocketStats.
 func TestOpenAPIWebSocketStatsSchema(t *testing.T) {
 	b, err := os.ReadFile("../docs/openapi.yaml")
 	if err != nil {
@@ -485,7 +484,7 @@ func TestOpenAPIWebSocketStatsSchema(t *testing.T) {
 	if !ok {
 		t.Fatal("docs/openapi.yaml has no components.schemas.WebSocketStats")
 	}
-	raw, err := json.Marshal(ws.Stats{})
+	raw, err := json.Marshal(wire.WebSocketStats{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,11 +494,11 @@ func TestOpenAPIWebSocketStatsSchema(t *testing.T) {
 	}
 	keys := slices.Sorted(maps.Keys(obj))
 	if documented := slices.Sorted(maps.Keys(schema.Properties)); !slices.Equal(documented, keys) {
-		t.Errorf("WebSocketStats properties are %v; ws.Stats writes %v", documented, keys)
+		t.Errorf("WebSocketStats properties are %v; wire.WebSocketStats writes %v", documented, keys)
 	}
-	// ws.Stats writes every key, even when zero: all are required.
+	// wire.WebSocketStats writes every key, even when zero: all are required.
 	if required := slices.Sorted(slices.Values(schema.Required)); !slices.Equal(required, keys) {
-		t.Errorf("WebSocketStats requires %v; ws.Stats always writes %v", required, keys)
+		t.Errorf("WebSocketStats requires %v; wire.WebSocketStats always writes %v", required, keys)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/strictjson"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // MaxBody is the largest request body accepted, in bytes.
@@ -205,19 +206,9 @@ func parseDuration(field, v string) (time.Duration, error) {
 	return d, nil
 }
 
-// CreateRequest is the body of POST /v1/sessions.
-type CreateRequest struct {
-	ID          string           `json:"id,omitempty"`
-	Subject     string           `json:"subject"`
-	Device      *sessiond.Device `json:"device,omitempty"`
-	Metadata    json.RawMessage  `json:"metadata,omitempty"`
-	Policy      string           `json:"policy,omitempty"`
-	TTL         string           `json:"ttl,omitempty"`
-	IdleTimeout string           `json:"idle_timeout,omitempty"`
-}
-
-// toEngine checks the durations and converts the request.
-func (c *CreateRequest) toEngine() (sessiond.CreateRequest, error) {
+// createRequest checks the durations of a create request's body and
+// converts it to the engine's request.
+func createRequest(c *wire.CreateRequest) (sessiond.CreateRequest, error) {
 	ttl, err := parseDuration("ttl", c.TTL)
 	if err != nil {
 		return sessiond.CreateRequest{}, err
@@ -234,110 +225,4 @@ func (c *CreateRequest) toEngine() (sessiond.CreateRequest, error) {
 		req.Device = *c.Device
 	}
 	return req, nil
-}
-
-// CreateResponse is the body of a 201 from POST /v1/sessions.
-type CreateResponse struct {
-	ID      string            `json:"id"`
-	Token   string            `json:"token"`
-	Session *sessiond.Session `json:"session"`
-	Evicted []string          `json:"evicted,omitempty"`
-}
-
-// ValidateRequest is the body of POST /v1/sessions/validate.
-type ValidateRequest struct {
-	Token  string           `json:"token"`
-	Device *sessiond.Device `json:"device,omitempty"`
-}
-
-// ValidateResponse is the body of a 200 from validate and rotate. Token is
-// set when the call issued a new token; the client must use it from now on.
-type ValidateResponse struct {
-	Session *sessiond.Session `json:"session"`
-	Token   string            `json:"token,omitempty"`
-}
-
-// AppendJSON encodes the response as encoding/json would, directly: it is
-// the answer to every validation.
-func (r ValidateResponse) AppendJSON(b []byte) []byte {
-	b = append(b, `{"session":`...)
-	b = r.Session.AppendJSON(b)
-	if r.Token != "" { // tokens are base64url: nothing to escape
-		b = append(b, `,"token":"`...)
-		b = append(b, r.Token...)
-		b = append(b, '"')
-	}
-	return append(b, '}')
-}
-
-// ListResponse is the body of session lists.
-type ListResponse struct {
-	Sessions   []*sessiond.Session `json:"sessions"`
-	NextCursor string              `json:"next_cursor,omitempty"`
-}
-
-// RevokeSubjectResponse is the body of DELETE /v1/subjects/{subject}/sessions.
-type RevokeSubjectResponse struct {
-	Revoked int `json:"revoked"`
-}
-
-// StatsResponse is the body of GET /v1/stats.
-type StatsResponse struct {
-	Sessions    map[string]int  `json:"sessions"` // by state
-	Total       int             `json:"total"`
-	Subjects    int             `json:"subjects"` // with a live session
-	Connections ConnectionStats `json:"connections"`
-	Scheduled   int             `json:"scheduled"` // deadlines held by this node
-	Uptime      string          `json:"uptime"`
-	Version     string          `json:"version"`
-	// WebSocket holds this node's WebSocket counts (ws.Stats) when the
-	// edge is on.
-	WebSocket any `json:"websocket,omitempty"`
-}
-
-// ConnectionStats count the live sessions' connections.
-type ConnectionStats struct {
-	Total  int            `json:"total"`
-	ByKind map[string]int `json:"by_kind"`
-}
-
-// ConnectionRequest is the body of POST /v1/sessions/{id}/connections.
-type ConnectionRequest struct {
-	Kind      string `json:"kind"`
-	ClientIP  string `json:"client_ip,omitempty"`
-	UserAgent string `json:"user_agent,omitempty"`
-}
-
-// ConnectionResponse is the body of a 201 from POST
-// /v1/sessions/{id}/connections and of a 200 from a heartbeat.
-type ConnectionResponse struct {
-	Connection sessiond.Connection `json:"connection"`
-	// HeartbeatInterval is how often to send heartbeats; the connection is
-	// lost after HeartbeatTimeout without one.
-	HeartbeatInterval string `json:"heartbeat_interval"`
-	HeartbeatTimeout  string `json:"heartbeat_timeout"`
-}
-
-// ConnectionsResponse is the body of GET /v1/sessions/{id}/connections.
-type ConnectionsResponse struct {
-	Connections []sessiond.Connection `json:"connections"`
-}
-
-// appender is a body that encodes itself without reflection.
-type appender interface{ AppendJSON([]byte) []byte }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	var b []byte
-	if a, ok := v.(appender); ok {
-		b = a.AppendJSON(make([]byte, 0, 512))
-	} else {
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			status = http.StatusInternalServerError
-			b = fmt.Appendf(nil, `{"error":{"code":"internal","message":%q}}`, err.Error())
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n')) //nolint:gosec // G705: JSON, served as application/json; a client that left is not ours to handle
 }

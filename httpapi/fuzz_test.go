@@ -17,6 +17,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // fuzzTokenPlaceholder in a fuzzed body is replaced by the token of a live
@@ -121,7 +122,7 @@ func FuzzDecodeCreate(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var req httpapi.CreateRequest
+		var req wire.CreateRequest
 		checkDecodeError(t, in, httpapi.DecodeJSON(bytes.NewReader(in), &req))
 	})
 }
@@ -131,7 +132,7 @@ func FuzzDecodeValidate(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var req httpapi.ValidateRequest
+		var req wire.ValidateRequest
 		checkDecodeError(t, in, httpapi.DecodeJSON(bytes.NewReader(in), &req))
 	})
 }
@@ -191,14 +192,14 @@ func FuzzHandlers(f *testing.F) {
 				}
 				continue
 			}
-			var eb httpapi.ErrorBody
+			var eb wire.ErrorBody
 			if err := json.Unmarshal(out, &eb); err != nil {
 				t.Fatalf("POST %s %q: error body %s: %v", path, body, out, err)
 			}
 			if eb.Error.Code == "" || eb.Error.Message == "" {
 				t.Fatalf("POST %s %q: got status %d with error %+v, want a code and a message", path, body, rec.Code, eb.Error)
 			}
-			if got := httpapi.Status(eb.Error.Code); got != rec.Code {
+			if got := wire.Status(eb.Error.Code); got != rec.Code {
 				t.Fatalf("POST %s %q: code %q means status %d, but got %d", path, body, eb.Error.Code, got, rec.Code)
 			}
 			if eb.Error.Code == sessiond.CodeInvalidArgument && rec.Code != http.StatusBadRequest {

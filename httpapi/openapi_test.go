@@ -27,9 +27,13 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
 	"github.com/sessiond/sessiond/sessiondtest"
+	"github.com/sessiond/sessiond/wire"
 )
 
 const oaFile = "../docs/openapi.yaml"
+
+// statusOf is the table from error code to HTTP status (wire/errors.go).
+var statusOf = wire.Statuses()
 
 // oaMethods are the operation keys of an OpenAPI path item.
 var oaMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -365,7 +369,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		t.Fatalf("%s: components.schemas.Error has no properties.error", oaFile)
 	}
 	enum := d.enum(t, "Error.error.code", oaGet(detail, "properties", "code"))
-	oaSameSet(t, "error codes", "the document's code enum", enum, "statusOf (httpapi/errors.go)", codes)
+	oaSameSet(t, "error codes", "the document's code enum", enum, "statusOf (wire/errors.go)", codes)
 
 	// The table in info.description: one row "| `code` | status | ... |" per code.
 	desc, _ := oaGet(d.root, "info", "description").(string)
@@ -374,7 +378,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	for _, m := range row.FindAllStringSubmatch(desc, -1) {
 		table[m[1]], _ = strconv.Atoi(m[2])
 	}
-	oaSameSet(t, "the code table in info.description", "the table", slices.Collect(maps.Keys(table)), "statusOf (httpapi/errors.go)", codes)
+	oaSameSet(t, "the code table in info.description", "the table", slices.Collect(maps.Keys(table)), "statusOf (wire/errors.go)", codes)
 	for code, status := range statusOf {
 		if got, ok := table[string(code)]; ok && got != status {
 			t.Errorf("the code table in info.description gives %s status %d; statusOf maps it to %d", code, got, status)
@@ -458,14 +462,12 @@ func oaFullConnection() sessiond.Connection {
 		UserAgent: "ua", ConnectedAt: now, LastHeartbeat: now.Add(time.Second)}
 }
 
-// oaFullStats has every field set. WebSocket holds the edge's ws.Stats in a
-// running server; this package cannot import ws (ws imports it), so here
-// it is any JSON object, and connections_test.go checks the
-// WebSocketStats schema against ws.Stats.
-func oaFullStats() StatsResponse {
-	return StatsResponse{Sessions: map[string]int{"active": 1}, Total: 1, Subjects: 1,
-		Connections: ConnectionStats{Total: 1, ByKind: map[string]int{"vnc": 1}}, Scheduled: 1,
-		Uptime: "1s", Version: "v", WebSocket: map[string]int{"open": 1}}
+// oaFullStats has every field set. TestOpenAPIWebSocketStatsSchema
+// (connections_test.go) checks the WebSocketStats schema of its WebSocket.
+func oaFullStats() wire.StatsResponse {
+	return wire.StatsResponse{Sessions: map[string]int{"active": 1}, Total: 1, Subjects: 1,
+		Connections: wire.ConnectionStats{Total: 1, ByKind: map[string]int{"vnc": 1}}, Scheduled: 1,
+		Uptime: "1s", Version: "v", WebSocket: &wire.WebSocketStats{Open: 1}}
 }
 
 // oaFullEvent has every field set.
@@ -593,21 +595,21 @@ func TestOpenAPIBodySchemas(t *testing.T) {
 	for name, v := range map[string]any{
 		"Device": dev,
 		"Event":  oaFullEvent(),
-		"CreateRequest": CreateRequest{ID: "s1", Subject: "u1", Device: dev, Metadata: json.RawMessage(`{"a":1}`),
+		"CreateRequest": wire.CreateRequest{ID: "s1", Subject: "u1", Device: dev, Metadata: json.RawMessage(`{"a":1}`),
 			Policy: "web", TTL: "1h", IdleTimeout: "1m"},
-		"CreateResponse":        CreateResponse{ID: "s1", Token: "t", Session: full, Evicted: []string{"s0"}},
-		"ValidateRequest":       ValidateRequest{Token: "t", Device: dev},
-		"TokenResponse":         ValidateResponse{Session: full, Token: "t"},
-		"ListResponse":          ListResponse{Sessions: []*sessiond.Session{full}, NextCursor: "c"},
-		"RevokeSubjectResponse": RevokeSubjectResponse{Revoked: 1},
+		"CreateResponse":        wire.CreateResponse{ID: "s1", Token: "t", Session: full, Evicted: []string{"s0"}},
+		"ValidateRequest":       wire.ValidateRequest{Token: "t", Device: dev},
+		"TokenResponse":         wire.ValidateResponse{Session: full, Token: "t"},
+		"ListResponse":          wire.ListResponse{Sessions: []*sessiond.Session{full}, NextCursor: "c"},
+		"RevokeSubjectResponse": wire.RevokeSubjectResponse{Revoked: 1},
 		"StatsResponse":         oaFullStats(),
 		"ConnectionStats":       oaFullStats().Connections,
 		"Connection":            oaFullConnection(),
-		"ConnectionRequest":     ConnectionRequest{Kind: "vnc", ClientIP: "203.0.113.7", UserAgent: "ua"},
-		"ConnectionResponse":    ConnectionResponse{Connection: oaFullConnection(), HeartbeatInterval: "25s", HeartbeatTimeout: "1m0s"},
-		"ConnectionsResponse":   ConnectionsResponse{Connections: []sessiond.Connection{oaFullConnection()}},
-		"Error":                 ErrorBody{Error: ErrorDetail{Code: sessiond.CodeInvalidArgument, Message: "m", Field: "f"}},
-		"ErrorDetail":           ErrorDetail{Code: sessiond.CodeInvalidArgument, Message: "m", Field: "f"},
+		"ConnectionRequest":     wire.ConnectionRequest{Kind: "vnc", ClientIP: "203.0.113.7", UserAgent: "ua"},
+		"ConnectionResponse":    wire.ConnectionResponse{Connection: oaFullConnection(), HeartbeatInterval: "25s", HeartbeatTimeout: "1m0s"},
+		"ConnectionsResponse":   wire.ConnectionsResponse{Connections: []sessiond.Connection{oaFullConnection()}},
+		"Error":                 wire.ErrorBody{Error: wire.ErrorDetail{Code: sessiond.CodeInvalidArgument, Message: "m", Field: "f"}},
+		"ErrorDetail":           wire.ErrorDetail{Code: sessiond.CodeInvalidArgument, Message: "m", Field: "f"},
 	} {
 		d.checkSchema(t, name, v)
 	}
@@ -738,7 +740,7 @@ func TestOpenAPIServerResponses(t *testing.T) {
 
 	rec := call(bg, "POST /v1/sessions", "/v1/sessions", `{"subject":"u1","device":{"id":"d"},"metadata":{"a":1},"ttl":"30m"}`, true)
 	want(rec, http.StatusCreated)
-	var created CreateResponse
+	var created wire.CreateResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &created); err != nil {
 		t.Fatal(err)
 	}
@@ -764,7 +766,7 @@ func TestOpenAPIServerResponses(t *testing.T) {
 
 	rec = call(bg, "POST /v1/sessions/{id}/rotate", "/v1/sessions/"+id+"/rotate", "", true)
 	want(rec, http.StatusOK)
-	var rotated ValidateResponse
+	var rotated wire.ValidateResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &rotated); err != nil || rotated.Token == "" {
 		t.Fatalf("rotate answered no token: %s", rec.Body)
 	}
@@ -775,7 +777,7 @@ func TestOpenAPIServerResponses(t *testing.T) {
 	const addConn = "POST /v1/sessions/{id}/connections"
 	rec = call(bg, addConn, "/v1/sessions/"+id+"/connections", `{"kind":"vnc","client_ip":"203.0.113.7","user_agent":"ua"}`, true)
 	want(rec, http.StatusCreated)
-	var conn ConnectionResponse
+	var conn wire.ConnectionResponse
 	if err := json.Unmarshal(rec.Body.Bytes(), &conn); err != nil || conn.Connection.ID == "" {
 		t.Fatalf("registering a connection answered no connection id: %s", rec.Body)
 	}

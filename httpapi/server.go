@@ -21,6 +21,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/ratelimit"
 	"github.com/sessiond/sessiond/internal/realip"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // Config configures a Server.
@@ -49,12 +50,12 @@ type Config struct {
 	// authenticates with its own credentials rather than the API key.
 	Connect http.Handler
 	// EdgeStats, if set, adds this node's WebSocket counts to /v1/stats.
-	EdgeStats func() any
+	EdgeStats func() wire.WebSocketStats
 	// Checks, if set, are parts of the server that may work or not while
 	// it serves (the WebSocket edge's signing keys): /readyz lists each by
 	// name with a detail, and answers 200 with status "degraded" while one
 	// is not ok, since the rest of the API still serves.
-	Checks func() map[string]Check
+	Checks func() map[string]wire.Check
 
 	// ClientIP tells the address of the client behind a request, for the
 	// access log and the limit on failed API key attempts: the peer's
@@ -96,8 +97,8 @@ type Server struct {
 	keyHash   [sha256.Size]byte
 	log       *slog.Logger
 	observe   func(string, int, time.Duration)
-	edgeStats func() any
-	checks    func() map[string]Check
+	edgeStats func() wire.WebSocketStats
+	checks    func() map[string]wire.Check
 	clientIP  func(*http.Request) string
 	access    *slog.Logger
 	authLimit *ratelimit.Windows // failed API key attempts per address; nil: off
@@ -308,10 +309,10 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 			_, sw.template, _ = strings.Cut(pattern, " ")
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		s.writeError(w, r, &sessiond.Error{Code: CodeMethodNotAllowed, Message: r.Method + " is not allowed here; use " + strings.Join(allow, ", ")})
+		s.writeError(w, r, &sessiond.Error{Code: wire.CodeMethodNotAllowed, Message: r.Method + " is not allowed here; use " + strings.Join(allow, ", ")})
 		return
 	}
-	s.writeError(w, r, &sessiond.Error{Code: CodeRouteNotFound, Message: "no such route: " + r.URL.Path})
+	s.writeError(w, r, &sessiond.Error{Code: wire.CodeRouteNotFound, Message: "no such route: " + r.URL.Path})
 }
 
 type statusWriter struct {
@@ -400,11 +401,11 @@ func (s *Server) logRequest(r *http.Request, route string, sw *statusWriter, d t
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
-	var body CreateRequest
+	var body wire.CreateRequest
 	if err := decodeJSON(w, r, &body); err != nil {
 		return err
 	}
-	req, err := body.toEngine()
+	req, err := createRequest(&body)
 	if err != nil {
 		return err
 	}
@@ -412,18 +413,18 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := CreateResponse{ID: c.Session.ID, Token: c.Token, Session: c.Session}
+	resp := wire.CreateResponse{ID: c.Session.ID, Token: c.Token, Session: c.Session}
 	for _, e := range c.Evicted {
 		resp.Evicted = append(resp.Evicted, e.ID)
 	}
 	w.Header().Set("Location", "/v1/sessions/"+c.Session.ID)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, resp)
+	wire.WriteJSON(w, http.StatusCreated, resp)
 	return nil
 }
 
 func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
-	var body ValidateRequest
+	var body wire.ValidateRequest
 	if err := decodeJSON(w, r, &body); err != nil {
 		return err
 	}
@@ -439,7 +440,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, ValidateResponse{Session: v.Session, Token: v.Token})
+	wire.WriteJSON(w, http.StatusOK, wire.ValidateResponse{Session: v.Session, Token: v.Token})
 	return nil
 }
 
@@ -448,7 +449,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, sess)
+	wire.WriteJSON(w, http.StatusOK, sess)
 	return nil
 }
 
@@ -458,7 +459,7 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, ValidateResponse{Session: v.Session, Token: v.Token})
+	wire.WriteJSON(w, http.StatusOK, wire.ValidateResponse{Session: v.Session, Token: v.Token})
 	return nil
 }
 
@@ -481,7 +482,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ListResponse{Sessions: nonNil(page.Sessions), NextCursor: page.Next})
+	wire.WriteJSON(w, http.StatusOK, wire.ListResponse{Sessions: nonNil(page.Sessions), NextCursor: page.Next})
 	return nil
 }
 
@@ -517,7 +518,7 @@ func (s *Server) listSubject(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, ListResponse{Sessions: nonNil(live)})
+		wire.WriteJSON(w, http.StatusOK, wire.ListResponse{Sessions: nonNil(live)})
 		return nil
 	}
 	query, err := listQuery(q)
@@ -532,7 +533,7 @@ func (s *Server) listSubject(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ListResponse{Sessions: nonNil(page.Sessions), NextCursor: page.Next})
+	wire.WriteJSON(w, http.StatusOK, wire.ListResponse{Sessions: nonNil(page.Sessions), NextCursor: page.Next})
 	return nil
 }
 
@@ -541,7 +542,7 @@ func (s *Server) revokeSubject(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, RevokeSubjectResponse{Revoked: n})
+	wire.WriteJSON(w, http.StatusOK, wire.RevokeSubjectResponse{Revoked: n})
 	return nil
 }
 
@@ -557,10 +558,10 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := StatsResponse{
+	resp := wire.StatsResponse{
 		Sessions: make(map[string]int, len(st.Sessions)), Total: st.Total, Subjects: st.Subjects,
 		Scheduled: st.Scheduled, Uptime: time.Since(s.started).Round(time.Second).String(), Version: s.version,
-		Connections: ConnectionStats{ByKind: st.Connections},
+		Connections: wire.ConnectionStats{ByKind: st.Connections},
 	}
 	for state, n := range st.Sessions {
 		resp.Sessions[state.String()] = n
@@ -572,34 +573,23 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 		resp.Connections.Total += n
 	}
 	if s.edgeStats != nil {
-		resp.WebSocket = s.edgeStats()
+		edge := s.edgeStats()
+		resp.WebSocket = &edge
 	}
-	writeJSON(w, http.StatusOK, resp)
+	wire.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	wire.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	return nil
-}
-
-// Check is the state of one part of a running server, for /readyz.
-type Check struct {
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
-}
-
-// ReadyResponse is the body of a 200 from /readyz.
-type ReadyResponse struct {
-	Status string           `json:"status"` // ready, or degraded while a check is not ok
-	Checks map[string]Check `json:"checks,omitempty"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if !s.ready.Load() {
 		return &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "not ready"}
 	}
-	resp := ReadyResponse{Status: "ready"}
+	resp := wire.ReadyResponse{Status: "ready"}
 	if s.checks != nil {
 		resp.Checks = s.checks()
 		for _, c := range resp.Checks {
@@ -608,10 +598,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	wire.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
-	return &sessiond.Error{Code: CodeRouteNotFound, Message: "metrics are not enabled"}
+	return &sessiond.Error{Code: wire.CodeRouteNotFound, Message: "metrics are not enabled"}
 }

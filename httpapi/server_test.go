@@ -29,6 +29,7 @@ import (
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
 	"github.com/sessiond/sessiond/sessiondtest"
+	"github.com/sessiond/sessiond/wire"
 )
 
 const htKey = "test-key"
@@ -211,7 +212,7 @@ func htWantError(t *testing.T, r htResp, status int, code sessiond.Code, field s
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("got Content-Type %q, want application/json", ct)
 	}
-	body := htDecode[httpapi.ErrorBody](t, r)
+	body := htDecode[wire.ErrorBody](t, r)
 	if body.Error.Code != code {
 		t.Errorf("got error code %q, want %q (message %q)", body.Error.Code, code, body.Error.Message)
 	}
@@ -752,7 +753,7 @@ func TestRevokeSubjectSessionsReturnsCount(t *testing.T) {
 	// Again: nothing left to revoke.
 	r = e.send("DELETE", "/v1/subjects/alice/sessions", "")
 	htWantStatus(t, r, http.StatusOK)
-	if got := htDecode[httpapi.RevokeSubjectResponse](t, r); got.Revoked != 0 {
+	if got := htDecode[wire.RevokeSubjectResponse](t, r); got.Revoked != 0 {
 		t.Errorf("second revoke: got revoked %d, want 0", got.Revoked)
 	}
 }
@@ -871,7 +872,7 @@ func TestMetricsServedWithoutKeyWhenConfigured(t *testing.T) {
 
 func TestMetricsIs404WhenNotConfigured(t *testing.T) {
 	e := htStart(t, nil)
-	htWantError(t, e.sendWith("GET", "/metrics", "", nil), http.StatusNotFound, httpapi.CodeRouteNotFound, "")
+	htWantError(t, e.sendWith("GET", "/metrics", "", nil), http.StatusNotFound, wire.CodeRouteNotFound, "")
 }
 
 // TestEveryRouteSucceeds sends one well-formed request to every route that
@@ -1205,7 +1206,7 @@ func TestUnknownRouteIs404NotFound(t *testing.T) {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			e := e.in(t)
 			r := e.send(tc.method, tc.path, "")
-			htWantError(t, r, http.StatusNotFound, httpapi.CodeRouteNotFound, "")
+			htWantError(t, r, http.StatusNotFound, wire.CodeRouteNotFound, "")
 			if a := r.header.Get("Allow"); a != "" {
 				t.Errorf("404 has an Allow header %q", a)
 			}
@@ -1231,7 +1232,7 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			e := e.in(t)
 			r := e.send(tc.method, tc.path, "")
-			htWantError(t, r, http.StatusMethodNotAllowed, httpapi.CodeMethodNotAllowed, "")
+			htWantError(t, r, http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "")
 			if got := r.header.Get("Allow"); got != tc.allow {
 				t.Errorf("got Allow %q, want %q", got, tc.allow)
 			}

@@ -15,7 +15,7 @@ import (
 	"testing"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // subjectSessions lists the live sessions of subject.
@@ -31,7 +31,7 @@ func (e *htEnv) subjectSessions(subject string) []htSession {
 func stWantRefused(t *testing.T, r htResp, field, want string) {
 	t.Helper()
 	htWantError(t, r, http.StatusBadRequest, sessiond.CodeInvalidArgument, field)
-	if msg := htDecode[httpapi.ErrorBody](t, r).Error.Message; !strings.Contains(msg, want) {
+	if msg := htDecode[wire.ErrorBody](t, r).Error.Message; !strings.Contains(msg, want) {
 		t.Errorf("got message %q, want it to say %q", msg, want)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/ws"
+	"github.com/sessiond/sessiond/wire"
 )
 
 const ns = "sessiond"
@@ -208,7 +208,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 
 // RegisterEdge registers the WebSocket edge's counters, read from stats at
 // each scrape.
-func RegisterEdge(reg prometheus.Registerer, stats func() ws.Stats) {
+func RegisterEdge(reg prometheus.Registerer, stats func() wire.WebSocketStats) {
 	reg.MustRegister(&edgeCollector{stats: stats})
 }
 
@@ -221,7 +221,7 @@ var (
 	wsMsgsDesc     = prometheus.NewDesc(ns+"_websocket_messages_total", "Messages received from WebSocket clients.", nil, nil)
 )
 
-type edgeCollector struct{ stats func() ws.Stats }
+type edgeCollector struct{ stats func() wire.WebSocketStats }
 
 func (c *edgeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{wsOpenDesc, wsConnectsDesc, wsRefusedDesc, wsHBDesc, wsClosesDesc, wsMsgsDesc} {

@@ -11,6 +11,7 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // conn is one socket's state. It is kept small: idle connections are the
@@ -59,7 +60,7 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 	release, err := e.m.Attach(ctx, c.sessionID, "websocket", sessiond.ResourceFunc(c.dispose))
 	if err != nil {
 		// The session ended between attaching and now.
-		c.close(codeForError(err))
+		c.close(wire.CloseForError(err))
 		return
 	}
 	c.release = release
@@ -73,25 +74,25 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 		old := e.conns[r.ID]
 		e.mu.Unlock()
 		if old != nil {
-			old.close(CodeReplaced)
+			old.close(wire.CloseReplaced)
 		}
 	}
 	// Registered first, checked after: a connection that replaced this one
 	// before it was registered found nothing to close, and this check sees
 	// that; one that replaces it from now on finds it registered.
 	if _, err := e.m.Connection(ctx, c.id); err != nil {
-		code := CodeReplaced
+		code := wire.CloseReplaced
 		if !errors.Is(err, sessiond.ErrConnectionNotFound) {
 			e.log.Warn("checking a new connection", "err", err)
-			code = CodeInternalError
+			code = wire.CloseInternalError
 		}
 		c.close(code)
 		return
 	}
 	e.stats.connected(a)
 
-	ack := ackMessage{
-		Type: "connected", SessionID: c.sessionID, ConnectionID: c.id,
+	ack := wire.Connected{
+		Type: wire.TypeConnected, SessionID: c.sessionID, ConnectionID: c.id,
 		Resumed: !a.Created, State: a.Session.State.String(),
 		HeartbeatIntervalMS: a.Policy.HeartbeatInterval.Milliseconds(),
 		HeartbeatTimeoutMS:  a.Policy.HeartbeatTimeout.Milliseconds(),
@@ -99,8 +100,7 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 	}
 	c.mu.Lock()
 	if c.credExp > 0 {
-		t := time.Unix(0, c.credExp).UTC()
-		ack.ExpiresAt = &t
+		ack.ExpiresAt = time.Unix(0, c.credExp).UTC()
 	}
 	c.lastTouch = now
 	// The first ping comes after a random part of the interval, so that a
@@ -109,18 +109,6 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 	c.mu.Unlock()
 	c.send(ack)
 	c.schedule()
-}
-
-type ackMessage struct {
-	Type                string     `json:"type"`
-	SessionID           string     `json:"session_id"`
-	ConnectionID        string     `json:"connection_id"`
-	Resumed             bool       `json:"resumed"`
-	State               string     `json:"state"`
-	HeartbeatIntervalMS int64      `json:"heartbeat_interval_ms"`
-	HeartbeatTimeoutMS  int64      `json:"heartbeat_timeout_ms"`
-	ExpiresAt           *time.Time `json:"expires_at,omitempty"`
-	SessionToken        string     `json:"session_token,omitempty"`
 }
 
 // schedule arms the connection's one timer for whatever comes first: the
@@ -173,13 +161,13 @@ func (c *conn) tick() {
 		c.mu.Unlock()
 		return
 	}
-	var code int
+	var code wire.CloseCode
 	var refresh, ping bool
 	switch {
 	case now-c.lastSeen.Load() >= c.hbTimeout:
-		code = CodeHeartbeatTimeout
+		code = wire.CloseHeartbeatTimeout
 	case c.credExp > 0 && now >= c.credExp:
-		code = CodeCredentialExpired
+		code = wire.CloseCredentialExpired
 	default:
 		if c.credExp > 0 && !c.refreshSent && now >= c.refreshAt {
 			c.refreshSent, refresh = true, true
@@ -191,14 +179,14 @@ func (c *conn) tick() {
 	exp := c.credExp
 	c.mu.Unlock()
 	if code != 0 {
-		if code == CodeHeartbeatTimeout {
+		if code == wire.CloseHeartbeatTimeout {
 			c.e.stats.heartbeatTimeouts.Add(1)
 		}
 		c.close(code)
 		return
 	}
 	if refresh {
-		c.send(refreshMessage{Type: "refresh", ExpiresAt: time.Unix(0, exp).UTC()})
+		c.send(wire.Refresh{Type: wire.TypeRefresh, ExpiresAt: time.Unix(0, exp).UTC()})
 	}
 	if ping {
 		c.write(func() error { return c.ws.WritePing(nil) })
@@ -213,11 +201,6 @@ const pingGrid = int64(100 * time.Millisecond)
 
 // onGrid rounds a time in Unix nanoseconds up to the ping grid.
 func onGrid(t int64) int64 { return (t + pingGrid - 1) / pingGrid * pingGrid }
-
-type refreshMessage struct {
-	Type      string    `json:"type"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
 
 // heard notes a sign of life. While the socket is attached its session is
 // active (the engine does not idle-expire sessions with connections), so
@@ -248,49 +231,35 @@ func (c *conn) active() {
 	}
 }
 
-// clientMessage is what clients send; fields beyond type depend on it.
-type clientMessage struct {
-	Type         string `json:"type"`
-	Token        string `json:"token"`
-	SessionToken string `json:"session_token"`
-}
-
-type errorMessage struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Re      string `json:"re,omitempty"` // the type of the message this answers
-}
-
 func (c *conn) message(msg *gws.Message) {
 	c.heard()
 	c.active()
 	c.e.stats.messages.Add(1)
 	if msg.Opcode != gws.OpcodeText {
-		c.close(CodeUnsupportedData)
+		c.close(wire.CloseUnsupportedData)
 		return
 	}
 	if !c.allow() {
-		c.close(CodePolicyViolation)
+		c.close(wire.ClosePolicyViolation)
 		return
 	}
-	var m clientMessage
+	var m wire.ClientMessage
 	err := json.Unmarshal(msg.Bytes(), &m)
 	pending := c.isPending()
 	switch {
-	case pending && (err != nil || m.Type != "attach" || m.SessionToken == ""):
-		c.close(CodeBadRequest)
+	case pending && (err != nil || m.Type != wire.TypeAttach || m.SessionToken == ""):
+		c.close(wire.CloseBadRequest)
 	case pending:
 		c.attachByMessage(m.SessionToken)
 	case err != nil || m.Type == "":
-		c.send(errorMessage{Type: "error", Code: "invalid_message", Message: "a message is a JSON object with a string \"type\""})
-	case m.Type == "ping":
-		c.send(map[string]string{"type": "pong"})
-	case m.Type == "refresh":
+		c.send(wire.Error{Type: wire.TypeError, Code: wire.CodeInvalidMessage, Message: "a message is a JSON object with a string \"type\""})
+	case m.Type == wire.TypePing:
+		c.send(wire.Envelope{Type: wire.TypePong})
+	case m.Type == wire.TypeRefresh:
 		c.refresh(m.Token)
 	default:
 		c.e.stats.unknown.Add(1)
-		c.send(errorMessage{Type: "error", Code: "unknown_type", Message: "unknown message type " + quote(m.Type), Re: m.Type})
+		c.send(wire.Error{Type: wire.TypeError, Code: wire.CodeUnknownType, Message: "unknown message type " + quote(m.Type), Re: m.Type})
 	}
 }
 
@@ -335,7 +304,7 @@ func (c *conn) attachByMessage(token string) {
 	a, err := c.e.m.Connect(ctx, req)
 	if err != nil {
 		c.e.stats.refused.Add(1)
-		c.close(codeForError(err))
+		c.close(wire.CloseForError(err))
 		return
 	}
 	c.attached(ctx, a)
@@ -349,17 +318,13 @@ func (c *conn) refresh(token string) {
 		err = errors.New("the credential names another subject")
 	}
 	if err != nil {
-		c.send(errorMessage{Type: "error", Code: "unauthorized", Message: "refresh refused: " + errorText(err), Re: "refresh"})
+		c.send(wire.Error{Type: wire.TypeError, Code: sessiond.CodeUnauthorized, Message: "refresh refused: " + errorText(err), Re: wire.TypeRefresh})
 		return
 	}
 	c.mu.Lock()
 	c.setCredential(exp, c.e.clock.Now().UnixNano())
 	c.mu.Unlock()
-	msg := map[string]any{"type": "refreshed"}
-	if !exp.IsZero() {
-		msg["expires_at"] = exp.UTC()
-	}
-	c.send(msg)
+	c.send(wire.Refreshed{Type: wire.TypeRefreshed, ExpiresAt: exp.UTC()}) // zero: left out
 	c.schedule()
 }
 
@@ -385,21 +350,21 @@ func (c *conn) write(f func() error) {
 }
 
 // close closes the socket with a code, once; OnClose then cleans up.
-func (c *conn) close(code int) {
+func (c *conn) close(code wire.CloseCode) {
 	if !c.closeCode.CompareAndSwap(0, int32(code)) {
 		return
 	}
 	c.e.stats.closedWith(code)
 	_ = c.ws.SetWriteDeadline(time.Now().Add(c.e.writeTimeout))
-	_ = c.ws.WriteClose(uint16(code), []byte(closeReason(code)))
+	_ = c.ws.WriteClose(uint16(code), []byte(code.Reason()))
 }
 
 // dispose is the connection as a resource of its session: the session is
 // ending, so the socket closes with the code of the reason.
 func (c *conn) dispose(ctx context.Context) error {
-	code := CodeSessionEnded
+	code := wire.CloseSessionEnded
 	if s := sessiond.EndingSession(ctx); s != nil {
-		code = codeForReason(s.EndReason)
+		code = wire.CloseForReason(s.EndReason)
 	}
 	c.close(code)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // What a closed socket leaves behind must leave its session too: a detach
@@ -191,7 +192,7 @@ func (d *detacher) reconcile() {
 			continue
 		}
 		e.stats.reconciled.Add(1)
-		c.close(CodeReconnect)
+		c.close(wire.CloseReconnect)
 	}
 }
 

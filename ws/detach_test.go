@@ -13,6 +13,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
 	"github.com/sessiond/sessiond/sessiondtest"
+	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -78,8 +79,8 @@ func TestReconcileWithTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(31 * time.Second)
-	if code := c.closedWith(); code != ws.CodeReconnect {
-		t.Fatalf("socket without a record closed with %d, want %d", code, ws.CodeReconnect)
+	if code := c.closedWith(); code != wire.CloseReconnect {
+		t.Fatalf("socket without a record closed with %d, want %d", code, wire.CloseReconnect)
 	}
 	sessiondtest.Eventually(e.t, "the record without a socket detached", func() bool {
 		return e.session(ghost.Session.ID).ConnCount == 0
@@ -130,7 +131,7 @@ func TestFencedNodeClosesItsSockets(t *testing.T) {
 	sessiondtest.Eventually(e.t, "node-2 to release node-1's connection", func() bool { return e.session(sid).ConnCount == 0 })
 	st.down.Store(false)
 	e.clock.Advance(5 * time.Second)
-	if code := c.closedWith(); code != ws.CodeReconnect {
-		t.Fatalf("fenced node's socket closed with %d, want %d", code, ws.CodeReconnect)
+	if code := c.closedWith(); code != wire.CloseReconnect {
+		t.Fatalf("fenced node's socket closed with %d, want %d", code, wire.CloseReconnect)
 	}
 }

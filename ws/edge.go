@@ -30,9 +30,9 @@ import (
 	"github.com/lxzan/gws"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/internal/ratelimit"
 	"github.com/sessiond/sessiond/internal/realip"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // Defaults of the Config fields that tune connections.
@@ -79,7 +79,8 @@ type Config struct {
 	// MaxSockets caps the sockets this node holds open (and handshakes in
 	// flight), so that WebSockets cannot take the file descriptors that
 	// REST, health checks and the store need: DefaultMaxSockets. A
-	// handshake over it is refused with 503 and counted (Stats.RefusedFull).
+	// handshake over it is refused with 503 and counted
+	// (wire.WebSocketStats.RefusedFull).
 	MaxSockets int
 	// ConnectsPerSubject and ConnectsPerAddress limit handshakes per second
 	// of one subject and of one client address: DefaultConnectsPerSubject
@@ -240,7 +241,7 @@ func (e *Edge) fenced() {
 	e.log.Warn("this node was fenced off: closing its sockets so that their clients reconnect", "sockets", len(all))
 	go func() {
 		for _, c := range all {
-			c.close(CodeReconnect)
+			c.close(wire.CloseReconnect)
 		}
 	}()
 }
@@ -249,12 +250,12 @@ func (e *Edge) fenced() {
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if e.closing.Load() {
-		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "server is shutting down; connect elsewhere"})
+		wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "server is shutting down; connect elsewhere"})
 		return
 	}
 	if !e.originAllowed(r) {
 		e.stats.refused.Add(1)
-		httpapi.WriteErrorStatus(w, http.StatusForbidden, &sessiond.Error{Code: sessiond.CodeUnauthorized,
+		wire.WriteErrorStatus(w, http.StatusForbidden, &sessiond.Error{Code: sessiond.CodeUnauthorized,
 			Message: "this Origin may not connect (websocket.allowed_origins)"})
 		return
 	}
@@ -268,7 +269,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.takeSocket() {
 		e.stats.refusedFull.Add(1)
 		w.Header().Set("Retry-After", "5")
-		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "this node holds its most sockets (websocket.max_sockets); connect elsewhere or later"})
+		wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "this node holds its most sockets (websocket.max_sockets); connect elsewhere or later"})
 		return
 	}
 	held := false
@@ -283,7 +284,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if cred == "" {
 		e.stats.refused.Add(1)
-		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing credential: Authorization: Bearer <jwt> or ?token=<jwt>"})
+		wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing credential: Authorization: Bearer <jwt> or ?token=<jwt>"})
 		return
 	}
 	subject, expires, err := e.verify(ctx, cred)
@@ -297,7 +298,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.log.Error("verifying a credential", "err", err)
 			err = &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "cannot verify credentials now"}
 		}
-		httpapi.WriteError(w, err)
+		wire.WriteError(w, err)
 		return
 	}
 	if wait, ok := e.bySubject.Take(subject); !ok {
@@ -306,7 +307,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !isUpgrade(r) {
 		e.stats.refused.Add(1)
-		httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeInvalidArgument, Field: "Upgrade",
+		wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeInvalidArgument, Field: "Upgrade",
 			Message: "expected a WebSocket handshake (Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)"})
 		return
 	}
@@ -330,7 +331,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !byMessage {
 		if connected, err = e.m.Connect(ctx, req); err != nil {
 			e.stats.refused.Add(1)
-			httpapi.WriteError(w, err)
+			wire.WriteError(w, err)
 			return
 		}
 	}
@@ -356,7 +357,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.mu.Unlock()
 		c.timer = e.clock.AfterFunc(e.attachTimeout, func() {
 			if c.isPending() {
-				c.close(CodeBadRequest)
+				c.close(wire.CloseBadRequest)
 			}
 		})
 	} else {
@@ -400,7 +401,7 @@ func (e *Edge) takeSocket() bool {
 func (e *Edge) refuseRate(w http.ResponseWriter, wait time.Duration, msg string) {
 	e.stats.refusedRate.Add(1)
 	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	httpapi.WriteError(w, &sessiond.Error{Code: sessiond.CodeRateLimited, Message: msg + "; retry later"})
+	wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeRateLimited, Message: msg + "; retry later"})
 }
 
 // Shutdown closes every socket with 1001 (going away: reconnect), detaches
@@ -423,7 +424,7 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	for _, c := range all {
-		c.close(CodeGoingAway)
+		c.close(wire.CloseGoingAway)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -471,7 +472,7 @@ func (e *Edge) watch(ctx context.Context) {
 				c := e.conns[id]
 				e.mu.Unlock()
 				if c != nil {
-					c.close(CodeReplaced)
+					c.close(wire.CloseReplaced)
 				}
 			}
 		}

@@ -14,10 +14,10 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/sessiondtest"
+	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -176,7 +176,7 @@ func (c *client) send(v any) {
 }
 
 // closedWith reads until the server closes and returns the close code.
-func (c *client) closedWith() websocket.StatusCode {
+func (c *client) closedWith() wire.CloseCode {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -187,7 +187,7 @@ func (c *client) closedWith() websocket.StatusCode {
 			if code == -1 {
 				c.t.Fatalf("connection ended without a close frame: %v", err)
 			}
-			return code
+			return wire.CloseCode(code)
 		}
 	}
 }
@@ -254,7 +254,7 @@ func TestRefusedBeforeUpgrade(t *testing.T) {
 			if err == nil || resp == nil || resp.StatusCode != tc.status {
 				t.Fatalf("dial: %v, response %v; want HTTP %d before the upgrade", err, resp, tc.status)
 			}
-			var body httpapi.ErrorBody
+			var body wire.ErrorBody
 			b, _ := io.ReadAll(resp.Body)
 			if err := json.Unmarshal(b, &body); err != nil || string(body.Error.Code) != tc.code || !strings.Contains(body.Error.Message+body.Error.Field, tc.message) {
 				t.Fatalf("body %s; want code %s mentioning %q", b, tc.code, tc.message)
@@ -352,15 +352,15 @@ func TestAttachByFirstMessage(t *testing.T) {
 	bob, _ := e.m.Create(context.Background(), sessiond.CreateRequest{Subject: "bob", Policy: "workspace"})
 	wrong := e.mustDial("alice", "attach=message", nil)
 	wrong.send(map[string]string{"type": "attach", "session_token": bob.Token})
-	if code := wrong.closedWith(); code != ws.CodeUnauthorized {
-		t.Fatalf("closed with %d, want %d", code, ws.CodeUnauthorized)
+	if code := wrong.closedWith(); code != wire.CloseUnauthorized {
+		t.Fatalf("closed with %d, want %d", code, wire.CloseUnauthorized)
 	}
 	// Silence: closed after the attach timeout.
 	silent := e.mustDial("alice", "attach=message", nil)
 	sessiondtest.Eventually(e.t, "the attach timer", func() bool { return e.edge.Open() >= 2 })
 	e.clock.Advance(10 * time.Second)
-	if code := silent.closedWith(); code != ws.CodeBadRequest {
-		t.Fatalf("closed with %d, want %d", code, ws.CodeBadRequest)
+	if code := silent.closedWith(); code != wire.CloseBadRequest {
+		t.Fatalf("closed with %d, want %d", code, wire.CloseBadRequest)
 	}
 }
 
@@ -371,10 +371,10 @@ func TestRevokeClosesTheSocket(t *testing.T) {
 	if err := e.m.Revoke(context.Background(), sid, ""); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.closedWith(); code != ws.CodeSessionRevoked {
-		t.Fatalf("closed with %d, want %d (session revoked)", code, ws.CodeSessionRevoked)
+	if code := c.closedWith(); code != wire.CloseSessionRevoked {
+		t.Fatalf("closed with %d, want %d (session revoked)", code, wire.CloseSessionRevoked)
 	}
-	if ws.Reconnectable(ws.CodeSessionRevoked) {
+	if wire.CloseSessionRevoked.Reconnect() {
 		t.Fatal("a revoked session's close code must be terminal")
 	}
 }
@@ -387,8 +387,8 @@ func TestReplaceClosesTheOlderConnection(t *testing.T) {
 	if sid2, _, resumed, _ := newer.ack(); sid2 != sid || !resumed {
 		t.Fatal("the newer connection did not take the session over")
 	}
-	if code := old.closedWith(); code != ws.CodeReplaced {
-		t.Fatalf("old connection closed with %d, want %d", code, ws.CodeReplaced)
+	if code := old.closedWith(); code != wire.CloseReplaced {
+		t.Fatalf("old connection closed with %d, want %d", code, wire.CloseReplaced)
 	}
 	// The old socket's close changed nothing: the session stays active
 	// with the newer connection.
@@ -409,8 +409,8 @@ func TestHeartbeatTimeout(t *testing.T) {
 		t.Fatal("closed before the heartbeat timeout")
 	}
 	e.clock.Advance(time.Second)
-	if code := c.closedWith(); code != ws.CodeHeartbeatTimeout {
-		t.Fatalf("closed with %d, want %d", code, ws.CodeHeartbeatTimeout)
+	if code := c.closedWith(); code != wire.CloseHeartbeatTimeout {
+		t.Fatalf("closed with %d, want %d", code, wire.CloseHeartbeatTimeout)
 	}
 	sessiondtest.Eventually(e.t, "the session to be disconnected", func() bool { return e.session(sid).State == sessiond.StateDisconnected })
 	if st := e.edge.Stats(); st.HeartbeatTimeouts != 1 || st.CloseCodes["4002"] != 1 {
@@ -486,8 +486,8 @@ func TestCredentialRefresh(t *testing.T) {
 	}
 	d.pingPong()
 	e.clock.Advance(10 * time.Second) // 90s: the credential expires
-	if code := d.closedWith(); code != ws.CodeCredentialExpired || !ws.Reconnectable(int(code)) {
-		t.Fatalf("closed with %d, want %d (reconnectable)", code, ws.CodeCredentialExpired)
+	if code := d.closedWith(); code != wire.CloseCredentialExpired || !code.Reconnect() {
+		t.Fatalf("closed with %d, want %d (reconnectable)", code, wire.CloseCredentialExpired)
 	}
 }
 
@@ -513,20 +513,20 @@ func TestMessages(t *testing.T) {
 	c.send(map[string]string{"type": "ping"})
 	c.send(map[string]string{"type": "ping"})
 	c.send(map[string]string{"type": "ping"})
-	if code := c.closedWith(); code != websocket.StatusPolicyViolation || ws.Reconnectable(int(code)) {
+	if code := c.closedWith(); code != wire.ClosePolicyViolation || code.Reconnect() {
 		t.Fatalf("over the rate: closed with %d, want 1008 (terminal)", code)
 	}
 
 	big := e.mustDial("bob", "device_id=g", nil)
 	big.ack()
 	_ = big.c.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","pad":"`+strings.Repeat("x", 5000)+`"}`))
-	if code := big.closedWith(); code != websocket.StatusMessageTooBig {
+	if code := big.closedWith(); code != wire.CloseMessageTooBig {
 		t.Fatalf("oversized: closed with %d, want 1009", code)
 	}
 	bin := e.mustDial("carol", "device_id=g", nil)
 	bin.ack()
 	_ = bin.c.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3})
-	if code := bin.closedWith(); code != websocket.StatusUnsupportedData {
+	if code := bin.closedWith(); code != wire.CloseUnsupportedData {
 		t.Fatalf("binary: closed with %d, want 1003", code)
 	}
 }
@@ -541,7 +541,7 @@ func TestShutdownSaysGoingAwayAndKeepsSessions(t *testing.T) {
 		defer cancel()
 		done <- e.edge.Shutdown(ctx)
 	}()
-	if code := c.closedWith(); code != websocket.StatusGoingAway || !ws.Reconnectable(int(code)) {
+	if code := c.closedWith(); code != wire.CloseGoingAway || !code.Reconnect() {
 		t.Fatalf("closed with %d, want 1001 (reconnect)", code)
 	}
 	if err := <-done; err != nil {

@@ -10,8 +10,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/sessiondtest"
+	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -108,7 +108,7 @@ func TestNewDevicesStopAtTheSubjectsCap(t *testing.T) {
 // errorCode reads the error code of a JSON error answer.
 func errorCode(t testing.TB, resp *http.Response) sessiond.Code {
 	t.Helper()
-	var body httpapi.ErrorBody
+	var body wire.ErrorBody
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatalf("error body: %v", err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -26,7 +26,7 @@ func TestAllowedOriginsRefuseOtherBrowserOrigins(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q, want application/json", ct)
 			}
-			var body httpapi.ErrorBody
+			var body wire.ErrorBody
 			b, _ := io.ReadAll(resp.Body)
 			if err := json.Unmarshal(b, &body); err != nil || body.Error.Code != "unauthorized" || !strings.Contains(body.Error.Message, "Origin") {
 				t.Fatalf("body %s; want code unauthorized about the Origin", b)

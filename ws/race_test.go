@@ -11,7 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sessiond/sessiond/sessiondtest"
-	"github.com/sessiond/sessiond/ws"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // raceClient follows one socket of a race: its ack, then its close code
@@ -90,12 +90,12 @@ func TestSimultaneousConnectsLeaveOneSocket(t *testing.T) {
 		var open string
 		for _, c := range clients {
 			id, code := c.get()
-			switch code {
+			switch wire.CloseCode(code) {
 			case 0:
 				open = id
-			case ws.CodeReplaced:
+			case wire.CloseReplaced:
 			default:
-				t.Fatalf("round %d: a socket closed with %d, want %d (replaced)", round, code, ws.CodeReplaced)
+				t.Fatalf("round %d: a socket closed with %d, want %d (replaced)", round, code, wire.CloseReplaced)
 			}
 		}
 		sid := sessionOf(t, open)

@@ -1,12 +1,13 @@
 package ws
 
 import (
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // counters are this node's edge counts since it started.
@@ -25,10 +26,10 @@ type counters struct {
 	reconciled        atomic.Int64 // records detached or sockets closed by a reconcile
 
 	mu     sync.Mutex
-	closes map[int]int64 // close codes sent by the server
+	closes map[wire.CloseCode]int64 // close codes sent by the server
 }
 
-func newCounters() counters { return counters{closes: make(map[int]int64)} }
+func newCounters() counters { return counters{closes: make(map[wire.CloseCode]int64)} }
 
 func (s *counters) connected(a *sessiond.Connected) {
 	s.connects.Add(1)
@@ -40,34 +41,15 @@ func (s *counters) connected(a *sessiond.Connected) {
 	}
 }
 
-func (s *counters) closedWith(code int) {
+func (s *counters) closedWith(code wire.CloseCode) {
 	s.mu.Lock()
 	s.closes[code]++
 	s.mu.Unlock()
 }
 
-// Stats are this node's WebSocket counts.
-type Stats struct {
-	Open              int            `json:"open"`               // connections open now
-	Connects          int64          `json:"connects"`           // attached since start
-	Created           int64          `json:"created"`            // of which created their session
-	Resumed           int64          `json:"resumed"`            // of which resumed a disconnected session
-	Refused           int64          `json:"refused"`            // attempts refused (credential, session, connection limits)
-	RefusedRate       int64          `json:"refused_rate"`       // attempts refused by a connect rate limit (429)
-	RefusedFull       int64          `json:"refused_full"`       // attempts refused because this node held its most sockets (503)
-	HeartbeatTimeouts int64          `json:"heartbeat_timeouts"` // connections lost for silence
-	ClientClosed      int64          `json:"client_closed"`      // closed by the client or the network
-	Messages          int64          `json:"messages"`           // messages received
-	Pongs             int64          `json:"pongs"`              // answers to the server's pings
-	UnknownMessages   int64          `json:"unknown_messages"`
-	DetachesPending   int            `json:"detaches_pending"` // failed detaches waiting to be retried
-	Reconciled        int64          `json:"reconciled"`       // records detached or sockets closed by a reconcile
-	CloseCodes        map[string]int `json:"close_codes"`      // close codes sent, by code
-}
-
 // Stats returns this node's counts.
-func (e *Edge) Stats() Stats {
-	st := Stats{
+func (e *Edge) Stats() wire.WebSocketStats {
+	st := wire.WebSocketStats{
 		Open: e.Open(), Connects: e.stats.connects.Load(), Created: e.stats.created.Load(),
 		Resumed: e.stats.resumed.Load(), Refused: e.stats.refused.Load(),
 		RefusedRate: e.stats.refusedRate.Load(), RefusedFull: e.stats.refusedFull.Load(),
@@ -77,13 +59,13 @@ func (e *Edge) Stats() Stats {
 		CloseCodes: map[string]int{},
 	}
 	e.stats.mu.Lock()
-	codes := make([]int, 0, len(e.stats.closes))
+	codes := make([]wire.CloseCode, 0, len(e.stats.closes))
 	for c := range e.stats.closes {
 		codes = append(codes, c)
 	}
-	sort.Ints(codes)
+	slices.Sort(codes)
 	for _, c := range codes {
-		st.CloseCodes[strconv.Itoa(c)] = int(e.stats.closes[c])
+		st.CloseCodes[strconv.Itoa(int(c))] = int(e.stats.closes[c])
 	}
 	e.stats.mu.Unlock()
 	return st

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
+
+	"github.com/sessiond/sessiond/wire"
 )
 
 // ident is what one connection presents: a pre-signed credential (its own
@@ -23,14 +25,6 @@ import (
 type ident struct {
 	token  string
 	device string
-}
-
-// ack is the part of the server's first message that the modes look at.
-type ack struct {
-	Type                string `json:"type"`
-	SessionID           string `json:"session_id"`
-	Resumed             bool   `json:"resumed"`
-	HeartbeatIntervalMS int64  `json:"heartbeat_interval_ms"`
 }
 
 // Counts across every client of the process.
@@ -46,7 +40,7 @@ type wsClient struct {
 	conn *gws.Conn
 
 	gotAck bool
-	ack    ack
+	ack    wire.Connected
 	ackAt  time.Time
 	acked  chan struct{}
 
@@ -148,7 +142,7 @@ func (d *dialer) dial(id ident) (*wsClient, error) {
 		_ = socket.NetConn().Close()
 		return nil, &dialError{kind: "no ack in time", err: fmt.Errorf("no ack within %v", d.timeout)}
 	}
-	if c.ack.Type != "connected" || c.ack.SessionID == "" {
+	if c.ack.Type != wire.TypeConnected || c.ack.SessionID == "" {
 		c.close()
 		return nil, &dialError{kind: "bad ack", err: fmt.Errorf("first message is not a connected ack: %+v", c.ack)}
 	}

@@ -20,9 +20,8 @@ import (
 
 	"github.com/sessiond/sessiond/bench/internal/hist"
 	"github.com/sessiond/sessiond/jwt"
+	"github.com/sessiond/sessiond/wire"
 )
-
-const codeSessionRevoked = 4500 // ws.CodeSessionRevoked, docs/protocol.md
 
 type runner struct {
 	o      options
@@ -122,19 +121,7 @@ func (r *runner) idents(mode string, n int) ([]ident, error) {
 	return ids, nil
 }
 
-// serverStats is the part of GET /v1/stats the modes read.
-type serverStats struct {
-	Sessions  map[string]int `json:"sessions"`
-	Total     int            `json:"total"`
-	WebSocket *struct {
-		Open       int            `json:"open"`
-		Connects   int64          `json:"connects"`
-		Resumed    int64          `json:"resumed"`
-		CloseCodes map[string]int `json:"close_codes"`
-	} `json:"websocket"`
-}
-
-func (r *runner) stats() (*serverStats, error) {
+func (r *runner) stats() (*wire.StatsResponse, error) {
 	if r.key == "" {
 		return nil, r.keyErr
 	}
@@ -149,7 +136,7 @@ func (r *runner) stats() (*serverStats, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET /v1/stats: %s: %s (wrong API key?)", resp.Status, bytes.TrimSpace(b))
 	}
-	var st serverStats
+	var st wire.StatsResponse
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("GET /v1/stats: %w", err)
 	}
@@ -631,7 +618,7 @@ func (r *runner) revoke() (modeResult, error) {
 					c.close()
 					continue
 				}
-				if c.closeCode != codeSessionRevoked {
+				if c.closeCode != int(wire.CloseSessionRevoked) {
 					f.add(fmt.Sprintf("close code %d", c.closeCode), fmt.Errorf("session %s: %v", c.ack.SessionID, c.closeErr))
 					continue
 				}

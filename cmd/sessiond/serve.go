@@ -30,6 +30,7 @@ import (
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/pebble"
+	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
 )
 
@@ -152,7 +153,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Observe: obs.ObserveRequest, ClientIP: clientIP, AuthFailed: obs.AdminAuthFailed,
 		Connect: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			httpapi.WriteError(w, &sessiond.Error{Code: httpapi.CodeRouteNotFound,
+			wire.WriteError(w, &sessiond.Error{Code: wire.CodeRouteNotFound,
 				Message: "the WebSocket edge is off: configure --jwt-secret, --jwt-public-key or --jwt-jwks-url"})
 		}),
 	}
@@ -183,10 +184,10 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		if err != nil {
 			return nil, err
 		}
-		api.Connect, api.EdgeStats = s.edge, func() any { return s.edge.Stats() }
-		api.Checks = func() map[string]httpapi.Check {
+		api.Connect, api.EdgeStats = s.edge, s.edge.Stats
+		api.Checks = func() map[string]wire.Check {
 			ok, detail := verifier.Ready()
-			return map[string]httpapi.Check{"websocket": {OK: ok, Detail: detail}}
+			return map[string]wire.Check{"websocket": {OK: ok, Detail: detail}}
 		}
 		metrics.RegisterEdge(reg, s.edge.Stats)
 	}

@@ -25,6 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // Tests of "Transport and credentials": TLS, plain HTTP only on loopback,
@@ -389,9 +390,7 @@ func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var ack struct {
-				SessionID string `json:"session_id"`
-			}
+			var ack wire.Connected
 			if err := json.Unmarshal(b, &ack); err != nil {
 				t.Fatal(err)
 			}
