@@ -149,9 +149,8 @@ func TestFileDescriptorsKeptForREST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, _ := st.WebSocket.(map[string]any)
-	if full, _ := ws["refused_full"].(float64); int(full) != counts[http.StatusServiceUnavailable] {
-		t.Fatalf("refused_full %v, want %d", ws["refused_full"], counts[http.StatusServiceUnavailable])
+	if st.WebSocket == nil || int(st.WebSocket.RefusedFull) != counts[http.StatusServiceUnavailable] {
+		t.Fatalf("refused_full %+v, want %d", st.WebSocket, counts[http.StatusServiceUnavailable])
 	}
 	t.Logf("open files limit 512: one subject stopped at %d sessions (409); %d subjects: %d sockets, %d refused with 503; /healthz and validation answered throughout",
 		n, flood, open, counts[http.StatusServiceUnavailable])
