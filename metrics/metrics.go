@@ -215,7 +215,9 @@ func RegisterEdge(reg prometheus.Registerer, stats func() wire.WebSocketStats) {
 var (
 	wsOpenDesc     = prometheus.NewDesc(ns+"_websocket_connections", "WebSocket connections open on this node.", nil, nil)
 	wsConnectsDesc = prometheus.NewDesc(ns+"_websocket_connects_total", "WebSocket connections attached, by outcome: created (a new session), resumed (a disconnected one), attached (an existing live one).", []string{"outcome"}, nil)
-	wsRefusedDesc  = prometheus.NewDesc(ns+"_websocket_refused_total", "WebSocket connection attempts refused (credential, session, limits).", nil, nil)
+	wsRefusedDesc  = prometheus.NewDesc(ns+"_websocket_refused_total", "WebSocket connection attempts refused, by reason: attach (credential, session, per-session and per-subject limits), rate (a connect rate limit: 429), full (the node held its most sockets: 503).", []string{"reason"}, nil)
+	wsPendingDesc  = prometheus.NewDesc(ns+"_websocket_detaches_pending", "Connections whose sockets closed but whose detach from their session is still being retried.", nil, nil)
+	wsReconDesc    = prometheus.NewDesc(ns+"_websocket_reconciled_total", "Mismatches between this node's sockets and the store's records that the edge's reconcile fixed.", nil, nil)
 	wsHBDesc       = prometheus.NewDesc(ns+"_websocket_heartbeat_timeouts_total", "WebSocket connections closed for silence.", nil, nil)
 	wsClosesDesc   = prometheus.NewDesc(ns+"_websocket_closes_total", "WebSocket close codes sent by the server, by code; client_closed counts closes by the client or network.", []string{"code"}, nil)
 	wsMsgsDesc     = prometheus.NewDesc(ns+"_websocket_messages_total", "Messages received from WebSocket clients.", nil, nil)
@@ -224,7 +226,7 @@ var (
 type edgeCollector struct{ stats func() wire.WebSocketStats }
 
 func (c *edgeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{wsOpenDesc, wsConnectsDesc, wsRefusedDesc, wsHBDesc, wsClosesDesc, wsMsgsDesc} {
+	for _, d := range []*prometheus.Desc{wsOpenDesc, wsConnectsDesc, wsRefusedDesc, wsPendingDesc, wsReconDesc, wsHBDesc, wsClosesDesc, wsMsgsDesc} {
 		ch <- d
 	}
 }
@@ -236,7 +238,11 @@ func (c *edgeCollector) Collect(ch chan<- prometheus.Metric) {
 	for outcome, n := range map[string]int64{"created": st.Created, "resumed": st.Resumed, "attached": attached} {
 		ch <- prometheus.MustNewConstMetric(wsConnectsDesc, prometheus.CounterValue, float64(n), outcome)
 	}
-	ch <- prometheus.MustNewConstMetric(wsRefusedDesc, prometheus.CounterValue, float64(st.Refused))
+	for reason, n := range map[string]int64{"attach": st.Refused, "rate": st.RefusedRate, "full": st.RefusedFull} {
+		ch <- prometheus.MustNewConstMetric(wsRefusedDesc, prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(wsPendingDesc, prometheus.GaugeValue, float64(st.DetachesPending))
+	ch <- prometheus.MustNewConstMetric(wsReconDesc, prometheus.CounterValue, float64(st.Reconciled))
 	ch <- prometheus.MustNewConstMetric(wsHBDesc, prometheus.CounterValue, float64(st.HeartbeatTimeouts))
 	for code, n := range st.CloseCodes {
 		ch <- prometheus.MustNewConstMetric(wsClosesDesc, prometheus.CounterValue, float64(n), code)

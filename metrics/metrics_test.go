@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/metrics"
+	"github.com/sessiond/sessiond/wire"
 )
 
 func TestObserverCounts(t *testing.T) {
@@ -183,4 +184,24 @@ func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 	}
 	t.Fatalf("no gauge %s", name)
 	return nil
+}
+
+func TestEdgeRefusalsByReason(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	metrics.RegisterEdge(reg, func() wire.WebSocketStats {
+		return wire.WebSocketStats{Refused: 3, RefusedRate: 5, RefusedFull: 7, DetachesPending: 2, Reconciled: 4, CloseCodes: map[string]int{}}
+	})
+	want := `
+# HELP sessiond_websocket_refused_total WebSocket connection attempts refused, by reason: attach (credential, session, per-session and per-subject limits), rate (a connect rate limit: 429), full (the node held its most sockets: 503).
+# TYPE sessiond_websocket_refused_total counter
+sessiond_websocket_refused_total{reason="attach"} 3
+sessiond_websocket_refused_total{reason="full"} 7
+sessiond_websocket_refused_total{reason="rate"} 5
+# HELP sessiond_websocket_detaches_pending Connections whose sockets closed but whose detach from their session is still being retried.
+# TYPE sessiond_websocket_detaches_pending gauge
+sessiond_websocket_detaches_pending 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "sessiond_websocket_refused_total", "sessiond_websocket_detaches_pending"); err != nil {
+		t.Fatal(err)
+	}
 }
