@@ -60,3 +60,37 @@ func BenchmarkValidateHandler(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHealthzHandler is GET /healthz through the same handler chain
+// as BenchmarkValidateHandler: the difference of the two is what a
+// validation costs the server beyond any request.
+//
+//	go test -run=^$ -bench='ValidateHandler|HealthzHandler' -benchmem ./httpapi/
+func BenchmarkHealthzHandler(b *testing.B) {
+	st := inmem.New(inmem.Options{})
+	m, err := sessiond.New(sessiond.Config{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	srv, err := httpapi.New(httpapi.Config{Manager: m, APIKey: "k"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := srv.Handler()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest("GET", "/healthz", nil)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d", w.Code)
+			}
+		}
+	})
+}

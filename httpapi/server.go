@@ -267,8 +267,11 @@ func (s *Server) Close() {
 // unless their address has failed too often.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := s.clientIP(r)
-		if wait, limited := s.authLimit.Blocked(ip); limited {
+		ip := "" // read only when the table has someone to refuse, or on a failure
+		if !s.authLimit.Empty() {
+			ip = s.clientIP(r)
+		}
+		if wait, limited := s.authLimit.Blocked(ip); ip != "" && limited {
 			s.authFail(true)
 			w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
 			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeRateLimited,
@@ -278,6 +281,9 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 		scheme, key, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 		got := sha256.Sum256([]byte(strings.TrimSpace(key)))
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], s.keyHash[:]) != 1 {
+			if ip == "" {
+				ip = s.clientIP(r)
+			}
 			s.authLimit.Add(ip)
 			s.authFail(false)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
@@ -425,7 +431,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 	var body wire.ValidateRequest
-	if err := decodeJSON(w, r, &body); err != nil {
+	if err := decodeValidate(w, r, &body); err != nil {
 		return err
 	}
 	if body.Token == "" {

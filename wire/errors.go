@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"sync"
 
 	"github.com/sessiond/sessiond"
 )
@@ -94,12 +95,24 @@ func WriteErrorStatus(w http.ResponseWriter, status int, err error) {
 // appender is a body that encodes itself without reflection.
 type appender interface{ AppendJSON([]byte) []byte }
 
+// bufPool holds the buffers of self-encoding answers.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // WriteJSON answers with status and v as JSON, followed by a newline. A v
 // with an AppendJSON method (ValidateResponse) encodes itself.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	var b []byte
 	if a, ok := v.(appender); ok {
-		b = a.AppendJSON(make([]byte, 0, 512))
+		// The answer to every validation: its buffer is reused once the
+		// writer has copied it.
+		p := bufPool.Get().(*[]byte)
+		b = a.AppendJSON((*p)[:0])
+		defer func() {
+			if cap(b) <= 16<<10 {
+				*p = b
+				bufPool.Put(p)
+			}
+		}()
 	} else {
 		var err error
 		if b, err = json.Marshal(v); err != nil {
@@ -109,5 +122,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n')) //nolint:gosec // G705: JSON, served as application/json; a client that left is not ours to handle
+	b = append(b, '\n')
+	_, _ = w.Write(b) //nolint:gosec // G705: JSON, served as application/json; a client that left is not ours to handle
 }

@@ -10,22 +10,35 @@
 #   bench/restload/compare.sh                  # the embedded store
 #   STORE=memory bench/restload/compare.sh
 #   ROUNDS=5 DURATION=10s bench/restload/compare.sh
+#   ACCESS_LOG=false bench/restload/compare.sh   # without the access log
+#
+# The server runs as configured by default but for its store: the access
+# log is on (one JSON line per request, to a file here), which both
+# endpoints pay for.
 #
 # Needs wrk (apt-get install wrk). Prints one line per measurement and a
-# summary with the medians and their ratios.
+# summary with the medians and their ratios. With two CPUs or more the
+# server runs on the first and wrk on the second (taskset), so that the two
+# do not take turns on the same core; PIN=0 turns that off.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STORE=${STORE:-embedded}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 ADDR=${ADDR:-127.0.0.1:7691}
+ACCESS_LOG=${ACCESS_LOG:-true}
+PIN=${PIN:-1}
+SERVER_CPU=() LOAD_CPU=()
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+	SERVER_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1)
+fi
 B=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$B"' EXIT
 
 go build -o "$B/sessiond" ./cmd/sessiond
 go build -o "$B/restload" ./bench/restload
-"$B/sessiond" serve --store "$STORE" --addr "$ADDR" --data-dir "$B/data" \
-	--log-level warn --log-format json 2>"$B/server.log" &
+"${SERVER_CPU[@]}" "$B/sessiond" serve --store "$STORE" --addr "$ADDR" --data-dir "$B/data" \
+	--access-log="$ACCESS_LOG" --log-format json 2>"$B/server.log" &
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://$ADDR/readyz" >/dev/null && break; sleep 0.1; done
 export SESSIOND_API_KEY=$(cat "$B/data/api_key")
@@ -37,7 +50,7 @@ run() {
 	local name=$1 conns=$2
 	shift 2
 	local out rps p99
-	out=$(wrk -t1 -c"$conns" -d"$DURATION" --latency "$@")
+	out=$("${LOAD_CPU[@]}" wrk -t1 -c"$conns" -d"$DURATION" --latency "$@")
 	if grep -q "Non-2xx" <<<"$out"; then
 		echo "$name: failed requests" >&2
 		echo "$out" >&2
@@ -48,7 +61,7 @@ run() {
 	printf '%-9s %3d %10.0f %8.2f\n' "$name" "$conns" "$rps" "$p99" | tee -a "$B/results.txt"
 }
 
-echo "store $STORE, $ROUNDS rounds of $DURATION, $(nproc) CPUs"
+echo "store $STORE, access log $ACCESS_LOG, $ROUNDS rounds of $DURATION, $(nproc) CPUs, pinned: ${SERVER_CPU[*]:-no}"
 printf '%-9s %3s %10s %8s\n' what conns req/s p99ms
 for conns in 16 64; do
 	for _ in $(seq "$ROUNDS"); do
@@ -58,12 +71,12 @@ for conns in 16 64; do
 done
 
 echo
-echo "medians, validate / healthz:"
+echo "validate / healthz, each round against the healthz run just before it (the"
+echo "machine's speed drifts between rounds), then the median over the rounds:"
 for conns in 16 64; do
-	awk -v c="$conns" '$2 == c {r[$1] = r[$1] " " $3; p[$1] = p[$1] " " $4}
-		function med(s,   a, n) { n = split(s, a, " "); asort(a); return a[int((n + 1) / 2)] }
-		END {
-			hr = med(r["healthz"]); vr = med(r["validate"]); hp = med(p["healthz"]); vp = med(p["validate"])
-			printf "  %d connections: throughput %.0f / %.0f = %.2f; p99 %.2f / %.2f ms = %.2fx\n", c, vr, hr, vr / hr, vp, hp, vp / hp
-		}' "$B/results.txt"
+	awk -v c="$conns" '$2 == c && $1 == "healthz" {hr = $3; hp = $4}
+		$2 == c && $1 == "validate" {n++; r[n] = $3 / hr; p[n] = $4 / hp; vr = vr " " $3; h = h " " hr}
+		function med(a, n,   i, s) { for (i = 1; i <= n; i++) s[i] = a[i]; asort(s); return s[int((n + 1) / 2)] }
+		END { printf "  %d connections: throughput %.2f (rounds:", c, med(r, n); for (i = 1; i <= n; i++) printf " %.2f", r[i]
+			printf "); p99 %.2fx (rounds:", med(p, n); for (i = 1; i <= n; i++) printf " %.2f", p[i]; print ")" }' "$B/results.txt"
 done

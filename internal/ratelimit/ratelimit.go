@@ -128,6 +128,10 @@ func (l *Windows) remove(el *list.Element) {
 	l.size.Store(int64(len(l.entries)))
 }
 
+// Empty reports whether the table remembers no key, without a lock: a
+// caller may then skip working out its key.
+func (l *Windows) Empty() bool { return l == nil || l.size.Load() == 0 }
+
 // Len returns how many keys the table remembers.
 func (l *Windows) Len() int {
 	if l == nil {
