@@ -21,6 +21,9 @@ func (cfg *Config) check() error {
 			"configure TLS (--tls-cert and --tls-key), or, if a TLS-terminating proxy sits in front, "+
 			"say so with --insecure-http (SESSIOND_INSECURE_HTTP=true, insecure_http: true)", cfg.Addr)
 	}
+	if cfg.DebugAddr != "" && !isLoopback(cfg.DebugAddr) {
+		return fmt.Errorf("debug_addr: the profiler is served on loopback only (got %s)", cfg.DebugAddr)
+	}
 	if n := len(cfg.APIKey); n > 0 && n < minAPIKeyLen {
 		return fmt.Errorf("api_key: is %d bytes; at least %d are needed (e.g. openssl rand -base64 32)", n, minAPIKeyLen)
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AccessLog logs one line per request at info level: true.
 	AccessLog bool `yaml:"access_log"`
+	// DebugAddr, if set, serves Go's profiler (net/http/pprof) on this
+	// loopback address, apart from the API: none.
+	DebugAddr string `yaml:"debug_addr"`
 
 	// Retention is how long ended sessions stay readable: 24h.
 	Retention Duration `yaml:"retention"`
@@ -377,6 +380,7 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"insecure-http", "SESSIOND_INSECURE_HTTP", "allow plain HTTP on a non-loopback address, behind a TLS-terminating proxy"},
 	{"trusted-proxies", "SESSIOND_TRUSTED_PROXIES", "CIDRs of proxies whose X-Forwarded-For is believed, comma-separated"},
 	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request (default true)"},
+	{"debug-addr", "SESSIOND_DEBUG_ADDR", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060"},
 	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated (default any)"},
 	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds (default: the open files limit less a tenth)"},
 	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10)"},
@@ -496,6 +500,8 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 				return cfg, fmt.Errorf("jwt-max-lifetime: %q is not a duration like \"24h\"", v)
 			}
 			cfg.JWT.MaxLifetime = Duration(d)
+		case "debug-addr":
+			cfg.DebugAddr = v
 		case "trusted-proxies":
 			cfg.TrustedProxies = splitList(v)
 		case "ws-allowed-origins":

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -50,6 +51,7 @@ type server struct {
 	api   *httpapi.Server
 	http  *http.Server
 	ln    net.Listener
+	debug *http.Server  // the profiler, with --debug-addr
 	certs *certReloader // nil: plain HTTP
 
 	keySource string // configured, saved or generated
@@ -210,6 +212,11 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	stage = "binding the listener"
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.DebugAddr != "" {
+		if err := s.serveDebug(cfg.DebugAddr); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -380,7 +387,28 @@ func (s *server) reloadOnSIGHUP() (stop func()) {
 	}
 }
 
+// serveDebug serves Go's profiler on a loopback address of its own.
+func (s *server) serveDebug(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug_addr: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.debug.Serve(ln) }()
+	s.log.Info("profiler listening", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return nil
+}
+
 func (s *server) close() error {
+	if s.debug != nil {
+		_ = s.debug.Close()
+	}
 	if s.ln != nil {
 		_ = s.ln.Close() // closed already by a Shutdown
 	}
