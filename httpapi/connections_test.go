@@ -2,7 +2,7 @@ package httpapi_test
 
 // Tests of the connection routes (httpapi/connections.go) through real HTTP
 // against a real engine on the in-memory store, reusing the ht helpers of
-// server_test.go. Heartbeat timeouts and grace periods are reached by
+// helpers_test.go. Heartbeat timeouts and grace periods are reached by
 // advancing the ManualClock, whose Advance fires the engine's timers in
 // goroutines of their own; the tests then poll the store until the timer's
 // work is visible, with a deadline, and never sleep a guessed time.
