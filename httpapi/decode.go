@@ -65,11 +65,16 @@ func tokenOnly(b []byte) (string, bool) {
 	}
 	t := b[len(pre) : len(b)-len(post)]
 	for _, c := range t {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+		if !tokenChar(c) {
 			return "", false
 		}
 	}
 	return string(t), true
+}
+
+// tokenChar reports whether c may appear in a session token (base64url).
+func tokenChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
 }
 
 // DecodeJSON is decodeJSON on any reader; exported for the fuzz tests.
