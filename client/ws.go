@@ -107,8 +107,10 @@ type WSConfig struct {
 	Token func(ctx context.Context) (string, error)
 
 	// DeviceID selects device mode: the subject's session for this device
-	// is found or created, and every reconnect comes back to it.
-	// DeviceType and DeviceName describe the device (optional).
+	// is found or created, and every reconnect comes back to it. Without a
+	// DeviceID or a SessionToken it is device mode too, for the server's
+	// default device: the subject's one session for clients that name
+	// none. DeviceType and DeviceName describe the device (optional).
 	DeviceID, DeviceType, DeviceName string
 	// SessionToken selects session-token mode: the connection attaches to
 	// the session of this token, created over REST. When the server rotates
@@ -249,8 +251,8 @@ func newWSConn(cfg WSConfig) (*WSConn, error) {
 	if cfg.URL == "" || cfg.Token == nil {
 		return nil, errors.New("client: WSConfig.URL and WSConfig.Token are required")
 	}
-	if cfg.DeviceID == "" && cfg.SessionToken == "" {
-		return nil, errors.New("client: WSConfig needs a DeviceID (device mode) or a SessionToken")
+	if cfg.DeviceID != "" && cfg.SessionToken != "" {
+		return nil, errors.New("client: WSConfig takes a DeviceID (device mode) or a SessionToken, not both")
 	}
 	u, err := connectURL(cfg)
 	if err != nil {

@@ -341,7 +341,8 @@ func TestWSConfig(t *testing.T) {
 	}{
 		{"no url", WSConfig{Token: src, DeviceID: "d"}, "URL"},
 		{"no token source", WSConfig{URL: "ws://h", DeviceID: "d"}, "Token"},
-		{"no device and no session token", WSConfig{URL: "ws://h", Token: src}, "DeviceID"},
+		{"no device and no session token: the default device", WSConfig{URL: "ws://h", Token: src}, "ws://h/v1/connect"},
+		{"a device and a session token", WSConfig{URL: "ws://h", Token: src, DeviceID: "d", SessionToken: "sd_x"}, "not both"},
 		{"bad scheme", WSConfig{URL: "ftp://h", Token: src, DeviceID: "d"}, "scheme"},
 		{"backoffs reversed", WSConfig{URL: "ws://h", Token: src, DeviceID: "d", MinBackoff: time.Second, MaxBackoff: time.Millisecond}, "MaxBackoff"},
 		{"base url", WSConfig{URL: "http://h:7600", Token: src, DeviceID: "g 1", DeviceType: "glasses"}, "http://h:7600/v1/connect?device_id=g+1&device_type=glasses"},

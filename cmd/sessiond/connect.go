@@ -20,13 +20,13 @@ func cmdConnect(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
 	cf := newConfigFlags(fs)
 	subject := fs.String("subject", "", "the subject to connect as; required")
-	device := fs.String("device", "", "device id: find or create the subject's session for this device")
+	device := fs.String("device", "", "device id: find or create the subject's session for this device (none: the default device)")
 	sessionToken := fs.String("session-token", "", "attach to this session instead (a token from POST /v1/sessions)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of each credential signed")
 	if pos, err := parse(fs, args, stdout); err != nil {
 		return err
-	} else if len(pos) > 0 || *subject == "" || (*device == "") == (*sessionToken == "") {
-		return usageError{"connect takes --subject S and one of --device ID or --session-token T"}
+	} else if len(pos) > 0 || *subject == "" || (*device != "" && *sessionToken != "") {
+		return usageError{"connect takes --subject S and at most one of --device ID or --session-token T"}
 	}
 	cfg, err := loadConfig(cf, getenv)
 	if err != nil {

@@ -69,6 +69,36 @@ func TestWebSocketThroughTheServer(t *testing.T) {
 	if err != nil || st.WebSocket == nil {
 		t.Fatalf("stats without websocket counts: %+v, %v", st, err)
 	}
+
+	// Without a device_id, as in the README's wscat example without
+	// ?device_id=: the subject's session for the default device, found
+	// again by the next such connect.
+	tok := strings.TrimSpace(mustCLI(t, "token", "--subject", "bob", "--ttl", "1h", "--jwt-secret", testSecret))
+	var sessions []string
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, _, err := websocket.Dial(ctx, "ws://"+ts.addr+"/v1/connect", //nolint:bodyclose // the library's to close
+			&websocket.DialOptions{HTTPHeader: map[string][]string{"Authorization": {"Bearer " + tok}}})
+		if err != nil {
+			cancel()
+			t.Fatalf("dial without a device_id: %v", err)
+		}
+		_, b, err := c.Read(ctx)
+		cancel()
+		var ack map[string]any
+		if err != nil || json.Unmarshal(b, &ack) != nil || ack["type"] != "connected" {
+			t.Fatalf("ack %s: %v", b, err)
+		}
+		sessions = append(sessions, ack["session_id"].(string))
+		_ = c.Close(websocket.StatusNormalClosure, "")
+	}
+	if sessions[0] != sessions[1] {
+		t.Fatalf("two connects without a device_id made sessions %v; want one", sessions)
+	}
+	s, err := ts.client().Get(context.Background(), sessions[0])
+	if err != nil || s.Device.ID != sessiond.DefaultDeviceID {
+		t.Fatalf("the session's device %+v, %v; want %q", s, err, sessiond.DefaultDeviceID)
+	}
 }
 
 // A graceful stop tells every socket to reconnect (1001) and keeps the
