@@ -5,7 +5,10 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 func TestEventsStreamCreatedThenEndingAndEndedOnRevoke(t *testing.T) {
@@ -151,4 +155,41 @@ func TestEventsStreamSendsKeepAlive(t *testing.T) {
 	// Events still come through between keep-alives.
 	c := e.createFor("alice")
 	htWantEvents(t, st, 0, [2]string{"created", c.ID})
+}
+
+// A client of the event stream that stops reading is cut: each event's
+// write has a deadline (WriteTimeout), so the server does not keep a
+// goroutine and a connection blocked on it.
+func TestEventStreamCutsAClientThatStopsReading(t *testing.T) {
+	e := htStart(t, func(c *httpapi.Config) { c.WriteTimeout = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", e.ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096) // fill up sooner
+	}
+	fmt.Fprintf(conn, "GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", htKey)
+	// Never read; make events until the server gives up on the stream.
+	streamEnded := func() bool {
+		e.obs.mu.Lock()
+		defer e.obs.mu.Unlock()
+		for _, o := range e.obs.list {
+			if o.route == "GET /v1/events" {
+				return true
+			}
+		}
+		return false
+	}
+	n := 0
+	sessiondtest.Eventually(t, "the stream of a client that stopped reading to end", func() bool {
+		for range 500 {
+			n++
+			if _, err := e.m.Create(context.Background(), sessiond.CreateRequest{Subject: fmt.Sprint("filler-", n)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return streamEnded()
+	})
 }
