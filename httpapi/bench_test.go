@@ -21,20 +21,7 @@ import (
 //
 //	go test -run=^$ -bench=ValidateHandler -benchmem ./httpapi/
 func BenchmarkValidateHandler(b *testing.B) {
-	st := inmem.New(inmem.Options{})
-	m, err := sessiond.New(sessiond.Config{Store: st, Policies: []sessiond.Policy{{Name: "p", TTL: 24 * time.Hour, IdleTimeout: time.Hour}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	srv, err := httpapi.New(httpapi.Config{Manager: m, APIKey: "k"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := srv.Handler()
+	m, h := benchServer(b)
 	const n = 1000
 	bodies := make([]string, n)
 	for i := range bodies {
@@ -67,20 +54,7 @@ func BenchmarkValidateHandler(b *testing.B) {
 //
 //	go test -run=^$ -bench='ValidateHandler|HealthzHandler' -benchmem ./httpapi/
 func BenchmarkHealthzHandler(b *testing.B) {
-	st := inmem.New(inmem.Options{})
-	m, err := sessiond.New(sessiond.Config{Store: st})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	srv, err := httpapi.New(httpapi.Config{Manager: m, APIKey: "k"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := srv.Handler()
+	_, h := benchServer(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -93,4 +67,24 @@ func BenchmarkHealthzHandler(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchServer is an engine on the memory store (validations write nothing:
+// no rotation, activity at most once a minute) and its HTTP handler with
+// the API key "k".
+func benchServer(b *testing.B) (*sessiond.Manager, http.Handler) {
+	b.Helper()
+	m, err := sessiond.New(sessiond.Config{Store: inmem.New(inmem.Options{}), Policies: []sessiond.Policy{{Name: "p", TTL: 24 * time.Hour, IdleTimeout: time.Hour}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	srv, err := httpapi.New(httpapi.Config{Manager: m, APIKey: "k"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m, srv.Handler()
 }
