@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func TestFlushMeetsFullDisk(t *testing.T) {
 		acked   []*sessiond.Session
 		refused int
 		wg      sync.WaitGroup
+		stop    atomic.Bool // set once a write was refused: writers then end
 	)
 	for w := range 8 {
 		wg.Add(1)
@@ -51,7 +53,7 @@ func TestFlushMeetsFullDisk(t *testing.T) {
 					t.Errorf("create: %v, want store_full", err)
 				}
 				mu.Unlock()
-				if err != nil {
+				if err != nil || stop.Load() {
 					return
 				}
 			}
@@ -64,6 +66,9 @@ func TestFlushMeetsFullDisk(t *testing.T) {
 			t.Fatalf("no write refused for a full disk after 60s: %+v", st.Disk())
 		}
 	}
+	// Writers still stalled in Pebble end with their write once it is
+	// done; the others have ended on their refusal.
+	stop.Store(true)
 	d := st.Disk()
 	if d.Failed {
 		t.Fatalf("the log write failed (%+v); this test wants a flush to meet the full disk first", d)
