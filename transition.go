@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -35,10 +36,37 @@ func CanTransition(from, to State) bool {
 	return from.Valid() && to.Valid() && transitions[from]&(1<<to) != 0
 }
 
-// maxAttempts bounds compare-and-set retries. Each retry means another
-// writer changed the same session in between, so this is never reached
-// under any realistic contention; reaching it returns ErrConflict.
-const maxAttempts = 32
+// maxAttempts bounds compare-and-set retries; reaching it returns
+// ErrConflict. Each retry means another writer changed the same session in
+// between: dozens of connects racing for one device's session do that to
+// each other, one winner per durable write. From the second retry on a
+// writer first waits a random time under a cap that doubles from
+// minBackoff to maxBackoff ("full jitter"), so that the losers spread out
+// instead of colliding again: 50 such connects all succeed (the engine
+// suite's SimultaneousReconnectsMakeOneSession races them).
+const (
+	maxAttempts = 32
+	minBackoff  = 100 * time.Microsecond
+	maxBackoff  = 10 * time.Millisecond
+)
+
+// backoff waits before the attempt-th try (counting from 0) of a
+// compare-and-set, or returns ctx's error. It uses real time, not the
+// Manager's clock: it spaces out writers, it is no deadline.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt < 2 {
+		return nil // a lone conflict is retried at once
+	}
+	ceil := min(minBackoff<<min(attempt-2, 16), maxBackoff)
+	t := time.NewTimer(rand.N(ceil) + 1) //nolint:gosec // G404: jitter, not a secret
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // decision is what a step of change decides for the session as currently
 // stored: its next version (c.Session, a modified Clone of cur whose
@@ -55,8 +83,11 @@ type decision func(cur *Session, now time.Time) (*Change, error)
 // stored after the change, or as read when decide changed nothing, or
 // decide's error.
 func (m *Manager) change(ctx context.Context, id string, cur *Session, decide decision) (*Session, error) {
-	for range maxAttempts {
+	for attempt := range maxAttempts {
 		if cur == nil {
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, err
+			}
 			var err error
 			if cur, err = m.get(ctx, id); err != nil {
 				return nil, err
