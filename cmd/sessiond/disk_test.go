@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,53 +20,6 @@ import (
 	"github.com/sessiond/sessiond/pebble"
 	"github.com/sessiond/sessiond/sessiondtest"
 )
-
-// serveInProcess runs `sessiond serve` with args in this process until the
-// test ends or stop is called, and returns its address once ready.
-func serveInProcess(t *testing.T, args ...string) (addr string, logs *syncBuffer, stop func() int) {
-	t.Helper()
-	logs = &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...), io.Discard, logs, noEnv)
-	}()
-	code, stopped := 0, false
-	stop = func() int {
-		if !stopped {
-			stopped = true
-			cancel()
-			select {
-			case code = <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatal("serve did not return within 20s of cancel")
-			}
-		}
-		return code
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs)
-		}
-	})
-	urlRE := regexp.MustCompile(`"msg":"sessiond listening","url":"http://([0-9.:]+)"`)
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d before listening:\n%s", code, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not log its address within 10s:\n%s", logs)
-		}
-	}
-	waitReady(t, addr)
-	return addr, logs, stop
-}
 
 // modes returns the permission bits of everything under dir, by path.
 func modes(t *testing.T, dir string) map[string]fs.FileMode {
@@ -133,7 +85,7 @@ func TestDataDirPrivate(t *testing.T) {
 				}
 			}
 
-			_, _, stop := serveInProcess(t, append([]string{"--data-dir", arg}, tc.args...)...)
+			_, _, _, stop := serveInProcess(t, append([]string{"--data-dir", arg}, tc.args...)...)
 			if code := stop(); code != 0 {
 				t.Fatalf("serve exited with %d", code)
 			}
@@ -213,7 +165,7 @@ func TestStoreCheckCommand(t *testing.T) {
 		t.Fatalf("check of a store with a corrupt record: exit %d\n%s%s", code, out, errOut)
 	}
 
-	addr, logs, stop := serveInProcess(t, "--data-dir", dir)
+	addr, _, logs, stop := serveInProcess(t, "--data-dir", dir)
 	key := readKey(t, dir)
 	c := clientFor(addr, key)
 	for i, id := range ids {

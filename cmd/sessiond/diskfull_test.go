@@ -46,33 +46,8 @@ func TestDiskFull(t *testing.T) {
 	p := h.start("--min-free-space", "128MiB")
 	freeAtStart := tmpfstest.Free(t, mnt)
 
-	var (
-		mu      sync.Mutex
-		acked   []ack
-		refused []error
-		wg      sync.WaitGroup
-	)
-	meta := json.RawMessage(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
 	start := time.Now()
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				subject := fmt.Sprintf("disk-writer%02d-%d", w, n) // under the per-subject cap
-				r, err := p.c.Create(context.Background(), client.CreateRequest{Subject: subject, Metadata: meta})
-				mu.Lock()
-				if err != nil {
-					refused = append(refused, err)
-					mu.Unlock()
-					return
-				}
-				acked = append(acked, ack{id: r.ID, token: r.Token, subject: subject})
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	acked, refused := createUntilRefused(p, "disk-writer")
 	elapsed := time.Since(start)
 	freeAtRefusal := tmpfstest.Free(t, mnt)
 	for _, err := range refused {
@@ -105,7 +80,7 @@ func TestDiskFull(t *testing.T) {
 	t.Logf("%d creates (1 KiB of metadata each, %.1f MiB of metadata) acknowledged in %v, from %s free at start; "+
 		"then refused with 503 store_full at %s free (threshold %s; sessiond_store_free_bytes %s, %v writes refused): %v; "+
 		"the store's files hold %s and take %s of the disk (Pebble preallocates its logs)",
-		len(acked), float64(len(acked)*len(meta))/(1<<20), elapsed.Round(time.Millisecond), pebble.FormatBytes(freeAtStart),
+		len(acked), float64(len(acked)*len(padMeta))/(1<<20), elapsed.Round(time.Millisecond), pebble.FormatBytes(freeAtStart),
 		pebble.FormatBytes(freeAtRefusal), pebble.FormatBytes(minFree), pebble.FormatBytes(uint64(free)), refusedLow, refused[0],
 		pebble.FormatBytes(size), pebble.FormatBytes(alloc))
 
@@ -113,7 +88,7 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	r, err := p.c.Create(context.Background(), client.CreateRequest{Subject: "after", Metadata: meta})
+	r, err := p.c.Create(context.Background(), client.CreateRequest{Subject: "after", Metadata: padMeta})
 	if err != nil {
 		t.Fatalf("create after freeing space: %v", err)
 	}
@@ -344,32 +319,7 @@ func TestENOSPCKeepsServing(t *testing.T) {
 	h := newHarness(t)
 	h.dataDir = filepath.Join(mnt, "data")
 	p := h.start("--min-free-space", "0")
-	var (
-		mu      sync.Mutex
-		acked   []ack
-		refused []error
-		wg      sync.WaitGroup
-	)
-	meta := json.RawMessage(`{"pad":"` + strings.Repeat("z", 1000) + `"}`)
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; ; n++ {
-				subject := fmt.Sprintf("enospc-writer%02d-%d", w, n) // under the per-subject cap
-				r, err := p.c.Create(context.Background(), client.CreateRequest{Subject: subject, Metadata: meta})
-				mu.Lock()
-				if err != nil {
-					refused = append(refused, err)
-					mu.Unlock()
-					return
-				}
-				acked = append(acked, ack{id: r.ID, token: r.Token, subject: subject})
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	acked, refused := createUntilRefused(p, "enospc-writer")
 	for _, err := range refused {
 		var se *sessiond.Error
 		if !errors.As(err, &se) || se.Code != sessiond.CodeStoreFull {
@@ -406,4 +356,37 @@ func TestENOSPCKeepsServing(t *testing.T) {
 	p = h.start("--min-free-space", "16MiB")
 	h.checkAll(p, acked)
 	t.Logf("with room again: all %d acknowledged creates found and valid", len(acked))
+}
+
+// padMeta is 1 KiB of metadata: the sessions that fill the disk.
+var padMeta = json.RawMessage(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)
+
+// createUntilRefused creates sessions with 1 KiB of metadata each from 16
+// writers, each writer until its first error, and returns what was
+// acknowledged and the errors that stopped the writers. Each session has a
+// subject of its own (prefix, writer, count), so the per-subject cap is
+// never what refuses.
+func createUntilRefused(p *proc, prefix string) (acked []ack, refused []error) {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for w := range 16 {
+		wg.Go(func() {
+			for n := 0; ; n++ {
+				subject := fmt.Sprintf("%s%02d-%d", prefix, w, n)
+				r, err := p.c.Create(context.Background(), client.CreateRequest{Subject: subject, Metadata: padMeta})
+				mu.Lock()
+				if err != nil {
+					refused = append(refused, err)
+					mu.Unlock()
+					return
+				}
+				acked = append(acked, ack{id: r.ID, token: r.Token, subject: subject})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return acked, refused
 }

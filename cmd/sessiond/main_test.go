@@ -135,6 +135,56 @@ func waitReady(t *testing.T, addr string) {
 	waitReadyAt(t, &http.Client{Timeout: time.Second}, "http://"+addr)
 }
 
+// serveInProcess runs `sessiond serve` with args in this process until the
+// test ends or stop is called, finding the address it chose in its JSON
+// log, and returns that address once it listens (once /readyz answers, over
+// plain HTTP). scheme is what the server announced: "http" or "https".
+func serveInProcess(t *testing.T, args ...string) (addr, scheme string, logs *syncBuffer, stop func() int) {
+	t.Helper()
+	logs = &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...), io.Discard, logs, noEnv)
+	}()
+	code, stopped := 0, false
+	stop = func() int {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("serve did not return within 20s of cancel")
+			}
+		}
+		return code
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs)
+		}
+	})
+	urlRE := regexp.MustCompile(`"msg":"sessiond listening","url":"(https?)://([0-9.:]+)"`)
+	sessiondtest.Eventually(t, "serve to log its address", func() bool {
+		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
+			scheme, addr = m[1], m[2]
+			return true
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d before listening:\n%s", code, logs)
+		default:
+		}
+		return false
+	})
+	if scheme == "http" {
+		waitReady(t, addr)
+	}
+	return addr, scheme, logs, stop
+}
+
 // waitReadyAt waits until base's /readyz answers 200 to hc.
 func waitReadyAt(t *testing.T, hc *http.Client, base string) {
 	t.Helper()
@@ -783,34 +833,7 @@ func TestMemoryStore(t *testing.T) {
 // port it chose in its JSON log.
 func TestServeCommand(t *testing.T) {
 	dir := t.TempDir()
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json"}, io.Discard, logs, noEnv)
-	}()
-	defer func() {
-		if t.Failed() {
-			t.Logf("logs:\n%s", logs)
-		}
-	}()
-
-	urlRE := regexp.MustCompile(`"msg":"sessiond listening","url":"http://([0-9.:]+)"`)
-	var addr string
-	sessiondtest.Eventually(t, "serve to log its address", func() bool {
-		if m := urlRE.FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-			return true
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d before listening", code)
-		default:
-		}
-		return false
-	})
-	waitReady(t, addr)
+	addr, _, logs, stop := serveInProcess(t, "--data-dir", dir)
 	out := mustCLI(t, "status", "--addr", addr, "--data-dir", dir)
 	if !strings.Contains(out, "ready") {
 		t.Errorf("status:\n%s", out)
@@ -825,14 +848,8 @@ func TestServeCommand(t *testing.T) {
 		t.Error("the human banner is printed with --log-format json")
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("serve exited with %d after cancel, want 0", code)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not return within 20s of cancel")
+	if code := stop(); code != 0 {
+		t.Errorf("serve exited with %d after cancel, want 0", code)
 	}
 	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
 		t.Error("no stopped log line")

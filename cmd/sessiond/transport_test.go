@@ -774,45 +774,15 @@ func TestConfigChecksJWTAndTLSMaterialAsServeDoes(t *testing.T) {
 func TestServeCommandOverTLS(t *testing.T) {
 	cert := newTestCert(t)
 	dir := t.TempDir()
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--log-format", "json",
-			"--tls-cert", cert.certFile, "--tls-key", cert.keyFile}, io.Discard, logs, noEnv)
-	}()
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		for _, line := range strings.Split(logs.String(), "\n") {
-			var l struct{ Msg, URL string }
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "sessiond listening" {
-				if !strings.HasPrefix(l.URL, "https://") {
-					t.Fatalf("listening on %s, want https", l.URL)
-				}
-				addr = strings.TrimPrefix(l.URL, "https://")
-			}
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d:\n%s", code, logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not log its address within 10s:\n%s", logs)
-		}
+	addr, scheme, _, stop := serveInProcess(t, "--data-dir", dir, "--tls-cert", cert.certFile, "--tls-key", cert.keyFile)
+	if scheme != "https" {
+		t.Fatalf("listening on %s://%s, want https", scheme, addr)
 	}
 	out := mustCLI(t, "status", "--addr", addr, "--data-dir", dir, "--tls-cert", cert.certFile, "--tls-key", cert.keyFile)
 	if !strings.Contains(out, "server:     ready") {
 		t.Errorf("status over https:\n%s", out)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("serve exited with %d", code)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop")
+	if code := stop(); code != 0 {
+		t.Errorf("serve exited with %d", code)
 	}
 }
