@@ -179,6 +179,19 @@ func wantRefused(tb testing.TB, err error, msg, token string) {
 	}
 }
 
+// wantVerdict checks a Verify's error against a table's expectation: nil
+// for msg "", else wantRefused.
+func wantVerdict(tb testing.TB, err error, msg, token string) {
+	tb.Helper()
+	if msg == "" {
+		if err != nil {
+			tb.Fatalf("Verify: %v", err)
+		}
+		return
+	}
+	wantRefused(tb, err, msg, token)
+}
+
 // wantUnavailable checks that err is the CodeUnavailable *sessiond.Error of
 // a Verifier whose JWK Set has not loaded, and that its text carries the
 // last fetch error (cause).

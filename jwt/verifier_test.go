@@ -244,13 +244,7 @@ func TestTimeClaims(t *testing.T) {
 			v := newVerifier(t, Config{Secret: testSecret, Leeway: leeway, AllowNoExpiry: tc.allowNo})
 			tok := hs256(t, tc.extra)
 			_, err := v.Verify(context.Background(), tok)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("Verify: %v", err)
-				}
-				return
-			}
-			wantRefused(t, err, tc.want, tok)
+			wantVerdict(t, err, tc.want, tok)
 		})
 	}
 }
@@ -626,13 +620,7 @@ func TestMaxLifetime(t *testing.T) {
 			v := newVerifier(t, Config{Secret: testSecret, MaxLifetime: tc.max, AllowNoExpiry: tc.allowNo})
 			tok := hs256(t, tc.extra)
 			_, err := v.Verify(context.Background(), tok)
-			if tc.want == "" {
-				if err != nil {
-					t.Fatalf("Verify: %v", err)
-				}
-				return
-			}
-			wantRefused(t, err, tc.want, tok)
+			wantVerdict(t, err, tc.want, tok)
 		})
 	}
 	t.Run("checked after the signature", func(t *testing.T) {
