@@ -267,11 +267,11 @@ func (s *Server) Close() {
 // unless their address has failed too often.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := "" // read only when the table has someone to refuse, or on a failure
-		if !s.authLimit.Empty() {
+		ip := "" // worked out only while some address is refused, or on a failure
+		if s.authLimit.Refusing() {
 			ip = s.clientIP(r)
 		}
-		if wait, limited := s.authLimit.Blocked(ip); ip != "" && limited {
+		if wait, limited := s.authLimit.Blocked(ip); limited {
 			s.authFail(true)
 			w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
 			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeRateLimited,

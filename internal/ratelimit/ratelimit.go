@@ -23,7 +23,7 @@ type Windows struct {
 	max    int
 	now    func() time.Time
 
-	size    atomic.Int64 // len(entries), read without the lock
+	full    atomic.Int64 // keys whose window is used up, read without the lock
 	mu      sync.Mutex
 	entries map[string]*list.Element // of *count
 	order   *list.List               // oldest window first
@@ -48,7 +48,7 @@ func New(limit int, window time.Duration, max int, now func() time.Time) *Window
 // Blocked reports whether key has used up its window, and how long until
 // the window ends.
 func (l *Windows) Blocked(key string) (time.Duration, bool) {
-	if l == nil || l.size.Load() == 0 {
+	if !l.Refusing() {
 		return 0, false
 	}
 	l.mu.Lock()
@@ -85,11 +85,18 @@ func (l *Windows) Take(key string) (time.Duration, bool) {
 		if c.n >= l.limit {
 			return c.start.Add(l.window).Sub(now), false
 		}
-		c.n++
+		l.count(c)
 		return 0, true
 	}
 	l.addLocked(key, now)
 	return 0, true
+}
+
+// count adds one event to c.
+func (l *Windows) count(c *count) {
+	if c.n++; c.n == l.limit {
+		l.full.Add(1)
+	}
 }
 
 func (l *Windows) lookup(key string) *count {
@@ -101,15 +108,15 @@ func (l *Windows) lookup(key string) *count {
 
 func (l *Windows) addLocked(key string, now time.Time) {
 	l.prune(now)
-	if c := l.lookup(key); c != nil {
-		c.n++
-		return
+	c := l.lookup(key)
+	if c == nil {
+		if l.order.Len() >= l.max {
+			l.remove(l.order.Front())
+		}
+		c = &count{key: key, start: now}
+		l.entries[key] = l.order.PushBack(c)
 	}
-	if l.order.Len() >= l.max {
-		l.remove(l.order.Front())
-	}
-	l.entries[key] = l.order.PushBack(&count{key: key, start: now, n: 1})
-	l.size.Store(int64(len(l.entries)))
+	l.count(c)
 }
 
 // prune drops the windows at the front that have ended. Each entry is
@@ -124,13 +131,18 @@ func (l *Windows) prune(now time.Time) {
 }
 
 func (l *Windows) remove(el *list.Element) {
-	delete(l.entries, l.order.Remove(el).(*count).key)
-	l.size.Store(int64(len(l.entries)))
+	c := l.order.Remove(el).(*count)
+	delete(l.entries, c.key)
+	if c.n >= l.limit {
+		l.full.Add(-1)
+	}
 }
 
-// Empty reports whether the table remembers no key, without a lock: a
-// caller may then skip working out its key.
-func (l *Windows) Empty() bool { return l == nil || l.size.Load() == 0 }
+// Refusing reports, without a lock, whether some key has used up its
+// window (one whose window has ended counts until a call drops it). While
+// it is false Blocked refuses nobody, and a caller may skip working out
+// its key.
+func (l *Windows) Refusing() bool { return l != nil && l.full.Load() > 0 }
 
 // Len returns how many keys the table remembers.
 func (l *Windows) Len() int {
