@@ -384,6 +384,9 @@ func (c *conn) closed(error) {
 	}
 	c.mu.Unlock()
 	e := c.e
+	// The descriptor is closed already: its place is free at once, not
+	// after the detach (a store write that may wait out an outage).
+	e.sockets.Add(-1)
 	e.mu.Lock()
 	delete(e.pending, c)
 	if c.id != "" && e.conns[c.id] == c {
@@ -399,6 +402,5 @@ func (c *conn) closed(error) {
 	if c.id != "" {
 		e.detach(c.id)
 	}
-	e.sockets.Add(-1)
 	e.live.Done()
 }

@@ -79,14 +79,15 @@ func TestMaxSockets(t *testing.T) {
 	if st := e.edge.Stats(); st.RefusedFull != 1 || st.Open != 3 {
 		t.Fatalf("refused_full %d, open %d; want 1 and 3", st.RefusedFull, st.Open)
 	}
-	// Refused handshakes (bad credentials) give their place back.
-	for range 5 {
-		if _, resp, err := e.dial("not-a-jwt", "device_id=d", nil); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
-			t.Fatalf("a bad credential at capacity: %v %v; want 503 for capacity", err, resp)
-		}
-	}
 	_ = held[0].c.Close(websocket.StatusNormalClosure, "")
 	sessiondtest.Eventually(e.t, "a place freed", func() bool { return e.edge.Open() == 2 })
+	// Refused handshakes (bad credentials) take the free place and give it
+	// back.
+	for range 5 {
+		if _, resp, err := e.dial("not-a-jwt", "device_id=d", nil); err == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a bad credential below capacity: %v %v; want 401", err, resp)
+		}
+	}
 	e.mustDial("user-9", "device_id=d", nil).ack()
 	if _, resp, err := e.dial("not-a-jwt", "", nil); err == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("over capacity again: %v %v", err, resp)
