@@ -1,8 +1,6 @@
 package sessiondtest
 
 import (
-	"context"
-	"errors"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -74,20 +72,6 @@ func testAGoneNodeIsWorkedOffOnce(t *testing.T, h Harness) {
 	})
 }
 
-// flakyLeases fails a node's lease writes while down is set: the node
-// cannot reach the store.
-type flakyLeases struct {
-	sessiond.Store
-	down atomic.Bool
-}
-
-func (f *flakyLeases) PutLease(ctx context.Context, l sessiond.NodeLease) error {
-	if f.down.Load() {
-		return errors.New("store unreachable")
-	}
-	return f.Store.PutLease(ctx, l)
-}
-
 // A node cut off from the store for longer than its lease is taken for
 // dead: another node works its connections off. When it comes back, it
 // finds its lease claimed, is told (OnFenced) to close what it holds, and
@@ -95,14 +79,14 @@ func (f *flakyLeases) PutLease(ctx context.Context, l sessiond.NodeLease) error 
 func testAFencedNodeIsTold(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
 		shared := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-b"})
-		flaky := &flakyLeases{Store: shared.store.Store}
+		flaky := &FaultyStore{Store: shared.store.Store}
 		a := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-a", Store: flaky})
 		var fenced atomic.Int32
 		a.m.OnFenced(func() { fenced.Add(1) })
 		c := a.connectDevice("alice", "glasses-1")
 		old := a.m.Lease()
 
-		flaky.down.Store(true)
+		flaky.LeasesDown.Store(true)
 		time.Sleep(leaseTTL + time.Second)
 		synctest.Wait()
 		if s := shared.session(c.Session.ID); s.ConnCount != 0 || s.State != sessiond.StateDisconnected {
@@ -111,7 +95,7 @@ func testAFencedNodeIsTold(t *testing.T, h Harness) {
 		if fenced.Load() != 0 {
 			t.Fatal("fenced while the store was unreachable: it cannot know yet")
 		}
-		flaky.down.Store(false)
+		flaky.LeasesDown.Store(false)
 		time.Sleep(leaseTTL / 3)
 		synctest.Wait()
 		if fenced.Load() != 1 {

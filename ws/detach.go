@@ -2,11 +2,11 @@ package ws
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/deadline"
 	"github.com/sessiond/sessiond/wire"
 )
 
@@ -31,50 +31,50 @@ const (
 	retryMax = 30 * time.Second
 )
 
+// detachWorkers bounds the retries that run at once.
+const detachWorkers = 4
+
 type detacher struct {
-	e *Edge
+	e     *Edge
+	sched *deadline.Scheduler[string] // connection id -> its next attempt
 
 	mu      sync.Mutex
-	pending map[string]*retry // connection id -> its next attempt
-	timer   sessiond.Timer    // armed for the earliest attempt
-	armed   time.Time
+	backoff map[string]time.Duration // the wait before each pending attempt
 	recon   sessiond.Timer
 	every   time.Duration
 	stopped bool
 }
 
-type retry struct {
-	at      time.Time
-	backoff time.Duration
-}
-
 func (d *detacher) start() {
+	clock := d.e.clock
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.pending = make(map[string]*retry)
-	d.recon = d.e.clock.AfterFunc(d.every, d.reconcile)
+	d.backoff = make(map[string]time.Duration)
+	d.sched = deadline.New(deadline.Clock{
+		Now:       clock.Now,
+		AfterFunc: func(t time.Duration, f func()) deadline.Timer { return clock.AfterFunc(t, f) },
+	}, detachWorkers, d.retry)
+	d.recon = clock.AfterFunc(d.every, d.reconcile)
 }
 
 func (d *detacher) stop() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.stopped = true
-	if d.timer != nil {
-		d.timer.Stop()
-	}
 	if d.recon != nil {
 		d.recon.Stop()
 	}
-	if n := len(d.pending); n > 0 {
+	if n := len(d.backoff); n > 0 {
 		d.e.log.Warn("stopping with detaches still failing; the node's lease hands them to whoever starts next", "connections", n)
 	}
+	d.mu.Unlock()
+	d.sched.Close() // waits for running retries, which may call later
 }
 
-// Pending returns how many detaches are waiting to be retried.
+// count returns how many detaches are waiting to be retried.
 func (d *detacher) count() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.pending)
+	return len(d.backoff)
 }
 
 // detach tells the engine that a connection is gone; if that fails, it is
@@ -92,59 +92,32 @@ func (d *detacher) try(connID string) error {
 	return d.e.m.Disconnect(ctx, connID)
 }
 
-// later schedules another attempt after about backoff.
+// later schedules another attempt after between half of backoff and all
+// of it.
 func (d *detacher) later(connID string, backoff time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
 		return
 	}
-	at := d.e.clock.Now().Add(backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))) //nolint:gosec // G404: jitter
-	d.pending[connID] = &retry{at: at, backoff: backoff}
-	d.armLocked()
+	d.backoff[connID] = backoff
+	d.sched.Set(connID, d.e.clock.Now().Add(backoff/2+jitter(backoff/2)))
 }
 
-// armLocked points the retry timer at the earliest pending attempt.
-func (d *detacher) armLocked() {
-	var first time.Time
-	for _, r := range d.pending {
-		if first.IsZero() || r.at.Before(first) {
-			first = r.at
-		}
-	}
-	if first.IsZero() || (!d.armed.IsZero() && !first.Before(d.armed)) {
+// retry is the scheduler's Func: it tries a detach whose time came, and on
+// failure schedules the next attempt after twice the wait. The detach
+// counts as pending until it lands.
+func (d *detacher) retry(connID string, _ time.Time) {
+	d.mu.Lock()
+	backoff := d.backoff[connID]
+	d.mu.Unlock()
+	if err := d.try(connID); err != nil {
+		d.later(connID, min(2*backoff, retryMax))
 		return
 	}
-	d.armed = first
-	wait := first.Sub(d.e.clock.Now())
-	if d.timer == nil {
-		d.timer = d.e.clock.AfterFunc(wait, d.due)
-	} else {
-		d.timer.Reset(wait)
-	}
-}
-
-// due retries the detaches whose time came.
-func (d *detacher) due() {
-	now := d.e.clock.Now()
 	d.mu.Lock()
-	d.armed = time.Time{}
-	var ready []string
-	var backoffs []time.Duration
-	for id, r := range d.pending {
-		if !r.at.After(now) {
-			ready = append(ready, id)
-			backoffs = append(backoffs, r.backoff)
-			delete(d.pending, id)
-		}
-	}
-	d.armLocked()
+	delete(d.backoff, connID)
 	d.mu.Unlock()
-	for i, id := range ready {
-		if err := d.try(id); err != nil {
-			d.later(id, min(2*backoffs[i], retryMax))
-		}
-	}
 }
 
 // reconcile compares the sockets this node holds with the store's records

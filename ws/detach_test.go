@@ -2,9 +2,7 @@ package ws_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,38 +15,28 @@ import (
 	"github.com/sessiond/sessiond/ws"
 )
 
-// faultyStore fails every Update while down is set: a store that is slow
-// or unreachable for a while.
-type faultyStore struct {
-	sessiond.Store
-	down atomic.Bool
-}
-
-func (f *faultyStore) Update(ctx context.Context, c sessiond.Change) error {
-	if f.down.Load() {
-		return errors.New("store unreachable")
-	}
-	return f.Store.Update(ctx, c)
-}
-
 // A detach that fails is retried until it lands: the session does not keep
 // a connection that no longer exists (it would never idle and would count
 // against max_connections).
 func TestFailedDetachIsRetried(t *testing.T) {
-	st := &faultyStore{Store: inmem.New(inmem.Options{})}
+	st := &sessiondtest.FaultyStore{Store: inmem.New(inmem.Options{})}
 	e := newEnvWith(t, ws.Config{}, sessiond.Config{Store: st})
 	c := e.mustDial("alice", "device_id=glasses", nil)
 	sid, _, _, _ := c.ack()
-	st.down.Store(true)
+	st.UpdatesDown.Store(true)
 	_ = c.c.Close(websocket.StatusNormalClosure, "bye")
 	sessiondtest.Eventually(e.t, "the socket closed on the edge", func() bool { return e.edge.Open() == 0 })
 	sessiondtest.Eventually(e.t, "the failed detach queued", func() bool { return e.edge.Stats().DetachesPending == 1 })
 	if s := e.session(sid); s.ConnCount != 1 {
 		t.Fatalf("%d connections while the store is down, want the stale 1", s.ConnCount)
 	}
+	failed := st.Failed.Load()
 	e.clock.Advance(2 * time.Second) // a retry fails: the store is still down
-	sessiondtest.Eventually(e.t, "the retry to fail and wait longer", func() bool { return e.edge.Stats().DetachesPending == 1 })
-	st.down.Store(false)
+	sessiondtest.Eventually(e.t, "a retry to be tried and fail", func() bool { return st.Failed.Load() > failed })
+	if n := e.edge.Stats().DetachesPending; n != 1 {
+		t.Fatalf("%d detaches pending after a failed retry, want it kept", n)
+	}
+	st.UpdatesDown.Store(false)
 	e.clock.Advance(5 * time.Second)
 	sessiondtest.Eventually(e.t, "the retried detach to land", func() bool {
 		s := e.session(sid)
@@ -90,27 +78,13 @@ func TestReconcileWithTheStore(t *testing.T) {
 	}
 }
 
-// leaseFaults fails lease writes while down is set: the node cannot reach
-// the store to renew its lease.
-type leaseFaults struct {
-	sessiond.Store
-	down atomic.Bool
-}
-
-func (f *leaseFaults) PutLease(ctx context.Context, l sessiond.NodeLease) error {
-	if f.down.Load() && l.Node == "node-1" {
-		return errors.New("store unreachable")
-	}
-	return f.Store.PutLease(ctx, l)
-}
-
 // A node that could not renew its lease for longer than it lasts is taken
 // for dead by another node, which releases its connections. When it finds
 // out, its edge closes every socket with 4000: their clients reconnect and
 // attach again.
 func TestFencedNodeClosesItsSockets(t *testing.T) {
 	inner := inmem.New(inmem.Options{})
-	st := &leaseFaults{Store: inner}
+	st := &sessiondtest.FaultyStore{Store: inner, LeaseNode: "node-1"}
 	e := newEnvWith(t, ws.Config{}, sessiond.Config{Store: st})
 	other, err := sessiond.New(sessiond.Config{Store: inner, Clock: e.clock, Node: "node-2",
 		Policies: []sessiond.Policy{sessiond.DefaultPolicy(), device(), workspace()}})
@@ -123,13 +97,13 @@ func TestFencedNodeClosesItsSockets(t *testing.T) {
 	t.Cleanup(func() { other.Close() })
 	c := e.mustDial("alice", "device_id=glasses", nil)
 	sid, _, _, _ := c.ack()
-	st.down.Store(true)
+	st.LeasesDown.Store(true)
 	for range 4 { // 20s of failed renewals, answering the server's pings
 		e.clock.Advance(5 * time.Second)
 		c.pingPong()
 	}
 	sessiondtest.Eventually(e.t, "node-2 to release node-1's connection", func() bool { return e.session(sid).ConnCount == 0 })
-	st.down.Store(false)
+	st.LeasesDown.Store(false)
 	e.clock.Advance(5 * time.Second)
 	if code := c.closedWith(); code != wire.CloseReconnect {
 		t.Fatalf("fenced node's socket closed with %d, want %d", code, wire.CloseReconnect)

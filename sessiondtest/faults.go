@@ -1,0 +1,43 @@
+package sessiondtest
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/sessiond/sessiond"
+)
+
+// ErrFault is what a FaultyStore's refused writes return: a store that
+// cannot be reached.
+var ErrFault = errors.New("store unreachable (injected fault)")
+
+// FaultyStore wraps a Store and fails some of its writes on demand: a store
+// that is down or slow for a while, as a node sees it.
+type FaultyStore struct {
+	sessiond.Store
+	// UpdatesDown fails every Update while set.
+	UpdatesDown atomic.Bool
+	// LeasesDown fails PutLease while set: for the node LeaseNode only, or
+	// for every node if LeaseNode is "".
+	LeasesDown atomic.Bool
+	LeaseNode  string
+	// Failed counts the writes failed so far.
+	Failed atomic.Int64
+}
+
+func (f *FaultyStore) Update(ctx context.Context, c sessiond.Change) error {
+	if f.UpdatesDown.Load() {
+		f.Failed.Add(1)
+		return ErrFault
+	}
+	return f.Store.Update(ctx, c)
+}
+
+func (f *FaultyStore) PutLease(ctx context.Context, l sessiond.NodeLease) error {
+	if f.LeasesDown.Load() && (f.LeaseNode == "" || f.LeaseNode == l.Node) {
+		f.Failed.Add(1)
+		return ErrFault
+	}
+	return f.Store.PutLease(ctx, l)
+}
