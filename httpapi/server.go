@@ -273,9 +273,7 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 		}
 		if wait, limited := s.authLimit.Blocked(ip); limited {
 			s.authFail(true)
-			w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
-			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeRateLimited,
-				Message: "too many failed API key attempts from this address; retry after the Retry-After seconds"})
+			wire.WriteRateLimited(w, wait, "too many failed API key attempts from this address; retry after the Retry-After seconds")
 			return
 		}
 		scheme, key, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/sessiond/sessiond"
 )
@@ -90,6 +92,13 @@ func WriteErrorStatus(w http.ResponseWriter, status int, err error) {
 		status = Status(body.Error.Code)
 	}
 	WriteJSON(w, status, body)
+}
+
+// WriteRateLimited answers 429 rate_limited with msg, and a Retry-After of
+// the whole seconds until wait has passed (at least 1).
+func WriteRateLimited(w http.ResponseWriter, wait time.Duration, msg string) {
+	w.Header().Set("Retry-After", strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10))
+	WriteError(w, &sessiond.Error{Code: sessiond.CodeRateLimited, Message: msg})
 }
 
 // appender is a body that encodes itself without reflection.

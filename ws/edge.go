@@ -17,11 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -400,8 +398,7 @@ func (e *Edge) takeSocket() bool {
 // seconds to wait.
 func (e *Edge) refuseRate(w http.ResponseWriter, wait time.Duration, msg string) {
 	e.stats.refusedRate.Add(1)
-	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeRateLimited, Message: msg + "; retry later"})
+	wire.WriteRateLimited(w, wait, msg+"; retry later")
 }
 
 // Shutdown closes every socket with 1001 (going away: reconnect), detaches
