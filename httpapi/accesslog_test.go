@@ -3,8 +3,10 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -65,8 +67,13 @@ func TestAccessLogOneLinePerRequestWithoutSecrets(t *testing.T) {
 	htWantStatus(t, e.sendWith("PUT", "/v1/sessions/"+created.ID, "", h), http.StatusMethodNotAllowed)
 	htWantStatus(t, e.sendWith("GET", "/nowhere/else?x=1", "", h), http.StatusNotFound)
 	htWantStatus(t, e.sendWith("GET", "/v1/stats", "", http.Header{"Authorization": {"Bearer wrong"}}), http.StatusUnauthorized)
+	// Paths no route takes may carry an id or a token where a route has none.
+	htWantStatus(t, e.sendWith("GET", "/v1/sessions/"+created.ID+"/conections", "", h), http.StatusNotFound)
+	htWantStatus(t, e.sendWith("GET", "/v1/sessions/"+created.ID+"//rotate", "", h), http.StatusBadRequest)
+	htWantStatus(t, e.sendWith("GET", "/v1/connect/"+created.Token, "", h), http.StatusNotFound)
+	htWantStatus(t, e.sendWith("GET", "/v1/stats", "", h), http.StatusOK)
 
-	lines := htAccessLines(t, logs, 6)
+	lines := htAccessLines(t, logs, 10)
 	type want struct {
 		method, path, route string
 		status              float64
@@ -78,8 +85,12 @@ func TestAccessLogOneLinePerRequestWithoutSecrets(t *testing.T) {
 		{"GET", "/v1/sessions/{id}", "GET /v1/sessions/{id}", 200, "198.51.100.23", true},
 		{"POST", "/v1/sessions/validate", "POST /v1/sessions/validate", 200, "198.51.100.23", false},
 		{"PUT", "/v1/sessions/{id}", "unmatched", 405, "198.51.100.23", false},
-		{"GET", "/nowhere/else", "unmatched", 404, "198.51.100.23", false},
+		{"GET", "/…", "unmatched", 404, "198.51.100.23", false},
 		{"GET", "/v1/stats", "GET /v1/stats", 401, "127.0.0.1", false},
+		{"GET", "/v1/sessions/…", "unmatched", 404, "198.51.100.23", false},
+		{"GET", "/v1/sessions/…", "unmatched", 400, "198.51.100.23", false},
+		{"GET", "/v1/connect/…", "unmatched", 404, "198.51.100.23", false},
+		{"GET", "/v1/stats", "GET /v1/stats", 200, "198.51.100.23", false},
 	} {
 		l := lines[i]
 		if l["msg"] != "request" || l["level"] != "INFO" || l["method"] != w.method || l["path"] != w.path ||
@@ -128,4 +139,50 @@ func htAccessLines(t *testing.T, logs *htLogBuffer, n int) []map[string]any {
 		t.Fatalf("%d access log lines, want %d:\n%s", len(lines), n, logs)
 	}
 	return lines
+}
+
+// deadlineRecorder is a ResponseWriter that records the write deadlines
+// set on it (http.ResponseController finds SetWriteDeadline).
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.deadlines = append(d.deadlines, t)
+	return nil
+}
+
+// Every answer is written under the write deadline, refusals and /metrics
+// included: a client that stops reading never holds a connection.
+func TestEveryAnswerHasAWriteDeadline(t *testing.T) {
+	e := htStart(t, func(c *httpapi.Config) {
+		c.Metrics = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "# metrics\n") })
+	})
+	for _, tc := range []struct {
+		method, path, key string
+		status            int
+	}{
+		{"GET", "/v1/stats", htKey, http.StatusOK},
+		{"GET", "/v1/stats", "wrong", http.StatusUnauthorized},
+		{"GET", "/metrics", "", http.StatusOK},
+		{"GET", "/nowhere", htKey, http.StatusNotFound},
+		{"PUT", "/v1/stats", htKey, http.StatusMethodNotAllowed},
+		{"GET", "/v1//stats", htKey, http.StatusBadRequest},
+		{"GET", "/healthz", "", http.StatusOK},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		if tc.key != "" {
+			r.Header.Set("Authorization", "Bearer "+tc.key)
+		}
+		w := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+		before := time.Now()
+		e.srv.Handler().ServeHTTP(w, r)
+		if w.Code != tc.status {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, w.Code, tc.status)
+		}
+		if len(w.deadlines) == 0 || w.deadlines[0].Before(before) {
+			t.Errorf("%s %s (%d): write deadlines %v, want one ahead", tc.method, tc.path, w.Code, w.deadlines)
+		}
+	}
 }

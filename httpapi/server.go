@@ -65,7 +65,9 @@ type Config struct {
 	// answered: method, path, route pattern, status, duration, client
 	// address, bytes written, and for routes naming a session its hashed id
 	// (sessiond.LogID). Never a query string, a token or a raw session id:
-	// the path of a route with parameters is logged as its pattern. A
+	// the path of a route with parameters is logged as its pattern, a path
+	// no route takes up to its first segment that is not a word of the
+	// routes ("/v1/sessions/…"). A
 	// WebSocket handshake is logged once, when the upgrade answers.
 	AccessLog *slog.Logger
 
@@ -205,9 +207,6 @@ func New(cfg Config) (*Server, error) {
 	for _, rt := range Routes() {
 		pattern := rt.Method + " " + rt.Path
 		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// A client that stops reading does not hold the connection;
-			// event streams move this deadline before each event.
-			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.writeTO))
 			if err := rt.handle(s, w, r); err != nil {
 				s.writeError(w, r, err)
 			}
@@ -218,12 +217,13 @@ func New(cfg Config) (*Server, error) {
 		if rt.Admin {
 			h = s.requireKey(h)
 		}
-		s.mux.Handle(pattern, h)
+		s.mux.Handle(pattern, s.writeDeadline(h))
 	}
 	if cfg.Connect != nil {
+		// The edge bounds each write on the socket itself.
 		s.mux.Handle("GET /v1/connect", cfg.Connect)
 	}
-	s.mux.HandleFunc("/", s.unmatched)
+	s.mux.Handle("/", s.writeDeadline(http.HandlerFunc(s.unmatched)))
 	s.handler = s.cleanPaths(s.mux)
 	if s.observe != nil || s.access != nil {
 		s.handler = s.measure(s.handler)
@@ -234,6 +234,20 @@ func New(cfg Config) (*Server, error) {
 // DefaultWriteTimeout bounds writing one response or one streamed event.
 const DefaultWriteTimeout = 10 * time.Second
 
+// writeDeadline bounds the writing of every answer next gives, refusals
+// included: a client that stops reading does not hold the connection.
+// Event streams move the deadline before each event.
+func (s *Server) writeDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.setWriteDeadline(w)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) setWriteDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.writeTO))
+}
+
 // cleanPaths refuses paths with empty, "." or ".." segments with a JSON
 // error, where the router would answer with a redirect to the cleaned
 // path: no route of the API has them.
@@ -241,6 +255,7 @@ func (s *Server) cleanPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.Contains(p+"/", "/./") || strings.Contains(p+"/", "/../") {
+			s.setWriteDeadline(w)
 			s.writeError(w, r, sessiond.Errorf(sessiond.CodeInvalidArgument, "path", "must not have empty, . or .. segments"))
 			return
 		}
@@ -377,16 +392,46 @@ func (s *Server) measure(next http.Handler) http.Handler {
 	})
 }
 
+// routeWords are the segments the routes' paths are made of ("v1",
+// "sessions", ...), not their wildcards.
+var routeWords = func() map[string]bool {
+	words := map[string]bool{"connect": true}
+	for _, rt := range Routes() {
+		for w := range strings.SplitSeq(strings.Trim(rt.Path, "/"), "/") {
+			if !strings.HasPrefix(w, "{") {
+				words[w] = true
+			}
+		}
+	}
+	return words
+}()
+
+// knownPrefix is how the access log shows a path no route took: its
+// leading segments while they are words of the routes, then "/…" for the
+// rest, which may hold an id or a token ("/v1/sessions/…").
+func knownPrefix(p string) string {
+	end := 0
+	for end < len(p) {
+		next := strings.IndexByte(p[end+1:], '/')
+		if next < 0 {
+			next = len(p) - end - 1
+		}
+		if !routeWords[p[end+1:end+1+next]] {
+			return p[:end] + "/…"
+		}
+		end += 1 + next
+	}
+	return p
+}
+
 // logRequest writes the access log line of a request (see Config.AccessLog).
 func (s *Server) logRequest(r *http.Request, route string, sw *statusWriter, d time.Duration) {
-	path := r.URL.Path
-	switch _, tmpl, _ := strings.Cut(route, " "); {
-	case strings.Contains(tmpl, "{"):
-		path = tmpl
+	_, path, _ := strings.Cut(route, " ") // the route's pattern, without the values in it
+	switch {
 	case sw.template != "":
 		path = sw.template
-	case len(path) > 256:
-		path = path[:256] + "..."
+	case route == "unmatched":
+		path = knownPrefix(r.URL.Path)
 	}
 	attrs := make([]slog.Attr, 0, 9)
 	attrs = append(attrs,
