@@ -73,16 +73,22 @@ func (m *Manager) Connect(ctx context.Context, req ConnectRequest) (*Connected, 
 		return nil, err
 	}
 	if req.Token != "" {
-		v, err := m.Validate(ctx, req.Token, req.Device)
+		// The token is validated (and may rotate) in the attach's write:
+		// a refused attach rotates nothing the client would not learn of.
+		tc, s, err := m.lookupToken(ctx, req.Token, req.Device)
 		if err != nil {
+			m.obs.Validated(string(ErrorCode(err)))
 			return nil, err
 		}
-		if v.Session.Subject != req.Subject {
-			return nil, Errorf(CodeSubjectMismatch, "token", "the session belongs to another subject")
+		c, err := m.attach(ctx, s, req, tc)
+		switch {
+		case tc.result != "":
+			m.obs.Validated(tc.result)
+		case err != nil:
+			m.obs.Validated(string(ErrorCode(err)))
 		}
-		c, err := m.attach(ctx, v.Session, req)
 		if c != nil {
-			c.Token = v.Token
+			c.Token = tc.newToken
 		}
 		return c, err
 	}
@@ -101,7 +107,7 @@ func (m *Manager) Connect(ctx context.Context, req ConnectRequest) (*Connected, 
 			return nil, err
 		}
 		if s != nil {
-			c, err := m.attach(ctx, s, req)
+			c, err := m.attach(ctx, s, req, nil)
 			if isEnded(err) {
 				continue // it ended as we attached: look again
 			}
@@ -143,7 +149,7 @@ func (m *Manager) ConnectTo(ctx context.Context, sessionID string, req ConnectRe
 	if err != nil {
 		return nil, err
 	}
-	return m.attach(ctx, s, req)
+	return m.attach(ctx, s, req, nil)
 }
 
 func isEnded(err error) bool { return errors.Is(err, ErrEnded) || errors.Is(err, ErrExpired) }
@@ -183,10 +189,12 @@ func (m *Manager) newConn(sessionID string, req ConnectRequest, now time.Time) C
 }
 
 // attach adds a connection to s with a compare-and-set, following the
-// policy's max_connections and on_connect. It costs the same whatever the
-// number of connections the session has, but for on_connect replace, which
-// reads the connections it replaces.
-func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*Connected, error) {
+// policy's max_connections and on_connect. With tc, the write also
+// validates the token (touching or rotating the session as Validate would)
+// and checks that the session is req.Subject's. It costs the same whatever
+// the number of connections the session has, but for on_connect replace,
+// which reads the connections it replaces.
+func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest, tc *tokenCheck) (*Connected, error) {
 	var (
 		conn     Connection
 		replaced []Connection
@@ -194,11 +202,25 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*
 		p        *Policy
 	)
 	n, err := m.change(ctx, s.ID, s, func(s *Session, now time.Time) (*Change, error) {
-		if _, err := m.checkLive(ctx, s); err != nil {
-			return nil, err
+		var n *Session
+		var events []Event
+		if tc == nil {
+			if _, err := m.checkLive(ctx, s); err != nil {
+				return nil, err
+			}
+		} else {
+			var err error
+			if n, events, err = tc.check(ctx, s, now); err != nil {
+				return nil, err
+			}
+			if s.Subject != req.Subject {
+				return nil, Errorf(CodeSubjectMismatch, "token", "the session belongs to another subject")
+			}
+		}
+		if n == nil {
+			n = s.Clone()
 		}
 		p = m.policyOf(s)
-		n := s.Clone()
 		n.LastActive = now
 		conn = m.newConn(s.ID, req, now)
 		replaced = nil
@@ -225,7 +247,7 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest) (*
 			ev.Replaced = append(ev.Replaced, r.ID)
 			c.DropConns = append(c.DropConns, r.ID)
 		}
-		c.Events = []Event{ev}
+		c.Events = append(events, ev)
 		return c, nil
 	})
 	if err != nil {

@@ -40,76 +40,105 @@ func (m *Manager) Validate(ctx context.Context, token string, dev Device) (*Vali
 }
 
 func (m *Manager) validate(ctx context.Context, token string, dev Device) (*Validation, string, error) {
-	h, err := ParseToken(token)
-	if err != nil {
-		return nil, "", ErrNotFound
-	}
-	if err := dev.Validate(); err != nil {
-		return nil, "", err
-	}
-	s, err := m.findToken(ctx, h)
+	tc, s, err := m.lookupToken(ctx, token, dev)
 	if err != nil {
 		return nil, "", err
 	}
-	sawCurrent := false // this call saw h as the current token
-	result, newToken := "ok", ""
 	n, err := m.change(ctx, s.ID, s, func(s *Session, now time.Time) (*Change, error) {
-		if !s.State.Live() {
-			return nil, endedError(s)
+		n, events, err := tc.check(ctx, s, now)
+		if err != nil || n == nil {
+			return nil, err
 		}
-		if reason, due := m.expiry(s, now); due {
-			return nil, m.endFor(ctx, s, reason)
-		}
-		p := m.policyOf(s)
-		current := s.TokenHash == h
-		sawCurrent = sawCurrent || current
-		if !current {
-			previous := s.PrevTokenHash == h
-			switch {
-			case sawCurrent:
-				if !previous {
-					return nil, ErrNotFound // rotated out twice while we looked
-				}
-			case !previous && !slices.Contains(s.RetiredTokens, h):
-				return nil, ErrNotFound
-			case !previous || !now.Before(s.PrevTokenUntil):
-				// A rotated-out token used after its grace, or one of the
-				// token family rotated out before: theft. Whoever else
-				// holds the session loses it too.
-				if _, _, err := m.end(ctx, s, EndRotatedReuse, true); err != nil {
-					return nil, err
-				}
-				return nil, ErrTokenReused
-			}
-		}
-		if p.BindDevice && dev.ID != s.Device.ID {
-			return nil, ErrDeviceMismatch
-		}
-		rotate := current && p.RotateAfter > 0 && !now.Before(issuedAt(s).Add(p.RotateAfter))
-		touch := p.TouchInterval > 0 && now.Sub(s.LastActive) >= p.TouchInterval
-		result, newToken = "ok", ""
-		if !current {
-			result = "grace"
-		}
-		if !rotate && !touch {
-			return nil, nil
-		}
-		n := s.Clone()
-		n.LastActive = now
-		c := &Change{Session: n}
-		if rotate {
-			newToken = m.rotateInto(n, p, now)
-			result = "rotated"
-			c.Events = []Event{newEvent(EventRotated, n, now)}
-		}
-		// A rotation lost to a racing one finds h the previous token on
-		// the next attempt, within its grace.
-		return c, nil
+		return &Change{Session: n, Events: events}, nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	return &Validation{Session: n.Clone(), Token: newToken}, result, nil
+	return &Validation{Session: n.Clone(), Token: tc.newToken}, tc.result, nil
+}
+
+// tokenCheck is a validation of one token against its session, as the
+// decide step of a compare-and-set: Validate's, and Connect's with a token,
+// which attaches in the same write.
+type tokenCheck struct {
+	m          *Manager
+	h          TokenHash
+	dev        Device
+	sawCurrent bool   // an attempt saw h as the current token
+	result     string // "ok", "grace" or "rotated", once checked
+	newToken   string // the token a rotation issued, or ""
+}
+
+// lookupToken finds the session of a token: unknown and malformed tokens
+// alike are ErrNotFound (the checksum rejects a tampered one before any
+// lookup).
+func (m *Manager) lookupToken(ctx context.Context, token string, dev Device) (*tokenCheck, *Session, error) {
+	h, err := ParseToken(token)
+	if err != nil {
+		return nil, nil, ErrNotFound
+	}
+	if err := dev.Validate(); err != nil {
+		return nil, nil, err
+	}
+	s, err := m.findToken(ctx, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &tokenCheck{m: m, h: h, dev: dev}, s, nil
+}
+
+// check validates the token against s as read now, in Validate's order. It
+// returns the session's next version (activity recorded, the token
+// rotated) and its events, or a nil session when there is nothing to
+// write.
+func (tc *tokenCheck) check(ctx context.Context, s *Session, now time.Time) (*Session, []Event, error) {
+	m := tc.m
+	if _, err := m.checkLive(ctx, s); err != nil {
+		return nil, nil, err
+	}
+	p := m.policyOf(s)
+	current := s.TokenHash == tc.h
+	tc.sawCurrent = tc.sawCurrent || current
+	if !current {
+		previous := s.PrevTokenHash == tc.h
+		switch {
+		case tc.sawCurrent:
+			if !previous {
+				return nil, nil, ErrNotFound // rotated out twice while we looked
+			}
+		case !previous && !slices.Contains(s.RetiredTokens, tc.h):
+			return nil, nil, ErrNotFound
+		case !previous || !now.Before(s.PrevTokenUntil):
+			// A rotated-out token used after its grace, or one of the
+			// token family rotated out before: theft. Whoever else holds
+			// the session loses it too.
+			if _, _, err := m.end(ctx, s, EndRotatedReuse, true); err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, ErrTokenReused
+		}
+	}
+	if p.BindDevice && tc.dev.ID != s.Device.ID {
+		return nil, nil, ErrDeviceMismatch
+	}
+	rotate := current && p.RotateAfter > 0 && !now.Before(issuedAt(s).Add(p.RotateAfter))
+	touch := p.TouchInterval > 0 && now.Sub(s.LastActive) >= p.TouchInterval
+	tc.result, tc.newToken = "ok", ""
+	if !current {
+		tc.result = "grace"
+	}
+	if !rotate && !touch {
+		return nil, nil, nil
+	}
+	n := s.Clone()
+	n.LastActive = now
+	if !rotate {
+		return n, nil, nil
+	}
+	// A rotation lost to a racing one finds h the previous token on the
+	// next attempt, within its grace.
+	tc.newToken, tc.result = m.rotateInto(n, p, now), "rotated"
+	return n, []Event{newEvent(EventRotated, n, now)}, nil
 }
 
 // issuedAt is when the session's current token was issued.

@@ -62,6 +62,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"SimultaneousReconnectsMakeOneSession", testSimultaneousReconnectsMakeOneSession},
 		{"ReconnectRacingGraceHasOneOutcome", testReconnectRacingGraceHasOneOutcome},
 		{"ConnectWithToken", testConnectWithToken},
+		{"RefusedConnectRotatesNothing", testRefusedConnectRotatesNothing},
 		{"HeartbeatTimeoutLosesTheConnection", testHeartbeatTimeoutLosesTheConnection},
 		{"RestartDropsThisNodesWebSockets", testRestartDropsThisNodesWebSockets},
 		{"ConnectedSessionsDoNotIdle", testConnectedSessionsDoNotIdle},

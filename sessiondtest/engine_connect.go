@@ -305,6 +305,49 @@ func testConnectWithToken(t *testing.T, h Harness) {
 	})
 }
 
+// A connect with a token that is due for rotation validates and attaches
+// in one write: when the attach is refused, the token did not rotate (the
+// client never learns a refused connect's new token, and its old one would
+// count as stolen once the grace passed); when it succeeds, the client
+// gets the new token and the events say rotated, then connected.
+func testRefusedConnectRotatesNothing(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		one := web()
+		one.Name, one.MaxConnections = "one", 1
+		e := connectEnv(t, h, sessiond.Config{Policies: []sessiond.Policy{one}})
+		c, err := e.m.Create(t.Context(), sessiond.CreateRequest{Subject: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: c.Token})
+		if err != nil || first.Token != "" {
+			t.Fatalf("first connect: %+v, %v; want no rotation yet", first, err)
+		}
+		time.Sleep(6 * time.Minute) // past rotate_after (5m), within idle (10m)
+		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: c.Token})
+		wantCode(t, err, sessiond.CodeTooManyConnections)
+		_, err = e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "mallory", Token: c.Token})
+		wantCode(t, err, sessiond.CodeSubjectMismatch)
+		if s := e.session(c.Session.ID); s.Generation != c.Session.Generation || s.TokenHash != c.Session.TokenHash {
+			t.Fatalf("refused connects rotated the token: generation %d, want %d", s.Generation, c.Session.Generation)
+		}
+		if err := e.m.Disconnect(t.Context(), first.Conn.ID); err != nil {
+			t.Fatal(err)
+		}
+		again, err := e.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: c.Token})
+		if err != nil || again.Token == "" {
+			t.Fatalf("connect past rotate_after: %+v, %v; want a new token", again, err)
+		}
+		if v, err := e.validate(again.Token); err != nil || v.Session.ID != c.Session.ID {
+			t.Fatalf("the new token from the connect: %v", err)
+		}
+		evs := e.eventsOf(c.Session.ID)
+		if n := len(evs); n < 2 || evs[n-2] != "rotated" || evs[n-1] != "connected" {
+			t.Fatalf("events %v; want rotated then connected last", evs)
+		}
+	})
+}
+
 func testHeartbeatTimeoutLosesTheConnection(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
 		e := connectEnv(t, h, sessiond.Config{})
