@@ -42,8 +42,10 @@ func (k deadlineKind) endReason() EndReason {
 //
 // A session with connections attached is not idle: their heartbeats are its
 // activity. So the idle timeout counts only while none is attached, from
-// the moment the last one left (which records activity), and a connected
-// session costs no store write for its heartbeats.
+// the moment the last one left (which records activity), and keeping a
+// connected session from idling costs no store write of its own: WebSocket
+// pings are never written, other connections' heartbeats only as often as
+// heartbeatWriteEvery says.
 func (m *Manager) nextDeadline(s *Session) (at time.Time, kind deadlineKind) {
 	switch s.State {
 	case StateEnded:

@@ -9,8 +9,8 @@ import (
 
 // heartbeats holds what this node heard from connections of kinds other
 // than WebSocket and has not written: a heartbeat writes the store at most
-// once per the policy's touch interval (a connection's LastHeartbeat is
-// stored that coarsely), and in between its deadline lives here.
+// once per heartbeatWriteEvery (a connection's LastHeartbeat is stored that
+// coarsely), and in between its deadline lives here.
 type heartbeats struct {
 	mu   sync.Mutex
 	last map[string]time.Time // by connection id: the latest heartbeat heard
@@ -42,13 +42,21 @@ func (h *heartbeats) forget(connID string) {
 }
 
 // heartbeatWriteEvery is how often a connection's heartbeats are written
-// at most: the policy's touch interval, or its heartbeat interval when the
-// policy writes no activity.
+// at most: the policy's touch interval (its heartbeat interval if it writes
+// no activity), but never so seldom that the stored heartbeat falls behind
+// by the heartbeat timeout. A node that did not hear the heartbeats, and
+// one restarted since, times the connection from the stored one: it may lag
+// the latest heard by the write interval plus one heartbeat interval, so
+// the write interval is kept to three quarters of what the timeout leaves
+// after one interval; the last quarter absorbs a late heartbeat. With the
+// default 25s interval and 60s timeout, heartbeats are written every other
+// one.
 func heartbeatWriteEvery(p *Policy) time.Duration {
+	every := p.HeartbeatInterval
 	if p.TouchInterval > 0 {
-		return p.TouchInterval
+		every = p.TouchInterval
 	}
-	return p.HeartbeatInterval
+	return min(every, (p.HeartbeatTimeout-p.HeartbeatInterval)*3/4)
 }
 
 // Heartbeat records that a connection (of a kind other than WebSocket,
@@ -56,9 +64,8 @@ func heartbeatWriteEvery(p *Policy) time.Duration {
 // the policy that times it. A connection not heard from for the policy's
 // heartbeat timeout is lost.
 //
-// The store is written at most once per the policy's touch interval (the
-// heartbeat interval if the policy writes no activity); heartbeats in
-// between move the connection's deadline in this node's memory only.
+// The store is written at most once per heartbeatWriteEvery; heartbeats
+// in between move the connection's deadline in this node's memory only.
 func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Policy, error) {
 	sid, err := ConnectionSession(connID)
 	if err != nil {

@@ -65,6 +65,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"RefusedConnectRotatesNothing", testRefusedConnectRotatesNothing},
 		{"HeartbeatTimeoutLosesTheConnection", testHeartbeatTimeoutLosesTheConnection},
 		{"RestartDropsThisNodesWebSockets", testRestartDropsThisNodesWebSockets},
+		{"HeartbeatsHoldOnEveryNode", testHeartbeatsHoldOnEveryNode},
 		{"ConnectedSessionsDoNotIdle", testConnectedSessionsDoNotIdle},
 		{"AttachCostsTheSameWithManyConnections", testAttachCostsTheSameWithManyConnections},
 		// engine_lease.go

@@ -380,6 +380,56 @@ func testHeartbeatTimeoutLosesTheConnection(t *testing.T, h Harness) {
 	})
 }
 
+// Heartbeats are written often enough that a node which did not hear
+// them (another node, or this one after a restart) finds the connection
+// alive in the store: a connection that keeps its heartbeats is never lost
+// for having sent them to a node that did not write them yet.
+func testHeartbeatsHoldOnEveryNode(t *testing.T, h Harness) {
+	beat := func(t *testing.T, e *env, connID string, n int) {
+		t.Helper()
+		for range n { // every 10s, the workspace policy's interval
+			time.Sleep(10 * time.Second)
+			if _, _, err := e.m.Heartbeat(t.Context(), connID); err != nil {
+				t.Fatalf("heartbeat at %v: %v", time.Now(), err)
+			}
+		}
+	}
+	t.Run("AnotherNodeHearsThem", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			a := connectEnv(t, h, sessiond.Config{Node: "host-a"})
+			b := connectEnv(t, h, sessiond.Config{Node: "host-b", Store: a.store.Store})
+			ws, _ := a.m.Create(t.Context(), sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
+			vnc, err := a.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: ws.Token, Kind: "vnc"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			beat(t, b, vnc.Conn.ID, 12) // two minutes, all to host-b
+			synctest.Wait()
+			if s := a.session(ws.Session.ID); s.ConnCount != 1 {
+				t.Fatalf("a connection heartbeating through host-b was lost on host-a's deadline: %v, %d connections", s.State, s.ConnCount)
+			}
+		})
+	})
+	t.Run("ARestartedNodeFindsThem", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			first := connectEnv(t, h, sessiond.Config{})
+			ws, _ := first.m.Create(t.Context(), sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
+			vnc, err := first.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "alice", Token: ws.Token, Kind: "vnc"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for restart := range 6 { // restarts at every phase of the write interval
+				beat(t, first, vnc.Conn.ID, 1+restart)
+				first.stop()
+				first = connectEnv(t, h, sessiond.Config{Store: first.store.Store})
+				if s := first.session(ws.Session.ID); s.ConnCount != 1 {
+					t.Fatalf("restart %d, %v after the connect: the heartbeating connection was lost (%v)", restart, time.Since(ws.Session.CreatedAt), s.State)
+				}
+			}
+		})
+	})
+}
+
 func testRestartDropsThisNodesWebSockets(t *testing.T, h Harness) {
 	clock := NewManualClock(clockStart)
 	first := connectEnv(t, h, sessiond.Config{Clock: clock})
