@@ -111,6 +111,13 @@ func (d *disposal) work() {
 	defer d.wg.Done()
 	m := d.m
 	for j := range d.queue {
+		if m.ctx.Err() != nil {
+			// Closing: the jobs still queued are dropped, not run (their
+			// sessions stay ending, and the next Start finishes them).
+			j.err = m.ctx.Err()
+			d.done(j)
+			continue
+		}
 		if j.finish {
 			j.result, j.err = m.finish(m.ctx, j.s)
 			if j.err != nil {
@@ -125,12 +132,17 @@ func (d *disposal) work() {
 			m.dispose(m.ctx, s, false)
 			j.result = s
 		}
-		j.release()
-		d.mu.Lock()
-		delete(d.inflight, disposeKey{j.s.ID, j.finish})
-		d.mu.Unlock()
-		close(j.done)
+		d.done(j)
 	}
+}
+
+// done ends a job: the session's disposal is no longer owned by it.
+func (d *disposal) done(j *disposeJob) {
+	j.release()
+	d.mu.Lock()
+	delete(d.inflight, disposeKey{j.s.ID, j.finish})
+	d.mu.Unlock()
+	close(j.done)
 }
 
 // dispose runs the disposers of what this process holds for s, newest

@@ -153,6 +153,9 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason, wait bo
 	}
 	m.log.Info("session ended", "sid", LogID(n.ID), "reason", reason)
 	if !twoPhase {
+		// A resource attached while the write was on its way was not seen
+		// by it, and Attach's check saw the session still live: release it.
+		m.disposal.release(n)
 		return n, true, nil
 	}
 	// If the queue is full, the session stays ending until its ending

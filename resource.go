@@ -136,8 +136,10 @@ func (m *Manager) Attach(ctx context.Context, sessionID, name string, r Resource
 	if err := checkID("id", sessionID); err != nil {
 		return nil, err
 	}
-	// Hold first, check after: an end that begins after the check finds r
-	// held and disposes of it; one that began before is seen by the check.
+	// Hold first, check after: an end whose write lands after the check
+	// disposes of r (a two-phase end takes what is held once ending is
+	// recorded; a single-write end releases what is held after its write),
+	// and one that landed before is seen by the check.
 	h := m.res.add(sessionID, name, r)
 	s, err := m.get(ctx, sessionID)
 	if err == nil {

@@ -46,6 +46,8 @@ func TestEngine(t *testing.T, h Harness) {
 		{"ResourcesDisposedOnceUnderRacingEnds", testResourcesDisposedOnceUnderRacingEnds},
 		{"EndingHooksRunOnceAcrossEngines", testEndingHooksRunOnceAcrossEngines},
 		{"HungDisposersDoNotStallDeadlines", testHungDisposersDoNotStallDeadlines},
+		{"CloseDropsQueuedDisposals", testCloseDropsQueuedDisposals},
+		{"AttachRacingEndIsDisposed", testAttachRacingEndIsDisposed},
 		// engine_deadlines.go
 		{"DeadlinesFireWithoutReads", testDeadlinesFireWithoutReads},
 		{"PastDeadlineNeverValid", testPastDeadlineNeverValid},

@@ -357,3 +357,65 @@ func testHungDisposersDoNotStallDeadlines(t *testing.T, h Harness) {
 		}
 	})
 }
+
+// Closing the engine drops the disposals still queued instead of running
+// them one after another: their sessions stay ending, and the next Start
+// finishes them.
+func testCloseDropsQueuedDisposals(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, h, sessiond.Config{DisposeWorkers: 1, DisposeTimeout: 30 * time.Second})
+		stuck := make(chan struct{})
+		defer close(stuck)
+		var calls atomic.Int32
+		for range 10 {
+			c := e.create("hung")
+			if _, err := e.m.Attach(t.Context(), c.Session.ID, "hangs", sessiond.ResourceFunc(func(context.Context) error {
+				calls.Add(1)
+				<-stuck // ignores its deadline
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(10*time.Minute + time.Millisecond) // all idle out; one worker takes the first
+		synctest.Wait()
+		began := time.Now()
+		e.stop()
+		if n, took := calls.Load(), time.Since(began); n != 1 || took > 30*time.Second {
+			t.Fatalf("Close ran %d disposers and took %v; want the one in flight only, within its 30s deadline", n, took)
+		}
+	})
+}
+
+// A resource attached while a revoke's write is on its way is disposed of,
+// exactly once, whichever lands first: Attach either fails (it saw the
+// session ended) or the resource is disposed. Raced many times.
+func testAttachRacingEndIsDisposed(t *testing.T, h Harness) {
+	e := start(t, h, sessiond.Config{})
+	for round := range 200 {
+		c := e.create("racer")
+		var disposed atomic.Int32
+		var attachErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			_, attachErr = e.m.Attach(t.Context(), c.Session.ID, "raced", sessiond.ResourceFunc(func(context.Context) error {
+				disposed.Add(1)
+				return nil
+			}))
+		})
+		wg.Go(func() {
+			if err := e.m.Revoke(t.Context(), c.Session.ID, sessiond.EndRevoked); err != nil {
+				t.Errorf("round %d: revoke: %v", round, err)
+			}
+		})
+		wg.Wait()
+		if attachErr != nil {
+			wantCode(t, attachErr, sessiond.CodeEnded)
+			continue
+		}
+		Eventually(t, fmt.Sprintf("round %d: the resource attached during the revoke disposed of", round), func() bool { return disposed.Load() > 0 })
+		if n := disposed.Load(); n != 1 {
+			t.Fatalf("round %d: disposed %d times", round, n)
+		}
+	}
+}
