@@ -55,7 +55,7 @@ func (d *disposal) start() {
 }
 
 // stop refuses new jobs and waits for the workers; jobs still queued are
-// dropped (their sessions stay ending, and the next Start finishes them).
+// dropped (their sessions stay ending until their ending deadline).
 func (d *disposal) stop() {
 	d.mu.Lock()
 	if d.closed {
@@ -113,7 +113,7 @@ func (d *disposal) work() {
 	for j := range d.queue {
 		if m.ctx.Err() != nil {
 			// Closing: the jobs still queued are dropped, not run (their
-			// sessions stay ending, and the next Start finishes them).
+			// sessions stay ending until their ending deadline).
 			j.err = m.ctx.Err()
 			d.done(j)
 			continue

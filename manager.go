@@ -139,7 +139,7 @@ walk:
 		now := m.now()
 		for _, s := range page.Sessions {
 			n++
-			if at, _ := m.nextDeadline(s); s.State == StateEnding || (!at.IsZero() && !now.Before(at)) {
+			if at, _ := m.nextDeadline(s); !at.IsZero() && !now.Before(at) {
 				due++
 				overdue <- s
 				continue
@@ -171,7 +171,9 @@ walk:
 
 // Close stops the scheduler, the disposal workers and the event pump, and
 // ends all subscriptions. Sessions stay in the store; those still ending
-// are finished by the next Start. Close is idempotent.
+// are finished at their ending deadline (endingTimeout after they began
+// ending), by this node's next Start or by another node. Close is
+// idempotent.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.cancel()

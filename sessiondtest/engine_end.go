@@ -359,8 +359,8 @@ func testHungDisposersDoNotStallDeadlines(t *testing.T, h Harness) {
 }
 
 // Closing the engine drops the disposals still queued instead of running
-// them one after another: their sessions stay ending, and the next Start
-// finishes them.
+// them one after another: their sessions stay ending until their ending
+// deadline.
 func testCloseDropsQueuedDisposals(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
 		e := start(t, h, sessiond.Config{DisposeWorkers: 1, DisposeTimeout: 30 * time.Second})
