@@ -79,15 +79,16 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRe
 	}
 
 	now := m.now()
-	token, hash := NewToken()
 	s := &Session{
 		ID: req.ID, Subject: req.Subject, Device: req.Device, Metadata: meta, Policy: p.Name,
 		State: StateActive, CreatedAt: now, LastActive: now, IdleTimeout: idle,
-		Version: 1, TokenHash: hash,
+		Version: 1,
 	}
 	if s.ID == "" {
 		s.ID = NewID(now)
 	}
+	token, hash := NewToken(s.ID)
+	s.TokenHash = hash
 	if ttl > 0 {
 		s.ExpiresAt = now.Add(ttl)
 	}

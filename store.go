@@ -59,11 +59,6 @@ type Store interface {
 	// Get returns the session with the id, in any state, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Session, error)
 
-	// FindToken returns the session whose TokenHash, PrevTokenHash or one
-	// of whose RetiredTokens is h, in any state, or ErrNotFound. Which one
-	// matched is for the caller to tell.
-	FindToken(ctx context.Context, h TokenHash) (*Session, error)
-
 	// FindDevice returns the subject's live sessions whose Device.ID is
 	// deviceID, oldest first, from an index: it does not visit the
 	// subject's other sessions. It returns an empty slice for none.
@@ -141,6 +136,18 @@ type Store interface {
 
 	// Close releases the store. Calls after Close fail.
 	Close() error
+}
+
+// TokenFinder is the capability of a store that kept sessions whose tokens
+// do not carry their session's id (issued before they did): it finds a
+// session by a hash of its tokens. Tokens carry the id now, and are read
+// with Get; a store that never held the older tokens (a shared store
+// needs no global index from token to session) does not implement it.
+type TokenFinder interface {
+	// FindToken returns the session whose TokenHash, PrevTokenHash or one
+	// of whose RetiredTokens is h, in any state, or ErrNotFound. Which one
+	// matched is for the caller to tell.
+	FindToken(ctx context.Context, h TokenHash) (*Session, error)
 }
 
 // Change is one atomic write of a session: its new version, the

@@ -13,24 +13,35 @@ import (
 
 // A session token looks like
 //
-//	sd_<48 characters of unpadded base64url>
+//	sd_<48 characters of unpadded base64url>.<session id>
 //
 // The 36 encoded bytes are 32 bytes from crypto/rand followed by the
-// CRC-32C of those 32 bytes, so a mistyped or truncated token is rejected
-// before any lookup, and secret scanners can recognise the prefix. Only the
-// SHA-256 of the 32 random bytes is ever stored.
+// CRC-32C of those 32 bytes and the id, so a mistyped or truncated token is
+// rejected before any lookup, and secret scanners can recognise the prefix.
+// Only the SHA-256 of the 32 random bytes is ever stored.
+//
+// The token carries its session's id so that a validation reads the session
+// by id: no store needs an index from token to session, which a store
+// shared by several nodes and split over partitions (Redis Cluster) could
+// not keep in one place. Tokens issued before they carried the id (just
+// sd_ and the 48 characters, the checksum over the random bytes alone)
+// still parse, with no id: stores that kept such tokens find them by hash
+// (TokenFinder).
 const (
 	tokenPrefix  = "sd_"
 	tokenSecret  = 32
 	tokenEncoded = 48 // base64url of 36 bytes
-	// TokenLen is the length of every token sessiond issues.
-	TokenLen = len(tokenPrefix) + tokenEncoded
+	// legacyTokenLen is the length of a token that carries no id.
+	legacyTokenLen = len(tokenPrefix) + tokenEncoded
+	// MaxTokenLen is the length of the longest token sessiond issues: one
+	// whose session id is MaxIDLen long.
+	MaxTokenLen = legacyTokenLen + 1 + MaxIDLen
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// TokenHash is the SHA-256 of a token's secret. It is how stores find a
-// session by token.
+// TokenHash is the SHA-256 of a token's secret. Sessions store it, never
+// the token.
 type TokenHash [sha256.Size]byte
 
 // IsZero reports whether h is unset.
@@ -39,33 +50,50 @@ func (h TokenHash) IsZero() bool { return h == TokenHash{} }
 // String returns the hash in hex; useful in tests and store keys.
 func (h TokenHash) String() string { return hex.EncodeToString(h[:]) }
 
-// NewToken returns a fresh token and its hash.
-func NewToken() (string, TokenHash) {
+// NewToken returns a fresh token for the session with the id, and its hash.
+func NewToken(id string) (string, TokenHash) {
 	var raw [tokenSecret + 4]byte
 	rand.Read(raw[:tokenSecret]) // never fails (crypto/rand panics rather than return short)
-	binary.BigEndian.PutUint32(raw[tokenSecret:], crc32.Checksum(raw[:tokenSecret], crcTable))
-	var out [TokenLen]byte
-	copy(out[:], tokenPrefix)
+	binary.BigEndian.PutUint32(raw[tokenSecret:], tokenChecksum(raw[:tokenSecret], id))
+	out := make([]byte, legacyTokenLen+1+len(id))
+	copy(out, tokenPrefix)
 	base64.RawURLEncoding.Encode(out[len(tokenPrefix):], raw[:])
-	return string(out[:]), sha256.Sum256(raw[:tokenSecret])
+	out[legacyTokenLen] = '.'
+	copy(out[legacyTokenLen+1:], id)
+	return string(out), sha256.Sum256(raw[:tokenSecret])
 }
 
-// ParseToken checks a token's form and checksum and returns its hash. A
-// malformed token gets an error with CodeInvalidArgument; a well-formed one
-// that names no session is found out only by a store lookup.
-func ParseToken(token string) (TokenHash, error) {
-	if len(token) != TokenLen || token[:len(tokenPrefix)] != tokenPrefix {
-		return TokenHash{}, Errorf(CodeInvalidArgument, "token", "malformed session token")
+func tokenChecksum(secret []byte, id string) uint32 {
+	return crc32.Update(crc32.Checksum(secret, crcTable), crcTable, []byte(id))
+}
+
+// ParseToken checks a token's form and checksum and returns the id of its
+// session and its hash. A token issued before tokens carried their
+// session's id parses with an empty id. A malformed token gets an error
+// with CodeInvalidArgument; a well-formed one that names no session is
+// found out only by a store lookup.
+func ParseToken(token string) (id string, h TokenHash, err error) {
+	malformed := func(why string) (string, TokenHash, error) {
+		return "", TokenHash{}, Errorf(CodeInvalidArgument, "token", "malformed session token%s", why)
+	}
+	if len(token) < legacyTokenLen || token[:len(tokenPrefix)] != tokenPrefix {
+		return malformed("")
+	}
+	if len(token) > legacyTokenLen {
+		id = token[legacyTokenLen+1:]
+		if token[legacyTokenLen] != '.' || !ValidID(id) {
+			return malformed("")
+		}
 	}
 	var raw [tokenSecret + 4]byte
-	n, err := base64.RawURLEncoding.Decode(raw[:], []byte(token[len(tokenPrefix):]))
+	n, err := base64.RawURLEncoding.Decode(raw[:], []byte(token[len(tokenPrefix):legacyTokenLen]))
 	if err != nil || n != len(raw) {
-		return TokenHash{}, Errorf(CodeInvalidArgument, "token", "malformed session token")
+		return malformed("")
 	}
-	if binary.BigEndian.Uint32(raw[tokenSecret:]) != crc32.Checksum(raw[:tokenSecret], crcTable) {
-		return TokenHash{}, Errorf(CodeInvalidArgument, "token", "malformed session token (checksum)")
+	if binary.BigEndian.Uint32(raw[tokenSecret:]) != tokenChecksum(raw[:tokenSecret], id) {
+		return malformed(" (checksum)")
 	}
-	return sha256.Sum256(raw[:tokenSecret]), nil
+	return id, sha256.Sum256(raw[:tokenSecret]), nil
 }
 
 // idEncoding is lowercase Crockford base32: no i, l, o, u.

@@ -6,19 +6,25 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 func TestTokens(t *testing.T) {
-	a, ha := sessiond.NewToken()
-	b, hb := sessiond.NewToken()
-	if a == b || ha == hb || len(a) != sessiond.TokenLen || !strings.HasPrefix(a, "sd_") {
-		t.Fatalf("tokens %q %q", a, b)
+	a, ha := sessiond.NewToken("06h0a")
+	b, hb := sessiond.NewToken("06h0a")
+	if a == b || ha == hb || !strings.HasPrefix(a, "sd_") || !strings.HasSuffix(a, ".06h0a") || len(a) != 3+48+1+5 {
+		t.Fatalf("tokens %q %q: want sd_, 48 characters, a dot and the session id", a, b)
 	}
-	if h, err := sessiond.ParseToken(a); err != nil || h != ha {
-		t.Fatalf("ParseToken(NewToken) = %v, %v", h, err)
+	if id, h, err := sessiond.ParseToken(a); err != nil || h != ha || id != "06h0a" {
+		t.Fatalf("ParseToken(NewToken) = %q, %v, %v", id, h, err)
 	}
-	for _, bad := range []string{"", "sd_", a[:len(a)-1], a + "x", "xx" + a[2:], a[:10] + "!" + a[11:]} {
-		if _, err := sessiond.ParseToken(bad); sessiond.ErrorCode(err) != sessiond.CodeInvalidArgument {
+	long := strings.Repeat("x", sessiond.MaxIDLen)
+	if tok, _ := sessiond.NewToken(long); len(tok) != sessiond.MaxTokenLen {
+		t.Fatalf("a token for the longest id is %d long, MaxTokenLen %d", len(tok), sessiond.MaxTokenLen)
+	}
+	for _, bad := range []string{"", "sd_", a[:len(a)-1], a + "x", "xx" + a[2:], a[:10] + "!" + a[11:],
+		a[:51], a[:51] + ".", a[:51] + "x06h0a", a[:51] + ".06h0b", a[:51] + ".06 0a", a + "/"} {
+		if _, _, err := sessiond.ParseToken(bad); sessiond.ErrorCode(err) != sessiond.CodeInvalidArgument {
 			t.Errorf("ParseToken(%q) = %v, want invalid_argument", bad, err)
 		}
 	}
@@ -29,8 +35,14 @@ func TestTokens(t *testing.T) {
 	} else {
 		flipped[20] = 'A'
 	}
-	if _, err := sessiond.ParseToken(string(flipped)); err == nil {
+	if _, _, err := sessiond.ParseToken(string(flipped)); err == nil {
 		t.Fatal("a mistyped token passed")
+	}
+	// A token from before tokens carried their session's id parses, with
+	// no id.
+	legacy, lh := sessiondtest.LegacyToken()
+	if id, h, err := sessiond.ParseToken(legacy); err != nil || id != "" || h != lh {
+		t.Fatalf("ParseToken(a token without id) = %q, %v, %v", id, h, err)
 	}
 }
 
@@ -53,14 +65,16 @@ func TestIDs(t *testing.T) {
 // FuzzParseToken: any input either parses to a hash or fails with
 // invalid_argument; never a panic, and only well-formed tokens parse.
 func FuzzParseToken(f *testing.F) {
-	tok, _ := sessiond.NewToken()
-	for _, s := range []string{tok, "", "sd_", tok[:40], tok + "=", "sd_" + strings.Repeat("-", 48)} {
+	tok, _ := sessiond.NewToken("06h0a")
+	legacy, _ := sessiondtest.LegacyToken()
+	for _, s := range []string{tok, legacy, "", "sd_", tok[:40], tok + "=", "sd_" + strings.Repeat("-", 48), legacy + ".", tok + "."} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		_, err := sessiond.ParseToken(s)
-		if err == nil && (len(s) != sessiond.TokenLen || !strings.HasPrefix(s, "sd_")) {
-			t.Fatalf("accepted %q", s)
+		id, _, err := sessiond.ParseToken(s)
+		if err == nil && (!strings.HasPrefix(s, "sd_") || len(s) > sessiond.MaxTokenLen ||
+			id == "" && len(s) != 51 || id != "" && (!sessiond.ValidID(id) || s[51:] != "."+id)) {
+			t.Fatalf("accepted %q (id %q)", s, id)
 		}
 		if err != nil && sessiond.ErrorCode(err) != sessiond.CodeInvalidArgument {
 			t.Fatalf("ParseToken(%q) error code %q", s, sessiond.ErrorCode(err))

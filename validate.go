@@ -69,18 +69,26 @@ type tokenCheck struct {
 	newToken   string // the token a rotation issued, or ""
 }
 
-// lookupToken finds the session of a token: unknown and malformed tokens
-// alike are ErrNotFound (the checksum rejects a tampered one before any
-// lookup).
+// lookupToken finds the session of a token by the id it carries: unknown
+// and malformed tokens alike are ErrNotFound (the checksum rejects a
+// tampered one before any lookup), and so is a token that its session does
+// not hold (check says so before anything about the session). A token
+// from before tokens carried their session's id is looked up by hash, in a
+// store that kept such tokens (TokenFinder).
 func (m *Manager) lookupToken(ctx context.Context, token string, dev Device) (*tokenCheck, *Session, error) {
-	h, err := ParseToken(token)
+	id, h, err := ParseToken(token)
 	if err != nil {
 		return nil, nil, ErrNotFound
 	}
 	if err := dev.Validate(); err != nil {
 		return nil, nil, err
 	}
-	s, err := m.findToken(ctx, h)
+	var s *Session
+	if id != "" {
+		s, err = m.get(ctx, id)
+	} else {
+		s, err = m.findToken(ctx, h)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,6 +101,11 @@ func (m *Manager) lookupToken(ctx context.Context, token string, dev Device) (*t
 // write.
 func (tc *tokenCheck) check(ctx context.Context, s *Session, now time.Time) (*Session, []Event, error) {
 	m := tc.m
+	if !s.holdsToken(tc.h) {
+		// Not one of the session's tokens: nothing about the session
+		// (ended, expired) may show to whoever knows only its id.
+		return nil, nil, ErrNotFound
+	}
 	if _, err := m.checkLive(ctx, s); err != nil {
 		return nil, nil, err
 	}
@@ -141,6 +154,12 @@ func (tc *tokenCheck) check(ctx context.Context, s *Session, now time.Time) (*Se
 	return n, []Event{newEvent(EventRotated, n, now)}, nil
 }
 
+// holdsToken reports whether h is s's current token, its previous one or
+// one of its token family rotated out before.
+func (s *Session) holdsToken(h TokenHash) bool {
+	return s.TokenHash == h || s.PrevTokenHash == h || slices.Contains(s.RetiredTokens, h)
+}
+
 // issuedAt is when the session's current token was issued.
 func issuedAt(s *Session) time.Time {
 	if !s.RotatedAt.IsZero() {
@@ -153,7 +172,7 @@ func issuedAt(s *Session) time.Time {
 // and the one before it in the token family. The absolute expiry does not
 // move.
 func (m *Manager) rotateInto(n *Session, p *Policy, now time.Time) string {
-	token, hash := NewToken()
+	token, hash := NewToken(n.ID)
 	if !n.PrevTokenHash.IsZero() {
 		retired := make([]TokenHash, 0, min(len(n.RetiredTokens)+1, MaxRetiredTokens))
 		retired = append(retired, n.PrevTokenHash)

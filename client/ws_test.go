@@ -549,7 +549,7 @@ func TestWSRefusalsStop(t *testing.T) {
 	if err := s.m.Revoke(ctx, ended.Session.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	unknown, _ := sessiond.NewToken()
+	unknown, _ := sessiond.NewToken("no-such-session")
 
 	for _, tc := range []struct {
 		name     string

@@ -110,14 +110,15 @@ func TestValidateRejectsBadBodies(t *testing.T) {
 	}
 	// A malformed token (a cookie a client tampered with) gets the answer
 	// of an unknown token; the checksum rejects it before any lookup.
-	unknown, _ := sessiond.NewToken()
+	unknown, _ := sessiond.NewToken("no-such-session")
 	for _, tc := range []struct{ name, token string }{
 		{"unknown token", unknown},
 		{"malformed token", "not-a-token"},
 		{"token without prefix", "xx_" + good[3:]},
 		{"truncated token", good[:len(good)-1]},
 		{"token with bad checksum", string(flipped)},
-		{"token with bad base64", "sd_" + strings.Repeat("!", sessiond.TokenLen-3)},
+		{"token with bad base64", "sd_" + strings.Repeat("!", 48) + good[51:]},
+		{"token with another id", good[:52] + "x" + good[52:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := e.in(t)

@@ -55,7 +55,7 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // tokenOnly returns the token of a body that is exactly {"token":"T"},
 // around it at most whitespace, T being made of the characters a token
-// has (base64url and _): nothing in it to unescape, no other key, nothing
+// has (tokenChar): nothing in it to unescape, no other key, nothing
 // ambiguous.
 func tokenOnly(b []byte) (string, bool) {
 	const pre, post = `{"token":"`, `"}`
@@ -72,9 +72,11 @@ func tokenOnly(b []byte) (string, bool) {
 	return string(t), true
 }
 
-// tokenChar reports whether c may appear in a session token (base64url).
+// tokenChar reports whether c may appear in a session token: base64url,
+// and the characters of the session id it carries (. : ~).
 func tokenChar(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '_' || c == '-' || c == '.' || c == ':' || c == '~'
 }
 
 // DecodeJSON is decodeJSON on any reader; exported for the fuzz tests.

@@ -11,8 +11,10 @@ import (
 // FuzzTokenOnly: the validation fast path accepts only bodies the general
 // decoder accepts too, with the same token.
 func FuzzTokenOnly(f *testing.F) {
-	tok, _ := sessiond.NewToken()
+	tok, _ := sessiond.NewToken("06h0abc")
+	named, _ := sessiond.NewToken("sdk:conn-1.a_b~2")
 	for _, b := range []string{
+		`{"token":"` + named + `"}`,
 		`{"token":"` + tok + `"}`, " {\"token\":\"" + tok + "\"}\n", `{"token":"a\"b"}`, `{"token":"\u0061"}`,
 		`{"token":""}`, `{"token":"x","token":"y"}`, `{"token":"x"}{"token":"y"}`, `{"token":"sd_é"}`,
 		`{"token":"` + tok + `","device":{"id":"d"}}`, `{"TOKEN":"x"}`,
@@ -35,12 +37,14 @@ func FuzzTokenOnly(f *testing.F) {
 }
 
 func TestTokenOnly(t *testing.T) {
-	tok, _ := sessiond.NewToken()
+	tok, _ := sessiond.NewToken("06h0abc")
+	named, _ := sessiond.NewToken("sdk:conn-1.a_b~2") // a caller-chosen id, with every character one may have
 	for _, tc := range []struct {
 		body string
 		ok   bool
 	}{
 		{`{"token":"` + tok + `"}`, true},
+		{`{"token":"` + named + `"}`, true},
 		{"\n {\"token\":\"" + tok + "\"}\r\n", true},
 		{`{"token":""}`, false},                  // the decoder says "is required"
 		{`{"token":"sd_a\"b"}`, false},           // anything to unescape

@@ -29,9 +29,9 @@ func TestUnknownSessionIs404SessionNotFound(t *testing.T) {
 }
 
 // htUnknownToken is a well-formed token (right prefix, length, checksum)
-// that no server issued.
+// that no server issued, of a session that does not exist.
 func htUnknownToken() string {
-	tok, _ := sessiond.NewToken()
+	tok, _ := sessiond.NewToken("no-such-session")
 	return tok
 }
 

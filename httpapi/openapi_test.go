@@ -757,7 +757,7 @@ func TestOpenAPIServerResponses(t *testing.T) {
 	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":"`+token+`"}`, true), http.StatusOK)
 	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":""}`, true), http.StatusBadRequest)
 	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":"x"}`, true), http.StatusNotFound) // malformed: as unknown
-	unknown, _ := sessiond.NewToken()
+	unknown, _ := sessiond.NewToken("no-such-session")
 	want(call(bg, "POST /v1/sessions/validate", "/v1/sessions/validate", `{"token":"`+unknown+`"}`, true), http.StatusNotFound)
 
 	want(call(bg, "GET /v1/sessions/{id}", "/v1/sessions/"+id, "", true), http.StatusOK)

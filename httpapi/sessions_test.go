@@ -29,11 +29,11 @@ func TestCreateReturns201WithIDTokenSessionLocationAndNoStore(t *testing.T) {
 	if got, want := r.header.Get("Location"), "/v1/sessions/"+c.ID; got != want {
 		t.Errorf("got Location %q, want %q", got, want)
 	}
-	if !strings.HasPrefix(c.Token, "sd_") || len(c.Token) != sessiond.TokenLen {
-		t.Errorf("got token %q, want sd_ and %d characters", c.Token, sessiond.TokenLen)
+	if !strings.HasPrefix(c.Token, "sd_") || !strings.HasSuffix(c.Token, "."+c.ID) || len(c.Token) != 3+48+1+len(c.ID) {
+		t.Errorf("got token %q, want sd_, 48 characters, a dot and the session id", c.Token)
 	}
-	if _, err := sessiond.ParseToken(c.Token); err != nil {
-		t.Errorf("token does not parse: %v", err)
+	if id, _, err := sessiond.ParseToken(c.Token); err != nil || id != c.ID {
+		t.Errorf("token parses to session %q, %v; want %q", id, err, c.ID)
 	}
 	s := c.Session
 	if s.Subject != "alice" || s.Policy != "web" || s.State != "active" || s.Version != 1 || s.Generation != 0 {

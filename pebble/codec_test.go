@@ -16,9 +16,9 @@ func TestSessionRoundTrip(t *testing.T) {
 	s.Device = sessiond.Device{ID: "d", Type: "glasses", Name: "Ålice", IP: "2001:db8::1", UserAgent: "ua"}
 	s.Metadata = []byte(`{"k":[1,2]}`)
 	s.State, s.EndReason, s.EndedAt = sessiond.StateEnded, sessiond.EndRotatedReuse, sessiondtest.Epoch.Add(time.Hour)
-	_, s.PrevTokenHash = sessiond.NewToken()
-	_, r1 := sessiond.NewToken()
-	_, r2 := sessiond.NewToken()
+	_, s.PrevTokenHash = sessiond.NewToken("x")
+	_, r1 := sessiond.NewToken("x")
+	_, r2 := sessiond.NewToken("x")
 	s.RetiredTokens = []sessiond.TokenHash{r1, r2}
 	s.RotatedAt, s.PrevTokenUntil, s.Generation, s.Version = sessiondtest.Epoch.Add(time.Minute), sessiondtest.Epoch.Add(2*time.Minute), 3, 9
 	s.DisconnectedAt = sessiondtest.Epoch.Add(3 * time.Minute)

@@ -36,6 +36,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"ReuseOfAnyRotatedOutToken", testReuseOfAnyRotatedOutToken},
 		{"BindDevice", testBindDevice},
 		{"ActivityWrittenOncePerTouchInterval", testActivityWrittenOncePerTouchInterval},
+		{"TokensWithoutIDFoundByHash", testTokensWithoutIDFoundByHash},
 		// engine_end.go
 		{"RevokeIsIdempotent", testRevokeIsIdempotent},
 		{"EndingOneNeverRemovesAnother", testEndingOneNeverRemovesAnother},
@@ -251,6 +252,10 @@ func (e *env) eventsOf(id string) []string {
 type countingStore struct {
 	sessiond.Store
 	updates atomic.Int64
+}
+
+func (c *countingStore) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {
+	return findToken(ctx, c.Store, h)
 }
 
 func (c *countingStore) Update(ctx context.Context, ch sessiond.Change) error {

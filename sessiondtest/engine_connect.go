@@ -503,6 +503,10 @@ type attachProbe struct {
 	connsListed int   // connections returned by Conns, in all
 }
 
+func (p *attachProbe) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {
+	return findToken(ctx, p.Store, h)
+}
+
 func (p *attachProbe) Update(ctx context.Context, c sessiond.Change) error {
 	p.mu.Lock()
 	p.connsPut = append(p.connsPut, len(c.PutConns)+len(c.DropConns))

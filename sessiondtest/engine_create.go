@@ -23,7 +23,10 @@ func testCreateAndValidate(t *testing.T, h Harness) {
 			t.Fatal(err)
 		}
 		s := c.Session
-		if len(c.Token) != sessiond.TokenLen || s.ID == "" || s.Subject != "alice" || s.State != sessiond.StateActive ||
+		if id, _, err := sessiond.ParseToken(c.Token); err != nil || id != s.ID {
+			t.Fatalf("token %q: parses to session %q, %v; want the session's id %q", c.Token, id, err, s.ID)
+		}
+		if s.ID == "" || s.Subject != "alice" || s.State != sessiond.StateActive ||
 			s.Policy != "web" || s.Version != 1 || s.Generation != 0 || string(s.Metadata) != `{"plan":"pro"}` {
 			t.Fatalf("created %+v token %q", s, c.Token)
 		}
@@ -41,12 +44,25 @@ func testCreateAndValidate(t *testing.T, h Harness) {
 		flipped[10] ^= 1
 		_, err = e.validate(string(flipped))
 		wantCode(t, err, sessiond.CodeNotFound)
-		other, _ := sessiond.NewToken()
+		other, _ := sessiond.NewToken("no-such-session")
 		_, err = e.validate(other)
+		wantCode(t, err, sessiond.CodeNotFound)
+		// A token that names the session but is not one of its tokens is
+		// unknown, also once the session ended: knowing a session's id (it
+		// is not secret) tells nothing about it through validation.
+		forged, _ := sessiond.NewToken(s.ID)
+		_, err = e.validate(forged)
 		wantCode(t, err, sessiond.CodeNotFound)
 		if got := e.eventsOf(s.ID); fmt.Sprint(got) != "[created]" {
 			t.Fatalf("events %v", got)
 		}
+		if err := e.m.Revoke(t.Context(), s.ID, sessiond.EndRevoked); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.validate(forged)
+		wantCode(t, err, sessiond.CodeNotFound)
+		_, err = e.validate(c.Token)
+		wantCode(t, err, sessiond.CodeEnded)
 	})
 }
 

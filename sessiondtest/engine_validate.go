@@ -2,7 +2,12 @@ package sessiondtest
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -255,4 +260,49 @@ func testActivityWrittenOncePerTouchInterval(t *testing.T, h Harness) {
 			}
 		}
 	})
+}
+
+// A token issued before tokens carried their session's id validates in a
+// store that kept such tokens (a TokenFinder), and is unknown in one that
+// never held them; a rotation replaces it with a token that carries the id.
+func testTokensWithoutIDFoundByHash(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, h, sessiond.Config{})
+		c := e.create("alice")
+		legacy, lh := LegacyToken()
+		old := e.session(c.Session.ID)
+		n := old.Clone()
+		n.TokenHash, n.Version = lh, old.Version+1 // as a store written before would hold it
+		if err := e.store.Update(t.Context(), sessiond.Change{Session: n}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := e.validate(legacy)
+		if tokenFinder(e.store.Store) == nil {
+			wantCode(t, err, sessiond.CodeNotFound)
+			return
+		}
+		if err != nil || v.Session.ID != c.Session.ID {
+			t.Fatalf("validate(a token without id) = %+v, %v", v, err)
+		}
+		r, err := e.m.Rotate(t.Context(), c.Session.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, _, err := sessiond.ParseToken(r.Token); err != nil || id != c.Session.ID {
+			t.Fatalf("the rotation's token carries %q, %v", id, err)
+		}
+		if v, err := e.validate(legacy); err != nil || v.Session.ID != c.Session.ID { // within the grace
+			t.Fatalf("the replaced token without id, within the grace: %+v, %v", v, err)
+		}
+	})
+}
+
+// LegacyToken makes a token as sessiond issued them before they carried
+// their session's id, and its hash: sd_, then the base64url of 32 random
+// bytes and their CRC-32C.
+func LegacyToken() (string, sessiond.TokenHash) {
+	var raw [36]byte
+	_, _ = rand.Read(raw[:32])
+	binary.BigEndian.PutUint32(raw[32:], crc32.Checksum(raw[:32], crc32.MakeTable(crc32.Castagnoli)))
+	return "sd_" + base64.RawURLEncoding.EncodeToString(raw[:]), sha256.Sum256(raw[:32])
 }

@@ -26,6 +26,20 @@ type FaultyStore struct {
 	Failed atomic.Int64
 }
 
+// FindToken passes on the wrapped store's TokenFinder, if it has one.
+func (f *FaultyStore) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {
+	return findToken(ctx, f.Store, h)
+}
+
+// findToken is the FindToken of a store wrapper: the wrapped store's, or
+// ErrNotFound for a store that has none (as the engine treats it).
+func findToken(ctx context.Context, st sessiond.Store, h sessiond.TokenHash) (*sessiond.Session, error) {
+	if tf := tokenFinder(st); tf != nil {
+		return tf.FindToken(ctx, h)
+	}
+	return nil, sessiond.ErrNotFound
+}
+
 func (f *FaultyStore) Update(ctx context.Context, c sessiond.Change) error {
 	if f.UpdatesDown.Load() {
 		f.Failed.Add(1)

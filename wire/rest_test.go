@@ -11,7 +11,7 @@ import (
 
 // The direct encoding of responses is what encoding/json writes.
 func TestValidateResponseEncoding(t *testing.T) {
-	tok, _ := sessiond.NewToken()
+	tok, _ := sessiond.NewToken("s1")
 	s := &sessiond.Session{ID: "s1", Subject: "a<b", Policy: "p", State: sessiond.StateActive,
 		CreatedAt: time.Unix(1, 0), LastActive: time.Unix(2, 0), Metadata: []byte(`{"x":1}`)}
 	for _, r := range []wire.ValidateResponse{{Session: s}, {Session: s, Token: tok}} {

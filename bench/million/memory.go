@@ -118,7 +118,7 @@ func memoryPhase(o options) (bool, error) {
 	base = measure()
 	recs := make([]*sessiond.Session, n)
 	for i := range recs {
-		_, h := sessiond.NewToken()
+		_, h := sessiond.NewToken("x")
 		recs[i] = &sessiond.Session{
 			ID: sessiond.NewID(now), Subject: subject(i, o.perSubject), Policy: "default",
 			State: sessiond.StateActive, CreatedAt: now, LastActive: now, ExpiresAt: now.Add(24 * time.Hour),
