@@ -85,7 +85,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRe
 		Version: 1,
 	}
 	if s.ID == "" {
-		s.ID = NewID(now)
+		s.ID = NewID(now, s.Subject)
 	}
 	token, hash := NewToken(s.ID)
 	s.TokenHash = hash

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash/crc32"
+	"hash/fnv"
 	"time"
 )
 
@@ -99,14 +100,44 @@ func ParseToken(token string) (id string, h TokenHash, err error) {
 // idEncoding is lowercase Crockford base32: no i, l, o, u.
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
-// NewID returns a 26-character session id: 48 bits of milliseconds since the
-// epoch then 80 random bits, so ids sort roughly by creation time.
-func NewID(now time.Time) string {
+// NewID returns a 26-character session id for a session of the subject:
+// 48 bits of milliseconds since the epoch, so ids sort roughly by creation
+// time, then the subject's shard (SubjectShard, 16 bits), then 64 random
+// bits. The shard lets a store that places a subject's sessions together
+// (a Redis Cluster hash slot) find a session from its id alone (IDShard).
+func NewID(now time.Time, subject string) string {
 	var b [16]byte
 	ms := uint64(now.UnixMilli())
 	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
-	rand.Read(b[6:])
+	binary.BigEndian.PutUint16(b[6:], SubjectShard(subject))
+	rand.Read(b[8:])
 	return idEncoding.EncodeToString(b[:])
+}
+
+// SubjectShard is a 16-bit hash of a subject (FNV-1a, folded): the shard
+// that the ids NewID makes for the subject's sessions carry. It is not a
+// secret and not a check: ids are public, and 16 bits say next to nothing
+// of the subject.
+func SubjectShard(subject string) uint16 {
+	h := fnv.New32a()
+	h.Write([]byte(subject))
+	v := h.Sum32()
+	return uint16(v>>16) ^ uint16(v)
+}
+
+// IDShard returns the shard an id made by NewID carries, and whether id
+// has NewID's form. A caller-chosen id may have that form too, with any
+// shard in it: stores must not take the shard for proof of where the
+// session is.
+func IDShard(id string) (uint16, bool) {
+	if len(id) != 26 {
+		return 0, false
+	}
+	var b [16]byte
+	if n, err := idEncoding.Decode(b[:], []byte(id)); err != nil || n != 16 || idEncoding.EncodeToString(b[:]) != id {
+		return 0, false
+	}
+	return binary.BigEndian.Uint16(b[6:]), true
 }
 
 // LogID is how logs name a session: the first 12 hex digits of the SHA-256 of

@@ -48,9 +48,22 @@ func TestTokens(t *testing.T) {
 
 func TestIDs(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	a, b := sessiond.NewID(now), sessiond.NewID(now.Add(time.Millisecond))
+	a, b := sessiond.NewID(now, "alice"), sessiond.NewID(now.Add(time.Millisecond), "bob")
 	if len(a) != 26 || a >= b || !sessiond.ValidID(a) {
 		t.Fatalf("ids %q %q: want 26 chars, sorted by time", a, b)
+	}
+	for subject, id := range map[string]string{"alice": a, "bob": b} {
+		if shard, ok := sessiond.IDShard(id); !ok || shard != sessiond.SubjectShard(subject) {
+			t.Errorf("IDShard(%q) = %d, %v; want %s's shard %d", id, shard, ok, subject, sessiond.SubjectShard(subject))
+		}
+	}
+	if sessiond.SubjectShard("alice") == sessiond.SubjectShard("bob") {
+		t.Error("alice and bob share a shard: the hash is not spreading")
+	}
+	for _, other := range []string{"", "contested", a[:25], a + "0", strings.ToUpper(a), a[:25] + "z"} {
+		if _, ok := sessiond.IDShard(other); ok {
+			t.Errorf("IDShard(%q) took it for an id of NewID's form", other)
+		}
 	}
 	for _, bad := range []string{"", "a b", "a/b", strings.Repeat("x", 129), "é"} {
 		if sessiond.ValidID(bad) {

@@ -78,7 +78,7 @@ var Epoch = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 // NewSession returns a fresh active session of subject with a random token,
 // created at the given time, as the engine would make it.
 func NewSession(subject string, created time.Time) (*sessiond.Session, string) {
-	id := sessiond.NewID(created)
+	id := sessiond.NewID(created, subject)
 	token, hash := sessiond.NewToken(id)
 	return &sessiond.Session{
 		ID: id, Subject: subject, Policy: "default",

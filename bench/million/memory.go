@@ -92,7 +92,7 @@ func memoryPhase(o options) (bool, error) {
 	base := measure()
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = sessiond.NewID(now)
+		ids[i] = sessiond.NewID(now, subject(i, o.perSubject))
 	}
 	withIDs := measure()
 	sched := deadline.New(deadline.SystemClock, 1, func(string, time.Time) {})
@@ -120,7 +120,7 @@ func memoryPhase(o options) (bool, error) {
 	for i := range recs {
 		_, h := sessiond.NewToken("x")
 		recs[i] = &sessiond.Session{
-			ID: sessiond.NewID(now), Subject: subject(i, o.perSubject), Policy: "default",
+			ID: sessiond.NewID(now, subject(i, o.perSubject)), Subject: subject(i, o.perSubject), Policy: "default",
 			State: sessiond.StateActive, CreatedAt: now, LastActive: now, ExpiresAt: now.Add(24 * time.Hour),
 			IdleTimeout: 30 * time.Minute, Version: 1, TokenHash: h,
 		}
