@@ -69,7 +69,7 @@ func (m *Manager) Connect(ctx context.Context, req ConnectRequest) (*Connected, 
 	if req.Kind == "" {
 		req.Kind = KindWebSocket
 	}
-	if err := checkText("kind", req.Kind, maxKindLen, true); err != nil {
+	if err := m.checkConnect(req); err != nil {
 		return nil, err
 	}
 	if req.Token != "" {
@@ -131,25 +131,37 @@ func (m *Manager) ConnectTo(ctx context.Context, sessionID string, req ConnectRe
 	if err := checkID("id", sessionID); err != nil {
 		return nil, err
 	}
-	if req.Kind == "" {
-		return nil, Errorf(CodeInvalidArgument, "kind", "is required")
-	}
-	if err := checkText("kind", req.Kind, maxKindLen, true); err != nil {
+	if err := m.checkConnect(req); err != nil {
 		return nil, err
-	}
-	if err := checkText("user_agent", req.UserAgent, maxUserAgentLen, false); err != nil {
-		return nil, err
-	}
-	if req.ClientIP != "" {
-		if _, err := netip.ParseAddr(req.ClientIP); err != nil {
-			return nil, Errorf(CodeInvalidArgument, "client_ip", "is not an IP address")
-		}
 	}
 	s, err := m.get(ctx, sessionID)
 	if err != nil {
 		return nil, err
 	}
 	return m.attach(ctx, s, req, nil)
+}
+
+// checkConnect checks what a connect records of its connection. A
+// WebSocket is recorded as held by this node, which must hold its lease
+// for that: a node taken for dead (fenced) until it has a new one, or one
+// whose connections another node is still working off, would record
+// connections that are then counted as lost.
+func (m *Manager) checkConnect(req ConnectRequest) error {
+	if err := checkText("kind", req.Kind, maxKindLen, true); err != nil {
+		return err
+	}
+	if err := checkText("user_agent", req.UserAgent, maxUserAgentLen, false); err != nil {
+		return err
+	}
+	if req.ClientIP != "" {
+		if _, err := netip.ParseAddr(req.ClientIP); err != nil {
+			return Errorf(CodeInvalidArgument, "client_ip", "is not an IP address")
+		}
+	}
+	if req.Kind == KindWebSocket && m.Lease().Version == 0 {
+		return Errorf(CodeUnavailable, "", "this node holds no lease (it was taken for dead): connect again, here or to another node")
+	}
+	return nil
 }
 
 func isEnded(err error) bool { return errors.Is(err, ErrEnded) || errors.Is(err, ErrExpired) }

@@ -45,8 +45,13 @@ func (m *Manager) Lease() NodeLease {
 // process left, if any), detaches the connections that process held, and
 // schedules the expiry of every other node's lease, also of nodes that
 // hold connections and no lease at all.
+//
+// If another node has claimed this node's lease and is working off its
+// connections, it waits until that node is done (it deletes the lease) or
+// its claim lapses (it died too): taking the lease over at once would let
+// the claimer detach the connections this process records from then on.
 func (m *Manager) startLeases(ctx context.Context) error {
-	all, err := m.store.Leases(ctx)
+	all, err := m.awaitOwnClaim(ctx)
 	if err != nil {
 		return err
 	}
@@ -85,6 +90,42 @@ func (m *Manager) startLeases(ctx context.Context) error {
 	}
 	m.armRenewal()
 	return nil
+}
+
+// awaitOwnClaim returns every lease once this node's own is not claimed
+// by another node that is still working it off.
+func (m *Manager) awaitOwnClaim(ctx context.Context) ([]NodeLease, error) {
+	for logged := false; ; {
+		all, err := m.store.Leases(ctx)
+		if err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(all, func(l NodeLease) bool { return l.Node == m.node })
+		now := m.now()
+		if i < 0 || !all[i].Dead || !now.Before(all[i].Until) {
+			return all, nil
+		}
+		if !logged {
+			m.log.Warn("another node is working off this node's connections: waiting for it", "node", m.node, "until", all[i].Until)
+			logged = true
+		}
+		if err := m.sleep(ctx, min(all[i].Until.Sub(now), m.leaseTTL/30)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// sleep waits for d on the engine's clock, or for ctx.
+func (m *Manager) sleep(ctx context.Context, d time.Duration) error {
+	done := make(chan struct{})
+	t := m.clock.AfterFunc(d, func() { close(done) })
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (m *Manager) armRenewal() {

@@ -1,6 +1,7 @@
 package sessiondtest
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -101,12 +102,67 @@ func testAFencedNodeIsTold(t *testing.T, h Harness) {
 		if fenced.Load() != 1 {
 			t.Fatalf("fenced %d times after the store came back, want 1", fenced.Load())
 		}
+		// Without a lease, host-a records no WebSocket: another node may
+		// still be detaching what is recorded as host-a's.
+		_, err := a.m.Connect(t.Context(), sessiond.ConnectRequest{Subject: "bob", Device: sessiond.Device{ID: "glasses-2"}})
+		wantCode(t, err, sessiond.CodeUnavailable)
 		time.Sleep(leaseTTL / 3)
 		synctest.Wait()
 		if l := a.m.Lease(); l.Version == 0 || !l.Until.After(old.Until) {
 			t.Fatalf("host-a's lease after fencing: %+v; want a new one", l)
 		}
 	})
+}
+
+// A node that comes back while another node is working off the
+// connections of its previous process waits for that to end before it
+// takes its lease and records connections: the claimer detaches whatever
+// is recorded as the node's, so a connection recorded meanwhile would be
+// lost. If the claimer dies too, its claim lapses, and the node takes its
+// lease over and detaches its old connections itself.
+func testARestartedNodeWaitsForTheClaimOnIt(t *testing.T, h Harness) {
+	for _, finished := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			a := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-a"})
+			c := a.connectDevice("alice", "glasses-1")
+			a.stop()
+			time.Sleep(leaseTTL)
+			// Another node claims host-a's lease, as leaseDue does, and
+			// takes two seconds to work it off (or dies, never finishing).
+			st := a.store.Store
+			leases, err := st.Leases(t.Context())
+			if err != nil || len(leases) != 1 {
+				t.Fatalf("leases %+v, %v", leases, err)
+			}
+			claim := sessiond.NodeLease{Node: "host-a", Until: time.Now().Add(leaseTTL), Dead: true, Version: leases[0].Version + 1}
+			if err := st.PutLease(t.Context(), claim); err != nil {
+				t.Fatal(err)
+			}
+			if finished {
+				go func() {
+					time.Sleep(2 * time.Second)
+					_ = st.DeleteLease(context.Background(), "host-a", claim.Version)
+				}()
+			}
+			began := time.Now()
+			again := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-a", Store: st})
+			want := 2 * time.Second
+			if !finished {
+				want = leaseTTL
+			}
+			if waited := time.Since(began); waited < want {
+				t.Fatalf("host-a started %v after the claim on its lease (claimer finished: %v); want it to wait %v", waited, finished, want)
+			}
+			if l := again.m.Lease(); l.Version == 0 || l.Dead {
+				t.Fatalf("host-a's lease after the wait: %+v", l)
+			}
+			if !finished {
+				if s := again.session(c.Session.ID); s.ConnCount != 0 {
+					t.Fatal("host-a took over a lapsed claim and kept its previous process's connection")
+				}
+			}
+		})
+	}
 }
 
 // leaseTTL is the node lease of the lease tests: the default. The other
