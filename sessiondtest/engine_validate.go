@@ -52,20 +52,18 @@ func testTTLNeverSlides(t *testing.T, h Harness) {
 }
 
 func testIdleCheckedBeforeRotation(t *testing.T, h Harness) {
-	synctest.Test(t, func(t *testing.T) {
-		e := start(t, h, sessiond.Config{})
-		c := e.create("alice")
-		// Past both rotate_after (5m) and idle_timeout (10m), but read
-		// before the idle timer would have fired: freeze the scheduler out
-		// by reading at exactly the idle deadline.
-		time.Sleep(10 * time.Minute)
-		_, err := e.validate(c.Token)
-		wantCode(t, err, sessiond.CodeExpired)
-		got := e.eventsOf(c.Session.ID)
-		if fmt.Sprint(got) != "[created ending:idle ended:idle]" {
-			t.Fatalf("events %v: an idle session must end, not rotate", got)
-		}
-	})
+	clock := NewManualClock(clockStart)
+	e := start(t, h, sessiond.Config{Clock: clock})
+	c := e.create("alice")
+	// Past both rotate_after (5m) and idle_timeout (10m), read before the
+	// idle timer fires: the clock jumps without firing it.
+	clock.Jump(10 * time.Minute)
+	_, err := e.validate(c.Token)
+	wantCode(t, err, sessiond.CodeExpired)
+	got := e.eventsOf(c.Session.ID)
+	if fmt.Sprint(got) != "[created ending:idle ended:idle]" {
+		t.Fatalf("events %v: an idle session must end, not rotate", got)
+	}
 }
 
 func testRotationOncePerGeneration(t *testing.T, h Harness) {
