@@ -9,9 +9,10 @@ import (
 
 // Connection is one live attachment to a session: a WebSocket held by a
 // node, or another kind (HTTP, VNC, ...) registered over REST and kept alive
-// by heartbeats. Connections are stored in their session's record, so
+// by heartbeats. Connections are records of their own, written in the
+// same atomic step as their session (Change.PutConns, DropConns), so
 // attaching and detaching them are compare-and-set transitions like any
-// other.
+// other, and cost the same whatever the session holds.
 type Connection struct {
 	ID          string    `json:"id"`
 	Kind        string    `json:"kind"`           // "websocket", "http", "vnc", any name

@@ -37,7 +37,6 @@ func EndingSession(ctx context.Context) *Session {
 type resources struct {
 	mu     sync.Mutex
 	held   map[string][]*heldResource // by session id, oldest first
-	seq    uint64
 	ending map[string]int // sessions this process is ending, with how many calls
 }
 
@@ -70,7 +69,6 @@ func (rs *resources) sweepable(sessionID string) bool {
 type heldResource struct {
 	name string
 	r    Resource
-	seq  uint64
 }
 
 func (rs *resources) add(sessionID, name string, r Resource) *heldResource {
@@ -79,14 +77,13 @@ func (rs *resources) add(sessionID, name string, r Resource) *heldResource {
 	if rs.held == nil {
 		rs.held = make(map[string][]*heldResource)
 	}
-	rs.seq++
-	h := &heldResource{name: name, r: r, seq: rs.seq}
+	h := &heldResource{name: name, r: r}
 	rs.held[sessionID] = append(rs.held[sessionID], h)
 	return h
 }
 
-// remove drops h without disposing it; it reports whether h was still held.
-func (rs *resources) remove(sessionID string, h *heldResource) bool {
+// remove drops h, if still held, without disposing it.
+func (rs *resources) remove(sessionID string, h *heldResource) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	list := rs.held[sessionID]
@@ -98,10 +95,9 @@ func (rs *resources) remove(sessionID string, h *heldResource) bool {
 			} else {
 				rs.held[sessionID] = list
 			}
-			return true
+			return
 		}
 	}
-	return false
 }
 
 // take removes and returns everything held for the session. Whoever takes a
