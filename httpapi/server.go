@@ -282,11 +282,13 @@ func (s *Server) Close() {
 // unless their address has failed too often.
 func (s *Server) requireKey(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := "" // worked out only while some address is refused, or on a failure
+		// The address's limit key, worked out only while some address is
+		// refused, or on a failure.
+		ip := ""
 		if s.authLimit.Refusing() {
-			ip = s.clientIP(r)
+			ip = realip.LimitKey(s.clientIP(r))
 		}
-		if wait, limited := s.authLimit.Blocked(ip); limited {
+		if wait, limited := s.authLimit.Blocked(ip); ip != "" && limited {
 			s.authFail(true)
 			wire.WriteRateLimited(w, wait, "too many failed API key attempts from this address; retry after the Retry-After seconds")
 			return
@@ -295,9 +297,11 @@ func (s *Server) requireKey(next http.Handler) http.Handler {
 		got := sha256.Sum256([]byte(strings.TrimSpace(key)))
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], s.keyHash[:]) != 1 {
 			if ip == "" {
-				ip = s.clientIP(r)
+				ip = realip.LimitKey(s.clientIP(r))
 			}
-			s.authLimit.Add(ip)
+			if ip != "" {
+				s.authLimit.Add(ip)
+			}
 			s.authFail(false)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond"`)
 			s.writeError(w, r, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing or wrong API key (Authorization: Bearer <key>)"})

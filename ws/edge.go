@@ -258,9 +258,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clientIP := e.clientIP(r)
-	if wait, ok := e.byAddress.Take(clientIP); !ok {
-		e.refuseRate(w, wait, "too many connects from this address")
-		return
+	if key := realip.LimitKey(clientIP); key != "" {
+		if wait, ok := e.byAddress.Take(key); !ok {
+			e.refuseRate(w, wait, "too many connects from this address")
+			return
+		}
 	}
 	// A slot is taken before anything else is spent on the handshake, and
 	// given back unless a socket holds it (closed gives it back then).

@@ -50,6 +50,22 @@ func TestConnectRatePerAddress(t *testing.T) {
 	}
 }
 
+// An IPv6 client is counted by its /64, all of which one subscriber can
+// use: new addresses within it share the limit; another /64 does not. A
+// client whose address is unknown is not counted under a shared key.
+func TestConnectRatePerIPv6Network(t *testing.T) {
+	e := newEnv(t, ws.Config{ConnectsPerAddress: 2, ConnectsPerSubject: 100,
+		ClientIP: func(r *http.Request) string { return r.Header.Get("X-Test-Address") }})
+	from := func(ip string) http.Header { return http.Header{"X-Test-Address": {ip}} }
+	e.mustDial("user-1", "device_id=d", from("2001:db8:1:2::1")).ack()
+	e.mustDial("user-2", "device_id=d", from("2001:db8:1:2::2")).ack()
+	e.wantRefused("user-3", "device_id=d", from("2001:db8:1:2:ffff::3"), http.StatusTooManyRequests, sessiond.CodeRateLimited)
+	e.mustDial("user-3", "device_id=d", from("2001:db8:1:3::1")).ack() // another /64
+	for i := range 3 {
+		e.mustDial(fmt.Sprint("nowhere-", i), "device_id=d", from("")).ack()
+	}
+}
+
 // One subject may make ConnectsPerSubject handshakes a second.
 func TestConnectRatePerSubject(t *testing.T) {
 	e := newEnv(t, ws.Config{ConnectsPerSubject: 2, ConnectsPerAddress: 100})

@@ -133,3 +133,22 @@ func parseHop(s string) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// LimitKey is the key under which a per-address limit counts the client
+// at ip (ClientIP's result): the address itself for IPv4 (and IPv4 mapped
+// into IPv6), the /64 network for IPv6, since one subscriber is handed a
+// whole /64 and can use any address in it; "" for what is not an address,
+// which no per-address limit should count (all such clients would share
+// one key and refuse each other).
+func LimitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}

@@ -74,3 +74,21 @@ func TestParsePrefixes(t *testing.T) {
 		}
 	}
 }
+
+func TestLimitKey(t *testing.T) {
+	for ip, want := range map[string]string{
+		"203.0.113.7":                 "203.0.113.7",
+		"::ffff:203.0.113.7":          "203.0.113.7",
+		"2001:db8:1:2:3:4:5:6":        "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1":        "2001:db8:1:2::/64", // same /64: same key
+		"2001:db8:1:3::1":             "2001:db8:1:3::/64",
+		"fe80::1%eth0":                "fe80::/64",
+		"":                            "",
+		"pipe":                        "",
+		"2001:db8::1:2:3:4:5:6:7:8:9": "",
+	} {
+		if got := LimitKey(ip); got != want {
+			t.Errorf("LimitKey(%q) = %q, want %q", ip, got, want)
+		}
+	}
+}
