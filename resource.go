@@ -37,7 +37,7 @@ func EndingSession(ctx context.Context) *Session {
 type resources struct {
 	mu     sync.Mutex
 	held   map[string][]*heldResource // by session id, oldest first
-	ending map[string]int // sessions this process is ending, with how many calls
+	ending map[string]int             // sessions this process is ending, with how many calls
 }
 
 // owning marks the session as being ended here: its disposal belongs to
