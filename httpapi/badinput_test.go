@@ -46,7 +46,7 @@ func TestCreateRejectsBadBodies(t *testing.T) {
 		{"body over MaxBody", tooBig, "body"},
 		{"object then padding over MaxBody", paddedTooBig, "body"},
 		{"missing subject", `{}`, "subject"},
-		{"null body", `null`, "subject"},
+		{"null body", `null`, "body"},
 		{"empty subject", `{"subject":""}`, "subject"},
 		{"subject with control character", `{"subject":"al\u0000ice"}`, "subject"},
 		{"subject too long", `{"subject":"` + strings.Repeat("s", sessiond.MaxSubjectLen+1) + `"}`, "subject"},

@@ -92,7 +92,8 @@ func DecodeJSON(body io.Reader, dst any) error {
 	if err != nil {
 		return jsonError(err)
 	}
-	if len(bytes.Trim(b, " \t\r\n")) == 0 {
+	if t := bytes.Trim(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		// null, a list, a string: encoding/json would take null for {}.
 		return sessiond.Errorf(sessiond.CodeInvalidArgument, "body", "a JSON object is required")
 	}
 	if err := strictjson.Walk(b, reflect.TypeOf(dst), knownField); err != nil {
