@@ -742,7 +742,13 @@ func TestConfigChecksJWTAndTLSMaterialAsServeDoes(t *testing.T) {
 		{"short secret", []string{"--jwt-secret", "short"}, "jwt.secret: is 5 bytes; HS256 needs at least 32"},
 		{"missing public key", []string{"--jwt-public-key", filepath.Join(dir, "nope.pem")}, "jwt.public_keys: open " + filepath.Join(dir, "nope.pem")},
 		{"garbage public key", []string{"--jwt-public-key", garbage}, "jwt.public_keys: " + garbage + ": no PEM block found"},
-		{"JWKS URL not http", []string{"--jwt-jwks-url", "ftp://keys.example/jwks.json"}, `jwt.jwks_url: must be an http or https URL (got "ftp://keys.example/jwks.json")`},
+		{"JWKS URL not http", []string{"--jwt-jwks-url", "ftp://keys.example/jwks.json", "--jwt-audience", "sessiond"}, "jwt.jwks_url: must be an https URL"},
+		{"JWKS URL plain http off loopback", []string{"--jwt-jwks-url", "http://keys.example/jwks.json", "--jwt-audience", "sessiond"},
+			`jwt.jwks_url: must be https: http is allowed only on loopback (localhost, 127.0.0.0/8, ::1), and "keys.example" is not`},
+		{"JWKS URL without audience", []string{"--jwt-jwks-url", "https://keys.invalid/jwks.json"}, "jwt.audience: is required with PublicKeys or JWKSURL"},
+		{"public key without audience", []string{"--jwt-public-key", writeFile(t, "ec.pem", testPublicKeyPEM(t))}, "jwt.audience: is required with PublicKeys or JWKSURL"},
+		{"audience and any audience", []string{"--jwt-jwks-url", "https://keys.invalid/jwks.json", "--jwt-audience", "sessiond", "--jwt-allow-any-audience"},
+			`jwt.allow_any_audience: contradicts Audience "sessiond"`},
 		{"negative leeway", []string{"--jwt-secret", testSecret, "--jwt-leeway", "-1s"}, "jwt.leeway: must not be negative"},
 		{"cert without key", []string{"--tls-cert", cert.certFile}, "tls: the certificate and its key go together"},
 		{"missing cert", []string{"--tls-cert", filepath.Join(dir, "nope.pem"), "--tls-key", cert.keyFile}, "tls: certificate " + filepath.Join(dir, "nope.pem")},
@@ -763,12 +769,29 @@ func TestConfigChecksJWTAndTLSMaterialAsServeDoes(t *testing.T) {
 			}
 		})
 	}
-	// Good material passes, and the JWKS is not fetched by config.
-	code, _, errOut := cli(t, noEnv, "config", "--jwt-secret", testSecret, "--jwt-jwks-url", "https://keys.invalid/jwks.json",
-		"--tls-cert", cert.certFile, "--tls-key", cert.keyFile)
-	if code != 0 {
-		t.Errorf("config with good material: exit %d: %s", code, errOut)
+	// Good material passes, and the JWKS is not fetched by config (its
+	// host does not exist). A JWKS URL needs an audience, or the waiver.
+	for _, aud := range [][]string{{"--jwt-audience", "sessiond"}, {"--jwt-allow-any-audience"}} {
+		code, _, errOut := cli(t, noEnv, append([]string{"config", "--jwt-secret", testSecret, "--jwt-jwks-url", "https://keys.invalid/jwks.json",
+			"--jwt-public-key", writeFile(t, "ec.pem", testPublicKeyPEM(t)), "--tls-cert", cert.certFile, "--tls-key", cert.keyFile}, aud...)...)
+		if code != 0 {
+			t.Errorf("config with good material and %v: exit %d: %s", aud, code, errOut)
+		}
 	}
+}
+
+// testPublicKeyPEM is a new ECDSA P-256 public key, PEM-encoded.
+func testPublicKeyPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
 func TestServeCommandOverTLS(t *testing.T) {
