@@ -34,14 +34,6 @@ func (cfg *Config) check() error {
 		return fmt.Errorf("websocket.max_sockets: %d leaves too few file descriptors for REST, health checks and the store (open files limit %d): at most %d, or raise the limit (ulimit -n, LimitNOFILE=)",
 			cfg.WebSocket.MaxSockets, openFilesLimit(), budget)
 	}
-	for _, n := range []struct {
-		key string
-		v   int
-	}{{"websocket.max_sockets", cfg.WebSocket.MaxSockets}, {"websocket.connects_per_subject", cfg.WebSocket.ConnectsPerSubject}, {"websocket.connects_per_address", cfg.WebSocket.ConnectsPerAddress}} {
-		if n.v < 0 {
-			return fmt.Errorf("%s: must not be negative (got %d)", n.key, n.v)
-		}
-	}
 	if cfg.TLS.on() {
 		if _, err := loadKeyPair(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
 			return err

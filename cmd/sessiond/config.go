@@ -197,13 +197,24 @@ type Duration time.Duration
 // MarshalYAML writes the duration as a string.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
+const durationWant = `a duration like "90s" or "1h30m"`
+
+// parseDuration reads a duration as the config file and the flags give it.
+func parseDuration(s string) (Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not %s", s, durationWant)
+	}
+	return Duration(v), nil
+}
+
 // UnmarshalYAML reads a duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
+	v, err := parseDuration(n.Value)
 	if n.Kind != yaml.ScalarNode || err != nil {
-		return &durationError{line: n.Line, value: n.Value}
+		return &durationError{line: n.Line, value: n.Value, want: durationWant}
 	}
-	*d = Duration(v)
+	*d = v
 	return nil
 }
 
@@ -212,15 +223,11 @@ type durationError struct {
 	line  int
 	value string
 	key   string
-	want  string // what it is not: "" for a duration
+	want  string // what it is not
 }
 
 func (e *durationError) Error() string {
-	want := e.want
-	if want == "" {
-		want = `a duration like "90s" or "1h30m"`
-	}
-	return fmt.Sprintf("line %d: %s: %q is not %s", e.line, e.key, e.value, want)
+	return fmt.Sprintf("line %d: %s: %q is not %s", e.line, e.key, e.value, e.want)
 }
 
 // ByteSize is a number of bytes written as "512MiB", "1GiB" or "1073741824".
@@ -389,6 +396,20 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
 }
 
+// durationFlags and countFlags are the flags that hold a duration or a
+// whole number, each with the field it sets.
+var (
+	durationFlags = map[string]func(*Config) *Duration{
+		"jwt-leeway":       func(c *Config) *Duration { return &c.JWT.Leeway },
+		"jwt-max-lifetime": func(c *Config) *Duration { return &c.JWT.MaxLifetime },
+	}
+	countFlags = map[string]func(*Config) *int{
+		"ws-max-sockets":          func(c *Config) *int { return &c.WebSocket.MaxSockets },
+		"ws-connects-per-subject": func(c *Config) *int { return &c.WebSocket.ConnectsPerSubject },
+		"ws-connects-per-address": func(c *Config) *int { return &c.WebSocket.ConnectsPerAddress },
+	}
+)
+
 // switchFlags are the flags that are switches: --insecure-http alone
 // means true; --access-log=false turns the access log off.
 var switchFlags = map[string]bool{"insecure-http": true, "access-log": true, "jwt-allow-any-audience": true}
@@ -468,6 +489,22 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 		}
 	}
 	for name, v := range given {
+		if field, ok := durationFlags[name]; ok {
+			d, err := parseDuration(v)
+			if err != nil {
+				return cfg, fmt.Errorf("%s: %w", name, err)
+			}
+			*field(&cfg) = d
+			continue
+		}
+		if field, ok := countFlags[name]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return cfg, fmt.Errorf("%s: %q is not a count", name, v)
+			}
+			*field(&cfg) = n
+			continue
+		}
 		switch name {
 		case "addr":
 			cfg.Addr = v
@@ -494,31 +531,12 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			default:
 				cfg.JWT.AllowAnyAudience = b
 			}
-		case "jwt-max-lifetime":
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return cfg, fmt.Errorf("jwt-max-lifetime: %q is not a duration like \"24h\"", v)
-			}
-			cfg.JWT.MaxLifetime = Duration(d)
 		case "debug-addr":
 			cfg.DebugAddr = v
 		case "trusted-proxies":
 			cfg.TrustedProxies = splitList(v)
 		case "ws-allowed-origins":
 			cfg.WebSocket.AllowedOrigins = splitList(v)
-		case "ws-max-sockets", "ws-connects-per-subject", "ws-connects-per-address":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return cfg, fmt.Errorf("%s: %q is not a count", name, v)
-			}
-			switch name {
-			case "ws-max-sockets":
-				cfg.WebSocket.MaxSockets = n
-			case "ws-connects-per-subject":
-				cfg.WebSocket.ConnectsPerSubject = n
-			default:
-				cfg.WebSocket.ConnectsPerAddress = n
-			}
 		case "store":
 			cfg.Store = v
 		case "log-format":
@@ -541,12 +559,6 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.JWT.Audience = v
 		case "jwt-subject-claim":
 			cfg.JWT.SubjectClaim = v
-		case "jwt-leeway":
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return cfg, fmt.Errorf("jwt-leeway: %q is not a duration like \"30s\"", v)
-			}
-			cfg.JWT.Leeway = Duration(d)
 		case "ending-hook-url":
 			cfg.EndingHookURL = v
 		case "min-free-space":
@@ -653,9 +665,6 @@ func (cfg *Config) validate() error {
 	if cfg.EventRetention < 1 {
 		return fmt.Errorf("event_retention: must be at least 1 (got %d)", cfg.EventRetention)
 	}
-	if cfg.MinFreeSpace < 0 {
-		return fmt.Errorf("min_free_space: must not be negative (got %d)", cfg.MinFreeSpace)
-	}
 	if cfg.MaxMetadataBytes < 1 {
 		return fmt.Errorf("max_metadata_bytes: must be at least 1 (got %d)", cfg.MaxMetadataBytes)
 	}
@@ -682,15 +691,33 @@ func (cfg *Config) validate() error {
 			return fmt.Errorf("websocket.allowed_origins: %w", err)
 		}
 	}
-	switch ws := cfg.WebSocket; {
-	case ws.MaxMessageSize < 0:
-		return fmt.Errorf("websocket.max_message_size: must not be negative (got %d)", ws.MaxMessageSize)
-	case ws.MessageRate < 0:
-		return fmt.Errorf("websocket.message_rate: must not be negative (got %v)", ws.MessageRate)
-	case ws.MessageBurst < 0:
-		return fmt.Errorf("websocket.message_burst: must not be negative (got %d)", ws.MessageBurst)
-	case ws.RefreshBefore < 0:
-		return fmt.Errorf("websocket.refresh_before: must not be negative (got %v)", time.Duration(ws.RefreshBefore))
+	return cfg.checkNotNegative()
+}
+
+// checkNotNegative refuses a negative value where it means nothing: these
+// settings take zero for their default.
+func (cfg *Config) checkNotNegative() error {
+	ws, j := cfg.WebSocket, cfg.JWT
+	for _, s := range []struct {
+		key      string
+		negative bool
+		got      any
+	}{
+		{"min_free_space", cfg.MinFreeSpace < 0, int64(cfg.MinFreeSpace)},
+		{"jwt.leeway", j.Leeway < 0, time.Duration(j.Leeway)},
+		{"jwt.max_lifetime", j.MaxLifetime < 0, time.Duration(j.MaxLifetime)},
+		{"jwt.jwks_refresh", j.JWKSRefresh < 0, time.Duration(j.JWKSRefresh)},
+		{"websocket.max_message_size", ws.MaxMessageSize < 0, ws.MaxMessageSize},
+		{"websocket.message_rate", ws.MessageRate < 0, ws.MessageRate},
+		{"websocket.message_burst", ws.MessageBurst < 0, ws.MessageBurst},
+		{"websocket.refresh_before", ws.RefreshBefore < 0, time.Duration(ws.RefreshBefore)},
+		{"websocket.max_sockets", ws.MaxSockets < 0, ws.MaxSockets},
+		{"websocket.connects_per_subject", ws.ConnectsPerSubject < 0, ws.ConnectsPerSubject},
+		{"websocket.connects_per_address", ws.ConnectsPerAddress < 0, ws.ConnectsPerAddress},
+	} {
+		if s.negative {
+			return fmt.Errorf("%s: must not be negative (got %v)", s.key, s.got)
+		}
 	}
 	return nil
 }

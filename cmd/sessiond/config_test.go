@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,5 +32,23 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.ConnectPolicy != "device" || cfg.JWT.Leeway != Duration(30*time.Second) || cfg.WebSocket.MessageRate != 20 {
 		t.Fatalf("connect_policy %q, jwt %+v, websocket %+v", cfg.ConnectPolicy, cfg.JWT, cfg.WebSocket)
+	}
+}
+
+// A flag holding a duration or a count that is neither is refused, by
+// config and serve alike, naming the flag.
+func TestFlagValueErrors(t *testing.T) {
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--jwt-leeway", "soon", `jwt-leeway: "soon" is not a duration like "90s" or "1h30m"`},
+		{"--jwt-max-lifetime", "1 day", `jwt-max-lifetime: "1 day" is not a duration like "90s" or "1h30m"`},
+		{"--ws-max-sockets", "many", `ws-max-sockets: "many" is not a count`},
+		{"--ws-connects-per-subject", "1.5", `ws-connects-per-subject: "1.5" is not a count`},
+	} {
+		for _, cmd := range []string{"config", "serve"} {
+			code, out, errOut := cli(t, noEnv, cmd, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), tc.flag, tc.value)
+			if code != 2 || out != "" || !strings.Contains(errOut, tc.want) {
+				t.Errorf("%s %s %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", cmd, tc.flag, tc.value, code, out, errOut, tc.want)
+			}
+		}
 	}
 }

@@ -76,14 +76,6 @@ func verifierConfig(c JWTConfig, log *slog.Logger) (_ *jwt.Config, paths []strin
 	if c.Secret == "" && len(c.PublicKeys) == 0 && c.JWKSURL == "" {
 		return nil, nil, nil
 	}
-	for _, d := range []struct {
-		key string
-		v   Duration
-	}{{"jwt.leeway", c.Leeway}, {"jwt.max_lifetime", c.MaxLifetime}, {"jwt.jwks_refresh", c.JWKSRefresh}} {
-		if d.v < 0 {
-			return nil, nil, fmt.Errorf("%s: must not be negative (got %v)", d.key, time.Duration(d.v))
-		}
-	}
 	cfg := &jwt.Config{
 		JWKSURL: c.JWKSURL, JWKSRefresh: time.Duration(c.JWKSRefresh),
 		Issuer: c.Issuer, Audience: c.Audience, AllowAnyAudience: c.AllowAnyAudience,

@@ -194,10 +194,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
-	if err := cfg.check(); err != nil {
-		return usageError{err.Error()}
-	}
 	privateUmask() // before anything is created: the data directory is the server user's alone
+	// openServer checks cfg first, with the check config makes.
 	s, err := openInterruptibly(ctx, cfg, stderr)
 	if errors.Is(err, errInterrupted) {
 		return nil // asked to stop: logged

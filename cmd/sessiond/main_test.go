@@ -751,6 +751,9 @@ func TestConfigErrors(t *testing.T) {
 		{"bad store", "store: disk\n", 2, []string{"store", "disk"}},
 		{"bad event retention", "event_retention: 0\n", 2, []string{"event_retention"}},
 		{"not yaml", "policies: [\n", 2, []string{"config"}},
+		{"negative message rate", "websocket:\n  message_rate: -1\n", 2, []string{"websocket.message_rate: must not be negative (got -1)"}},
+		{"negative jwks refresh", "jwt:\n  jwks_refresh: -1m\n", 2, []string{"jwt.jwks_refresh: must not be negative (got -1m0s)"}},
+		{"negative socket cap", "websocket:\n  max_sockets: -5\n", 2, []string{"websocket.max_sockets: must not be negative (got -5)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, "sessiond.yaml", tc.yaml)

@@ -71,7 +71,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	cfg := &s.cfg
 	cfg.fillDefaults()
 	if err := cfg.check(); err != nil {
-		return nil, err
+		return nil, usageError{err.Error()} // the configuration's mistake: exit 2, as from config
 	}
 	s.log, s.textLogs = newLogger(*cfg, stderr)
 	stage := "preparing the data directory"
