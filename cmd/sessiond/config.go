@@ -125,8 +125,8 @@ type JWTConfig struct {
 	// JWKS URL (an identity provider's keys sign tokens for other services
 	// too): false.
 	AllowAnyAudience bool     `yaml:"allow_any_audience"`
-	Leeway           Duration `yaml:"leeway"`          // clock skew allowed on exp, nbf, iat: 30s
-	MaxLifetime      Duration `yaml:"max_lifetime"`    // longest credential accepted, exp - iat: 24h
+	Leeway           Duration `yaml:"leeway"`          // clock skew allowed on exp, nbf, iat: 30s; not negative
+	MaxLifetime      Duration `yaml:"max_lifetime"`    // longest credential accepted, exp - iat: 24h; negative: no limit
 	SubjectClaim     string   `yaml:"subject_claim"`   // the claim naming the subject: sub
 	AllowNoExpiry    bool     `yaml:"allow_no_expiry"` // accept tokens without exp: false
 }
@@ -147,7 +147,8 @@ type WebSocketConfig struct {
 	// descriptors: the limit less a tenth of it (at least 256).
 	MaxSockets int `yaml:"max_sockets"`
 	// ConnectsPerSubject and ConnectsPerAddress limit handshakes per second
-	// of one subject and of one client address: 10 and 200.
+	// of one subject and of one client address: 10 and 200; negative: no
+	// limit.
 	ConnectsPerSubject int `yaml:"connects_per_subject"`
 	ConnectsPerAddress int `yaml:"connects_per_address"`
 }
@@ -376,8 +377,8 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"jwt-issuer", "SESSIOND_JWT_ISSUER", "required iss of credentials"},
 	{"jwt-audience", "SESSIOND_JWT_AUDIENCE", "required aud of credentials"},
 	{"jwt-subject-claim", "SESSIOND_JWT_SUBJECT_CLAIM", "claim naming the subject (default sub)"},
-	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times (default 30s)"},
-	{"jwt-max-lifetime", "SESSIOND_JWT_MAX_LIFETIME", "longest credential accepted, exp - iat (default 24h)"},
+	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times (default 30s; negative is refused)"},
+	{"jwt-max-lifetime", "SESSIOND_JWT_MAX_LIFETIME", "longest credential accepted, exp - iat (default 24h; negative: no limit)"},
 	{"jwt-allow-any-audience", "SESSIOND_JWT_ALLOW_ANY_AUDIENCE", "accept credentials from public keys or JWKS without --jwt-audience"},
 	// Transport and credentials.
 	{"api-key-file", "SESSIOND_API_KEY_FILE", "file holding the admin API key (at least 32 bytes), kept out of ps"},
@@ -390,8 +391,8 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"debug-addr", "SESSIOND_DEBUG_ADDR", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060"},
 	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated (default any)"},
 	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds (default: the open files limit less a tenth)"},
-	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10)"},
-	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200)"},
+	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10; negative: no limit)"},
+	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200; negative: no limit)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
 }
@@ -499,8 +500,8 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 		}
 		if field, ok := countFlags[name]; ok {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return cfg, fmt.Errorf("%s: %q is not a count", name, v)
+			if err != nil {
+				return cfg, fmt.Errorf("%s: %q is not a whole number", name, v)
 			}
 			*field(&cfg) = n
 			continue
@@ -695,31 +696,49 @@ func (cfg *Config) validate() error {
 }
 
 // checkNotNegative refuses a negative value where it means nothing: these
-// settings take zero for their default.
+// settings take zero for their default, and have no "off". (Those that
+// do, jwt.max_lifetime and websocket.connects_per_*, are in offWhenNegative.)
 func (cfg *Config) checkNotNegative() error {
 	ws, j := cfg.WebSocket, cfg.JWT
 	for _, s := range []struct {
-		key      string
-		negative bool
-		got      any
+		key, flag string // flag: "" if none
+		negative  bool
+		got       any
 	}{
-		{"min_free_space", cfg.MinFreeSpace < 0, int64(cfg.MinFreeSpace)},
-		{"jwt.leeway", j.Leeway < 0, time.Duration(j.Leeway)},
-		{"jwt.max_lifetime", j.MaxLifetime < 0, time.Duration(j.MaxLifetime)},
-		{"jwt.jwks_refresh", j.JWKSRefresh < 0, time.Duration(j.JWKSRefresh)},
-		{"websocket.max_message_size", ws.MaxMessageSize < 0, ws.MaxMessageSize},
-		{"websocket.message_rate", ws.MessageRate < 0, ws.MessageRate},
-		{"websocket.message_burst", ws.MessageBurst < 0, ws.MessageBurst},
-		{"websocket.refresh_before", ws.RefreshBefore < 0, time.Duration(ws.RefreshBefore)},
-		{"websocket.max_sockets", ws.MaxSockets < 0, ws.MaxSockets},
-		{"websocket.connects_per_subject", ws.ConnectsPerSubject < 0, ws.ConnectsPerSubject},
-		{"websocket.connects_per_address", ws.ConnectsPerAddress < 0, ws.ConnectsPerAddress},
+		{"min_free_space", "min-free-space", cfg.MinFreeSpace < 0, int64(cfg.MinFreeSpace)},
+		{"jwt.leeway", "jwt-leeway", j.Leeway < 0, time.Duration(j.Leeway)},
+		{"jwt.jwks_refresh", "", j.JWKSRefresh < 0, time.Duration(j.JWKSRefresh)},
+		{"websocket.max_message_size", "", ws.MaxMessageSize < 0, ws.MaxMessageSize},
+		{"websocket.message_rate", "", ws.MessageRate < 0, ws.MessageRate},
+		{"websocket.message_burst", "", ws.MessageBurst < 0, ws.MessageBurst},
+		{"websocket.refresh_before", "", ws.RefreshBefore < 0, time.Duration(ws.RefreshBefore)},
+		{"websocket.max_sockets", "ws-max-sockets", ws.MaxSockets < 0, ws.MaxSockets},
 	} {
-		if s.negative {
-			return fmt.Errorf("%s: must not be negative (got %v)", s.key, s.got)
+		if !s.negative {
+			continue
 		}
+		key := s.key
+		if s.flag != "" {
+			key += " (--" + s.flag + ")"
+		}
+		return fmt.Errorf("%s: must not be negative (got %v); 0 means the default", key, s.got)
 	}
 	return nil
+}
+
+// offWhenNegative are the limits that a negative value turns off, with
+// what `sessiond config` says beside such a value.
+var offWhenNegative = []struct {
+	path    []string // the YAML keys leading to it
+	off     func(*Config) bool
+	comment string
+}{
+	{[]string{"jwt", "max_lifetime"}, func(c *Config) bool { return c.JWT.MaxLifetime < 0 },
+		"negative: off, credentials of any lifetime are accepted"},
+	{[]string{"websocket", "connects_per_subject"}, func(c *Config) bool { return c.WebSocket.ConnectsPerSubject < 0 },
+		"negative: off, no limit on a subject's handshakes"},
+	{[]string{"websocket", "connects_per_address"}, func(c *Config) bool { return c.WebSocket.ConnectsPerAddress < 0 },
+		"negative: off, no limit on an address's handshakes"},
 }
 
 // policies returns the configured policies, checked, and the default's name.
@@ -790,12 +809,40 @@ func (cfg *Config) effective() ([]byte, error) {
 	if cfg.file != "" {
 		fmt.Fprintf(&buf, "# read from %s, the environment and flags\n", cfg.file)
 	}
+	var doc yaml.Node
+	if err := doc.Encode(out); err != nil { //nolint:gosec // G117: the key was replaced by a note above
+		return nil, err
+	}
+	for _, o := range offWhenNegative {
+		if o.off(cfg) {
+			if n := valueAt(&doc, o.path...); n != nil {
+				n.LineComment = o.comment
+			}
+		}
+	}
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(out); err != nil { //nolint:gosec // G117: the key was replaced by a note above
+	if err := enc.Encode(&doc); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// valueAt is the value node under the keys path in the mapping n, or nil.
+func valueAt(n *yaml.Node, path ...string) *yaml.Node {
+	for _, key := range path {
+		var next *yaml.Node
+		for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
 }
 
 func parseLevel(s string) (level int, err error) {

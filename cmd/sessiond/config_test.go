@@ -41,8 +41,8 @@ func TestFlagValueErrors(t *testing.T) {
 	for _, tc := range []struct{ flag, value, want string }{
 		{"--jwt-leeway", "soon", `jwt-leeway: "soon" is not a duration like "90s" or "1h30m"`},
 		{"--jwt-max-lifetime", "1 day", `jwt-max-lifetime: "1 day" is not a duration like "90s" or "1h30m"`},
-		{"--ws-max-sockets", "many", `ws-max-sockets: "many" is not a count`},
-		{"--ws-connects-per-subject", "1.5", `ws-connects-per-subject: "1.5" is not a count`},
+		{"--ws-max-sockets", "many", `ws-max-sockets: "many" is not a whole number`},
+		{"--ws-connects-per-subject", "1.5", `ws-connects-per-subject: "1.5" is not a whole number`},
 	} {
 		for _, cmd := range []string{"config", "serve"} {
 			code, out, errOut := cli(t, noEnv, cmd, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), tc.flag, tc.value)

@@ -753,7 +753,8 @@ func TestConfigErrors(t *testing.T) {
 		{"not yaml", "policies: [\n", 2, []string{"config"}},
 		{"negative message rate", "websocket:\n  message_rate: -1\n", 2, []string{"websocket.message_rate: must not be negative (got -1)"}},
 		{"negative jwks refresh", "jwt:\n  jwks_refresh: -1m\n", 2, []string{"jwt.jwks_refresh: must not be negative (got -1m0s)"}},
-		{"negative socket cap", "websocket:\n  max_sockets: -5\n", 2, []string{"websocket.max_sockets: must not be negative (got -5)"}},
+		{"negative socket cap", "websocket:\n  max_sockets: -5\n", 2, []string{"websocket.max_sockets (--ws-max-sockets): must not be negative (got -5)"}},
+		{"negative leeway", "jwt:\n  leeway: -1s\n", 2, []string{"jwt.leeway (--jwt-leeway): must not be negative (got -1s)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, "sessiond.yaml", tc.yaml)

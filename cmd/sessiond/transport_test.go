@@ -749,7 +749,7 @@ func TestConfigChecksJWTAndTLSMaterialAsServeDoes(t *testing.T) {
 		{"public key without audience", []string{"--jwt-public-key", writeFile(t, "ec.pem", testPublicKeyPEM(t))}, "jwt.audience: is required with PublicKeys or JWKSURL"},
 		{"audience and any audience", []string{"--jwt-jwks-url", "https://keys.invalid/jwks.json", "--jwt-audience", "sessiond", "--jwt-allow-any-audience"},
 			`jwt.allow_any_audience: contradicts Audience "sessiond"`},
-		{"negative leeway", []string{"--jwt-secret", testSecret, "--jwt-leeway", "-1s"}, "jwt.leeway: must not be negative"},
+		{"negative leeway", []string{"--jwt-secret", testSecret, "--jwt-leeway", "-1s"}, "jwt.leeway (--jwt-leeway): must not be negative (got -1s); 0 means the default"},
 		{"cert without key", []string{"--tls-cert", cert.certFile}, "tls: the certificate and its key go together"},
 		{"missing cert", []string{"--tls-cert", filepath.Join(dir, "nope.pem"), "--tls-key", cert.keyFile}, "tls: certificate " + filepath.Join(dir, "nope.pem")},
 		{"key of another cert", []string{"--tls-cert", cert.certFile, "--tls-key", other.keyFile}, "private key does not match public key"},

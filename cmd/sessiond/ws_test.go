@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sessiond/sessiond"
 )
@@ -128,5 +131,64 @@ func TestShutdownKeepsSessionsForResume(t *testing.T) {
 	_, ack = dialDevice(t, again.addr, "alice", "glasses-1")
 	if ack["session_id"] != sid || ack["resumed"] != true {
 		t.Fatalf("reconnect after restart: %v; want session %s resumed", ack, sid)
+	}
+}
+
+// A negative websocket.connects_per_* or jwt.max_lifetime turns that limit
+// off; `sessiond config` shows the value and says so. (A negative
+// jwt.leeway or websocket.max_sockets is refused: TestConfigErrors.)
+func TestNegativeTurnsLimitsOff(t *testing.T) {
+	args := []string{"--ws-connects-per-subject", "-1", "--ws-connects-per-address", "-1", "--jwt-max-lifetime", "-1s"}
+	out := mustCLI(t, append([]string{"config"}, args...)...)
+	for _, want := range []string{
+		"max_lifetime: -1s # negative: off, credentials of any lifetime are accepted",
+		"connects_per_subject: -1 # negative: off, no limit on a subject's handshakes",
+		"connects_per_address: -1 # negative: off, no limit on an address's handshakes",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config %v: no line %q in\n%s", args, want, out)
+		}
+	}
+	var printed Config
+	if err := yaml.Unmarshal([]byte(out), &printed); err != nil || printed.WebSocket.ConnectsPerSubject != -1 || printed.JWT.MaxLifetime != Duration(-time.Second) {
+		t.Errorf("config %v prints %+v %+v, %v", args, printed.WebSocket, printed.JWT, err)
+	}
+
+	// A credential living two days: refused by the default 24h cap,
+	// accepted with the cap off.
+	long := strings.TrimSpace(mustCLI(t, "token", "--subject", "alice", "--ttl", "48h", "--jwt-secret", testSecret))
+	dial := func(ts *testServer, tok, device string) (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, resp, err := websocket.Dial(ctx, "ws://"+ts.addr+"/v1/connect?device_id="+device, //nolint:bodyclose // the library's to close
+			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+		if err != nil {
+			if resp != nil {
+				return resp.StatusCode, nil
+			}
+			return 0, err
+		}
+		c.CloseNow()
+		return http.StatusSwitchingProtocols, nil
+	}
+	cfg := testConfig(t)
+	cfg.JWT.Secret = testSecret
+	capped := startServer(t, cfg)
+	if st, err := dial(capped, long, "d"); err != nil || st != http.StatusUnauthorized {
+		t.Fatalf("a 48h credential with the default max lifetime: %d, %v; want 401", st, err)
+	}
+	off := loadTestConfig(t, noEnv, append(args, "--jwt-secret", testSecret, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())...)
+	ts := startServer(t, off)
+	if st, err := dial(ts, long, "d"); err != nil || st != http.StatusSwitchingProtocols {
+		t.Fatalf("a 48h credential with jwt.max_lifetime -1s: %d, %v; want 101", st, err)
+	}
+
+	// One subject, one address: far more handshakes in a row than the
+	// default 10 a second of a subject, none refused.
+	tok := strings.TrimSpace(mustCLI(t, "token", "--subject", "bob", "--jwt-secret", testSecret))
+	for i := range 3 * 10 {
+		if st, err := dial(ts, tok, fmt.Sprint("g", i)); err != nil || st != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake %d of one subject with the connect limits off: %d, %v; want 101", i+1, st, err)
+		}
 	}
 }
