@@ -61,6 +61,10 @@ type Config struct {
 	EventRetention int `yaml:"event_retention"`
 	// MaxMetadataBytes caps a session's metadata: 8192.
 	MaxMetadataBytes int `yaml:"max_metadata_bytes"`
+	// MaxSubscribers caps the event subscriptions open at once: the event
+	// streams of GET /v1/events, and the one the WebSocket edge holds when
+	// it is on. Beyond, a stream is answered 503 unavailable: 1024.
+	MaxSubscribers int `yaml:"max_subscribers"`
 	// ShutdownTimeout bounds a graceful stop: 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MinFreeSpace is the free space the embedded store keeps on its
@@ -303,6 +307,9 @@ func defaultConfig() Config {
 // leaves them zero, so that `sessiond config` prints what serve does. It is
 // the one place these defaults are filled; it is idempotent.
 func (cfg *Config) fillDefaults() {
+	if cfg.MaxSubscribers == 0 {
+		cfg.MaxSubscribers = sessiond.DefaultMaxSubscribers
+	}
 	if cfg.JWT.SubjectClaim == "" {
 		cfg.JWT.SubjectClaim = jwt.DefaultSubjectClaim
 	}
@@ -395,6 +402,7 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200; negative: no limit)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
+	{"max-subscribers", "SESSIOND_MAX_SUBSCRIBERS", "event streams (GET /v1/events) open at once, the WebSocket edge's own included (default 1024)"},
 }
 
 // durationFlags and countFlags are the flags that hold a duration or a
@@ -408,6 +416,7 @@ var (
 		"ws-max-sockets":          func(c *Config) *int { return &c.WebSocket.MaxSockets },
 		"ws-connects-per-subject": func(c *Config) *int { return &c.WebSocket.ConnectsPerSubject },
 		"ws-connects-per-address": func(c *Config) *int { return &c.WebSocket.ConnectsPerAddress },
+		"max-subscribers":         func(c *Config) *int { return &c.MaxSubscribers },
 	}
 )
 
@@ -706,6 +715,7 @@ func (cfg *Config) checkNotNegative() error {
 		got       any
 	}{
 		{"min_free_space", "min-free-space", cfg.MinFreeSpace < 0, int64(cfg.MinFreeSpace)},
+		{"max_subscribers", "max-subscribers", cfg.MaxSubscribers < 0, cfg.MaxSubscribers},
 		{"jwt.leeway", "jwt-leeway", j.Leeway < 0, time.Duration(j.Leeway)},
 		{"jwt.jwks_refresh", "", j.JWKSRefresh < 0, time.Duration(j.JWKSRefresh)},
 		{"websocket.max_message_size", "", ws.MaxMessageSize < 0, ws.MaxMessageSize},

@@ -410,7 +410,7 @@ policies:
 
 	// Watch the live event stream while creating, as a consumer would, to
 	// learn where in the event log these sessions begin.
-	live := openEvents(t, p, "")
+	live := openEvents(t, "http://"+p.addr, p.key, "")
 	const n = 8
 	ctx := context.Background()
 	created := make([]*client.CreateResponse, n)
@@ -492,7 +492,7 @@ policies:
 	// streams only events recorded from now on, so the log's first event can
 	// never be replayed. Resuming from a seen event also keeps this cheap
 	// however many events earlier cycles left in the log.)
-	resumed := openEvents(t, p, strconv.FormatUint(firstSeq, 10))
+	resumed := openEvents(t, "http://"+p.addr, p.key, strconv.FormatUint(firstSeq, 10))
 	var evs []sessiond.Event
 	ended := 0
 	resumed.until(t, func(e sessiond.Event) bool {
@@ -567,16 +567,17 @@ type eventStream struct {
 	cancel context.CancelFunc
 }
 
-// openEvents opens the server-sent event stream, resuming after the given
-// Last-Event-ID if it is not empty. Reading it fails the test after 10s.
-func openEvents(t *testing.T, p *proc, lastEventID string) *eventStream {
+// openEvents opens the server-sent event stream of the server at base
+// with the API key, resuming after the given Last-Event-ID if it is not
+// empty. Reading it fails the test after 10s.
+func openEvents(t *testing.T, base, key, lastEventID string) *eventStream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+p.addr+"/v1/events", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/v1/events", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+p.key)
+	req.Header.Set("Authorization", "Bearer "+key)
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}

@@ -876,6 +876,67 @@ func TestServeTextBanner(t *testing.T) {
 	}
 }
 
+// max_subscribers caps the event streams open at once: one over it is
+// answered 503 unavailable, and a stream that closes makes room.
+func TestMaxSubscribers(t *testing.T) {
+	cfg := loadTestConfig(t, envOf(map[string]string{"SESSIOND_MAX_SUBSCRIBERS": "2"}), "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+	if cfg.MaxSubscribers != 2 {
+		t.Fatalf("SESSIOND_MAX_SUBSCRIBERS=2: max_subscribers %d", cfg.MaxSubscribers)
+	}
+	ts := startServer(t, cfg) // no JWT key: the WebSocket edge, which holds one, is off
+	first := openEvents(t, ts.url, ts.key, "")
+	second := openEvents(t, ts.url, ts.key, "")
+	defer second.close()
+	resp, err := ts.hc.Do(authorized(t, ts, "GET", "/v1/events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"code":"unavailable"`) ||
+		!strings.Contains(string(body), "max_subscribers") {
+		t.Fatalf("a third stream with max_subscribers 2: %s %s; want 503 unavailable naming max_subscribers", resp.Status, body)
+	}
+	first.close()
+	sessiondtest.Eventually(t, "a closed stream to make room", func() bool {
+		resp, err := ts.hc.Do(authorized(t, ts, "GET", "/v1/events"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	// The default, from the flag, from the file; negative is refused.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "max_subscribers: 1024\n"},
+		{[]string{"--max-subscribers", "16"}, "max_subscribers: 16\n"},
+		{[]string{"--config", writeFile(t, "subs.yaml", "max_subscribers: 64\n")}, "max_subscribers: 64\n"},
+	} {
+		if out := mustCLI(t, append([]string{"config"}, tc.args...)...); !strings.Contains(out, tc.want) {
+			t.Errorf("config %v: no %q in\n%s", tc.args, tc.want, out)
+		}
+	}
+	if code, _, errOut := cli(t, noEnv, "config", "--max-subscribers", "-1"); code != 2 ||
+		!strings.Contains(errOut, "max_subscribers (--max-subscribers): must not be negative") {
+		t.Errorf("config --max-subscribers -1: exit %d, %s", code, errOut)
+	}
+}
+
+// authorized is a request to the server's path with its API key.
+func authorized(t *testing.T, ts *testServer, method, path string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+ts.key)
+	return req
+}
+
 func TestGracefulShutdown(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.ShutdownTimeout = Duration(10 * time.Second)

@@ -137,7 +137,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	}
 	mcfg := sessiond.Config{
 		Store: s.store, Policies: policies, DefaultPolicy: def, ConnectPolicy: cfg.ConnectPolicy,
-		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes,
+		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes, MaxSubscribers: cfg.MaxSubscribers,
 		Logger: s.log, Observer: obs, Node: cfg.Node, DisposeTimeout: time.Duration(cfg.DisposeTimeout),
 	}
 	if cfg.EndingHookURL != "" {
