@@ -66,10 +66,11 @@ func openFilesLimit() int {
 	return int(lim.Cur)
 }
 
-// socketBudget is how many sockets the WebSocket edge may hold: the open
-// files limit less a tenth of it, at least 256, kept for REST, health
-// checks, the store's files and the log.
-func socketBudget() int {
-	n := openFilesLimit()
-	return max(1, n-max(256, n/10))
-}
+// socketBudget is how many sockets the WebSocket edge may hold: the
+// default of websocket.max_sockets, and its most.
+func socketBudget() int { return socketsWithin(openFilesLimit()) }
+
+// socketsWithin is the sockets an open files limit of n leaves the
+// WebSocket edge: n less the larger of 256 and a tenth of n, kept for REST,
+// health checks, the store's files and the log; at least 1.
+func socketsWithin(n int) int { return max(1, n-max(256, n/10)) }

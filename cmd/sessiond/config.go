@@ -148,7 +148,8 @@ type WebSocketConfig struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// MaxSockets caps the sockets this node holds, below the process's
 	// open files limit so that REST, health checks and the store keep
-	// descriptors: the limit less a tenth of it (at least 256).
+	// descriptors: by default, and at most, the limit less the larger of
+	// 256 and a tenth of it (at least 1).
 	MaxSockets int `yaml:"max_sockets"`
 	// ConnectsPerSubject and ConnectsPerAddress limit handshakes per second
 	// of one subject and of one client address: 10 and 200; negative: no
@@ -397,7 +398,7 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request (default true)"},
 	{"debug-addr", "SESSIOND_DEBUG_ADDR", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060"},
 	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated (default any)"},
-	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds (default: the open files limit less a tenth)"},
+	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds (default and most: the open files limit less the larger of 256 and a tenth of it, at least 1)"},
 	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10; negative: no limit)"},
 	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200; negative: no limit)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},

@@ -2,9 +2,12 @@ package main
 
 import (
 	"flag"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // The example shipped in docs/ must load as written.
@@ -50,5 +53,28 @@ func TestFlagValueErrors(t *testing.T) {
 				t.Errorf("%s %s %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", cmd, tc.flag, tc.value, code, out, errOut, tc.want)
 			}
 		}
+	}
+}
+
+// websocket.max_sockets defaults to what the open files limit leaves, as
+// the flag's help says: the limit less the larger of 256 and a tenth of
+// it, at least 1. config prints it, and refuses more.
+func TestMaxSocketsDefault(t *testing.T) {
+	for n, want := range map[int]int{200: 1, 257: 1, 512: 256, 2560: 2304, 4096: 3687, 65536: 58983} {
+		if got := socketsWithin(n); got != want {
+			t.Errorf("socketsWithin(%d) = %d, want %d", n, got, want)
+		}
+	}
+	_, _, help := cli(t, noEnv, "serve", "-h") // serve prints its help on stderr, with its logs
+	if !strings.Contains(help, "the open files limit less the larger of 256 and a tenth of it, at least 1") {
+		t.Errorf("serve -h does not state the default of --ws-max-sockets:\n%s", help)
+	}
+	var got Config
+	if err := yaml.Unmarshal([]byte(mustCLI(t, "config")), &got); err != nil || got.WebSocket.MaxSockets != socketsWithin(openFilesLimit()) {
+		t.Errorf("config: max_sockets %d, want %d for an open files limit of %d (%v)", got.WebSocket.MaxSockets, socketsWithin(openFilesLimit()), openFilesLimit(), err)
+	}
+	over := strconv.Itoa(socketBudget() + 1)
+	if code, _, errOut := cli(t, noEnv, "config", "--ws-max-sockets", over); code != 2 || !strings.Contains(errOut, "websocket.max_sockets: "+over+" leaves too few file descriptors") {
+		t.Errorf("config --ws-max-sockets %s: exit %d, %s", over, code, errOut)
 	}
 }
