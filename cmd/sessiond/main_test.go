@@ -519,6 +519,11 @@ func TestHelpAndUsage(t *testing.T) {
 			t.Errorf("sessiond %v: exit %d\n%s", args, code, out)
 		}
 	}
+	// connect's --device is optional: without it, the subject's default device.
+	_, out, _ := cli(t, noEnv, "help")
+	if !strings.Contains(out, "sessiond connect --subject S [--device D]") {
+		t.Errorf("usage does not show --device as optional for connect:\n%s", out)
+	}
 	// -h on a command exits 0.
 	if code, _, _ := cli(t, noEnv, "config", "-h"); code != 0 {
 		t.Errorf("config -h: exit %d, want 0", code)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 const testSecret = "an-hs256-secret-of-at-least-32-bytes!"
@@ -190,5 +192,49 @@ func TestNegativeTurnsLimitsOff(t *testing.T) {
 		if st, err := dial(ts, tok, fmt.Sprint("g", i)); err != nil || st != http.StatusSwitchingProtocols {
 			t.Fatalf("handshake %d of one subject with the connect limits off: %d, %v; want 101", i+1, st, err)
 		}
+	}
+}
+
+// `sessiond connect` holds a socket, with or without --device, and prints
+// the session, the token of a session it created (once), and its end.
+func TestConnectCommand(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.JWT.Secret = testSecret
+	ts := startServer(t, cfg)
+	for _, tc := range []struct {
+		args   []string
+		device string
+	}{
+		{nil, sessiond.DefaultDeviceID},
+		{[]string{"--device", "glasses-1"}, "glasses-1"},
+	} {
+		out := &syncBuffer{}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, append([]string{"connect", "--subject", "alice", "--addr", ts.addr, "--jwt-secret", testSecret}, tc.args...), out, out, noEnv)
+		}()
+		connected := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d connected: session (\S+), connection \S+, resumed false$`)
+		sessiondtest.Eventually(t, "connect to print the session and its token", func() bool {
+			return connected.MatchString(out.String()) && strings.Contains(out.String(), " session token (shown once): sd_")
+		})
+		sid := connected.FindStringSubmatch(out.String())[1]
+		s, err := ts.client().Get(context.Background(), sid)
+		if err != nil || s.Device.ID != tc.device {
+			t.Errorf("connect %v: session %+v, %v; want device %q", tc.args, s, err, tc.device)
+		}
+		// Revoked: the socket closes with the terminal code, and the client stops.
+		if err := ts.client().Revoke(context.Background(), sid); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case code := <-done:
+			if code != 1 || !strings.Contains(out.String(), "disconnected: close code 4500") {
+				t.Errorf("connect %v after revoke: exit %d\n%s", tc.args, code, out)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connect %v still runs 10s after its session was revoked:\n%s", tc.args, out)
+		}
+		cancel()
 	}
 }
