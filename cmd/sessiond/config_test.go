@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"flag"
+	"os"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,11 +14,14 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// exampleConfig is the example configuration shipped in docs/.
+const exampleConfig = "../../docs/sessiond.example.yaml"
+
 // The example shipped in docs/ must load as written.
 func TestExampleConfigLoads(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	cf := newConfigFlags(fs)
-	if err := fs.Parse([]string{"--config", "../../docs/sessiond.example.yaml"}); err != nil {
+	if err := fs.Parse([]string{"--config", exampleConfig}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := cf.load(func(string) string { return "" })
@@ -76,5 +83,72 @@ func TestMaxSocketsDefault(t *testing.T) {
 	over := strconv.Itoa(socketBudget() + 1)
 	if code, _, errOut := cli(t, noEnv, "config", "--ws-max-sockets", over); code != 2 || !strings.Contains(errOut, "websocket.max_sockets: "+over+" leaves too few file descriptors") {
 		t.Errorf("config --ws-max-sockets %s: exit %d, %s", over, code, errOut)
+	}
+}
+
+// Every key the config file accepts appears in the example: set, or,
+// where setting it would change what the example does (a secret, a file,
+// a URL), commented out as "# key: value" at its place. Every key the
+// example shows, commented out or not, is one the file accepts.
+func TestExampleConfigHasEveryKey(t *testing.T) {
+	b, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commented := regexp.MustCompile(`(?m)^(\s*)# ([a-z_]+:(\s.*)?)$`)
+	all := commented.ReplaceAll(b, []byte("$1$2"))
+	dec := yaml.NewDecoder(bytes.NewReader(all))
+	dec.KnownFields(true)
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatalf("the example with its commented-out keys set: %v\n%s", err, all)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(all, &doc); err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]bool{}
+	yamlPaths(doc.Content[0], "", shown)
+	for _, key := range configKeys(reflect.TypeFor[Config](), "") {
+		if !shown[key] {
+			t.Errorf("%s: the config file accepts %s, which the example does not show", exampleConfig, key)
+		}
+	}
+}
+
+// configKeys lists the keys of the config file that t (a struct) reads,
+// as dotted paths; a policy's keys are under "policies.*".
+func configKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "" || name == "-" {
+			continue
+		}
+		key := prefix + name
+		keys = append(keys, key)
+		switch ft := f.Type; {
+		case ft.Kind() == reflect.Struct:
+			keys = append(keys, configKeys(ft, key+".")...)
+		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+			keys = append(keys, configKeys(ft.Elem(), key+".*.")...)
+		}
+	}
+	return keys
+}
+
+// yamlPaths adds the dotted paths of the keys under the mapping n to
+// paths, a policy's name written as "*".
+func yamlPaths(n *yaml.Node, prefix string, paths map[string]bool) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		name := n.Content[i].Value
+		if prefix == "policies." {
+			name = "*"
+		}
+		paths[prefix+name] = true
+		yamlPaths(n.Content[i+1], prefix+name+".", paths)
 	}
 }
