@@ -99,7 +99,16 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
+// startServer opens a server with cfg and runs it until the test ends; it
+// returns once /readyz answers 200.
 func startServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	return startServerAt(t, cfg, (*server).URL)
+}
+
+// startServerAt is startServer for a server reached at base(s) rather
+// than at its listen address.
+func startServerAt(t *testing.T, cfg Config, base func(*server) string) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,7 +118,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		t.Fatalf("openServer: %v\nlogs:\n%s", err, logs)
 	}
 	ts := &testServer{s: s, addr: s.Addr(), key: s.cfg.APIKey, logs: logs, cancel: cancel, done: make(chan error, 1),
-		url: s.URL(), hc: &http.Client{Timeout: 10 * time.Second}}
+		url: base(s), hc: &http.Client{Timeout: 10 * time.Second}}
 	if cfg.TLS.on() {
 		if ts.hc, err = s.cfg.clientTLS(); err != nil {
 			cancel()
