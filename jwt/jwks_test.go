@@ -174,6 +174,23 @@ func TestNewStillFailsOnConfigErrorsWithJWKS(t *testing.T) {
 	}
 }
 
+// Validate accepts a good configuration with a JWKS URL without fetching
+// the set: it is what `sessiond config` checks.
+func TestValidateDoesNotFetchTheJWKS(t *testing.T) {
+	srv := newJWKSServer(t, jwkOf(t, "k1", rsaKey1().Public()))
+	for _, cfg := range []Config{
+		{Audience: testAudience, JWKSURL: srv.URL},
+		{AllowAnyAudience: true, JWKSURL: srv.URL, Secret: testSecret},
+	} {
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Validate(%+v): %v", cfg, err)
+		}
+	}
+	if n := srv.requests.Load(); n != 0 {
+		t.Fatalf("Validate fetched the JWKS %d times", n)
+	}
+}
+
 func TestJWKSNotLoadedStaticKeysStillWork(t *testing.T) {
 	srv := newJWKSServer(t)
 	srv.setRaw(http.StatusServiceUnavailable, []byte("down"))

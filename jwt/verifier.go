@@ -160,40 +160,34 @@ type Verifier struct {
 	closeOnce    sync.Once
 }
 
-// New checks cfg and returns a Verifier. With a JWKSURL it fetches the key
-// set once (bounded by ctx and the HTTP client's timeout) and starts the
-// background refresher, which runs until Close. A failed fetch does not make
-// New fail: the refresher keeps trying (see Config.JWKSURL) and Ready says
-// why it is not ready. Configuration errors are *sessiond.Error with
-// CodeInvalidArgument and the offending field in Field.
-func New(ctx context.Context, cfg Config) (*Verifier, error) {
-	v := &Verifier{
-		subjectClaim: cfg.SubjectClaim,
-		issuer:       cfg.Issuer,
-		audience:     cfg.Audience,
-		now:          cfg.Now,
-	}
-	if v.subjectClaim == "" {
-		v.subjectClaim = DefaultSubjectClaim
-	}
-	if v.now == nil {
-		v.now = time.Now
-	}
+// Validate checks cfg as New does, with New's errors, without fetching
+// anything: at least one key, the secret's length, the public keys
+// parseable, the JWKS URL's form, the audience required with public keys
+// or a JWKS URL, no negative JWKSRefresh or JWKSUnknownKIDLimit. New fails
+// exactly when Validate does.
+func (cfg *Config) Validate() error {
+	_, err := cfg.staticKeys()
+	return err
+}
+
+// staticKeys is Validate, returning the keys of Secret and PublicKeys.
+func (cfg *Config) staticKeys() ([]key, error) {
 	if len(cfg.Secret) == 0 && len(cfg.PublicKeys) == 0 && cfg.JWKSURL == "" {
 		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "", "no verification key: set Secret, PublicKeys or JWKSURL")
 	}
+	var keys []key
 	if len(cfg.Secret) > 0 {
 		if err := checkSecret(cfg.Secret); err != nil {
 			return nil, err
 		}
-		v.static = append(v.static, key{kind: kindHMAC, key: append([]byte(nil), cfg.Secret...)})
+		keys = append(keys, key{kind: kindHMAC, key: append([]byte(nil), cfg.Secret...)})
 	}
 	for i, p := range cfg.PublicKeys {
 		k, err := parsePEM(p)
 		if err != nil {
 			return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, fmt.Sprintf("PublicKeys[%d]", i), "%v", err)
 		}
-		v.static = append(v.static, k)
+		keys = append(keys, k)
 	}
 	if cfg.JWKSURL != "" {
 		if err := checkJWKSURL(cfg.JWKSURL); err != nil {
@@ -212,6 +206,34 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "JWKSRefresh", "must not be negative (got %v)", cfg.JWKSRefresh)
 	case cfg.JWKSUnknownKIDLimit < 0:
 		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "JWKSUnknownKIDLimit", "must not be negative (got %v)", cfg.JWKSUnknownKIDLimit)
+	}
+	return keys, nil
+}
+
+// New checks cfg (see Validate) and returns a Verifier. With a JWKSURL it
+// fetches the key set once (bounded by ctx and the HTTP client's timeout)
+// and starts the background refresher, which runs until Close. A failed
+// fetch does not make New fail: the refresher keeps trying (see
+// Config.JWKSURL) and Ready says why it is not ready. Configuration errors
+// are *sessiond.Error with CodeInvalidArgument and the offending field in
+// Field.
+func New(ctx context.Context, cfg Config) (*Verifier, error) {
+	keys, err := cfg.staticKeys()
+	if err != nil {
+		return nil, err
+	}
+	v := &Verifier{
+		static:       keys,
+		subjectClaim: cfg.SubjectClaim,
+		issuer:       cfg.Issuer,
+		audience:     cfg.Audience,
+		now:          cfg.Now,
+	}
+	if v.subjectClaim == "" {
+		v.subjectClaim = DefaultSubjectClaim
+	}
+	if v.now == nil {
+		v.now = time.Now
 	}
 	leeway := cfg.Leeway
 	switch {

@@ -39,12 +39,20 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"RSA 1024", Config{Audience: testAudience, PublicKeys: [][]byte{pemPKIX(t, rsa1024Key(t))}}, "PublicKeys[0]", "RSA key is 1024 bits"},
 		{"negative JWKSRefresh", Config{Secret: testSecret, JWKSRefresh: -time.Second}, "JWKSRefresh", "must not be negative"},
 		{"bad JWKS URL", Config{Audience: testAudience, JWKSURL: "file:///etc/passwd"}, "JWKSURL", "must be an https URL"},
+		{"plain http JWKS URL off loopback", Config{Audience: testAudience, JWKSURL: "http://idp.example/jwks.json"}, "JWKSURL", "http is allowed only on loopback"},
+		{"JWKS URL without Audience", Config{JWKSURL: "https://idp.example/jwks.json"}, "Audience", "is required with PublicKeys or JWKSURL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// Validate, which fetches nothing, refuses what New refuses,
+			// with the same error.
+			verr := tc.cfg.Validate()
 			v, err := New(context.Background(), tc.cfg)
 			if err == nil {
 				v.Close()
 				t.Fatal("New succeeded")
+			}
+			if verr == nil || verr.Error() != err.Error() {
+				t.Fatalf("Validate: %v; want New's error %q", verr, err)
 			}
 			var e *sessiond.Error
 			if !errors.As(err, &e) || e.Code != sessiond.CodeInvalidArgument || e.Field != tc.field {

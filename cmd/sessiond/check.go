@@ -34,14 +34,6 @@ func (cfg *Config) check() error {
 		return fmt.Errorf("websocket.max_sockets: %d leaves too few file descriptors for REST, health checks and the store (open files limit %d): at most %d, or raise the limit (ulimit -n, LimitNOFILE=)",
 			cfg.WebSocket.MaxSockets, openFilesLimit(), budget)
 	}
-	for _, n := range []struct {
-		key string
-		v   int
-	}{{"websocket.max_sockets", cfg.WebSocket.MaxSockets}, {"websocket.connects_per_subject", cfg.WebSocket.ConnectsPerSubject}, {"websocket.connects_per_address", cfg.WebSocket.ConnectsPerAddress}} {
-		if n.v < 0 {
-			return fmt.Errorf("%s: must not be negative (got %d)", n.key, n.v)
-		}
-	}
 	if cfg.TLS.on() {
 		if _, err := loadKeyPair(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
 			return err
@@ -74,10 +66,11 @@ func openFilesLimit() int {
 	return int(lim.Cur)
 }
 
-// socketBudget is how many sockets the WebSocket edge may hold: the open
-// files limit less a tenth of it, at least 256, kept for REST, health
-// checks, the store's files and the log.
-func socketBudget() int {
-	n := openFilesLimit()
-	return max(1, n-max(256, n/10))
-}
+// socketBudget is how many sockets the WebSocket edge may hold: the
+// default of websocket.max_sockets, and its most.
+func socketBudget() int { return socketsWithin(openFilesLimit()) }
+
+// socketsWithin is the sockets an open files limit of n leaves the
+// WebSocket edge: n less the larger of 256 and a tenth of n, kept for REST,
+// health checks, the store's files and the log; at least 1.
+func socketsWithin(n int) int { return max(1, n-max(256, n/10)) }

@@ -61,6 +61,10 @@ type Config struct {
 	EventRetention int `yaml:"event_retention"`
 	// MaxMetadataBytes caps a session's metadata: 8192.
 	MaxMetadataBytes int `yaml:"max_metadata_bytes"`
+	// MaxSubscribers caps the event subscriptions open at once: the event
+	// streams of GET /v1/events, and the one the WebSocket edge holds when
+	// it is on. Beyond, a stream is answered 503 unavailable: 1024.
+	MaxSubscribers int `yaml:"max_subscribers"`
 	// ShutdownTimeout bounds a graceful stop: 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MinFreeSpace is the free space the embedded store keeps on its
@@ -125,8 +129,8 @@ type JWTConfig struct {
 	// JWKS URL (an identity provider's keys sign tokens for other services
 	// too): false.
 	AllowAnyAudience bool     `yaml:"allow_any_audience"`
-	Leeway           Duration `yaml:"leeway"`          // clock skew allowed on exp, nbf, iat: 30s
-	MaxLifetime      Duration `yaml:"max_lifetime"`    // longest credential accepted, exp - iat: 24h
+	Leeway           Duration `yaml:"leeway"`          // clock skew allowed on exp, nbf, iat: 30s; not negative
+	MaxLifetime      Duration `yaml:"max_lifetime"`    // longest credential accepted, exp - iat: 24h; negative: no limit
 	SubjectClaim     string   `yaml:"subject_claim"`   // the claim naming the subject: sub
 	AllowNoExpiry    bool     `yaml:"allow_no_expiry"` // accept tokens without exp: false
 }
@@ -144,10 +148,12 @@ type WebSocketConfig struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// MaxSockets caps the sockets this node holds, below the process's
 	// open files limit so that REST, health checks and the store keep
-	// descriptors: the limit less a tenth of it (at least 256).
+	// descriptors: by default, and at most, the limit less the larger of
+	// 256 and a tenth of it (at least 1).
 	MaxSockets int `yaml:"max_sockets"`
 	// ConnectsPerSubject and ConnectsPerAddress limit handshakes per second
-	// of one subject and of one client address: 10 and 200.
+	// of one subject and of one client address: 10 and 200; negative: no
+	// limit.
 	ConnectsPerSubject int `yaml:"connects_per_subject"`
 	ConnectsPerAddress int `yaml:"connects_per_address"`
 }
@@ -197,13 +203,24 @@ type Duration time.Duration
 // MarshalYAML writes the duration as a string.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
+const durationWant = `a duration like "90s" or "1h30m"`
+
+// parseDuration reads a duration as the config file and the flags give it.
+func parseDuration(s string) (Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not %s", s, durationWant)
+	}
+	return Duration(v), nil
+}
+
 // UnmarshalYAML reads a duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
+	v, err := parseDuration(n.Value)
 	if n.Kind != yaml.ScalarNode || err != nil {
-		return &durationError{line: n.Line, value: n.Value}
+		return &durationError{line: n.Line, value: n.Value, want: durationWant}
 	}
-	*d = Duration(v)
+	*d = v
 	return nil
 }
 
@@ -212,15 +229,11 @@ type durationError struct {
 	line  int
 	value string
 	key   string
-	want  string // what it is not: "" for a duration
+	want  string // what it is not
 }
 
 func (e *durationError) Error() string {
-	want := e.want
-	if want == "" {
-		want = `a duration like "90s" or "1h30m"`
-	}
-	return fmt.Sprintf("line %d: %s: %q is not %s", e.line, e.key, e.value, want)
+	return fmt.Sprintf("line %d: %s: %q is not %s", e.line, e.key, e.value, e.want)
 }
 
 // ByteSize is a number of bytes written as "512MiB", "1GiB" or "1073741824".
@@ -295,6 +308,9 @@ func defaultConfig() Config {
 // leaves them zero, so that `sessiond config` prints what serve does. It is
 // the one place these defaults are filled; it is idempotent.
 func (cfg *Config) fillDefaults() {
+	if cfg.MaxSubscribers == 0 {
+		cfg.MaxSubscribers = sessiond.DefaultMaxSubscribers
+	}
 	if cfg.JWT.SubjectClaim == "" {
 		cfg.JWT.SubjectClaim = jwt.DefaultSubjectClaim
 	}
@@ -369,8 +385,8 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"jwt-issuer", "SESSIOND_JWT_ISSUER", "required iss of credentials"},
 	{"jwt-audience", "SESSIOND_JWT_AUDIENCE", "required aud of credentials"},
 	{"jwt-subject-claim", "SESSIOND_JWT_SUBJECT_CLAIM", "claim naming the subject (default sub)"},
-	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times (default 30s)"},
-	{"jwt-max-lifetime", "SESSIOND_JWT_MAX_LIFETIME", "longest credential accepted, exp - iat (default 24h)"},
+	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times (default 30s; negative is refused)"},
+	{"jwt-max-lifetime", "SESSIOND_JWT_MAX_LIFETIME", "longest credential accepted, exp - iat (default 24h; negative: no limit)"},
 	{"jwt-allow-any-audience", "SESSIOND_JWT_ALLOW_ANY_AUDIENCE", "accept credentials from public keys or JWKS without --jwt-audience"},
 	// Transport and credentials.
 	{"api-key-file", "SESSIOND_API_KEY_FILE", "file holding the admin API key (at least 32 bytes), kept out of ps"},
@@ -382,12 +398,28 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request (default true)"},
 	{"debug-addr", "SESSIOND_DEBUG_ADDR", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060"},
 	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated (default any)"},
-	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds (default: the open files limit less a tenth)"},
-	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10)"},
-	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200)"},
+	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds (default and most: the open files limit less the larger of 256 and a tenth of it, at least 1)"},
+	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10; negative: no limit)"},
+	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200; negative: no limit)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
+	{"max-subscribers", "SESSIOND_MAX_SUBSCRIBERS", "event streams (GET /v1/events) open at once, the WebSocket edge's own included (default 1024)"},
 }
+
+// durationFlags and countFlags are the flags that hold a duration or a
+// whole number, each with the field it sets.
+var (
+	durationFlags = map[string]func(*Config) *Duration{
+		"jwt-leeway":       func(c *Config) *Duration { return &c.JWT.Leeway },
+		"jwt-max-lifetime": func(c *Config) *Duration { return &c.JWT.MaxLifetime },
+	}
+	countFlags = map[string]func(*Config) *int{
+		"ws-max-sockets":          func(c *Config) *int { return &c.WebSocket.MaxSockets },
+		"ws-connects-per-subject": func(c *Config) *int { return &c.WebSocket.ConnectsPerSubject },
+		"ws-connects-per-address": func(c *Config) *int { return &c.WebSocket.ConnectsPerAddress },
+		"max-subscribers":         func(c *Config) *int { return &c.MaxSubscribers },
+	}
+)
 
 // switchFlags are the flags that are switches: --insecure-http alone
 // means true; --access-log=false turns the access log off.
@@ -468,6 +500,22 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 		}
 	}
 	for name, v := range given {
+		if field, ok := durationFlags[name]; ok {
+			d, err := parseDuration(v)
+			if err != nil {
+				return cfg, fmt.Errorf("%s: %w", name, err)
+			}
+			*field(&cfg) = d
+			continue
+		}
+		if field, ok := countFlags[name]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return cfg, fmt.Errorf("%s: %q is not a whole number", name, v)
+			}
+			*field(&cfg) = n
+			continue
+		}
 		switch name {
 		case "addr":
 			cfg.Addr = v
@@ -494,31 +542,12 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			default:
 				cfg.JWT.AllowAnyAudience = b
 			}
-		case "jwt-max-lifetime":
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return cfg, fmt.Errorf("jwt-max-lifetime: %q is not a duration like \"24h\"", v)
-			}
-			cfg.JWT.MaxLifetime = Duration(d)
 		case "debug-addr":
 			cfg.DebugAddr = v
 		case "trusted-proxies":
 			cfg.TrustedProxies = splitList(v)
 		case "ws-allowed-origins":
 			cfg.WebSocket.AllowedOrigins = splitList(v)
-		case "ws-max-sockets", "ws-connects-per-subject", "ws-connects-per-address":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return cfg, fmt.Errorf("%s: %q is not a count", name, v)
-			}
-			switch name {
-			case "ws-max-sockets":
-				cfg.WebSocket.MaxSockets = n
-			case "ws-connects-per-subject":
-				cfg.WebSocket.ConnectsPerSubject = n
-			default:
-				cfg.WebSocket.ConnectsPerAddress = n
-			}
 		case "store":
 			cfg.Store = v
 		case "log-format":
@@ -541,12 +570,6 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.JWT.Audience = v
 		case "jwt-subject-claim":
 			cfg.JWT.SubjectClaim = v
-		case "jwt-leeway":
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return cfg, fmt.Errorf("jwt-leeway: %q is not a duration like \"30s\"", v)
-			}
-			cfg.JWT.Leeway = Duration(d)
 		case "ending-hook-url":
 			cfg.EndingHookURL = v
 		case "min-free-space":
@@ -653,9 +676,6 @@ func (cfg *Config) validate() error {
 	if cfg.EventRetention < 1 {
 		return fmt.Errorf("event_retention: must be at least 1 (got %d)", cfg.EventRetention)
 	}
-	if cfg.MinFreeSpace < 0 {
-		return fmt.Errorf("min_free_space: must not be negative (got %d)", cfg.MinFreeSpace)
-	}
 	if cfg.MaxMetadataBytes < 1 {
 		return fmt.Errorf("max_metadata_bytes: must be at least 1 (got %d)", cfg.MaxMetadataBytes)
 	}
@@ -682,17 +702,54 @@ func (cfg *Config) validate() error {
 			return fmt.Errorf("websocket.allowed_origins: %w", err)
 		}
 	}
-	switch ws := cfg.WebSocket; {
-	case ws.MaxMessageSize < 0:
-		return fmt.Errorf("websocket.max_message_size: must not be negative (got %d)", ws.MaxMessageSize)
-	case ws.MessageRate < 0:
-		return fmt.Errorf("websocket.message_rate: must not be negative (got %v)", ws.MessageRate)
-	case ws.MessageBurst < 0:
-		return fmt.Errorf("websocket.message_burst: must not be negative (got %d)", ws.MessageBurst)
-	case ws.RefreshBefore < 0:
-		return fmt.Errorf("websocket.refresh_before: must not be negative (got %v)", time.Duration(ws.RefreshBefore))
+	return cfg.checkNotNegative()
+}
+
+// checkNotNegative refuses a negative value where it means nothing: these
+// settings take zero for their default, and have no "off". (Those that
+// do, jwt.max_lifetime and websocket.connects_per_*, are in offWhenNegative.)
+func (cfg *Config) checkNotNegative() error {
+	ws, j := cfg.WebSocket, cfg.JWT
+	for _, s := range []struct {
+		key, flag string // flag: "" if none
+		negative  bool
+		got       any
+	}{
+		{"min_free_space", "min-free-space", cfg.MinFreeSpace < 0, int64(cfg.MinFreeSpace)},
+		{"max_subscribers", "max-subscribers", cfg.MaxSubscribers < 0, cfg.MaxSubscribers},
+		{"jwt.leeway", "jwt-leeway", j.Leeway < 0, time.Duration(j.Leeway)},
+		{"jwt.jwks_refresh", "", j.JWKSRefresh < 0, time.Duration(j.JWKSRefresh)},
+		{"websocket.max_message_size", "", ws.MaxMessageSize < 0, ws.MaxMessageSize},
+		{"websocket.message_rate", "", ws.MessageRate < 0, ws.MessageRate},
+		{"websocket.message_burst", "", ws.MessageBurst < 0, ws.MessageBurst},
+		{"websocket.refresh_before", "", ws.RefreshBefore < 0, time.Duration(ws.RefreshBefore)},
+		{"websocket.max_sockets", "ws-max-sockets", ws.MaxSockets < 0, ws.MaxSockets},
+	} {
+		if !s.negative {
+			continue
+		}
+		key := s.key
+		if s.flag != "" {
+			key += " (--" + s.flag + ")"
+		}
+		return fmt.Errorf("%s: must not be negative (got %v); 0 means the default", key, s.got)
 	}
 	return nil
+}
+
+// offWhenNegative are the limits that a negative value turns off, with
+// what `sessiond config` says beside such a value.
+var offWhenNegative = []struct {
+	path    []string // the YAML keys leading to it
+	off     func(*Config) bool
+	comment string
+}{
+	{[]string{"jwt", "max_lifetime"}, func(c *Config) bool { return c.JWT.MaxLifetime < 0 },
+		"negative: off, credentials of any lifetime are accepted"},
+	{[]string{"websocket", "connects_per_subject"}, func(c *Config) bool { return c.WebSocket.ConnectsPerSubject < 0 },
+		"negative: off, no limit on a subject's handshakes"},
+	{[]string{"websocket", "connects_per_address"}, func(c *Config) bool { return c.WebSocket.ConnectsPerAddress < 0 },
+		"negative: off, no limit on an address's handshakes"},
 }
 
 // policies returns the configured policies, checked, and the default's name.
@@ -763,12 +820,40 @@ func (cfg *Config) effective() ([]byte, error) {
 	if cfg.file != "" {
 		fmt.Fprintf(&buf, "# read from %s, the environment and flags\n", cfg.file)
 	}
+	var doc yaml.Node
+	if err := doc.Encode(out); err != nil { //nolint:gosec // G117: the key was replaced by a note above
+		return nil, err
+	}
+	for _, o := range offWhenNegative {
+		if o.off(cfg) {
+			if n := valueAt(&doc, o.path...); n != nil {
+				n.LineComment = o.comment
+			}
+		}
+	}
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(out); err != nil { //nolint:gosec // G117: the key was replaced by a note above
+	if err := enc.Encode(&doc); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// valueAt is the value node under the keys path in the mapping n, or nil.
+func valueAt(n *yaml.Node, path ...string) *yaml.Node {
+	for _, key := range path {
+		var next *yaml.Node
+		for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
 }
 
 func parseLevel(s string) (level int, err error) {

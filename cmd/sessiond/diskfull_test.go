@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,57 +146,22 @@ func metricValue(t *testing.T, text, series string) float64 {
 	return v
 }
 
-// startRaw runs the binary with args, its output appended to logPath,
-// without waiting for anything.
-func startRaw(t *testing.T, bin, logPath string, args ...string) *proc {
+// waitLog waits until p's log holds every one of wants, failing the test
+// if p exits first.
+func waitLog(t *testing.T, p *proc, wants ...string) {
 	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	fmt.Fprintf(logf, "=== sessiond %s\n", strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SESSIOND_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(p.kill)
-	return p
-}
-
-// waitLog polls the log until it matches every one of wants after offset,
-// failing the test if the process exits first or 30s pass.
-func waitLog(t *testing.T, p *proc, logPath string, offset int, wants ...string) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		b, _ := os.ReadFile(logPath)
-		all := true
-		for _, w := range wants {
-			all = all && strings.Contains(string(b[offset:]), w)
-		}
-		if all {
-			return
+	sessiondtest.Eventually(t, fmt.Sprintf("sessiond to log %q", wants), func() bool {
+		logs := p.log()
+		if !slices.ContainsFunc(wants, func(w string) bool { return !strings.Contains(logs, w) }) {
+			return true
 		}
 		select {
 		case <-p.exited:
-			t.Fatalf("sessiond exited (%v) before logging %q:\n%s", p.err, wants, b[offset:])
+			t.Fatalf("sessiond exited (%v) before logging %q:\n%s", p.err, wants, logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sessiond did not log %q within 30s:\n%s", wants, b[offset:])
-		}
-	}
+		return false
+	})
 }
 
 // A restart on a full disk: with the threshold on, the server exits at
@@ -262,10 +228,9 @@ func TestStartupOnFullDisk(t *testing.T) {
 
 	// Threshold off: the start hangs in Pebble; a signal stops it.
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		logs, _ := os.ReadFile(h.logPath)
 		addr := freeAddr(t)
 		p := startRaw(t, h.bin, h.logPath, "serve", "--addr", addr, "--data-dir", dataDir, "--log-format", "json", "--min-free-space", "0")
-		waitLog(t, p, h.logPath, len(logs), `"msg":"opening the store"`, "no space left on device")
+		waitLog(t, p, `"msg":"opening the store"`, "no space left on device")
 		if rc := readyStatus(addr); rc == 200 {
 			t.Fatalf("sessiond is ready on a full disk with the threshold off: this test needs a start that blocks")
 		}
@@ -279,9 +244,8 @@ func TestStartupOnFullDisk(t *testing.T) {
 			t.Fatalf("%v during a start blocked on the full disk: still running after 10s", sig)
 		}
 		took := time.Since(start)
-		after, _ := os.ReadFile(h.logPath)
-		if p.err != nil || !strings.Contains(string(after[len(logs):]), `"msg":"startup interrupted; stopped before serving","stage":"opening the store"`) {
-			t.Errorf("%v during the start: exit %v, want 0 and a line saying where it stopped:\n%s", sig, p.err, after[len(logs):])
+		if after := p.log(); p.err != nil || !strings.Contains(after, `"msg":"startup interrupted; stopped before serving","stage":"opening the store"`) {
+			t.Errorf("%v during the start: exit %v, want 0 and a line saying where it stopped:\n%s", sig, p.err, after)
 		}
 		if took > 3*time.Second {
 			t.Errorf("%v during the start: exited after %v, want promptly", sig, took)

@@ -80,7 +80,6 @@ type harness struct {
 	bin     string
 	dataDir string
 	logPath string
-	starts  int
 }
 
 func newHarness(t *testing.T) *harness {
@@ -94,37 +93,112 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-// buildSessiond builds the command once for this test.
+// built is the command as buildSessiond built it: once for all the
+// tests of this run, in dir, which TestMain removes.
+var built struct {
+	once      sync.Once
+	dir, path string
+	skip      string // why it cannot be built here
+	err       error
+}
+
+// buildSessiond builds the command, once for all the tests that run it,
+// and returns its path.
 func buildSessiond(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go tool to build the binary with: %v", err)
+	built.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			built.skip = fmt.Sprintf("no go tool to build the binary with: %v", err)
+			return
+		}
+		out, err := exec.Command(goTool, "env", "GOMOD").Output()
+		if err != nil || strings.TrimSpace(string(out)) == "" {
+			built.err = fmt.Errorf("finding the module root: %v %q", err, out)
+			return
+		}
+		if built.dir, built.err = os.MkdirTemp("", "sessiond-test-"); built.err != nil {
+			return
+		}
+		bin := filepath.Join(built.dir, "sessiond")
+		cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/sessiond")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		built.path = bin
+		t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
+	})
+	if built.skip != "" {
+		t.Skip(built.skip)
 	}
-	out, err := exec.Command(goTool, "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("finding the module root: %v %q", err, out)
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	bin := filepath.Join(t.TempDir(), "sessiond")
-	cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/sessiond")
-	cmd.Dir = root
-	start := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	return built.path
+}
+
+// TestMain removes the binary buildSessiond built, once every test has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
 	}
-	t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
-	return bin
+	os.Exit(code)
 }
 
 // proc is one run of the binary.
 type proc struct {
-	cmd    *exec.Cmd
-	addr   string
-	key    string
-	c      *client.Client
-	exited chan struct{}
-	err    error // from Wait, once exited is closed
+	cmd       *exec.Cmd
+	logPath   string // its output goes here ...
+	logOffset int64  // ... from here on
+	addr      string
+	key       string
+	c         *client.Client
+	exited    chan struct{}
+	err       error // from Wait, once exited is closed
+}
+
+// startRaw runs bin with args, its output appended to logPath after a line
+// naming the command, without waiting for anything. It is killed, if it
+// still runs, when the test ends.
+func startRaw(t *testing.T, bin, logPath string, args ...string) *proc {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "=== %s %s\n", filepath.Base(bin), strings.Join(args, " "))
+	offset, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SESSIOND_") { // the developer's settings must not leak in
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logPath: logPath, logOffset: offset, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(p.kill)
+	return p
+}
+
+// log is what the process has written so far.
+func (p *proc) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b[min(p.logOffset, int64(len(b))):])
 }
 
 // start runs `sessiond serve` on the harness's data directory on a free
@@ -148,62 +222,24 @@ func (h *harness) start(args ...string) *proc {
 
 func (h *harness) tryStart(extra []string) (*proc, error) {
 	t := h.t
-	h.starts++
 	addr := freeAddr(t)
-	args := append([]string{"serve", "--addr", addr, "--data-dir", h.dataDir, "--log-format", "json"}, extra...)
-	logf, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	fmt.Fprintf(logf, "=== start %d: sessiond %s\n", h.starts, strings.Join(args, " "))
-	offset, _ := logf.Seek(0, 2)
-
-	cmd := exec.Command(h.bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SESSIOND_") { // the developer's settings must not leak in
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, addr: addr, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() { p.kill() })
-
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(60 * time.Second) // a big store takes a while to load
-	for {
-		resp, err := hc.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
+	p := startRaw(t, h.bin, h.logPath, append([]string{"serve", "--addr", addr, "--data-dir", h.dataDir, "--log-format", "json"}, extra...)...)
+	p.addr = addr
+	// Not sessiondtest.Eventually: a big store may take longer than its
+	// 10s to load, and a start that lost its port returns an error here,
+	// for start to try another.
+	for deadline := time.Now().Add(60 * time.Second); readyStatus(addr) != http.StatusOK; time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-p.exited:
-			b, _ := os.ReadFile(h.logPath)
-			return nil, fmt.Errorf("sessiond exited before it was ready (%v): %s", p.err, b[min(offset, int64(len(b))):])
+			return nil, fmt.Errorf("sessiond exited before it was ready (%v): %s", p.err, p.log())
 		default:
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			return nil, fmt.Errorf("%s/readyz did not answer 200 within 60s (last error %v)", addr, err)
+			return nil, fmt.Errorf("%s/readyz did not answer 200 within 60s", addr)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-
-	key, err := os.ReadFile(filepath.Join(h.dataDir, "api_key"))
-	if err != nil {
-		t.Fatalf("reading the API key the server saved: %v", err)
-	}
-	p.key = strings.TrimSpace(string(key))
+	p.key = readKey(t, h.dataDir)
 	p.c = client.New(addr, p.key)
 	p.c.HTTP = &http.Client{
 		Timeout:   30 * time.Second,
@@ -410,7 +446,7 @@ policies:
 
 	// Watch the live event stream while creating, as a consumer would, to
 	// learn where in the event log these sessions begin.
-	live := openEvents(t, p, "")
+	live := openEvents(t, "http://"+p.addr, p.key, "")
 	const n = 8
 	ctx := context.Background()
 	created := make([]*client.CreateResponse, n)
@@ -492,7 +528,7 @@ policies:
 	// streams only events recorded from now on, so the log's first event can
 	// never be replayed. Resuming from a seen event also keeps this cheap
 	// however many events earlier cycles left in the log.)
-	resumed := openEvents(t, p, strconv.FormatUint(firstSeq, 10))
+	resumed := openEvents(t, "http://"+p.addr, p.key, strconv.FormatUint(firstSeq, 10))
 	var evs []sessiond.Event
 	ended := 0
 	resumed.until(t, func(e sessiond.Event) bool {
@@ -567,16 +603,17 @@ type eventStream struct {
 	cancel context.CancelFunc
 }
 
-// openEvents opens the server-sent event stream, resuming after the given
-// Last-Event-ID if it is not empty. Reading it fails the test after 10s.
-func openEvents(t *testing.T, p *proc, lastEventID string) *eventStream {
+// openEvents opens the server-sent event stream of the server at base
+// with the API key, resuming after the given Last-Event-ID if it is not
+// empty. Reading it fails the test after 10s.
+func openEvents(t *testing.T, base, key, lastEventID string) *eventStream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+p.addr+"/v1/events", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/v1/events", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+p.key)
+	req.Header.Set("Authorization", "Bearer "+key)
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}

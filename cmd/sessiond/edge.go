@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -32,23 +31,19 @@ func newVerifier(ctx context.Context, c JWTConfig, log *slog.Logger) (*jwt.Verif
 	return v, nil
 }
 
-// checkJWT checks the JWT material as newVerifier does (the secret's
-// length, the public key files readable and parseable, the JWKS URL's
-// form) without fetching the JWKS, with the messages serve gives.
+// checkJWT is the check of the JWT material that serve makes before it
+// opens anything (Config.check), and `sessiond config` with it: the key
+// files read, then jwt.Config.Validate, which jwt.New runs too. So config
+// fails exactly when serve would, with the same message. Nothing is
+// fetched: the JWKS URL's form is checked, not its answer.
 func checkJWT(c JWTConfig) error {
 	cfg, paths, err := verifierConfig(c, nil)
 	if err != nil || cfg == nil {
 		return err
 	}
-	cfg.JWKSURL = "" // its form is checked; fetching it is serve's
-	if len(cfg.Secret) == 0 && len(cfg.PublicKeys) == 0 {
-		return nil
-	}
-	v, err := jwt.New(context.Background(), *cfg)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return jwtError(err, paths)
 	}
-	v.Close()
 	return nil
 }
 
@@ -68,26 +63,18 @@ func jwtError(err error, paths []string) error {
 		return fmt.Errorf("jwt.public_keys: %s: %s", paths[i], msg)
 	}
 	key := map[string]string{"Secret": "jwt.secret", "Leeway": "jwt.leeway", "JWKSRefresh": "jwt.jwks_refresh", "JWKSURL": "jwt.jwks_url",
-		"Audience": "jwt.audience", "MaxLifetime": "jwt.max_lifetime"}[se.Field]
+		"Audience": "jwt.audience", "AllowAnyAudience": "jwt.allow_any_audience", "MaxLifetime": "jwt.max_lifetime"}[se.Field]
 	if key == "" {
 		return fmt.Errorf("jwt: %w", err)
 	}
 	return fmt.Errorf("%s: %s", key, msg)
 }
 
-// verifierConfig reads the key files and checks the JWKS URL; nil means no
-// key is configured. paths are the key files, in the order of the keys.
+// verifierConfig reads the key files; nil means no key is configured.
+// paths are the key files, in the order of the keys.
 func verifierConfig(c JWTConfig, log *slog.Logger) (_ *jwt.Config, paths []string, _ error) {
 	if c.Secret == "" && len(c.PublicKeys) == 0 && c.JWKSURL == "" {
 		return nil, nil, nil
-	}
-	for _, d := range []struct {
-		key string
-		v   Duration
-	}{{"jwt.leeway", c.Leeway}, {"jwt.max_lifetime", c.MaxLifetime}, {"jwt.jwks_refresh", c.JWKSRefresh}} {
-		if d.v < 0 {
-			return nil, nil, fmt.Errorf("%s: must not be negative (got %v)", d.key, time.Duration(d.v))
-		}
 	}
 	cfg := &jwt.Config{
 		JWKSURL: c.JWKSURL, JWKSRefresh: time.Duration(c.JWKSRefresh),
@@ -109,11 +96,6 @@ func verifierConfig(c JWTConfig, log *slog.Logger) (_ *jwt.Config, paths []strin
 		}
 		cfg.PublicKeys = append(cfg.PublicKeys, b)
 		paths = append(paths, path)
-	}
-	if c.JWKSURL != "" {
-		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, nil, fmt.Errorf("jwt.jwks_url: must be an http or https URL (got %q)", c.JWKSURL)
-		}
 	}
 	return cfg, paths, nil
 }

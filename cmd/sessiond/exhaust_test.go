@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,11 +48,7 @@ func TestFileDescriptorsKeptForREST(t *testing.T) {
 		"--jwt-secret", secret, "--ws-connects-per-address", "1000000", "--ws-connects-per-subject", "1000000")
 	hc := &http.Client{Timeout: 5 * time.Second}
 	waitReadyAt(t, hc, "http://"+addr)
-	key, err := os.ReadFile(filepath.Join(dataDir, "api_key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.New(addr, strings.TrimSpace(string(key)))
+	c := client.New(addr, readKey(t, dataDir))
 	created, err := c.Create(context.Background(), client.CreateRequest{Subject: "bystander"})
 	if err != nil {
 		t.Fatal(err)
@@ -83,17 +78,14 @@ func TestFileDescriptorsKeptForREST(t *testing.T) {
 		if err != nil {
 			return 0, err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, resp, err := websocket.Dial(ctx, "ws://"+addr+"/v1/connect?device_id="+device,
-			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+		s, resp, err := wsDial(t, "ws://"+addr+"/v1/connect?device_id="+device, wsOpts{token: tok})
 		if err != nil {
 			if resp != nil {
 				return resp.StatusCode, nil
 			}
 			return 0, err
 		}
-		if _, _, err := s.Read(ctx); err != nil { // the ack
+		if _, err := readAck(s); err != nil {
 			return 0, err
 		}
 		mu.Lock()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	gojwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/sessiond/sessiond/sessiondtest"
@@ -70,13 +68,8 @@ func TestJWKSDownAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The token carries no kid; the only key will be k1's.
-	dial := func() (*websocket.Conn, *http.Response, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return websocket.Dial(ctx, "ws://"+ts.addr+"/v1/connect?device_id=g1",
-			&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
-	}
-	if _, resp, err := dial(); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+	url := "ws://" + ts.addr + "/v1/connect?device_id=g1"
+	if _, resp, err := wsDial(t, url, wsOpts{token: tok}); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("connect with the identity provider down: %v %v; want 503 with Retry-After", err, resp)
 	}
 
@@ -84,11 +77,7 @@ func TestJWKSDownAtStart(t *testing.T) {
 	sessiondtest.Eventually(t, "the signing keys to arrive", func() bool {
 		return ready().Status == "ready"
 	})
-	c, _, err := dial()
-	if err != nil {
-		t.Fatalf("connect once the keys arrived: %v", err)
-	}
-	_ = c.CloseNow()
+	wsConnect(t, url, wsOpts{token: tok})
 }
 
 type readyBody struct {

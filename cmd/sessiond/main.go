@@ -8,7 +8,7 @@
 //	sessiond sessions revoke ID
 //	sessiond sessions revoke --subject S
 //	sessiond token --subject S [--ttl 1h]   a development JWT for /v1/connect
-//	sessiond connect --subject S --device D  hold a WebSocket, printing what happens
+//	sessiond connect --subject S [--device D]  hold a WebSocket, printing what happens
 //	sessiond store check                 verify every record of a stopped server's store
 //	sessiond version
 //
@@ -63,7 +63,8 @@ Usage:
   sessiond sessions revoke ID
   sessiond sessions revoke --subject S
   sessiond token --subject S [--ttl 1h]   print a development JWT (HS256, the configured --jwt-secret)
-  sessiond connect --subject S --device D   hold a WebSocket to D's session; print what happens
+  sessiond connect --subject S [--device D]  hold a WebSocket to the session of device D (without
+                                          --device: the subject's default device); print what happens
   sessiond connect --subject S --session-token T   ... or to a session created over REST
   sessiond store check [--data-dir DIR]   verify every record of the embedded store (server stopped);
                                           list corrupt and quarantined ones; exit 1 if any
@@ -194,10 +195,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(
 	if err != nil {
 		return err
 	}
-	if err := cfg.check(); err != nil {
-		return usageError{err.Error()}
-	}
 	privateUmask() // before anything is created: the data directory is the server user's alone
+	// openServer checks cfg first, with the check config makes.
 	s, err := openInterruptibly(ctx, cfg, stderr)
 	if errors.Is(err, errInterrupted) {
 		return nil // asked to stop: logged

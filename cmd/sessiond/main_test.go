@@ -99,7 +99,16 @@ func testConfig(t *testing.T) Config {
 	return cfg
 }
 
+// startServer opens a server with cfg and runs it until the test ends; it
+// returns once /readyz answers 200.
 func startServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	return startServerAt(t, cfg, (*server).URL)
+}
+
+// startServerAt is startServer for a server reached at base(s) rather
+// than at its listen address.
+func startServerAt(t *testing.T, cfg Config, base func(*server) string) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,7 +118,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		t.Fatalf("openServer: %v\nlogs:\n%s", err, logs)
 	}
 	ts := &testServer{s: s, addr: s.Addr(), key: s.cfg.APIKey, logs: logs, cancel: cancel, done: make(chan error, 1),
-		url: s.URL(), hc: &http.Client{Timeout: 10 * time.Second}}
+		url: base(s), hc: &http.Client{Timeout: 10 * time.Second}}
 	if cfg.TLS.on() {
 		if ts.hc, err = s.cfg.clientTLS(); err != nil {
 			cancel()
@@ -519,6 +528,11 @@ func TestHelpAndUsage(t *testing.T) {
 			t.Errorf("sessiond %v: exit %d\n%s", args, code, out)
 		}
 	}
+	// connect's --device is optional: without it, the subject's default device.
+	_, out, _ := cli(t, noEnv, "help")
+	if !strings.Contains(out, "sessiond connect --subject S [--device D]") {
+		t.Errorf("usage does not show --device as optional for connect:\n%s", out)
+	}
 	// -h on a command exits 0.
 	if code, _, _ := cli(t, noEnv, "config", "-h"); code != 0 {
 		t.Errorf("config -h: exit %d, want 0", code)
@@ -751,6 +765,10 @@ func TestConfigErrors(t *testing.T) {
 		{"bad store", "store: disk\n", 2, []string{"store", "disk"}},
 		{"bad event retention", "event_retention: 0\n", 2, []string{"event_retention"}},
 		{"not yaml", "policies: [\n", 2, []string{"config"}},
+		{"negative message rate", "websocket:\n  message_rate: -1\n", 2, []string{"websocket.message_rate: must not be negative (got -1)"}},
+		{"negative jwks refresh", "jwt:\n  jwks_refresh: -1m\n", 2, []string{"jwt.jwks_refresh: must not be negative (got -1m0s)"}},
+		{"negative socket cap", "websocket:\n  max_sockets: -5\n", 2, []string{"websocket.max_sockets (--ws-max-sockets): must not be negative (got -5)"}},
+		{"negative leeway", "jwt:\n  leeway: -1s\n", 2, []string{"jwt.leeway (--jwt-leeway): must not be negative (got -1s)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, "sessiond.yaml", tc.yaml)
@@ -870,6 +888,67 @@ func TestServeTextBanner(t *testing.T) {
 	if strings.Contains(logs, ts.key) {
 		t.Error("the banner prints the API key itself")
 	}
+}
+
+// max_subscribers caps the event streams open at once: one over it is
+// answered 503 unavailable, and a stream that closes makes room.
+func TestMaxSubscribers(t *testing.T) {
+	cfg := loadTestConfig(t, envOf(map[string]string{"SESSIOND_MAX_SUBSCRIBERS": "2"}), "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+	if cfg.MaxSubscribers != 2 {
+		t.Fatalf("SESSIOND_MAX_SUBSCRIBERS=2: max_subscribers %d", cfg.MaxSubscribers)
+	}
+	ts := startServer(t, cfg) // no JWT key: the WebSocket edge, which holds one, is off
+	first := openEvents(t, ts.url, ts.key, "")
+	second := openEvents(t, ts.url, ts.key, "")
+	defer second.close()
+	resp, err := ts.hc.Do(authorized(t, ts, "GET", "/v1/events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"code":"unavailable"`) ||
+		!strings.Contains(string(body), "max_subscribers") {
+		t.Fatalf("a third stream with max_subscribers 2: %s %s; want 503 unavailable naming max_subscribers", resp.Status, body)
+	}
+	first.close()
+	sessiondtest.Eventually(t, "a closed stream to make room", func() bool {
+		resp, err := ts.hc.Do(authorized(t, ts, "GET", "/v1/events"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	// The default, from the flag, from the file; negative is refused.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "max_subscribers: 1024\n"},
+		{[]string{"--max-subscribers", "16"}, "max_subscribers: 16\n"},
+		{[]string{"--config", writeFile(t, "subs.yaml", "max_subscribers: 64\n")}, "max_subscribers: 64\n"},
+	} {
+		if out := mustCLI(t, append([]string{"config"}, tc.args...)...); !strings.Contains(out, tc.want) {
+			t.Errorf("config %v: no %q in\n%s", tc.args, tc.want, out)
+		}
+	}
+	if code, _, errOut := cli(t, noEnv, "config", "--max-subscribers", "-1"); code != 2 ||
+		!strings.Contains(errOut, "max_subscribers (--max-subscribers): must not be negative") {
+		t.Errorf("config --max-subscribers -1: exit %d, %s", code, errOut)
+	}
+}
+
+// authorized is a request to the server's path with its API key.
+func authorized(t *testing.T, ts *testServer, method, path string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.url+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+ts.key)
+	return req
 }
 
 func TestGracefulShutdown(t *testing.T) {

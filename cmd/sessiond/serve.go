@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -71,7 +72,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	cfg := &s.cfg
 	cfg.fillDefaults()
 	if err := cfg.check(); err != nil {
-		return nil, err
+		return nil, usageError{err.Error()} // the configuration's mistake: exit 2, as from config
 	}
 	s.log, s.textLogs = newLogger(*cfg, stderr)
 	stage := "preparing the data directory"
@@ -136,7 +137,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	}
 	mcfg := sessiond.Config{
 		Store: s.store, Policies: policies, DefaultPolicy: def, ConnectPolicy: cfg.ConnectPolicy,
-		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes,
+		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes, MaxSubscribers: cfg.MaxSubscribers,
 		Logger: s.log, Observer: obs, Node: cfg.Node, DisposeTimeout: time.Duration(cfg.DisposeTimeout),
 	}
 	if cfg.EndingHookURL != "" {
@@ -180,8 +181,8 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 			MaxMessageSize: cfg.WebSocket.MaxMessageSize, MessageRate: cfg.WebSocket.MessageRate,
 			MessageBurst: cfg.WebSocket.MessageBurst, RefreshBefore: time.Duration(cfg.WebSocket.RefreshBefore),
 			ClientIP: clientIP, AllowedOrigins: cfg.WebSocket.AllowedOrigins,
-			MaxSockets: cfg.WebSocket.MaxSockets, ConnectsPerSubject: cfg.WebSocket.ConnectsPerSubject,
-			ConnectsPerAddress: cfg.WebSocket.ConnectsPerAddress,
+			MaxSockets: cfg.WebSocket.MaxSockets, ConnectsPerSubject: connectLimit(cfg.WebSocket.ConnectsPerSubject),
+			ConnectsPerAddress: connectLimit(cfg.WebSocket.ConnectsPerAddress),
 		})
 		if err != nil {
 			return nil, err
@@ -219,6 +220,16 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		}
 	}
 	return s, nil
+}
+
+// connectLimit is a websocket.connects_per_* setting as the edge takes it.
+// The edge reads zero and below as its default, so a negative setting
+// (off) becomes a limit no client can reach.
+func connectLimit(n int) int {
+	if n < 0 {
+		return math.MaxInt
+	}
+	return n
 }
 
 // errInterrupted is a start stopped by a signal.

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 // TestSIGHUPReloadsTheCertificate sends SIGHUP to the test process. That is
@@ -25,7 +27,7 @@ func TestSIGHUPReloadsTheCertificate(t *testing.T) {
 		t.Fatalf("served serial %v before the signal, want the first %v", got, cert.serial)
 	}
 	hup(t)
-	waitFor(t, "the new certificate after SIGHUP", func() bool { return servedSerial(t, ts.addr).Cmp(next.serial) == 0 })
+	sessiondtest.Eventually(t, "the new certificate after SIGHUP", func() bool { return servedSerial(t, ts.addr).Cmp(next.serial) == 0 })
 	if !strings.Contains(ts.logs.String(), `"why":"SIGHUP"`) {
 		t.Errorf("no log line for the reload on SIGHUP:\n%s", ts.logs)
 	}
@@ -33,7 +35,7 @@ func TestSIGHUPReloadsTheCertificate(t *testing.T) {
 	// A SIGHUP with broken files logs and keeps the certificate.
 	replaceFile(t, cert.certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
 	hup(t)
-	waitFor(t, "the failed reload's log line", func() bool {
+	sessiondtest.Eventually(t, "the failed reload's log line", func() bool {
 		return strings.Contains(ts.logs.String(), "TLS certificate reload failed; keeping the certificate in use")
 	})
 	if got := servedSerial(t, ts.addr); got.Cmp(next.serial) != 0 {
@@ -45,16 +47,5 @@ func hup(t *testing.T) {
 	t.Helper()
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond for at most 5s: the signal is handled on another
-// goroutine.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }

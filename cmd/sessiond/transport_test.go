@@ -25,7 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/wire"
+	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 // Tests of "Transport and credentials": TLS, plain HTTP only on loopback,
@@ -172,19 +172,7 @@ func TestTLSServesRESTAndWebSocketOverHTTPS(t *testing.T) {
 	c12.Close()
 
 	// A WebSocket over wss.
-	tok := strings.TrimSpace(mustCLI(t, "token", "--subject", "alice", "--jwt-secret", testSecret))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "wss://"+ts.addr+"/v1/connect?device_id=glasses", &websocket.DialOptions{ //nolint:bodyclose // the library's to close
-		HTTPClient: ts.hc, HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
-	if err != nil {
-		t.Fatalf("wss dial: %v", err)
-	}
-	defer ws.CloseNow()
-	_, msg, err := ws.Read(ctx)
-	if err != nil || !strings.Contains(string(msg), `"type":"connected"`) {
-		t.Fatalf("wss ack %s, %v", msg, err)
-	}
+	wsConnect(t, "wss://"+ts.addr+"/v1/connect?device_id=glasses", wsOpts{token: cliToken(t, "alice", ""), client: ts.hc})
 }
 
 func TestTLSCertificateReloadsWhenItsFilesChange(t *testing.T) {
@@ -293,29 +281,6 @@ func portOf(t *testing.T, addr string) string {
 	return port
 }
 
-// startServerAt is startServer for a server not reached at its listen
-// address: base tells the URL to use.
-func startServerAt(t *testing.T, cfg Config, base func(*server) string) *testServer {
-	t.Helper()
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := openServer(ctx, cfg, logs)
-	if err != nil {
-		cancel()
-		t.Fatalf("openServer: %v", err)
-	}
-	ts := &testServer{s: s, addr: s.Addr(), key: s.cfg.APIKey, logs: logs, cancel: cancel, done: make(chan error, 1),
-		url: base(s), hc: &http.Client{Timeout: 10 * time.Second}}
-	go func() { ts.done <- s.run(ctx) }()
-	t.Cleanup(func() {
-		if err := ts.stop(t); err != nil {
-			t.Errorf("server run: %v", err)
-		}
-	})
-	waitReadyAt(t, ts.hc, ts.url)
-	return ts
-}
-
 // accessLines returns the server's access log lines (JSON logs).
 func accessLines(t *testing.T, logs string) []map[string]any {
 	t.Helper()
@@ -329,19 +294,21 @@ func accessLines(t *testing.T, logs string) []map[string]any {
 	return out
 }
 
-// waitAccessLine waits (at most 5s) for an access line matching match: a
-// line is written once its handler returns.
+// waitAccessLine waits for an access line matching match: a line is
+// written once its handler returns.
 func waitAccessLine(t *testing.T, ts *testServer, what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	var found map[string]any
+	sessiondtest.Eventually(t, "an access log line for "+what, func() bool {
 		for _, l := range accessLines(t, ts.logs.String()) {
 			if match(l) {
-				return l
+				found = l
+				return true
 			}
 		}
-	}
-	t.Fatalf("no access log line for %s:\n%s", what, ts.logs)
-	return nil
+		return false
+	})
+	return found
 }
 
 func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
@@ -376,25 +343,8 @@ func TestForwardedForIsBelievedOnlyFromTrustedProxies(t *testing.T) {
 			}
 
 			// WebSocket: the address recorded on the connection and device.
-			tok := strings.TrimSpace(mustCLI(t, "token", "--subject", "alice", "--jwt-secret", testSecret))
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			h := fwd.Clone()
-			h.Set("Authorization", "Bearer "+tok)
-			c, _, err := websocket.Dial(ctx, "ws://"+ts.addr+"/v1/connect?device_id=d1", &websocket.DialOptions{HTTPHeader: h}) //nolint:bodyclose // the library's to close
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.CloseNow()
-			_, b, err := c.Read(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ack wire.Connected
-			if err := json.Unmarshal(b, &ack); err != nil {
-				t.Fatal(err)
-			}
-			s, err := ts.client().Get(ctx, ack.SessionID)
+			_, ack := wsConnect(t, "ws://"+ts.addr+"/v1/connect?device_id=d1", wsOpts{token: cliToken(t, "alice", ""), header: fwd})
+			s, err := ts.client().Get(context.Background(), ack.SessionID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -514,14 +464,9 @@ func TestSecretsFromFiles(t *testing.T) {
 		t.Fatalf("token with SESSIOND_JWT_SECRET_FILE: exit %d: %s", code, errOut)
 	}
 	dialDevice(t, ts.addr, "alice", "d1") // signs with testSecret: the same key
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+ts.addr+"/v1/connect?device_id=d2", &websocket.DialOptions{ //nolint:bodyclose // the library's to close
-		HTTPHeader: http.Header{"Authorization": {"Bearer " + strings.TrimSpace(tok)}}})
-	if err != nil {
-		t.Fatalf("a credential from `token --jwt-secret-file`: %v", err)
+	if st, err := wsStatus(t, "ws://"+ts.addr+"/v1/connect?device_id=d2", wsOpts{token: strings.TrimSpace(tok)}); st != http.StatusSwitchingProtocols {
+		t.Fatalf("a credential from `token --jwt-secret-file`: %d, %v", st, err)
 	}
-	c.CloseNow()
 
 	// Both a value and a file, at the same level, is an error; across
 	// levels the higher one wins.
@@ -593,15 +538,13 @@ func TestWebSocketOriginAllowList(t *testing.T) {
 	cfg.JWT.Secret = testSecret
 	cfg.WebSocket.AllowedOrigins = []string{"https://app.example.com"}
 	ts := startServer(t, cfg)
-	tok := strings.TrimSpace(mustCLI(t, "token", "--subject", "alice", "--jwt-secret", testSecret))
+	tok := cliToken(t, "alice", "")
 	dial := func(origin string) (*websocket.Conn, *http.Response, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h := http.Header{"Authorization": {"Bearer " + tok}}
+		h := http.Header{}
 		if origin != "" {
 			h.Set("Origin", origin)
 		}
-		return websocket.Dial(ctx, "ws://"+ts.addr+"/v1/connect?device_id=d", &websocket.DialOptions{HTTPHeader: h})
+		return wsDial(t, "ws://"+ts.addr+"/v1/connect?device_id=d", wsOpts{token: tok, header: h})
 	}
 	_, resp, err := dial("https://evil.example")
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
@@ -616,11 +559,9 @@ func TestWebSocketOriginAllowList(t *testing.T) {
 		t.Errorf("%d sessions after a refused origin, want 0", st.Total)
 	}
 	for _, origin := range []string{"https://app.example.com", ""} {
-		c, _, err := dial(origin) //nolint:bodyclose // the library's to close
-		if err != nil {
+		if _, _, err := dial(origin); err != nil {
 			t.Fatalf("dial with Origin %q: %v", origin, err)
 		}
-		c.CloseNow()
 	}
 
 	// From the flag, checked.
@@ -652,14 +593,10 @@ func TestAccessLogThroughTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A browser-style WebSocket with its credential in the query.
-	tok := strings.TrimSpace(mustCLI(t, "token", "--subject", "bob", "--jwt-secret", testSecret))
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(dctx, "ws://"+ts.addr+"/v1/connect?device_id=d&token="+tok, nil) //nolint:bodyclose // the library's to close
-	if err != nil {
+	tok := cliToken(t, "bob", "")
+	if _, _, err := wsDial(t, "ws://"+ts.addr+"/v1/connect?device_id=d&token="+tok, wsOpts{}); err != nil {
 		t.Fatal(err)
 	}
-	defer ws.CloseNow()
 
 	get := waitAccessLine(t, ts, "GET /v1/sessions/{id}", func(l map[string]any) bool { return l["route"] == "GET /v1/sessions/{id}" })
 	if get["path"] != "/v1/sessions/{id}" || get["status"] != float64(200) || get["sid"] != sessiond.LogID(created.ID) ||
@@ -742,8 +679,14 @@ func TestConfigChecksJWTAndTLSMaterialAsServeDoes(t *testing.T) {
 		{"short secret", []string{"--jwt-secret", "short"}, "jwt.secret: is 5 bytes; HS256 needs at least 32"},
 		{"missing public key", []string{"--jwt-public-key", filepath.Join(dir, "nope.pem")}, "jwt.public_keys: open " + filepath.Join(dir, "nope.pem")},
 		{"garbage public key", []string{"--jwt-public-key", garbage}, "jwt.public_keys: " + garbage + ": no PEM block found"},
-		{"JWKS URL not http", []string{"--jwt-jwks-url", "ftp://keys.example/jwks.json"}, `jwt.jwks_url: must be an http or https URL (got "ftp://keys.example/jwks.json")`},
-		{"negative leeway", []string{"--jwt-secret", testSecret, "--jwt-leeway", "-1s"}, "jwt.leeway: must not be negative"},
+		{"JWKS URL not http", []string{"--jwt-jwks-url", "ftp://keys.example/jwks.json", "--jwt-audience", "sessiond"}, "jwt.jwks_url: must be an https URL"},
+		{"JWKS URL plain http off loopback", []string{"--jwt-jwks-url", "http://keys.example/jwks.json", "--jwt-audience", "sessiond"},
+			`jwt.jwks_url: must be https: http is allowed only on loopback (localhost, 127.0.0.0/8, ::1), and "keys.example" is not`},
+		{"JWKS URL without audience", []string{"--jwt-jwks-url", "https://keys.invalid/jwks.json"}, "jwt.audience: is required with PublicKeys or JWKSURL"},
+		{"public key without audience", []string{"--jwt-public-key", writeFile(t, "ec.pem", testPublicKeyPEM(t))}, "jwt.audience: is required with PublicKeys or JWKSURL"},
+		{"audience and any audience", []string{"--jwt-jwks-url", "https://keys.invalid/jwks.json", "--jwt-audience", "sessiond", "--jwt-allow-any-audience"},
+			`jwt.allow_any_audience: contradicts Audience "sessiond"`},
+		{"negative leeway", []string{"--jwt-secret", testSecret, "--jwt-leeway", "-1s"}, "jwt.leeway (--jwt-leeway): must not be negative (got -1s); 0 means the default"},
 		{"cert without key", []string{"--tls-cert", cert.certFile}, "tls: the certificate and its key go together"},
 		{"missing cert", []string{"--tls-cert", filepath.Join(dir, "nope.pem"), "--tls-key", cert.keyFile}, "tls: certificate " + filepath.Join(dir, "nope.pem")},
 		{"key of another cert", []string{"--tls-cert", cert.certFile, "--tls-key", other.keyFile}, "private key does not match public key"},
@@ -763,12 +706,29 @@ func TestConfigChecksJWTAndTLSMaterialAsServeDoes(t *testing.T) {
 			}
 		})
 	}
-	// Good material passes, and the JWKS is not fetched by config.
-	code, _, errOut := cli(t, noEnv, "config", "--jwt-secret", testSecret, "--jwt-jwks-url", "https://keys.invalid/jwks.json",
-		"--tls-cert", cert.certFile, "--tls-key", cert.keyFile)
-	if code != 0 {
-		t.Errorf("config with good material: exit %d: %s", code, errOut)
+	// Good material passes, and the JWKS is not fetched by config (its
+	// host does not exist). A JWKS URL needs an audience, or the waiver.
+	for _, aud := range [][]string{{"--jwt-audience", "sessiond"}, {"--jwt-allow-any-audience"}} {
+		code, _, errOut := cli(t, noEnv, append([]string{"config", "--jwt-secret", testSecret, "--jwt-jwks-url", "https://keys.invalid/jwks.json",
+			"--jwt-public-key", writeFile(t, "ec.pem", testPublicKeyPEM(t)), "--tls-cert", cert.certFile, "--tls-key", cert.keyFile}, aud...)...)
+		if code != 0 {
+			t.Errorf("config with good material and %v: exit %d: %s", aud, code, errOut)
+		}
 	}
+}
+
+// testPublicKeyPEM is a new ECDSA P-256 public key, PEM-encoded.
+func testPublicKeyPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
 func TestServeCommandOverTLS(t *testing.T) {
