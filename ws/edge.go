@@ -81,8 +81,9 @@ type Config struct {
 	// (wire.WebSocketStats.RefusedFull).
 	MaxSockets int
 	// ConnectsPerSubject and ConnectsPerAddress limit handshakes per second
-	// of one subject and of one client address: DefaultConnectsPerSubject
-	// and DefaultConnectsPerAddress. Over them, 429 rate_limited with
+	// of one subject and of one client address (an IPv6 client's /64):
+	// zero means DefaultConnectsPerSubject and DefaultConnectsPerAddress, a
+	// negative value no limit. Over them, 429 rate_limited with
 	// Retry-After, and the others are not affected.
 	ConnectsPerSubject int
 	ConnectsPerAddress int
@@ -205,15 +206,8 @@ func New(cfg Config) (*Edge, error) {
 	if e.maxSockets <= 0 {
 		e.maxSockets = DefaultMaxSockets
 	}
-	perSubject, perAddress := cfg.ConnectsPerSubject, cfg.ConnectsPerAddress
-	if perSubject <= 0 {
-		perSubject = DefaultConnectsPerSubject
-	}
-	if perAddress <= 0 {
-		perAddress = DefaultConnectsPerAddress
-	}
-	e.bySubject = ratelimit.New(perSubject, time.Second, rateKeys, e.clock.Now)
-	e.byAddress = ratelimit.New(perAddress, time.Second, rateKeys, e.clock.Now)
+	e.bySubject = connectLimit(cfg.ConnectsPerSubject, DefaultConnectsPerSubject, e.clock.Now)
+	e.byAddress = connectLimit(cfg.ConnectsPerAddress, DefaultConnectsPerAddress, e.clock.Now)
 	e.detacher = detacher{e: e, every: cfg.ReconcileInterval}
 	if e.detacher.every <= 0 {
 		e.detacher.every = DefaultReconcileInterval
@@ -224,6 +218,18 @@ func New(cfg Config) (*Edge, error) {
 	e.watchCancel, e.watchDone = cancel, make(chan struct{})
 	go e.watch(ctx)
 	return e, nil
+}
+
+// connectLimit is the rate table of a connects-per-second setting: zero
+// takes the default, a negative value none (nil: Take always admits).
+func connectLimit(n, def int, now func() time.Time) *ratelimit.Windows {
+	switch {
+	case n < 0:
+		return nil
+	case n == 0:
+		n = def
+	}
+	return ratelimit.New(n, time.Second, rateKeys, now)
 }
 
 // fenced closes every socket with 4000 (reconnect): another node took this
@@ -455,10 +461,25 @@ func (e *Edge) detach(connID string) { e.detacher.detach(connID) }
 func (e *Edge) watch(ctx context.Context) {
 	defer close(e.watchDone)
 	after := sessiond.FromNow
-	for ctx.Err() == nil {
+	for failed := 0; ctx.Err() == nil; {
 		sub, err := e.m.Subscribe(ctx, after)
 		if err != nil {
-			return
+			// Every subscriber slot taken (max_subscribers), or the
+			// engine closing: replaced sockets go unclosed until this
+			// succeeds, so it is retried, and said.
+			if failed++; failed == 1 {
+				e.log.Error("the edge cannot follow the engine's events; replaced sockets stay open until it can", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(time.Duration(failed)*100*time.Millisecond, 5*time.Second)):
+			}
+			continue
+		}
+		if failed > 0 {
+			e.log.Info("the edge follows the engine's events again", "failed", failed)
+			failed = 0
 		}
 		for {
 			ev, err := sub.Next(ctx)

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"log"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -181,8 +180,8 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 			MaxMessageSize: cfg.WebSocket.MaxMessageSize, MessageRate: cfg.WebSocket.MessageRate,
 			MessageBurst: cfg.WebSocket.MessageBurst, RefreshBefore: time.Duration(cfg.WebSocket.RefreshBefore),
 			ClientIP: clientIP, AllowedOrigins: cfg.WebSocket.AllowedOrigins,
-			MaxSockets: cfg.WebSocket.MaxSockets, ConnectsPerSubject: connectLimit(cfg.WebSocket.ConnectsPerSubject),
-			ConnectsPerAddress: connectLimit(cfg.WebSocket.ConnectsPerAddress),
+			MaxSockets: cfg.WebSocket.MaxSockets, ConnectsPerSubject: cfg.WebSocket.ConnectsPerSubject,
+			ConnectsPerAddress: cfg.WebSocket.ConnectsPerAddress,
 		})
 		if err != nil {
 			return nil, err
@@ -220,16 +219,6 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		}
 	}
 	return s, nil
-}
-
-// connectLimit is a websocket.connects_per_* setting as the edge takes it.
-// The edge reads zero and below as its default, so a negative setting
-// (off) becomes a limit no client can reach.
-func connectLimit(n int) int {
-	if n < 0 {
-		return math.MaxInt
-	}
-	return n
 }
 
 // errInterrupted is a start stopped by a signal.
