@@ -1,0 +1,45 @@
+package redis
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/sessiondtest"
+)
+
+// prefixes makes each store's key prefix, so that the stores of one
+// deployment start empty and never see each other's keys.
+var prefixes atomic.Int64
+
+// storeHarness opens stores over one client to the deployment at rawURL,
+// each under a key prefix of its own. The client lives as long as t.
+func storeHarness(t *testing.T, rawURL string) sessiondtest.Harness {
+	c := open(t, rawURL)
+	return sessiondtest.Harness{
+		Open: func(tb testing.TB) sessiond.Store {
+			s, err := NewStore(c, StoreOptions{KeyPrefix: fmt.Sprintf("test%d:", prefixes.Add(1))})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return s
+		},
+	}
+}
+
+// Each topology's server (or servers) is started once for all of the
+// suite's tests.
+
+func TestStoreStandalone(t *testing.T) {
+	sessiondtest.TestStore(t, storeHarness(t, redistest.Standalone(t)))
+}
+
+func TestStoreCluster(t *testing.T) {
+	sessiondtest.TestStore(t, storeHarness(t, redistest.Cluster(t)))
+}
+
+func TestStoreSentinel(t *testing.T) {
+	sessiondtest.TestStore(t, storeHarness(t, redistest.Sentinel(t)))
+}
