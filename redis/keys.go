@@ -46,7 +46,10 @@ const partitions = 1
 //	<prefix>{p}:claim:<id>     string "<q>:<token>": a session with this id is
 //	                           stored in partition q (see Store.Create)
 //	<prefix>leases             hash: node -> "<version>|<lease record>"
-type keys struct{ prefix string }
+type keys struct {
+	prefix string
+	n      int // partitions: the const, but for tests of partitioning
+}
 
 func (k keys) tag(p int) string { return k.prefix + "{" + strconv.Itoa(p) + "}:" }
 
@@ -77,8 +80,8 @@ func (k keys) sessionKeys(p int, id, subject string) []string {
 }
 
 // subjectPartition is the partition of the subject's sessions.
-func subjectPartition(subject string) int {
-	return int(sessiond.SubjectShard(subject)) % partitions
+func (k keys) subjectPartition(subject string) int {
+	return int(sessiond.SubjectShard(subject)) % k.n
 }
 
 // homePartition is where an id is looked up first: for an id of NewID's
@@ -87,11 +90,11 @@ func subjectPartition(subject string) int {
 // own hash names. A session stored elsewhere (a caller-chosen id) leaves
 // a claim in its id's home partition, so that creates of one id meet in
 // one slot whatever partition their subjects are in.
-func homePartition(id string) int {
+func (k keys) homePartition(id string) int {
 	if shard, ok := sessiond.IDShard(id); ok {
-		return int(shard) % partitions
+		return int(shard) % k.n
 	}
-	return int(sessiond.SubjectShard(id)) % partitions
+	return int(sessiond.SubjectShard(id)) % k.n
 }
 
 // liveMember is a session's member in its subject's live index: ordered

@@ -92,7 +92,7 @@ func NewStore(c *Client, opts StoreOptions) (*Store, error) {
 	if opts.EventRetention == 0 {
 		opts.EventRetention = DefaultEventRetention
 	}
-	return &Store{c: c, rc: c.rc, k: keys{prefix: opts.KeyPrefix}, maxlen: strconv.Itoa(opts.EventRetention)}, nil
+	return &Store{c: c, rc: c.rc, k: keys{prefix: opts.KeyPrefix, n: partitions}, maxlen: strconv.Itoa(opts.EventRetention)}, nil
 }
 
 // Close implements sessiond.Store: calls after it fail. A store from
@@ -209,7 +209,7 @@ func checkConns(sessionID string, puts []sessiond.Connection, drops []string) er
 }
 
 // Create implements sessiond.Store. The session goes to its subject's
-// partition. An id whose home partition (homePartition) is another is
+// partition. An id whose home partition (keys.homePartition) is another is
 // first claimed there, so that two creates of one id meet in one slot;
 // a create refused after its claim releases it. (With one partition no
 // id needs a claim.) A create whose outcome is unknown (a fault) keeps
@@ -225,8 +225,8 @@ func (s *Store) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limi
 	if err := checkConns(v.ID, c.PutConns, nil); err != nil {
 		return nil, err
 	}
-	p := subjectPartition(v.Subject)
-	home := homePartition(v.ID)
+	p := s.k.subjectPartition(v.Subject)
+	home := s.k.homePartition(v.ID)
 	if home == p {
 		return s.create(ctx, p, c, lim)
 	}
@@ -318,7 +318,7 @@ func (s *Store) Update(ctx context.Context, c sessiond.Change) error {
 	if err := checkConns(v.ID, c.PutConns, c.DropConns); err != nil {
 		return err
 	}
-	p := subjectPartition(v.Subject)
+	p := s.k.subjectPartition(v.Subject)
 	args := []string{s.maxlen, strconv.FormatUint(v.Version-1, 10)}
 	args = sessionArgs(args, v)
 	args = connArgs(args, c.PutConns, c.DropConns)
@@ -336,8 +336,8 @@ func (s *Store) Update(ctx context.Context, c sessiond.Change) error {
 // locate returns the partition of the session with the id, and the value
 // of the claim that sent there, if one did.
 func (s *Store) locate(ctx context.Context, id string) (p int, claim string, err error) {
-	home := homePartition(id)
-	if partitions == 1 {
+	home := s.k.homePartition(id)
+	if s.k.n == 1 {
 		return home, "", nil
 	}
 	v, err := s.rc.Do(ctx, s.rc.B().Get().Key(s.k.claim(home, id)).Build()).ToString()
@@ -347,17 +347,18 @@ func (s *Store) locate(ctx context.Context, id string) (p int, claim string, err
 	if err != nil {
 		return 0, "", fault("claim", err)
 	}
-	return claimPartition(v), v, nil
+	p, err = s.k.claimPartition(v)
+	return p, v, err
 }
 
 // claimPartition reads the partition from a claim's value ("<p>:<token>").
-func claimPartition(v string) int {
+func (k keys) claimPartition(v string) (int, error) {
 	q, _, _ := strings.Cut(v, ":")
 	p, err := strconv.Atoi(q)
-	if err != nil || p < 0 || p >= partitions {
-		return 0
+	if err != nil || p < 0 || p >= k.n {
+		return 0, fault("claim", fmt.Errorf("a claim names no partition of %d: %q", k.n, v))
 	}
-	return p
+	return p, nil
 }
 
 // Delete implements sessiond.Store: a read of the session's subject (its
@@ -389,7 +390,7 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 		return refusal("delete", out[0])
 	}
 	if claim != "" {
-		if _, err := s.run(ctx, "delete", releaseScript, []string{s.k.claim(homePartition(id), id)}, []string{claim}); err != nil {
+		if _, err := s.run(ctx, "delete", releaseScript, []string{s.k.claim(s.k.homePartition(id), id)}, []string{claim}); err != nil {
 			return err
 		}
 	}
@@ -416,17 +417,17 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	if !sessiond.ValidID(id) {
 		return nil, sessiond.ErrNotFound
 	}
-	home := homePartition(id)
+	home := s.k.homePartition(id)
 	cmds := rueidis.Commands{
 		s.rc.B().Hget().Key(s.k.session(home, id)).Field("d").Build(),
 		s.rc.B().Hlen().Key(s.k.conns(home, id)).Build(),
 	}
-	if partitions > 1 {
+	if s.k.n > 1 {
 		cmds = append(cmds, s.rc.B().Get().Key(s.k.claim(home, id)).Build())
 	}
 	res := s.rc.DoMulti(ctx, cmds...)
 	v, err := sessionFrom(res[0], res[1])
-	if err != nil || v != nil || partitions == 1 {
+	if !errors.Is(err, sessiond.ErrNotFound) || s.k.n == 1 {
 		return v, err
 	}
 	claim, err := res[2].ToString()
@@ -436,7 +437,11 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	if err != nil {
 		return nil, fault("get", err)
 	}
-	got, err := s.readSessions(ctx, claimPartition(claim), []string{id})
+	p, err := s.k.claimPartition(claim)
+	if err != nil {
+		return nil, err
+	}
+	got, err := s.readSessions(ctx, p, []string{id})
 	if err != nil {
 		return nil, err
 	}
@@ -515,7 +520,7 @@ func (s *Store) Live(ctx context.Context, subject string) ([]*sessiond.Session, 
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	p := subjectPartition(subject)
+	p := s.k.subjectPartition(subject)
 	members, err := s.rangeLex(ctx, s.k.live(p, subject), "-", "+", -1)
 	if err != nil {
 		return nil, err
@@ -535,7 +540,7 @@ func (s *Store) FindDevice(ctx context.Context, subject, deviceID string) ([]*se
 	if deviceID == "" {
 		return []*sessiond.Session{}, nil
 	}
-	p := subjectPartition(subject)
+	p := s.k.subjectPartition(subject)
 	pfx := devicePrefix(deviceID)
 	members, err := s.rangeLex(ctx, s.k.device(p, subject), "["+pfx, "("+pfx+"\xff", -1)
 	if err != nil {
@@ -583,9 +588,9 @@ func (s *Store) List(ctx context.Context, q sessiond.Query) (sessiond.Page, erro
 	var parts []part
 	ps := []int{}
 	if q.Subject != "" {
-		ps = append(ps, subjectPartition(q.Subject))
+		ps = append(ps, s.k.subjectPartition(q.Subject))
 	} else {
-		for p := range partitions {
+		for p := range s.k.n {
 			ps = append(ps, p)
 		}
 	}
@@ -671,8 +676,8 @@ func (s *Store) Stats(ctx context.Context) (sessiond.StoreStats, error) {
 	for _, state := range sessiond.States {
 		st.ByState[state] = 0
 	}
-	cmds := make(rueidis.Commands, 0, partitions)
-	for p := range partitions {
+	cmds := make(rueidis.Commands, 0, s.k.n)
+	for p := range s.k.n {
 		cmds = append(cmds, s.rc.B().Hgetall().Key(s.k.stats(p)).Build())
 	}
 	for _, res := range s.rc.DoMulti(ctx, cmds...) {
@@ -764,7 +769,7 @@ func (s *Store) NodeConns(ctx context.Context, node string, limit int) ([]sessio
 	}
 	out := []sessiond.Connection{}
 	pfx := nodePrefix(node)
-	for p := range partitions {
+	for p := range s.k.n {
 		if len(out) >= limit {
 			break
 		}
@@ -805,8 +810,8 @@ func (s *Store) ConnNodes(ctx context.Context) ([]string, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	cmds := make(rueidis.Commands, 0, partitions)
-	for p := range partitions {
+	cmds := make(rueidis.Commands, 0, s.k.n)
+	for p := range s.k.n {
 		cmds = append(cmds, s.rc.B().Hkeys().Key(s.k.nodes(p)).Build())
 	}
 	out := []string{}

@@ -14,10 +14,9 @@ import (
 // deployment start empty and never see each other's keys.
 var prefixes atomic.Int64
 
-// storeHarness opens stores over one client to the deployment at rawURL,
-// each under a key prefix of its own. The client lives as long as t.
-func storeHarness(t *testing.T, rawURL string) sessiondtest.Harness {
-	c := open(t, rawURL)
+// storeHarness opens stores over the client, each under a key prefix of
+// its own.
+func storeHarness(c *Client) sessiondtest.Harness {
 	return sessiondtest.Harness{
 		Open: func(tb testing.TB) sessiond.Store {
 			s, err := NewStore(c, StoreOptions{KeyPrefix: fmt.Sprintf("test%d:", prefixes.Add(1))})
@@ -33,13 +32,17 @@ func storeHarness(t *testing.T, rawURL string) sessiondtest.Harness {
 // suite's tests.
 
 func TestStoreStandalone(t *testing.T) {
-	sessiondtest.TestStore(t, storeHarness(t, redistest.Standalone(t)))
+	c := open(t, redistest.Standalone(t))
+	sessiondtest.TestStore(t, storeHarness(c))
+	t.Run("Partitions", func(t *testing.T) { testPartitions(t, c) })
 }
 
 func TestStoreCluster(t *testing.T) {
-	sessiondtest.TestStore(t, storeHarness(t, redistest.Cluster(t)))
+	c := open(t, redistest.Cluster(t))
+	sessiondtest.TestStore(t, storeHarness(c))
+	t.Run("Partitions", func(t *testing.T) { testPartitions(t, c) })
 }
 
 func TestStoreSentinel(t *testing.T) {
-	sessiondtest.TestStore(t, storeHarness(t, redistest.Sentinel(t)))
+	sessiondtest.TestStore(t, storeHarness(open(t, redistest.Sentinel(t))))
 }
