@@ -56,7 +56,7 @@
 // with their own key prefixes, may share it). It passes the conformance
 // suites (sessiondtest.TestStore against a standalone server, a
 // three-master Redis Cluster and a master behind a sentinel;
-// sessiondtest.TestEngine against a standalone server and a cluster).
+// sessiondtest.TestEngine against each of the three).
 //
 // Every write is one Lua script, loaded once and called by SHA, that
 // checks the session's version and changes the session, its connections,

@@ -225,3 +225,7 @@ func TestEngineStandalone(t *testing.T) {
 func TestEngineCluster(t *testing.T) {
 	sessiondtest.TestEngine(t, engineHarness(t, redistest.Cluster(t)))
 }
+
+func TestEngineSentinel(t *testing.T) {
+	sessiondtest.TestEngine(t, engineHarness(t, redistest.Sentinel(t)))
+}
