@@ -81,8 +81,9 @@
 //
 // What the operations cost, in round trips: Get one (the session's record
 // and the count of its connections, pipelined); Update one (the script);
-// Create one, plus one per retry of an evicting create whose subject's
-// oldest sessions changed under it, plus two (claim, and a release if
+// Create one, or three if it evicts (the script answers with the
+// oldest sessions' ids, which are read, then sent again with their
+// ending versions; two more each time they changed in between), plus two (claim, and a release if
 // refused) for an id outside its home partition, which one partition
 // never has; Delete two (the subject, for the keys, then the script); Live
 // and FindDevice two (the index, then the sessions, pipelined); List two
@@ -91,9 +92,10 @@
 //
 // A limit that evicts is enforced in the script, but the evicted sessions
 // are moved to ending by sessiond.Ending, in Go: the script refuses with
-// the subject's oldest live sessions, and the create is sent again with
-// their ending versions, each applied only if its session is still at
-// the version read. Events are appended to a stream trimmed to about
+// the ids of the subject's oldest live sessions, and the create is sent
+// again with their ending versions, each applied only if its session is
+// still the oldest and at the version read. Scripts touch only the keys
+// they are given (KEYS), as Redis Cluster asks. Events are appended to a stream trimmed to about
 // StoreOptions.EventRetention entries (MAXLEN ~), entry id <seq>-0, their
 // Seq from a counter in the same slot. The store never uses KEYS, SCAN or
 // keyspace notifications, nor Redis's expiry: leases are compare-and-sets

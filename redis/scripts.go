@@ -176,7 +176,10 @@ return {'OK', seq}
 // session and connection keys of the evictees. ARGV = maxlen, max,
 // evict (0/1), unique device (0/1), session (7), conns, the number of
 // evictees, each as expected stored version and session (7), then the
-// events (the evictions' first).
+// events (the evictions' first). If the evictees are not the subject's
+// oldest live sessions at those versions, it answers EVICT and the ids of
+// the oldest, for the caller to read them and try again: a script only
+// touches the keys it is given.
 var createScript = rueidis.NewLuaScript(luaCommon + `
 local maxlen, max, evict, unique = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4] == '1'
 local f, i = session(5)
@@ -201,23 +204,20 @@ if max > 0 then over = redis.call('ZCARD', K.live) - max + 1 end
 if over > 0 then
   if not evict then return {'LIMIT'} end
   local oldest = redis.call('ZRANGE', K.live, 0, over - 1)
-  local base = string.sub(K.s, 1, #K.s - #f.id) -- the session keys' prefix
   local ok = #oldest == ne
   local olds = {}
   for j = 1, #oldest do
-    local id = string.sub(oldest[j], 18)
-    local o = stored(base .. id, id)
-    olds[j] = o
-    if not ok or not o or ev[j].f.id ~= id or o.v ~= ev[j].want then ok = false end
+    oldest[j] = string.sub(oldest[j], 18) -- the id
+    if ok and ev[j].f.id == oldest[j] then
+      olds[j] = stored(KEYS[11 + 2 * j], oldest[j])
+      ok = olds[j] ~= nil and olds[j].v == ev[j].want
+    else
+      ok = false
+    end
   end
   if not ok then
-    local out = {'EVICT'}
-    for j = 1, #oldest do
-      local id = string.sub(oldest[j], 18)
-      table.insert(out, id)
-      table.insert(out, redis.call('HGET', base .. id, 'd') or '')
-    end
-    return out
+    table.insert(oldest, 1, 'EVICT')
+    return oldest
   end
   for j = 1, ne do
     write(KEYS[11 + 2 * j], olds[j], ev[j].f)

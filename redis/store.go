@@ -251,9 +251,11 @@ func (s *Store) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limi
 }
 
 // create runs the create script in partition p. When the subject is at
-// its limit and evicts, the script answers with the oldest live sessions
-// instead; they are moved to ending here (sessiond.Ending) and the create
-// is tried again with them, each a compare-and-set on its version.
+// its limit and evicts, the script answers with the ids of the oldest
+// live sessions instead; they are read, moved to ending here
+// (sessiond.Ending) and the create is tried again with them, each a
+// compare-and-set on its version. (A session gone between the answer and
+// the read is left out: the script then answers again.)
 func (s *Store) create(ctx context.Context, p int, c sessiond.Change, lim sessiond.Limit) ([]*sessiond.Session, error) {
 	v := c.Session
 	var evicted []*sessiond.Session
@@ -282,12 +284,12 @@ func (s *Store) create(ctx context.Context, p int, c sessiond.Change, lim sessio
 			}
 			return evicted, numberEvents("create", out[1], evEvents, c.Events)
 		case "EVICT":
+			olds, err := s.readSessions(ctx, p, out[1:])
+			if err != nil {
+				return nil, err
+			}
 			evicted, evEvents = nil, nil
-			for i := 1; i+1 < len(out); i += 2 {
-				old, err := decodeSession(out[i+1], 0)
-				if err != nil || old.ID != out[i] {
-					return nil, fault("create", fmt.Errorf("the live index names session %s, stored as %q: %v", sessiond.LogID(out[i]), sessiond.LogID(old.ID), err))
-				}
+			for _, old := range olds {
 				n, evs := sessiond.Ending(old, sessiond.EndEvicted, lim.Now)
 				evicted = append(evicted, n)
 				evEvents = append(evEvents, evs...)
