@@ -62,6 +62,7 @@ import (
 	cpebble "github.com/cockroachdb/pebble/v2"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/codec"
 	"github.com/sessiond/sessiond/internal/memindex"
 )
 
@@ -387,11 +388,11 @@ func (s *Store) loadSessions(ctx context.Context, bad *[]record) error {
 			*bad = append(*bad, record{Key: bytes.Clone(k), Value: bytes.Clone(v), Err: err})
 			return
 		}
-		if v[0] < sessionV3 && failed == nil {
-			failed = migrate.Set(sessionKey(sess.ID), encodeSession(sess), nil)
+		if v[0] < codec.SessionV3 && failed == nil {
+			failed = migrate.Set(sessionKey(sess.ID), codec.EncodeSession(sess), nil)
 			for i := range conns {
 				if sess.State.Live() && failed == nil {
-					failed = migrate.Set(connKey(conns[i].ID), encodeConn(&conns[i]), nil)
+					failed = migrate.Set(connKey(conns[i].ID), codec.EncodeConn(&conns[i]), nil)
 					moved = append(moved, conns[i])
 				}
 			}
@@ -555,7 +556,7 @@ func (s *Store) fromTail(after uint64, limit int) ([]sessiond.Event, bool) {
 // write hands o to the committer and waits until it is durable and applied.
 func (s *Store) write(ctx context.Context, o *op) error {
 	for i := range o.events {
-		o.enc = append(o.enc, encodeEvent(&o.events[i]))
+		o.enc = append(o.enc, codec.EncodeEvent(&o.events[i]))
 	}
 	o.done = make(chan error, 1)
 	select {
@@ -629,7 +630,7 @@ func (s *Store) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limi
 // the deletion of those it loses (all of them when it leaves the live
 // states). The caller holds the session's subject lock.
 func (s *Store) writeChange(o *op, c sessiond.Change) {
-	o.sets = append(o.sets, [2][]byte{sessionKey(c.Session.ID), encodeSession(c.Session)})
+	o.sets = append(o.sets, [2][]byte{sessionKey(c.Session.ID), codec.EncodeSession(c.Session)})
 	if !c.Session.State.Live() {
 		for _, conn := range s.Index.Conns(c.Session.ID) {
 			o.dels = append(o.dels, connKey(conn.ID))
@@ -640,7 +641,7 @@ func (s *Store) writeChange(o *op, c sessiond.Change) {
 		o.dels = append(o.dels, connKey(id))
 	}
 	for i := range c.PutConns {
-		o.sets = append(o.sets, [2][]byte{connKey(c.PutConns[i].ID), encodeConn(&c.PutConns[i])})
+		o.sets = append(o.sets, [2][]byte{connKey(c.PutConns[i].ID), codec.EncodeConn(&c.PutConns[i])})
 	}
 }
 
@@ -698,7 +699,7 @@ func (s *Store) PutLease(ctx context.Context, l sessiond.NodeLease) error {
 		return err
 	}
 	return s.write(ctx, &op{
-		sets:  [][2][]byte{{leaseKey(l.Node), encodeLease(&l)}},
+		sets:  [][2][]byte{{leaseKey(l.Node), codec.EncodeLease(&l)}},
 		apply: func() { s.leases.Put(l) },
 	})
 }
@@ -740,7 +741,7 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) (_ []sessio
 	var out []sessiond.Event
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
 		seq := binary.BigEndian.Uint64(it.Key()[1:])
-		ev, err := decodeEvent(it.Value(), seq)
+		ev, err := codec.DecodeEvent(it.Value(), seq)
 		if err != nil {
 			return nil, fmt.Errorf("pebble: event %d: %w", seq, err)
 		}

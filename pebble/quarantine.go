@@ -10,6 +10,7 @@ import (
 	cpebble "github.com/cockroachdb/pebble/v2"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/codec"
 )
 
 // record is one key and value of the store, with what is wrong with it.
@@ -21,12 +22,12 @@ type record struct {
 // decodeSessionAt decodes the session record under key k, which must name
 // the session it holds (and, in the second format, its connections).
 func decodeSessionAt(k, v []byte) (*sessiond.Session, []sessiond.Connection, error) {
-	s, conns, err := decodeSession(v)
+	s, conns, err := codec.DecodeSession(v)
 	if err != nil {
 		return nil, nil, err
 	}
 	if s.ID != string(k[1:]) {
-		return nil, nil, fmt.Errorf("%w: session %q stored under key %q", errCorrupt, s.ID, k)
+		return nil, nil, fmt.Errorf("%w: session %q stored under key %q", codec.ErrCorrupt, s.ID, k)
 	}
 	return s, conns, nil
 }
@@ -34,24 +35,24 @@ func decodeSessionAt(k, v []byte) (*sessiond.Session, []sessiond.Connection, err
 // decodeConnAt decodes the connection record under key k, which must name
 // the connection it holds.
 func decodeConnAt(k, v []byte) (sessiond.Connection, error) {
-	c, err := decodeConn(v)
+	c, err := codec.DecodeConn(v)
 	if err != nil {
 		return c, err
 	}
 	if c.ID != string(k[1:]) {
-		return c, fmt.Errorf("%w: connection %q stored under key %q", errCorrupt, c.ID, k)
+		return c, fmt.Errorf("%w: connection %q stored under key %q", codec.ErrCorrupt, c.ID, k)
 	}
 	return c, nil
 }
 
 // decodeLeaseAt decodes the lease record under key k, which must name its node.
 func decodeLeaseAt(k, v []byte) (sessiond.NodeLease, error) {
-	l, err := decodeLease(v)
+	l, err := codec.DecodeLease(v)
 	if err != nil {
 		return l, err
 	}
 	if l.Node != string(k[1:]) {
-		return l, fmt.Errorf("%w: lease of %q stored under key %q", errCorrupt, l.Node, k)
+		return l, fmt.Errorf("%w: lease of %q stored under key %q", codec.ErrCorrupt, l.Node, k)
 	}
 	return l, nil
 }
@@ -59,9 +60,9 @@ func decodeLeaseAt(k, v []byte) (sessiond.NodeLease, error) {
 // decodeEventAt decodes the event record under key k.
 func decodeEventAt(k, v []byte) (sessiond.Event, error) {
 	if len(k) != 9 {
-		return sessiond.Event{}, fmt.Errorf("%w: event key %q is not 9 bytes", errCorrupt, k)
+		return sessiond.Event{}, fmt.Errorf("%w: event key %q is not 9 bytes", codec.ErrCorrupt, k)
 	}
-	return decodeEvent(v, binary.BigEndian.Uint64(k[1:]))
+	return codec.DecodeEvent(v, binary.BigEndian.Uint64(k[1:]))
 }
 
 // quarantine moves records that do not decode to the quarantine key space,

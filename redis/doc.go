@@ -48,4 +48,56 @@
 // goroutines: their calls are pipelined over a few connections, and a
 // connection that breaks (a server restarted) is opened again by the next
 // call. Client.Ping is the readiness check.
+//
+// # Store
+//
+// Store is a sessiond.Store on Redis: OpenStore opens one from a URL (and
+// owns its connection), NewStore puts one over a Client (several stores,
+// with their own key prefixes, may share it). It passes the conformance
+// suites (sessiondtest.TestStore against a standalone server, a
+// three-master Redis Cluster and a master behind a sentinel;
+// sessiondtest.TestEngine against each of the three).
+//
+// Every write is one Lua script, loaded once and called by SHA, that
+// checks the session's version and changes the session, its connections,
+// its subject's indexes, the counters and the event log together: a
+// compare-and-set that another writer sees whole or not at all. A script
+// touches the keys of one partition only, and every key of a partition
+// carries its hash tag ({p}), so each runs in one Redis Cluster slot. A
+// subject's sessions and everything a write of one of them changes live
+// in the subject's partition (SubjectShard(subject) mod the partitions);
+// the id of a session carries that shard (NewID), so Get finds its
+// partition from the id. keys.go lays the keys out.
+//
+// There is ONE partition for now: the Store port promises one gap-free
+// event sequence over all sessions (Events, LastSeq), which a store split
+// over slots cannot keep, so the event log and its counter share the slot
+// of every session. A single slot is a single Redis node: in a cluster,
+// the store lives on one master. The key functions and the reads over all
+// sessions already take or visit every partition, and ids outside their
+// home partition are already claimed there (tested with four partitions),
+// so more partitions wait only for the event port to change (a sequence
+// per partition and an opaque cursor: docs/design.md).
+//
+// What the operations cost, in round trips: Get one (the session's record
+// and the count of its connections, pipelined); Update one (the script);
+// Create one, or three if it evicts (the script answers with the
+// oldest sessions' ids, which are read, then sent again with their
+// ending versions; two more each time they changed in between), plus two (claim, and a release if
+// refused) for an id outside its home partition, which one partition
+// never has; Delete two (the subject, for the keys, then the script); Live
+// and FindDevice two (the index, then the sessions, pipelined); List two
+// per partition at most (the index, then the sessions); Stats, ConnNodes,
+// Leases, Conns, Conn, Events and LastSeq one.
+//
+// A limit that evicts is enforced in the script, but the evicted sessions
+// are moved to ending by sessiond.Ending, in Go: the script refuses with
+// the ids of the subject's oldest live sessions, and the create is sent
+// again with their ending versions, each applied only if its session is
+// still the oldest and at the version read. Scripts touch only the keys
+// they are given (KEYS), as Redis Cluster asks. Events are appended to a stream trimmed to about
+// StoreOptions.EventRetention entries (MAXLEN ~), entry id <seq>-0, their
+// Seq from a counter in the same slot. The store never uses KEYS, SCAN or
+// keyspace notifications, nor Redis's expiry: leases are compare-and-sets
+// on a version, and the engine's clock decides what has expired.
 package redis

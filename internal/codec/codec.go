@@ -1,4 +1,7 @@
-package pebble
+// Package codec is the compact, versioned binary encoding of sessions,
+// connections, node leases and events that the stores keep: the embedded
+// store on disk, the Redis store in its values.
+package codec
 
 import (
 	"encoding/binary"
@@ -15,14 +18,14 @@ import (
 const (
 	sessionV1 = 1
 	sessionV2 = 2 // + DisconnectedAt, Conns
-	sessionV3 = 3 // - Conns (records of their own), + RetiredTokens
+	SessionV3 = 3 // - Conns (records of their own), + RetiredTokens
 	eventV1   = 1
 	eventV2   = 2 // + Connection, Replaced
 	connV1    = 1
 	leaseV1   = 1
 )
 
-var errCorrupt = errors.New("corrupt record")
+var ErrCorrupt = errors.New("corrupt record")
 
 type encoder struct{ b []byte }
 
@@ -50,7 +53,7 @@ type decoder struct {
 	err error
 }
 
-func (d *decoder) fail() { d.err, d.b = errCorrupt, nil }
+func (d *decoder) fail() { d.err, d.b = ErrCorrupt, nil }
 
 func (d *decoder) uint() uint64 {
 	v, n := binary.Uvarint(d.b)
@@ -105,9 +108,9 @@ func (d *decoder) hash() (h sessiond.TokenHash) {
 	return h
 }
 
-func encodeSession(s *sessiond.Session) []byte {
+func EncodeSession(s *sessiond.Session) []byte {
 	e := encoder{b: make([]byte, 0, 192+len(s.Metadata)+32*len(s.RetiredTokens))}
-	e.b = append(e.b, sessionV3)
+	e.b = append(e.b, SessionV3)
 	e.str(s.ID)
 	e.str(s.Subject)
 	e.str(s.Policy)
@@ -138,12 +141,12 @@ func encodeSession(s *sessiond.Session) []byte {
 	return e.b
 }
 
-// decodeSession decodes a session record. Records of version 2 carried
+// DecodeSession decodes a session record. Records of version 2 carried
 // the session's connections inside; they are returned apart, for the
 // store to move into records of their own.
-func decodeSession(b []byte) (*sessiond.Session, []sessiond.Connection, error) {
-	if len(b) == 0 || b[0] < sessionV1 || b[0] > sessionV3 {
-		return nil, nil, errCorrupt
+func DecodeSession(b []byte) (*sessiond.Session, []sessiond.Connection, error) {
+	if len(b) == 0 || b[0] < sessionV1 || b[0] > SessionV3 {
+		return nil, nil, ErrCorrupt
 	}
 	d := decoder{b: b[1:]}
 	s := &sessiond.Session{
@@ -167,22 +170,22 @@ func decodeSession(b []byte) (*sessiond.Session, []sessiond.Connection, error) {
 	case sessionV2:
 		n := d.uint()
 		if n > uint64(len(d.b)) { // each connection takes bytes: a bogus count is corruption
-			return nil, nil, errCorrupt
+			return nil, nil, ErrCorrupt
 		}
 		for range n {
 			conns = append(conns, d.conn())
 		}
-	case sessionV3:
+	case SessionV3:
 		n := d.uint()
 		if n > sessiond.MaxRetiredTokens || n*32 > uint64(len(d.b)) {
-			return nil, nil, errCorrupt
+			return nil, nil, ErrCorrupt
 		}
 		for range n {
 			s.RetiredTokens = append(s.RetiredTokens, d.hash())
 		}
 	}
 	if d.err != nil || len(d.b) != 0 || !s.State.Valid() || !sessiond.ValidID(s.ID) {
-		return nil, nil, errCorrupt
+		return nil, nil, ErrCorrupt
 	}
 	return s, conns, nil
 }
@@ -204,26 +207,26 @@ func (d *decoder) conn() sessiond.Connection {
 	}
 }
 
-func encodeConn(c *sessiond.Connection) []byte {
+func EncodeConn(c *sessiond.Connection) []byte {
 	e := encoder{b: make([]byte, 0, 96+len(c.UserAgent))}
 	e.b = append(e.b, connV1)
 	e.conn(c)
 	return e.b
 }
 
-func decodeConn(b []byte) (sessiond.Connection, error) {
+func DecodeConn(b []byte) (sessiond.Connection, error) {
 	if len(b) == 0 || b[0] != connV1 {
-		return sessiond.Connection{}, errCorrupt
+		return sessiond.Connection{}, ErrCorrupt
 	}
 	d := decoder{b: b[1:]}
 	c := d.conn()
 	if _, err := sessiond.ConnectionSession(c.ID); d.err != nil || len(d.b) != 0 || err != nil {
-		return sessiond.Connection{}, errCorrupt
+		return sessiond.Connection{}, ErrCorrupt
 	}
 	return c, nil
 }
 
-func encodeLease(l *sessiond.NodeLease) []byte {
+func EncodeLease(l *sessiond.NodeLease) []byte {
 	e := encoder{b: make([]byte, 0, 32+len(l.Node))}
 	e.b = append(e.b, leaseV1)
 	e.str(l.Node)
@@ -237,21 +240,21 @@ func encodeLease(l *sessiond.NodeLease) []byte {
 	return e.b
 }
 
-func decodeLease(b []byte) (sessiond.NodeLease, error) {
+func DecodeLease(b []byte) (sessiond.NodeLease, error) {
 	if len(b) == 0 || b[0] != leaseV1 {
-		return sessiond.NodeLease{}, errCorrupt
+		return sessiond.NodeLease{}, ErrCorrupt
 	}
 	d := decoder{b: b[1:]}
 	l := sessiond.NodeLease{Node: d.str(), Until: d.time()}
 	dead := d.uint()
 	l.Dead, l.Version = dead == 1, d.uint()
 	if d.err != nil || len(d.b) != 0 || dead > 1 || l.Node == "" {
-		return sessiond.NodeLease{}, errCorrupt
+		return sessiond.NodeLease{}, ErrCorrupt
 	}
 	return l, nil
 }
 
-func encodeEvent(ev *sessiond.Event) []byte {
+func EncodeEvent(ev *sessiond.Event) []byte {
 	e := encoder{b: make([]byte, 0, 96)}
 	e.b = append(e.b, eventV2)
 	e.str(string(ev.Type))
@@ -270,9 +273,9 @@ func encodeEvent(ev *sessiond.Event) []byte {
 	return e.b
 }
 
-func decodeEvent(b []byte, seq uint64) (sessiond.Event, error) {
+func DecodeEvent(b []byte, seq uint64) (sessiond.Event, error) {
 	if len(b) == 0 || b[0] != eventV1 && b[0] != eventV2 {
-		return sessiond.Event{}, errCorrupt
+		return sessiond.Event{}, ErrCorrupt
 	}
 	d := decoder{b: b[1:]}
 	ev := sessiond.Event{Seq: seq, Type: sessiond.EventType(d.str()), SessionID: d.str(), Subject: d.str(), Time: d.time()}
@@ -283,14 +286,14 @@ func decodeEvent(b []byte, seq uint64) (sessiond.Event, error) {
 		ev.Connection = d.str()
 		n := d.uint()
 		if n > uint64(len(d.b)) {
-			return sessiond.Event{}, errCorrupt
+			return sessiond.Event{}, ErrCorrupt
 		}
 		for range n {
 			ev.Replaced = append(ev.Replaced, d.str())
 		}
 	}
 	if d.err != nil || len(d.b) != 0 {
-		return sessiond.Event{}, errCorrupt
+		return sessiond.Event{}, ErrCorrupt
 	}
 	return ev, nil
 }
