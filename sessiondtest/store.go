@@ -626,9 +626,9 @@ func testEvents(t *testing.T, st sessiond.Store) {
 	if last, _ := st.LastSeq(ctx); last != 80 {
 		t.Fatalf("LastSeq = %d, want 80", last)
 	}
-	tail, _ := st.Events(ctx, 77, 10)
-	if len(tail) != 3 || tail[0].Seq != 78 {
-		t.Fatalf("Events(after 77) = %d events from %d", len(tail), tail[0].Seq)
+	tail, err := st.Events(ctx, 77, 10)
+	if err != nil || len(tail) != 3 || tail[0].Seq != 78 {
+		t.Fatalf("Events(after 77) = %+v, %v; want the 3 events from Seq 78", tail, err)
 	}
 	limited, _ := st.Events(ctx, 10, 5)
 	if len(limited) != 5 || limited[0].Seq != 11 || limited[4].Seq != 15 {
