@@ -553,6 +553,8 @@ func (s *Store) fromTail(after uint64, limit int) ([]sessiond.Event, bool) {
 }
 
 // write hands o to the committer and waits until it is durable and applied.
+// The caller is inside begin, so Close cannot stop the committer before o
+// is answered: Close closes s.closing only once every writer has ended.
 func (s *Store) write(ctx context.Context, o *op) error {
 	for i := range o.events {
 		o.enc = append(o.enc, encodeEvent(&o.events[i]))
@@ -560,8 +562,6 @@ func (s *Store) write(ctx context.Context, o *op) error {
 	o.done = make(chan error, 1)
 	select {
 	case s.ops <- o:
-	case <-s.closing:
-		return sessiond.ErrUnavailable
 	case <-ctx.Done():
 		return ctx.Err()
 	}
