@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,9 +86,7 @@ func TestFlushMeetsFullDisk(t *testing.T) {
 	}
 
 	// Room again.
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=512m"); err != nil {
-		t.Fatal(err)
-	}
+	tmpfstest.Resize(t, mnt, 512<<20)
 	// The stalled writes complete (the store asks Pebble to flush once
 	// there is room), within a bound rather than the package's timeout.
 	stalled := make(chan struct{})
