@@ -124,7 +124,7 @@ type Store struct {
 
 	seq     uint64        // last assigned event Seq; committer goroutine only
 	trimmed uint64        // events up to here are deleted; committer only
-	last    atomic.Uint64 // last committed event Seq
+	last    atomic.Uint64 // last published event Seq: its change is in the index
 
 	// tail holds the newest committed events, so that readers following
 	// the log (the event bus reads after every commit) do not open a
@@ -427,7 +427,9 @@ func (s *Store) loadSessions(ctx context.Context, bad *[]record) error {
 }
 
 // commitLoop is the group committer: it takes every waiting op, writes them
-// and their events in one batch, syncs once, publishes them, and answers.
+// and their events in one batch, syncs once, applies every change to the
+// index, then publishes the events (the tail ring, then s.last), and
+// answers.
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	group := make([]*op, 0, maxGroup)
@@ -451,10 +453,17 @@ func (s *Store) commitLoop() {
 		if err == nil {
 			err = s.commit(group)
 		}
-		for _, o := range group {
-			if err == nil {
+		if err == nil {
+			// Every change of the group is in the index before any of
+			// its events can be read: a reader woken by an event (the
+			// event bus) reads the session at least at that version.
+			for _, o := range group {
 				o.apply()
 			}
+			s.remember(group)
+			s.last.Store(s.seq)
+		}
+		for _, o := range group {
 			o.done <- err
 		}
 	}
@@ -512,8 +521,6 @@ func (s *Store) commit(group []*op) (err error) {
 		return fmt.Errorf("pebble: commit: %w", err)
 	}
 	s.seq, s.trimmed = seq, trimTo
-	s.remember(group)
-	s.last.Store(seq)
 	return nil
 }
 

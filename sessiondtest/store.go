@@ -57,6 +57,7 @@ func TestStore(t *testing.T, h Harness) {
 	t.Run("List", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open(t)) })
+	t.Run("EventsFollowChanges", func(t *testing.T) { testEventsFollowChanges(t, open(t)) })
 	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open(t)) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, h.Open(t)) })
 	if h.Reopen != nil {
@@ -640,6 +641,69 @@ func testEvents(t *testing.T, st sessiond.Store) {
 	e := all[0]
 	if e.Type != sessiond.EventCreated || e.SessionID == "" || e.Subject == "" || !e.Time.Equal(Epoch) || e.State != sessiond.StateActive || e.Version != 1 {
 		t.Fatalf("event fields not kept: %+v", e)
+	}
+}
+
+// testEventsFollowChanges: an event is readable from the log only once
+// the change it records is: after Events returns an event, Get returns
+// its session at the event's version or a newer one. Writers of several
+// subjects (whose writes a store may commit together) race a reader
+// following the log, many times over.
+func testEventsFollowChanges(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	const writers, updates = 8, 60
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			s, _ := NewSession(fmt.Sprint("follow-", w), Epoch)
+			if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{}); err != nil {
+				t.Errorf("Create: %v", err)
+				return
+			}
+			for cur := s; cur.Version <= updates; {
+				n := next(cur, func(n *sessiond.Session) { n.LastActive = n.LastActive.Add(time.Second) })
+				ev := []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID, Subject: s.Subject, Version: n.Version}}
+				if err := st.Update(ctx, sessiond.Change{Session: n, Events: ev}); err != nil {
+					t.Errorf("Update: %v", err)
+					return
+				}
+				cur = n
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var after uint64
+	seen := 0
+	for finished := false; ; {
+		select {
+		case <-done:
+			finished = true // the read below sees every event
+		default:
+		}
+		evs, err := st.Events(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			got, err := st.Get(ctx, e.SessionID)
+			if err != nil || got.Version < e.Version {
+				var v uint64
+				if got != nil {
+					v = got.Version
+				}
+				<-done
+				t.Fatalf("after Events returned event %d (%s of session %s at version %d), Get gave version %d, %v: the event was readable before its change", e.Seq, e.Type, e.SessionID, e.Version, v, err)
+			}
+			after = e.Seq
+			seen++
+		}
+		if finished && len(evs) == 0 {
+			break
+		}
+	}
+	if want := writers * (updates + 1); seen != want {
+		t.Fatalf("followed %d events, want %d", seen, want)
 	}
 }
 
