@@ -129,10 +129,7 @@ type Store struct {
 	// tail holds the newest committed events, so that readers following
 	// the log (the event bus reads after every commit) do not open a
 	// Pebble iterator each time.
-	tailMu sync.Mutex
-	tail   []sessiond.Event // ring
-	tailAt int              // index of the oldest
-	tailN  int
+	tail *memindex.EventRing
 }
 
 // tailSize is how many of the newest events the store also keeps in memory.
@@ -192,7 +189,7 @@ func OpenContext(ctx context.Context, opts Options) (*Store, error) {
 		health:  h,
 		ops:     make(chan *op, maxGroup),
 		closing: make(chan struct{}),
-		tail:    make([]sessiond.Event, min(tailSize, opts.EventRetention)),
+		tail:    memindex.NewEventRing(min(tailSize, opts.EventRetention)),
 	}
 	nudge := func() {
 		if _, err := db.AsyncFlush(); err != nil {
@@ -526,37 +523,9 @@ func (s *Store) commit(group []*op) (err error) {
 
 // remember puts a committed group's events in the tail ring.
 func (s *Store) remember(group []*op) {
-	s.tailMu.Lock()
-	defer s.tailMu.Unlock()
-	ring := len(s.tail)
 	for _, o := range group {
-		for _, ev := range o.events {
-			if s.tailN < ring {
-				s.tail[(s.tailAt+s.tailN)%ring] = ev
-				s.tailN++
-			} else {
-				s.tail[s.tailAt] = ev
-				s.tailAt = (s.tailAt + 1) % ring
-			}
-		}
+		s.tail.Append(o.events)
 	}
-}
-
-// fromTail returns events after the given Seq from the tail ring, and
-// whether the ring covered them.
-func (s *Store) fromTail(after uint64, limit int) ([]sessiond.Event, bool) {
-	s.tailMu.Lock()
-	defer s.tailMu.Unlock()
-	if s.tailN == 0 || after+1 < s.tail[s.tailAt].Seq {
-		return nil, false
-	}
-	ring := len(s.tail)
-	first := s.tail[s.tailAt].Seq
-	var out []sessiond.Event
-	for i := int(after + 1 - first); i < s.tailN && len(out) < limit; i++ {
-		out = append(out, s.tail[(s.tailAt+i)%ring])
-	}
-	return out, true
 }
 
 // write hands o to the committer and waits until it is durable and applied.
@@ -736,7 +705,7 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) (_ []sessio
 	if after >= last || limit <= 0 {
 		return nil, nil
 	}
-	if evs, ok := s.fromTail(after, limit); ok {
+	if evs, complete := s.tail.After(after, limit); complete {
 		return evs, nil
 	}
 	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: eventKey(after + 1), UpperBound: eventKey(last + 1)})
