@@ -940,11 +940,48 @@ func testConnections(t *testing.T, st sessiond.Store) {
 	if all, _ = st.Conns(ctx, s.ID); len(all) != 2 {
 		t.Fatalf("a refused update dropped a connection: %+v", all)
 	}
-	// A connection of another session is refused.
+	// A connection of another session is refused, put or dropped, by
+	// Update and by Create, and that session's connection is left as it
+	// was.
 	other, _ := NewSession("bob", Epoch)
-	mustCreate(t, st, other)
-	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), PutConns: []sessiond.Connection{conn(other, "x", "vnc", "", Epoch)}})
-	wantErr(t, err, sessiond.ErrInvalidArgument, "Update with another session's connection")
+	bobs := conn(other, "x", "vnc", "n2", Epoch)
+	other.ConnCount = 1
+	if _, err := st.Create(ctx, sessiond.Change{Session: other, PutConns: []sessiond.Connection{bobs}, Events: created(other)}, sessiond.Limit{}); err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), PutConns: []sessiond.Connection{conn(other, "y", "vnc", "", Epoch)}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update putting another session's connection")
+	stolen := bobs
+	stolen.Node = "n1"
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), PutConns: []sessiond.Connection{stolen}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update overwriting another session's connection")
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), DropConns: []string{bobs.ID}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update dropping another session's connection")
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), DropConns: []string{"not-a-connection-id"}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update dropping a malformed connection id")
+	thief, _ := NewSession("mallory", Epoch)
+	thief.ConnCount = 1
+	_, err = st.Create(ctx, sessiond.Change{Session: thief, PutConns: []sessiond.Connection{stolen}, Events: created(thief)}, sessiond.Limit{})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Create with another session's connection")
+	_, err = st.Get(ctx, thief.ID)
+	wantErr(t, err, sessiond.ErrNotFound, "Get(a refused create)")
+	if c, err := st.Conn(ctx, bobs.ID); err != nil {
+		t.Fatalf("another session's connection after refused changes: %v", err)
+	} else {
+		sameConns(t, "another session's connection after refused changes", []sessiond.Connection{*c}, []sessiond.Connection{bobs})
+	}
+	if got, _ := st.NodeConns(ctx, "n2", 10); len(got) != 1 || got[0] != bobs {
+		t.Fatalf("NodeConns(n2) after refused changes = %+v, want bob's connection", got)
+	}
+	if got, _ := st.NodeConns(ctx, "n1", 10); len(got) != 1 || got[0].ID != ws.ID {
+		t.Fatalf("NodeConns(n1) after refused changes = %+v, want only the websocket", got)
+	}
+	if got, _ := st.Get(ctx, s.ID); got.Version != beaten.Version {
+		t.Fatalf("a refused update changed the session: version %d, want %d", got.Version, beaten.Version)
+	}
+	if err := st.Update(ctx, sessiond.Change{Session: next(other, ended(sessiond.EndRevoked, Epoch))}); err != nil {
+		t.Fatal(err)
+	}
 	// Detach the websocket: the node holds none any more.
 	one := next(beaten, func(n *sessiond.Session) { n.ConnCount = 1 })
 	if err := st.Update(ctx, sessiond.Change{Session: one, DropConns: []string{ws.ID}}); err != nil {
