@@ -169,7 +169,18 @@ func OpenContext(ctx context.Context, opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pebble: %w", err)
 	}
-	h := newHealth(opts.Dir, opts.MinFreeBytes, log)
+	return openStore(ctx, opts, log, newHealth(opts.Dir, opts.MinFreeBytes, log))
+}
+
+// openStore is OpenContext once the options are checked, with h, which
+// it owns from then on: when it fails, it leaves nothing running of what
+// it started (h's space watcher, Pebble).
+func openStore(ctx context.Context, opts Options, log *slog.Logger, h *health) (_ *Store, err error) {
+	defer func() {
+		if err != nil {
+			h.close() // stops a space watcher that Pebble's open may have started
+		}
+	}()
 	if err := h.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -199,6 +210,7 @@ func OpenContext(ctx context.Context, opts Options) (*Store, error) {
 	h.nudge.Store(&nudge)
 	s.Reads = memindex.Reads{Index: memindex.New(), Lease: &s.leases, Check: s.check}
 	if err := s.load(ctx); err != nil {
+		h.close() // before Pebble closes: the watcher asks it to flush
 		return nil, errors.Join(err, closeDB(db, h))
 	}
 	s.wg.Add(1)
@@ -215,23 +227,32 @@ func openDB(ctx context.Context, dir string, h *health, o *cpebble.Options) (*cp
 	}
 	ch := make(chan opened, 1)
 	go func() {
-		db, err := cpebble.Open(dir, o)
-		ch <- opened{db, err}
+		var r opened
+		// Sent even if Pebble's Fatalf ends this goroutine (runtime.Goexit
+		// runs deferred calls), for closeLater.
+		defer func() { ch <- r }()
+		r.db, r.err = cpebble.Open(dir, o)
 	}()
+	// closeLater closes the database if Pebble opens it after all.
+	closeLater := func() {
+		if r := <-ch; r.db != nil {
+			_ = closeDB(r.db, h)
+		}
+	}
 	select {
 	case r := <-ch:
 		if r.err != nil {
 			return nil, fmt.Errorf("pebble: open %s: %w", dir, inUse(r.err))
 		}
+		if r.db == nil { // the open ended in Pebble's Fatalf
+			return nil, fmt.Errorf("pebble: open %s: %w", dir, h.failure)
+		}
 		return r.db, nil
 	case <-h.failed:
+		go closeLater()
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, h.failure)
 	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.db != nil {
-				_ = closeDB(r.db, h)
-			}
-		}()
+		go closeLater()
 		return nil, fmt.Errorf("pebble: open %s: gave up: %w", dir, context.Cause(ctx))
 	}
 }

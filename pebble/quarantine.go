@@ -158,6 +158,7 @@ func Check(ctx context.Context, dir string) (_ *CheckReport, err error) {
 		return nil, fmt.Errorf("pebble: no store in %s: %w", dir, err)
 	}
 	h := newHealth(dir, -1, discard)
+	defer h.close()
 	db, err := openDB(ctx, dir, h, &cpebble.Options{
 		ReadOnly:      true,
 		Logger:        logger{l: discard, health: h},
