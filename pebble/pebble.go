@@ -41,7 +41,11 @@
 // A session or event record that does not decode is moved, as it is, to a
 // quarantine key space when the store opens ('q' followed by its key),
 // logged and counted (DiskStats.Quarantined), and the store opens with the
-// rest. Check lists corrupt and quarantined records of a closed store.
+// rest. The connection records of a session that is not stored live (its
+// record quarantined, now or by an earlier open) are moved there too,
+// logged in one line and counted: they count nowhere else, and do not come
+// back if the session record is restored by hand. Check lists corrupt and
+// quarantined records of a closed store.
 package pebble
 
 import (
@@ -316,7 +320,8 @@ func (s *Store) load(ctx context.Context) error {
 	}
 
 	var bad []record
-	if err := s.loadSessions(ctx, &bad); err != nil {
+	var orphans []sessiond.Connection
+	if err := s.loadSessions(ctx, &bad, &orphans); err != nil {
 		return err
 	}
 	err = scan(ctx, s.db, prefixLease, func(k, v []byte) {
@@ -357,7 +362,10 @@ func (s *Store) load(ctx context.Context) error {
 		return err
 	}
 	s.quarantined.Store(int64(n))
-	return s.quarantine(bad)
+	if err := s.quarantine(bad); err != nil {
+		return err
+	}
+	return s.setAsideOrphans(orphans)
 }
 
 // scan calls f with every record under prefix (valid only during the call:
@@ -390,10 +398,11 @@ func scanRange(ctx context.Context, db *cpebble.DB, o *cpebble.IterOptions, f fu
 }
 
 // loadSessions fills the index with the sessions and their connections;
-// records that do not decode are added to bad. Records of the second
+// records that do not decode are added to bad, connections of no live
+// session (memindex.Index.Load) to orphans. Records of the second
 // format held a session's connections inside; they are moved into records
 // of their own first, in one synced batch.
-func (s *Store) loadSessions(ctx context.Context, bad *[]record) error {
+func (s *Store) loadSessions(ctx context.Context, bad *[]record, orphans *[]sessiond.Connection) error {
 	batch := make([]*sessiond.Session, 0, 1024)
 	migrate := s.db.NewBatch()
 	defer func() { _ = migrate.Close() }() // committed below, or dropped
@@ -436,11 +445,11 @@ func (s *Store) loadSessions(ctx context.Context, bad *[]record) error {
 			return
 		}
 		if conns = append(conns, c); len(conns) == cap(conns) {
-			s.Index.Load(nil, conns)
+			*orphans = append(*orphans, s.Index.Load(nil, conns)...)
 			conns = conns[:0]
 		}
 	})
-	s.Index.Load(nil, conns)
+	*orphans = append(*orphans, s.Index.Load(nil, conns)...)
 	return err
 }
 

@@ -379,10 +379,13 @@ func (x *Index) Apply(changes []sessiond.Change, deletes []string) {
 	}
 }
 
-// Load installs sessions and connections read back from storage, where
-// connections may come apart from (before or after) their sessions: those
-// whose session is not loaded yet are kept until it is.
-func (x *Index) Load(sessions []*sessiond.Session, conns []sessiond.Connection) {
+// Load installs sessions and connections read back from storage, in as
+// many calls as the caller likes, sessions first: a connection is
+// installed only if its session is held, loaded by this call or an
+// earlier one, and live. Load returns the connections it did not install,
+// orphans (their session did not load, or is no longer live), for the
+// caller to report and set aside: they count nowhere.
+func (x *Index) Load(sessions []*sessiond.Session, conns []sessiond.Connection) (orphans []sessiond.Connection) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, s := range sessions {
@@ -392,8 +395,11 @@ func (x *Index) Load(sessions []*sessiond.Session, conns []sessiond.Connection) 
 		sid, err := sessiond.ConnectionSession(c.ID)
 		if r := x.byID[sid]; err == nil && r != nil && r.live() {
 			x.putConnLocked(r, c)
+		} else {
+			orphans = append(orphans, c)
 		}
 	}
+	return orphans
 }
 
 func (x *Index) putLocked(c sessiond.Change) {
