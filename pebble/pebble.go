@@ -91,6 +91,7 @@ type Options struct {
 	MinFreeBytes int64
 
 	memTableSize uint64 // 0: 32 MiB; tests set it to fill a disk with flushes
+	migrate      migrateOptions
 }
 
 // Key space. One byte of prefix per kind of record.
@@ -119,6 +120,7 @@ type Store struct {
 	health *health
 
 	quarantined atomic.Int64 // records in the quarantine key space
+	migrate     migrateOptions
 
 	ops     chan *op
 	closing chan struct{}
@@ -205,6 +207,7 @@ func openStore(ctx context.Context, opts Options, log *slog.Logger, h *health) (
 		ops:     make(chan *op, maxGroup),
 		closing: make(chan struct{}),
 		tail:    memindex.NewEventRing(min(tailSize, opts.EventRetention)),
+		migrate: opts.migrate,
 	}
 	nudge := func() {
 		if _, err := db.AsyncFlush(); err != nil {
@@ -399,44 +402,33 @@ func scanRange(ctx context.Context, db *cpebble.DB, o *cpebble.IterOptions, f fu
 
 // loadSessions fills the index with the sessions and their connections;
 // records that do not decode are added to bad, connections of no live
-// session (memindex.Index.Load) to orphans. Records of the second
-// format held a session's connections inside; they are moved into records
-// of their own first, in one synced batch.
+// session (memindex.Index.Load) to orphans. Records of the first and
+// second formats are rewritten in the third as they are met (migration):
+// the second held a session's connections inside, which move into records
+// of their own. The connections are read once the migration is done, so
+// those it moved load with the others.
 func (s *Store) loadSessions(ctx context.Context, bad *[]record, orphans *[]sessiond.Connection) error {
 	batch := make([]*sessiond.Session, 0, 1024)
-	migrate := s.db.NewBatch()
-	defer func() { _ = migrate.Close() }() // committed below, or dropped
-	var moved []sessiond.Connection
-	var failed error
+	m := &migration{s: s}
+	defer m.drop()
 	err := scan(ctx, s.db, prefixSession, func(k, v []byte) {
 		sess, conns, err := decodeSessionAt(k, v)
 		if err != nil {
 			*bad = append(*bad, record{Key: bytes.Clone(k), Value: bytes.Clone(v), Err: err})
 			return
 		}
-		if v[0] < sessionV3 && failed == nil {
-			failed = migrate.Set(sessionKey(sess.ID), encodeSession(sess), nil)
-			for i := range conns {
-				if sess.State.Live() && failed == nil {
-					failed = migrate.Set(connKey(conns[i].ID), encodeConn(&conns[i]), nil)
-					moved = append(moved, conns[i])
-				}
-			}
+		if v[0] < sessionV3 {
+			m.add(sess, conns)
 		}
 		if batch = append(batch, sess); len(batch) == cap(batch) {
 			s.Index.Load(batch, nil)
 			batch = batch[:0]
 		}
 	})
-	if err = errors.Join(err, failed); err != nil {
+	if err = errors.Join(err, m.finish()); err != nil {
 		return err
 	}
-	s.Index.Load(batch, moved)
-	if !migrate.Empty() {
-		if err := s.health.commit(migrate); err != nil {
-			return fmt.Errorf("pebble: moving connections into records of their own: %w", err)
-		}
-	}
+	s.Index.Load(batch, nil)
 	conns := make([]sessiond.Connection, 0, 1024)
 	err = scan(ctx, s.db, prefixConn, func(k, v []byte) {
 		c, err := decodeConnAt(k, v)
@@ -451,6 +443,107 @@ func (s *Store) loadSessions(ctx context.Context, bad *[]record, orphans *[]sess
 	})
 	*orphans = append(*orphans, s.Index.Load(nil, conns)...)
 	return err
+}
+
+// Migration batches: at most this many keys or bytes, whichever comes
+// first (one session's records are never split).
+const (
+	migrateKeys  = 10_000
+	migrateBytes = 4 << 20
+)
+
+// migrateOptions let tests make migration batches small and stop a
+// migration between two of them.
+type migrateOptions struct {
+	keys       int                   // 0: migrateKeys
+	afterBatch func(batch int) error // called after each batch is committed; an error stops the open
+}
+
+// migration rewrites session records of the older formats in the third,
+// as loadSessions meets them, in synced batches of bounded size
+// (migrateKeys, migrateBytes), so that a big store migrates without one
+// unbounded batch.
+//
+// It is restartable: a session's rewritten record and the records of the
+// connections it held go in the same batch, so a crash, or a commit that
+// fails, leaves each session either migrated (its record in the third
+// format, its connections in records of their own) or as it was (its
+// connections inside its old record). The next open migrates what is
+// left, and never touches a record of the third format again: no marker
+// is needed, and reading a store half migrated is reading a store of both
+// formats, which the decoder does.
+type migration struct {
+	s       *Store
+	b       *cpebble.Batch // nil between batches
+	err     error          // the first failure: what remains is left as it was
+	batches int
+	// sessions and connections rewritten, for the log
+	sessions, conns int
+}
+
+// add puts a session's rewritten record, and its connections' if it is
+// live (an ended session has none), in the batch, and commits the batch
+// once it is full.
+func (m *migration) add(sess *sessiond.Session, conns []sessiond.Connection) {
+	if m.err != nil {
+		return
+	}
+	if m.b == nil {
+		m.b = m.s.db.NewBatch()
+	}
+	m.err = m.b.Set(sessionKey(sess.ID), encodeSession(sess), nil)
+	for i := range conns {
+		if m.err == nil && sess.State.Live() {
+			m.err = m.b.Set(connKey(conns[i].ID), encodeConn(&conns[i]), nil)
+			m.conns++
+		}
+	}
+	m.sessions++
+	if m.err == nil && (int(m.b.Count()) >= cmp.Or(m.s.migrate.keys, migrateKeys) || m.b.Len() >= migrateBytes) {
+		m.err = m.commit()
+	}
+}
+
+// commit makes the batch durable.
+func (m *migration) commit() error {
+	if m.b == nil {
+		return nil
+	}
+	if err := m.s.health.commit(m.b); err != nil {
+		return fmt.Errorf("pebble: moving connections into records of their own: %w", err)
+	}
+	m.drop()
+	m.batches++
+	if f := m.s.migrate.afterBatch; f != nil {
+		return f(m.batches)
+	}
+	return nil
+}
+
+// finish commits what is left and logs what the migration did. It
+// returns the migration's first failure.
+func (m *migration) finish() error {
+	if m.err == nil {
+		m.err = m.commit()
+	}
+	if m.err == nil && m.sessions > 0 {
+		m.s.log.Info("pebble: session records rewritten in the current format, their connections moved into records of their own",
+			"component", "pebble", "sessions", m.sessions, "connections", m.conns, "batches", m.batches)
+	}
+	return m.err
+}
+
+// drop lets go of the batch, unless Pebble failed and may still hold it.
+func (m *migration) drop() {
+	if m.b == nil {
+		return
+	}
+	select {
+	case <-m.s.health.failed:
+	default:
+		_ = m.b.Close()
+	}
+	m.b = nil
 }
 
 // commitLoop is the group committer: it takes every waiting op, writes them
