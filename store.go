@@ -37,7 +37,10 @@ import (
 //     degree the store promises: fsynced for the embedded store.
 type Store interface {
 	// Create stores a new session, c.Session (Version 1, a live state),
-	// with c.PutConns as its first connections. c.DropConns must be empty.
+	// with c.PutConns as its first connections. c.DropConns must be empty
+	// and every connection in c.PutConns the new session's (its id names
+	// the session: ConnectionSession); otherwise Create stores nothing and
+	// returns an error matching ErrInvalidArgument.
 	//
 	// If a session with its id exists in any state (including ended
 	// sessions not yet purged), Create stores nothing and returns ErrExists.
@@ -69,7 +72,10 @@ type Store interface {
 	// replaced, c.PutConns are added (or replace the connection records of
 	// the same ids) and c.DropConns removed, all in one step. It returns
 	// ErrNotFound if there is no session with the id and ErrConflict if the
-	// version differs, storing nothing in either case. Token hashes that the
+	// version differs, and an error matching ErrInvalidArgument if a
+	// connection in c.PutConns or c.DropConns is not the session's (its id
+	// names another session, or is no connection id: ConnectionSession),
+	// storing nothing in any of these cases. Token hashes that the
 	// session no longer carries stop finding it; a session that leaves the
 	// live states leaves its subject's live index and loses all its
 	// connections in the same step.

@@ -29,11 +29,8 @@ type Store struct {
 
 	closed atomic.Bool
 
-	evMu   sync.Mutex
-	events []sessiond.Event // ring buffer
-	head   int              // index of the oldest event in the ring
-	n      int              // events in the ring
-	last   uint64           // Seq of the newest event
+	evMu   sync.Mutex // writers: numbering events and appending them, in that order
+	events *memindex.EventRing
 }
 
 var _ sessiond.Store = (*Store)(nil)
@@ -43,7 +40,7 @@ func New(opts Options) *Store {
 	if opts.EventRetention <= 0 {
 		opts.EventRetention = DefaultEventRetention
 	}
-	s := &Store{events: make([]sessiond.Event, opts.EventRetention)}
+	s := &Store{events: memindex.NewEventRing(opts.EventRetention)}
 	s.Reads = memindex.Reads{Index: memindex.New(), Lease: &s.leases, Check: s.check}
 	return s
 }
@@ -86,18 +83,12 @@ func (s *Store) commit(changes []sessiond.Change, deletes []string, events []ses
 
 // appendEvents numbers events and puts them in the ring. s.evMu is held.
 func (s *Store) appendEvents(events []sessiond.Event) {
+	last := s.events.Last()
 	for i := range events {
-		s.last++
-		events[i].Seq = s.last
-		ring := len(s.events)
-		if s.n < ring {
-			s.events[(s.head+s.n)%ring] = events[i]
-			s.n++
-		} else {
-			s.events[s.head] = events[i]
-			s.head = (s.head + 1) % ring
-		}
+		last++
+		events[i].Seq = last
 	}
+	s.events.Append(events)
 }
 
 // Update implements sessiond.Store.
@@ -161,16 +152,8 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]sessiond
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	s.evMu.Lock()
-	defer s.evMu.Unlock()
-	first := s.last - uint64(s.n) + 1 // Seq of the oldest event held
-	if after < first-1 {
-		after = first - 1
-	}
-	var out []sessiond.Event
-	for seq := after + 1; seq <= s.last && len(out) < limit; seq++ {
-		out = append(out, s.events[(s.head+int(seq-first))%len(s.events)])
-	}
+	// Events older than the ring are gone: the caller sees a jump in Seq.
+	out, _ := s.events.After(after, limit)
 	return out, nil
 }
 
@@ -179,9 +162,7 @@ func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}
-	s.evMu.Lock()
-	defer s.evMu.Unlock()
-	return s.last, nil
+	return s.events.Last(), nil
 }
 
 // Close implements sessiond.Store. Data is dropped.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -228,9 +227,7 @@ func TestENOSPCWithoutThreshold(t *testing.T) {
 
 	// Room again: grow the filesystem, reopen (in this process only if
 	// Pebble let go of its lock; it does when Close finished).
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=512m"); err != nil {
-		t.Fatal(err)
-	}
+	tmpfstest.Resize(t, mnt, 512<<20)
 	st2, err := pebble.Open(pebble.Options{Dir: dir})
 	if err != nil {
 		t.Fatalf("reopening with room again: %v", err)

@@ -48,9 +48,10 @@ var errSpaceUnknown = errors.New("reading the free space is not supported on thi
 // It exists before the Pebble database does, so that Pebble's logger and
 // event listener can report to it while the database opens.
 type health struct {
-	dir string
-	min uint64 // 0: no threshold
-	log *slog.Logger
+	dir       string
+	min       uint64 // 0: no threshold
+	log       *slog.Logger
+	freeBytes func(dir string) (uint64, error) // the package's freeBytes; tests replace it
 
 	mu      sync.Mutex
 	free    uint64 // last reading
@@ -58,7 +59,9 @@ type health struct {
 	at      time.Time
 	low     bool // the last check refused writes for the threshold
 
-	bgFull atomic.Bool // Pebble met ENOSPC in the background since its last success
+	bgFull   atomic.Bool   // Pebble met ENOSPC in the background since its last success
+	bgFails  atomic.Uint64 // ENOSPC reported in the background, ever
+	watching atomic.Bool   // awaitSpace runs (one at most)
 
 	bgMu      sync.Mutex
 	bgLogged  time.Time
@@ -81,7 +84,7 @@ type health struct {
 }
 
 func newHealth(dir string, min int64, log *slog.Logger) *health {
-	h := &health{dir: dir, log: log, failed: make(chan struct{}), closing: make(chan struct{})}
+	h := &health{dir: dir, log: log, freeBytes: freeBytes, failed: make(chan struct{}), closing: make(chan struct{})}
 	switch {
 	case min == 0:
 		h.min = DefaultMinFreeBytes
@@ -98,7 +101,7 @@ func (h *health) space(fresh bool) (uint64, error) {
 	defer h.mu.Unlock()
 	now := time.Now()
 	if fresh || h.at.IsZero() || now.Sub(h.at) >= spaceRefresh {
-		h.free, h.freeErr = freeBytes(h.dir)
+		h.free, h.freeErr = h.freeBytes(h.dir)
 		h.at = now
 	}
 	return h.free, h.freeErr
@@ -167,9 +170,12 @@ func (h *health) admit(n int) error {
 			return &sessiond.Error{Code: sessiond.CodeStoreFull,
 				Message: fmt.Sprintf("the store's disk is full (%s free): writes are refused, reads work", FormatBytes(free))}
 		}
-		h.bgFull.Store(false)
-		h.log.Info("pebble: free space is back after the disk filled up; writes accepted",
-			"component", "pebble", "dir", h.dir, "free_bytes", free)
+		// A flush or compaction that succeeded meanwhile has cleared it
+		// and said so already.
+		if h.bgFull.CompareAndSwap(true, false) {
+			h.log.Info("pebble: free space is back after the disk filled up; writes accepted",
+				"component", "pebble", "dir", h.dir, "free_bytes", free)
+		}
 	}
 	if h.min == 0 {
 		return nil
@@ -230,13 +236,19 @@ func (h *health) commit(b *cpebble.Batch) error {
 // backgroundError is Pebble's EventListener.BackgroundError: failed flushes
 // and compactions, which Pebble retries (flushes in a tight loop). An ENOSPC
 // refuses writes until a flush or compaction succeeds or space is back, so
-// that they fail at once rather than stall in Pebble. Repeats are logged at
-// most every bgLogEvery.
+// that they fail at once rather than stall in Pebble, and starts the space
+// watcher (awaitSpace) unless it runs. Repeats are logged at most every
+// bgLogEvery.
 func (h *health) backgroundError(err error) {
-	if errors.Is(err, syscall.ENOSPC) && !h.bgFull.Swap(true) {
-		h.log.Error("pebble: the disk is full: writes are refused until space is freed",
-			"component", "pebble", "dir", h.dir, "err", err)
-		go h.awaitSpace()
+	if errors.Is(err, syscall.ENOSPC) {
+		h.bgFails.Add(1)
+		if !h.bgFull.Swap(true) {
+			h.log.Error("pebble: the disk is full: writes are refused until space is freed",
+				"component", "pebble", "dir", h.dir, "err", err)
+		}
+		if h.watching.CompareAndSwap(false, true) {
+			go h.awaitSpace()
+		}
 	}
 	h.bgMu.Lock()
 	defer h.bgMu.Unlock()
@@ -248,26 +260,47 @@ func (h *health) backgroundError(err error) {
 	h.bgSkipped++
 }
 
-// awaitSpace runs while Pebble's background work has met a full disk: it
-// reads the free space every spaceRefresh until there is room again (or a
-// flush succeeded by itself), then asks Pebble to flush. Writes stalled in
-// Pebble meanwhile complete then; nothing waits for a write to come first.
+// awaitSpace is the one space watcher (h.watching says it runs). While
+// Pebble's background work has met a full disk (h.bgFull, cleared by a
+// flush or compaction that succeeds, or by admit once space is back), it
+// reads the free space every spaceRefresh, and once there is room asks
+// Pebble to flush: after a failed flush Pebble may wait for a write to try
+// again, and the writes stalled in Pebble wait for that flush. It asks
+// again after every new ENOSPC (the flush it asked for may fail too, if
+// the space went again), at most once a tick. It ends when the flag is
+// cleared, the store closes or Pebble fails for good.
 func (h *health) awaitSpace() {
 	t := time.NewTicker(spaceRefresh)
 	defer t.Stop()
-	for h.bgFull.Load() {
+	var nudged uint64 // h.bgFails when Pebble was last asked to flush
+	for {
+		if !h.bgFull.Load() {
+			h.watching.Store(false)
+			// An ENOSPC reported since the load above, while watching was
+			// still set, started no watcher: this one goes on for it,
+			// unless another has started meanwhile.
+			if !h.bgFull.Load() || !h.watching.CompareAndSwap(false, true) {
+				return
+			}
+		}
 		select {
 		case <-h.closing:
+			h.watching.Store(false)
 			return
 		case <-h.failed:
+			h.watching.Store(false)
 			return
 		case <-t.C:
+		}
+		fails := h.bgFails.Load()
+		if fails == nudged || !h.bgFull.Load() {
+			continue
 		}
 		if free, err := h.space(true); err == nil && free >= max(h.min, resumeFree) {
 			if f := h.nudge.Load(); f != nil {
 				(*f)()
 			}
-			return
+			nudged = fails
 		}
 	}
 }

@@ -41,7 +41,11 @@
 // A session or event record that does not decode is moved, as it is, to a
 // quarantine key space when the store opens ('q' followed by its key),
 // logged and counted (DiskStats.Quarantined), and the store opens with the
-// rest. Check lists corrupt and quarantined records of a closed store.
+// rest. The connection records of a session that is not stored live (its
+// record quarantined, now or by an earlier open) are moved there too,
+// logged in one line and counted: they count nowhere else, and do not come
+// back if the session record is restored by hand. Check lists corrupt and
+// quarantined records of a closed store.
 package pebble
 
 import (
@@ -88,6 +92,7 @@ type Options struct {
 	MinFreeBytes int64
 
 	memTableSize uint64 // 0: 32 MiB; tests set it to fill a disk with flushes
+	migrate      migrateOptions
 }
 
 // Key space. One byte of prefix per kind of record.
@@ -116,6 +121,7 @@ type Store struct {
 	health *health
 
 	quarantined atomic.Int64 // records in the quarantine key space
+	migrate     migrateOptions
 
 	ops     chan *op
 	closing chan struct{}
@@ -125,15 +131,12 @@ type Store struct {
 
 	seq     uint64        // last assigned event Seq; committer goroutine only
 	trimmed uint64        // events up to here are deleted; committer only
-	last    atomic.Uint64 // last committed event Seq
+	last    atomic.Uint64 // last published event Seq: its change is in the index
 
 	// tail holds the newest committed events, so that readers following
 	// the log (the event bus reads after every commit) do not open a
 	// Pebble iterator each time.
-	tailMu sync.Mutex
-	tail   []sessiond.Event // ring
-	tailAt int              // index of the oldest
-	tailN  int
+	tail *memindex.EventRing
 }
 
 // tailSize is how many of the newest events the store also keeps in memory.
@@ -173,7 +176,18 @@ func OpenContext(ctx context.Context, opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pebble: %w", err)
 	}
-	h := newHealth(opts.Dir, opts.MinFreeBytes, log)
+	return openStore(ctx, opts, log, newHealth(opts.Dir, opts.MinFreeBytes, log))
+}
+
+// openStore is OpenContext once the options are checked, with h, which
+// it owns from then on: when it fails, it leaves nothing running of what
+// it started (h's space watcher, Pebble).
+func openStore(ctx context.Context, opts Options, log *slog.Logger, h *health) (_ *Store, err error) {
+	defer func() {
+		if err != nil {
+			h.close() // stops a space watcher that Pebble's open may have started
+		}
+	}()
 	if err := h.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -193,7 +207,8 @@ func OpenContext(ctx context.Context, opts Options) (*Store, error) {
 		health:  h,
 		ops:     make(chan *op, maxGroup),
 		closing: make(chan struct{}),
-		tail:    make([]sessiond.Event, min(tailSize, opts.EventRetention)),
+		tail:    memindex.NewEventRing(min(tailSize, opts.EventRetention)),
+		migrate: opts.migrate,
 	}
 	nudge := func() {
 		if _, err := db.AsyncFlush(); err != nil {
@@ -203,6 +218,7 @@ func OpenContext(ctx context.Context, opts Options) (*Store, error) {
 	h.nudge.Store(&nudge)
 	s.Reads = memindex.Reads{Index: memindex.New(), Lease: &s.leases, Check: s.check}
 	if err := s.load(ctx); err != nil {
+		h.close() // before Pebble closes: the watcher asks it to flush
 		return nil, errors.Join(err, closeDB(db, h))
 	}
 	s.wg.Add(1)
@@ -219,23 +235,32 @@ func openDB(ctx context.Context, dir string, h *health, o *cpebble.Options) (*cp
 	}
 	ch := make(chan opened, 1)
 	go func() {
-		db, err := cpebble.Open(dir, o)
-		ch <- opened{db, err}
+		var r opened
+		// Sent even if Pebble's Fatalf ends this goroutine (runtime.Goexit
+		// runs deferred calls), for closeLater.
+		defer func() { ch <- r }()
+		r.db, r.err = cpebble.Open(dir, o)
 	}()
+	// closeLater closes the database if Pebble opens it after all.
+	closeLater := func() {
+		if r := <-ch; r.db != nil {
+			_ = closeDB(r.db, h)
+		}
+	}
 	select {
 	case r := <-ch:
 		if r.err != nil {
 			return nil, fmt.Errorf("pebble: open %s: %w", dir, inUse(r.err))
 		}
+		if r.db == nil { // the open ended in Pebble's Fatalf
+			return nil, fmt.Errorf("pebble: open %s: %w", dir, h.failure)
+		}
 		return r.db, nil
 	case <-h.failed:
+		go closeLater()
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, h.failure)
 	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.db != nil {
-				_ = closeDB(r.db, h)
-			}
-		}()
+		go closeLater()
 		return nil, fmt.Errorf("pebble: open %s: gave up: %w", dir, context.Cause(ctx))
 	}
 }
@@ -299,7 +324,8 @@ func (s *Store) load(ctx context.Context) error {
 	}
 
 	var bad []record
-	if err := s.loadSessions(ctx, &bad); err != nil {
+	var orphans []sessiond.Connection
+	if err := s.loadSessions(ctx, &bad, &orphans); err != nil {
 		return err
 	}
 	err = scan(ctx, s.db, prefixLease, func(k, v []byte) {
@@ -340,7 +366,10 @@ func (s *Store) load(ctx context.Context) error {
 		return err
 	}
 	s.quarantined.Store(int64(n))
-	return s.quarantine(bad)
+	if err := s.quarantine(bad); err != nil {
+		return err
+	}
+	return s.setAsideOrphans(orphans)
 }
 
 // scan calls f with every record under prefix (valid only during the call:
@@ -373,44 +402,34 @@ func scanRange(ctx context.Context, db *cpebble.DB, o *cpebble.IterOptions, f fu
 }
 
 // loadSessions fills the index with the sessions and their connections;
-// records that do not decode are added to bad. Records of the second
-// format held a session's connections inside; they are moved into records
-// of their own first, in one synced batch.
-func (s *Store) loadSessions(ctx context.Context, bad *[]record) error {
+// records that do not decode are added to bad, connections of no live
+// session (memindex.Index.Load) to orphans. Records of the first and
+// second formats are rewritten in the third as they are met (migration):
+// the second held a session's connections inside, which move into records
+// of their own. The connections are read once the migration is done, so
+// those it moved load with the others.
+func (s *Store) loadSessions(ctx context.Context, bad *[]record, orphans *[]sessiond.Connection) error {
 	batch := make([]*sessiond.Session, 0, 1024)
-	migrate := s.db.NewBatch()
-	defer func() { _ = migrate.Close() }() // committed below, or dropped
-	var moved []sessiond.Connection
-	var failed error
+	m := &migration{s: s}
+	defer m.drop()
 	err := scan(ctx, s.db, prefixSession, func(k, v []byte) {
 		sess, conns, err := decodeSessionAt(k, v)
 		if err != nil {
 			*bad = append(*bad, record{Key: bytes.Clone(k), Value: bytes.Clone(v), Err: err})
 			return
 		}
-		if v[0] < codec.SessionV3 && failed == nil {
-			failed = migrate.Set(sessionKey(sess.ID), codec.EncodeSession(sess), nil)
-			for i := range conns {
-				if sess.State.Live() && failed == nil {
-					failed = migrate.Set(connKey(conns[i].ID), codec.EncodeConn(&conns[i]), nil)
-					moved = append(moved, conns[i])
-				}
-			}
+		if v[0] < codec.SessionV3 {
+			m.add(sess, conns)
 		}
 		if batch = append(batch, sess); len(batch) == cap(batch) {
 			s.Index.Load(batch, nil)
 			batch = batch[:0]
 		}
 	})
-	if err = errors.Join(err, failed); err != nil {
+	if err = errors.Join(err, m.finish()); err != nil {
 		return err
 	}
-	s.Index.Load(batch, moved)
-	if !migrate.Empty() {
-		if err := s.health.commit(migrate); err != nil {
-			return fmt.Errorf("pebble: moving connections into records of their own: %w", err)
-		}
-	}
+	s.Index.Load(batch, nil)
 	conns := make([]sessiond.Connection, 0, 1024)
 	err = scan(ctx, s.db, prefixConn, func(k, v []byte) {
 		c, err := decodeConnAt(k, v)
@@ -419,16 +438,119 @@ func (s *Store) loadSessions(ctx context.Context, bad *[]record) error {
 			return
 		}
 		if conns = append(conns, c); len(conns) == cap(conns) {
-			s.Index.Load(nil, conns)
+			*orphans = append(*orphans, s.Index.Load(nil, conns)...)
 			conns = conns[:0]
 		}
 	})
-	s.Index.Load(nil, conns)
+	*orphans = append(*orphans, s.Index.Load(nil, conns)...)
 	return err
 }
 
+// Migration batches: at most this many keys or bytes, whichever comes
+// first (one session's records are never split).
+const (
+	migrateKeys  = 10_000
+	migrateBytes = 4 << 20
+)
+
+// migrateOptions let tests make migration batches small and stop a
+// migration between two of them.
+type migrateOptions struct {
+	keys       int                   // 0: migrateKeys
+	afterBatch func(batch int) error // called after each batch is committed; an error stops the open
+}
+
+// migration rewrites session records of the older formats in the third,
+// as loadSessions meets them, in synced batches of bounded size
+// (migrateKeys, migrateBytes), so that a big store migrates without one
+// unbounded batch.
+//
+// It is restartable: a session's rewritten record and the records of the
+// connections it held go in the same batch, so a crash, or a commit that
+// fails, leaves each session either migrated (its record in the third
+// format, its connections in records of their own) or as it was (its
+// connections inside its old record). The next open migrates what is
+// left, and never touches a record of the third format again: no marker
+// is needed, and reading a store half migrated is reading a store of both
+// formats, which the decoder does.
+type migration struct {
+	s       *Store
+	b       *cpebble.Batch // nil between batches
+	err     error          // the first failure: what remains is left as it was
+	batches int
+	// sessions and connections rewritten, for the log
+	sessions, conns int
+}
+
+// add puts a session's rewritten record, and its connections' if it is
+// live (an ended session has none), in the batch, and commits the batch
+// once it is full.
+func (m *migration) add(sess *sessiond.Session, conns []sessiond.Connection) {
+	if m.err != nil {
+		return
+	}
+	if m.b == nil {
+		m.b = m.s.db.NewBatch()
+	}
+	m.err = m.b.Set(sessionKey(sess.ID), codec.EncodeSession(sess), nil)
+	for i := range conns {
+		if m.err == nil && sess.State.Live() {
+			m.err = m.b.Set(connKey(conns[i].ID), codec.EncodeConn(&conns[i]), nil)
+			m.conns++
+		}
+	}
+	m.sessions++
+	if m.err == nil && (int(m.b.Count()) >= cmp.Or(m.s.migrate.keys, migrateKeys) || m.b.Len() >= migrateBytes) {
+		m.err = m.commit()
+	}
+}
+
+// commit makes the batch durable.
+func (m *migration) commit() error {
+	if m.b == nil {
+		return nil
+	}
+	if err := m.s.health.commit(m.b); err != nil {
+		return fmt.Errorf("pebble: moving connections into records of their own: %w", err)
+	}
+	m.drop()
+	m.batches++
+	if f := m.s.migrate.afterBatch; f != nil {
+		return f(m.batches)
+	}
+	return nil
+}
+
+// finish commits what is left and logs what the migration did. It
+// returns the migration's first failure.
+func (m *migration) finish() error {
+	if m.err == nil {
+		m.err = m.commit()
+	}
+	if m.err == nil && m.sessions > 0 {
+		m.s.log.Info("pebble: session records rewritten in the current format, their connections moved into records of their own",
+			"component", "pebble", "sessions", m.sessions, "connections", m.conns, "batches", m.batches)
+	}
+	return m.err
+}
+
+// drop lets go of the batch, unless Pebble failed and may still hold it.
+func (m *migration) drop() {
+	if m.b == nil {
+		return
+	}
+	select {
+	case <-m.s.health.failed:
+	default:
+		_ = m.b.Close()
+	}
+	m.b = nil
+}
+
 // commitLoop is the group committer: it takes every waiting op, writes them
-// and their events in one batch, syncs once, publishes them, and answers.
+// and their events in one batch, syncs once, applies every change to the
+// index, then publishes the events (the tail ring, then s.last), and
+// answers.
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	group := make([]*op, 0, maxGroup)
@@ -452,10 +574,17 @@ func (s *Store) commitLoop() {
 		if err == nil {
 			err = s.commit(group)
 		}
-		for _, o := range group {
-			if err == nil {
+		if err == nil {
+			// Every change of the group is in the index before any of
+			// its events can be read: a reader woken by an event (the
+			// event bus) reads the session at least at that version.
+			for _, o := range group {
 				o.apply()
 			}
+			s.remember(group)
+			s.last.Store(s.seq)
+		}
+		for _, o := range group {
 			o.done <- err
 		}
 	}
@@ -513,47 +642,19 @@ func (s *Store) commit(group []*op) (err error) {
 		return fmt.Errorf("pebble: commit: %w", err)
 	}
 	s.seq, s.trimmed = seq, trimTo
-	s.remember(group)
-	s.last.Store(seq)
 	return nil
 }
 
 // remember puts a committed group's events in the tail ring.
 func (s *Store) remember(group []*op) {
-	s.tailMu.Lock()
-	defer s.tailMu.Unlock()
-	ring := len(s.tail)
 	for _, o := range group {
-		for _, ev := range o.events {
-			if s.tailN < ring {
-				s.tail[(s.tailAt+s.tailN)%ring] = ev
-				s.tailN++
-			} else {
-				s.tail[s.tailAt] = ev
-				s.tailAt = (s.tailAt + 1) % ring
-			}
-		}
+		s.tail.Append(o.events)
 	}
-}
-
-// fromTail returns events after the given Seq from the tail ring, and
-// whether the ring covered them.
-func (s *Store) fromTail(after uint64, limit int) ([]sessiond.Event, bool) {
-	s.tailMu.Lock()
-	defer s.tailMu.Unlock()
-	if s.tailN == 0 || after+1 < s.tail[s.tailAt].Seq {
-		return nil, false
-	}
-	ring := len(s.tail)
-	first := s.tail[s.tailAt].Seq
-	var out []sessiond.Event
-	for i := int(after + 1 - first); i < s.tailN && len(out) < limit; i++ {
-		out = append(out, s.tail[(s.tailAt+i)%ring])
-	}
-	return out, true
 }
 
 // write hands o to the committer and waits until it is durable and applied.
+// The caller is inside begin, so Close cannot stop the committer before o
+// is answered: Close closes s.closing only once every writer has ended.
 func (s *Store) write(ctx context.Context, o *op) error {
 	for i := range o.events {
 		o.enc = append(o.enc, codec.EncodeEvent(&o.events[i]))
@@ -561,8 +662,6 @@ func (s *Store) write(ctx context.Context, o *op) error {
 	o.done = make(chan error, 1)
 	select {
 	case s.ops <- o:
-	case <-s.closing:
-		return sessiond.ErrUnavailable
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -730,7 +829,7 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) (_ []sessio
 	if after >= last || limit <= 0 {
 		return nil, nil
 	}
-	if evs, ok := s.fromTail(after, limit); ok {
+	if evs, complete := s.tail.After(after, limit); complete {
 		return evs, nil
 	}
 	it, err := s.db.NewIter(&cpebble.IterOptions{LowerBound: eventKey(after + 1), UpperBound: eventKey(last + 1)})

@@ -68,11 +68,66 @@ func decodeEventAt(k, v []byte) (sessiond.Event, error) {
 // quarantine moves records that do not decode to the quarantine key space,
 // as they are, in one atomic batch, and logs each.
 func (s *Store) quarantine(bad []record) error {
-	if len(bad) == 0 {
+	if err := s.setAside(bad); err != nil {
+		return fmt.Errorf("pebble: quarantining %d corrupt records: %w", len(bad), err)
+	}
+	for _, r := range bad {
+		kind, id := describeKey(r.Key)
+		s.log.Error("pebble: a stored record does not decode: quarantined; the store opens without it",
+			"component", "pebble", "kind", kind, "record", id, "bytes", len(r.Value), "err", r.Err)
+	}
+	return nil
+}
+
+// setAsideOrphans moves connection records whose session is not held live
+// (memindex.Index.Load did not install them) to the quarantine key space
+// too, and logs them in one line. Such a record is left by a session
+// record quarantined (or lost) with its connections still stored: set
+// aside, it counts nowhere, is not read again at the next open, and does
+// not come back with its session if that record is restored by hand (the
+// connections it names are long gone). The record is written back as
+// its decoded form encodes.
+func (s *Store) setAsideOrphans(conns []sessiond.Connection) error {
+	if len(conns) == 0 {
+		return nil
+	}
+	recs := make([]record, len(conns))
+	sessions := map[string]bool{}
+	for i := range conns {
+		recs[i] = record{Key: connKey(conns[i].ID), Value: codec.EncodeConn(&conns[i])}
+		sid, _ := sessiond.ConnectionSession(conns[i].ID)
+		sessions[sid] = true
+	}
+	if err := s.setAside(recs); err != nil {
+		return fmt.Errorf("pebble: setting aside %d connections of sessions not stored: %w", len(recs), err)
+	}
+	sample := make([]string, 0, min(len(sessions), 5))
+	for sid := range sessions {
+		if len(sample) == cap(sample) {
+			break
+		}
+		sample = append(sample, "sid:"+sessiond.LogID(sid))
+	}
+	s.log.Warn("pebble: connection records whose session is not stored live (quarantined, lost or ended): quarantined; they count nowhere",
+		"component", "pebble", "connections", len(conns), "sessions", len(sessions), "some", sample)
+	return nil
+}
+
+// setAside moves records to the quarantine key space, as they are, in one
+// atomic batch, and counts them.
+func (s *Store) setAside(recs []record) error {
+	if len(recs) == 0 {
 		return nil
 	}
 	b := s.db.NewBatch()
-	for _, r := range bad {
+	defer func() {
+		select {
+		case <-s.health.failed: // Pebble may still hold the batch: leave it
+		default:
+			_ = b.Close()
+		}
+	}()
+	for _, r := range recs {
 		if err := b.Set(quarantineKey(r.Key), r.Value, nil); err != nil {
 			return err
 		}
@@ -81,17 +136,9 @@ func (s *Store) quarantine(bad []record) error {
 		}
 	}
 	if err := s.health.commit(b); err != nil {
-		return fmt.Errorf("pebble: quarantining %d corrupt records: %w", len(bad), err)
-	}
-	if err := b.Close(); err != nil {
 		return err
 	}
-	for _, r := range bad {
-		kind, id := describeKey(r.Key)
-		s.log.Error("pebble: a stored record does not decode: quarantined; the store opens without it",
-			"component", "pebble", "kind", kind, "record", id, "bytes", len(r.Value), "err", r.Err)
-	}
-	s.quarantined.Add(int64(len(bad)))
+	s.quarantined.Add(int64(len(recs)))
 	return nil
 }
 
@@ -159,6 +206,7 @@ func Check(ctx context.Context, dir string) (_ *CheckReport, err error) {
 		return nil, fmt.Errorf("pebble: no store in %s: %w", dir, err)
 	}
 	h := newHealth(dir, -1, discard)
+	defer h.close()
 	db, err := openDB(ctx, dir, h, &cpebble.Options{
 		ReadOnly:      true,
 		Logger:        logger{l: discard, health: h},
@@ -228,7 +276,10 @@ func Check(ctx context.Context, dir string) (_ *CheckReport, err error) {
 			case "event":
 				_, err = decodeEventAt(orig, v)
 			}
-			if err == nil {
+			switch {
+			case err == nil && len(orig) > 0 && orig[0] == prefixConn:
+				err = errors.New("a connection whose session was not stored live when the store opened (quarantined, lost or ended)")
+			case err == nil:
 				err = errors.New("decodes now: quarantined by an earlier build or by hand")
 			}
 			r.Quarantined = append(r.Quarantined, bad(orig, len(v), err))

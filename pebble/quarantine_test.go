@@ -136,3 +136,121 @@ func TestCheckWhileOpen(t *testing.T) {
 		t.Fatalf("Check on an open store: %v, want an error saying it is in use", err)
 	}
 }
+
+// The connections of a session whose record is quarantined are set aside
+// with it: they count nowhere (Stats, NodeConns, ConnNodes), the open logs
+// them, Disk and Check count them as quarantined, and they do not come
+// back if the session record is restored by hand.
+func TestQuarantinedSessionLosesItsConnections(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir, 0)
+	ctx := context.Background()
+	conn := func(s *sessiond.Session, name, node string) sessiond.Connection {
+		return sessiond.Connection{ID: name + "bcdefghijklmnop." + s.ID, Kind: "websocket", Node: node, ConnectedAt: sessiondtest.Epoch, LastHeartbeat: sessiondtest.Epoch}
+	}
+	a, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
+	b, _ := sessiondtest.NewSession("bob", sessiondtest.Epoch)
+	aConns := []sessiond.Connection{conn(a, "a", "n1"), conn(a, "b", "n1")}
+	bConns := []sessiond.Connection{conn(b, "c", "n2")}
+	for _, c := range []sessiond.Change{{Session: a, PutConns: aConns}, {Session: b, PutConns: bConns}} {
+		if _, err := st.Create(ctx, c, sessiond.Limit{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := cpebble.Open(dir, &cpebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, closer, err := db.Get(append([]byte{'s'}, a.ID...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good = bytes.Clone(good)
+	closer.Close()
+	if err := db.Set(append([]byte{'s'}, a.ID...), []byte{3, 0xff}, cpebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	noneOfAlices := func(st *pebble.Store, when string) {
+		t.Helper()
+		if got, _ := st.Conns(ctx, a.ID); len(got) != 0 {
+			t.Errorf("%s: Conns(alice's session) = %+v", when, got)
+		}
+		if _, err := st.Conn(ctx, aConns[0].ID); !errors.Is(err, sessiond.ErrNotFound) {
+			t.Errorf("%s: Conn(alice's connection): %v, want not found", when, err)
+		}
+		if got, _ := st.NodeConns(ctx, "n1", 10); len(got) != 0 {
+			t.Errorf("%s: NodeConns(n1) = %+v", when, got)
+		}
+		if got, _ := st.ConnNodes(ctx); len(got) != 1 || got[0] != "n2" {
+			t.Errorf("%s: ConnNodes = %v, want [n2]", when, got)
+		}
+		if stats, _ := st.Stats(ctx); stats.Connections["websocket"] != 1 {
+			t.Errorf("%s: Stats.Connections = %v, want bob's one websocket", when, stats.Connections)
+		}
+		if got, _ := st.Conns(ctx, b.ID); len(got) != 1 {
+			t.Errorf("%s: bob's connections = %+v", when, got)
+		}
+	}
+
+	var logs bytes.Buffer
+	st, err = pebble.Open(pebble.Options{Dir: dir, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, a.ID); !errors.Is(err, sessiond.ErrNotFound) {
+		t.Fatalf("the corrupt session reads as %v", err)
+	}
+	noneOfAlices(st, "after the quarantine")
+	if d := st.Disk(); d.Quarantined != 3 {
+		t.Errorf("Disk().Quarantined = %d, want 3 (the session and its 2 connections)", d.Quarantined)
+	}
+	for _, want := range []string{`"kind":"session"`, "connection records whose session is not stored live", `"connections":2`, `"sid:` + sessiond.LogID(a.ID) + `"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := pebble.Check(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := 0
+	for _, r := range rep.Quarantined {
+		if r.Kind == "connection" {
+			conns++
+			if !strings.Contains(r.Error, "not stored live") {
+				t.Errorf("Check says of a set-aside connection: %q", r.Error)
+			}
+		}
+	}
+	if len(rep.Quarantined) != 3 || conns != 2 || rep.Connections != 1 || len(rep.Corrupt) != 0 {
+		t.Fatalf("Check after the open: %+v", rep)
+	}
+
+	// The session record restored by hand: its connections stay gone.
+	db, err = cpebble.Open(dir, &cpebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(append([]byte{'s'}, a.ID...), good, cpebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = open(t, dir, 0)
+	defer st.Close()
+	if got, err := st.Get(ctx, a.ID); err != nil || got.ConnCount != 0 {
+		t.Fatalf("the restored session: %+v, %v; want it without connections", got, err)
+	}
+	noneOfAlices(st, "after restoring the session record")
+}

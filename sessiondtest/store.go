@@ -59,6 +59,7 @@ func TestStore(t *testing.T, h Harness) {
 	t.Run("List", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open(t)) })
+	t.Run("EventsFollowChanges", func(t *testing.T) { testEventsFollowChanges(t, open(t)) })
 	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open(t)) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, h.Open(t)) })
 	if h.Reopen != nil {
@@ -645,9 +646,9 @@ func testEvents(t *testing.T, st sessiond.Store) {
 	if last, _ := st.LastSeq(ctx); last != 80 {
 		t.Fatalf("LastSeq = %d, want 80", last)
 	}
-	tail, _ := st.Events(ctx, 77, 10)
-	if len(tail) != 3 || tail[0].Seq != 78 {
-		t.Fatalf("Events(after 77) = %d events from %d", len(tail), tail[0].Seq)
+	tail, err := st.Events(ctx, 77, 10)
+	if err != nil || len(tail) != 3 || tail[0].Seq != 78 {
+		t.Fatalf("Events(after 77) = %+v, %v; want the 3 events from Seq 78", tail, err)
 	}
 	limited, _ := st.Events(ctx, 10, 5)
 	if len(limited) != 5 || limited[0].Seq != 11 || limited[4].Seq != 15 {
@@ -659,6 +660,69 @@ func testEvents(t *testing.T, st sessiond.Store) {
 	e := all[0]
 	if e.Type != sessiond.EventCreated || e.SessionID == "" || e.Subject == "" || !e.Time.Equal(Epoch) || e.State != sessiond.StateActive || e.Version != 1 {
 		t.Fatalf("event fields not kept: %+v", e)
+	}
+}
+
+// testEventsFollowChanges: an event is readable from the log only once
+// the change it records is: after Events returns an event, Get returns
+// its session at the event's version or a newer one. Writers of several
+// subjects (whose writes a store may commit together) race a reader
+// following the log, many times over.
+func testEventsFollowChanges(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	const writers, updates = 8, 60
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			s, _ := NewSession(fmt.Sprint("follow-", w), Epoch)
+			if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: created(s)}, sessiond.Limit{}); err != nil {
+				t.Errorf("Create: %v", err)
+				return
+			}
+			for cur := s; cur.Version <= updates; {
+				n := next(cur, func(n *sessiond.Session) { n.LastActive = n.LastActive.Add(time.Second) })
+				ev := []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID, Subject: s.Subject, Version: n.Version}}
+				if err := st.Update(ctx, sessiond.Change{Session: n, Events: ev}); err != nil {
+					t.Errorf("Update: %v", err)
+					return
+				}
+				cur = n
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var after uint64
+	seen := 0
+	for finished := false; ; {
+		select {
+		case <-done:
+			finished = true // the read below sees every event
+		default:
+		}
+		evs, err := st.Events(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			got, err := st.Get(ctx, e.SessionID)
+			if err != nil || got.Version < e.Version {
+				var v uint64
+				if got != nil {
+					v = got.Version
+				}
+				<-done
+				t.Fatalf("after Events returned event %d (%s of session %s at version %d), Get gave version %d, %v: the event was readable before its change", e.Seq, e.Type, e.SessionID, e.Version, v, err)
+			}
+			after = e.Seq
+			seen++
+		}
+		if finished && len(evs) == 0 {
+			break
+		}
+	}
+	if want := writers * (updates + 1); seen != want {
+		t.Fatalf("followed %d events, want %d", seen, want)
 	}
 }
 
@@ -897,11 +961,48 @@ func testConnections(t *testing.T, st sessiond.Store) {
 	if all, _ = st.Conns(ctx, s.ID); len(all) != 2 {
 		t.Fatalf("a refused update dropped a connection: %+v", all)
 	}
-	// A connection of another session is refused.
+	// A connection of another session is refused, put or dropped, by
+	// Update and by Create, and that session's connection is left as it
+	// was.
 	other, _ := NewSession("bob", Epoch)
-	mustCreate(t, st, other)
-	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), PutConns: []sessiond.Connection{conn(other, "x", "vnc", "", Epoch)}})
-	wantErr(t, err, sessiond.ErrInvalidArgument, "Update with another session's connection")
+	bobs := conn(other, "x", "vnc", "n2", Epoch)
+	other.ConnCount = 1
+	if _, err := st.Create(ctx, sessiond.Change{Session: other, PutConns: []sessiond.Connection{bobs}, Events: created(other)}, sessiond.Limit{}); err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), PutConns: []sessiond.Connection{conn(other, "y", "vnc", "", Epoch)}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update putting another session's connection")
+	stolen := bobs
+	stolen.Node = "n1"
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), PutConns: []sessiond.Connection{stolen}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update overwriting another session's connection")
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), DropConns: []string{bobs.ID}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update dropping another session's connection")
+	err = st.Update(ctx, sessiond.Change{Session: next(beaten, nil), DropConns: []string{"not-a-connection-id"}})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Update dropping a malformed connection id")
+	thief, _ := NewSession("mallory", Epoch)
+	thief.ConnCount = 1
+	_, err = st.Create(ctx, sessiond.Change{Session: thief, PutConns: []sessiond.Connection{stolen}, Events: created(thief)}, sessiond.Limit{})
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Create with another session's connection")
+	_, err = st.Get(ctx, thief.ID)
+	wantErr(t, err, sessiond.ErrNotFound, "Get(a refused create)")
+	if c, err := st.Conn(ctx, bobs.ID); err != nil {
+		t.Fatalf("another session's connection after refused changes: %v", err)
+	} else {
+		sameConns(t, "another session's connection after refused changes", []sessiond.Connection{*c}, []sessiond.Connection{bobs})
+	}
+	if got, _ := st.NodeConns(ctx, "n2", 10); len(got) != 1 || got[0] != bobs {
+		t.Fatalf("NodeConns(n2) after refused changes = %+v, want bob's connection", got)
+	}
+	if got, _ := st.NodeConns(ctx, "n1", 10); len(got) != 1 || got[0].ID != ws.ID {
+		t.Fatalf("NodeConns(n1) after refused changes = %+v, want only the websocket", got)
+	}
+	if got, _ := st.Get(ctx, s.ID); got.Version != beaten.Version {
+		t.Fatalf("a refused update changed the session: version %d, want %d", got.Version, beaten.Version)
+	}
+	if err := st.Update(ctx, sessiond.Change{Session: next(other, ended(sessiond.EndRevoked, Epoch))}); err != nil {
+		t.Fatal(err)
+	}
 	// Detach the websocket: the node holds none any more.
 	one := next(beaten, func(n *sessiond.Session) { n.ConnCount = 1 })
 	if err := st.Update(ctx, sessiond.Change{Session: one, DropConns: []string{ws.ID}}); err != nil {

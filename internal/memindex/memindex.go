@@ -225,8 +225,8 @@ func (p *CreatePlan) Release() {
 	p.x.mu.Unlock()
 }
 
-// PlanCreate checks a create against the index (id free, subject under its
-// limit or evicting, device free if asked). With reserve, it also reserves
+// PlanCreate checks a create against the index (connections its own, id
+// free, subject under its limit or evicting, device free if asked). With reserve, it also reserves
 // the id until Release, for a store that makes the create durable before
 // applying it; a store that applies at once uses ApplyCreate, which checks
 // the id in the same step as it inserts it. The caller holds s.Subject's
@@ -235,6 +235,9 @@ func (x *Index) PlanCreate(c sessiond.Change, lim sessiond.Limit, reserve bool) 
 	s := c.Session
 	if len(c.DropConns) > 0 {
 		return nil, sessiond.Errorf(sessiond.CodeInvalidArgument, "connections", "a new session has no connections to drop")
+	}
+	if err := checkConns(c); err != nil {
+		return nil, err
 	}
 	p := &CreatePlan{x: x}
 	if reserve {
@@ -280,16 +283,39 @@ func (x *Index) liveCount(subj string) int {
 	return 0
 }
 
+// checkConns returns an error matching ErrInvalidArgument unless every
+// connection c puts or drops is c.Session's: a connection id names its
+// session (sessiond.ConnectionSession). Without it a change could
+// overwrite or delete another session's connection record.
+func checkConns(c sessiond.Change) error {
+	id := c.Session.ID
+	mine := func(connID string) error {
+		if sid, err := sessiond.ConnectionSession(connID); err != nil || sid != id {
+			return sessiond.Errorf(sessiond.CodeInvalidArgument, "connection", "%q is not a connection id of session %s", connID, id)
+		}
+		return nil
+	}
+	for i := range c.PutConns {
+		if err := mine(c.PutConns[i].ID); err != nil {
+			return err
+		}
+	}
+	for _, connID := range c.DropConns {
+		if err := mine(connID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CheckUpdate returns ErrNotFound or ErrConflict unless c may apply to the
-// stored session (its version is c.Session.Version-1), and
-// ErrInvalidArgument for a connection that is not the session's. The caller holds
-// s.Subject's lock.
+// stored session (its version is c.Session.Version-1), and an error
+// matching ErrInvalidArgument for a connection put or dropped that is not
+// the session's. The caller holds s.Subject's lock.
 func (x *Index) CheckUpdate(c sessiond.Change) error {
 	s := c.Session
-	for _, conn := range c.PutConns {
-		if sid, err := sessiond.ConnectionSession(conn.ID); err != nil || sid != s.ID {
-			return sessiond.Errorf(sessiond.CodeInvalidArgument, "connection", "%q is not a connection id of session %s", conn.ID, s.ID)
-		}
+	if err := checkConns(c); err != nil {
+		return err
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -353,10 +379,13 @@ func (x *Index) Apply(changes []sessiond.Change, deletes []string) {
 	}
 }
 
-// Load installs sessions and connections read back from storage, where
-// connections may come apart from (before or after) their sessions: those
-// whose session is not loaded yet are kept until it is.
-func (x *Index) Load(sessions []*sessiond.Session, conns []sessiond.Connection) {
+// Load installs sessions and connections read back from storage, in as
+// many calls as the caller likes, sessions first: a connection is
+// installed only if its session is held, loaded by this call or an
+// earlier one, and live. Load returns the connections it did not install,
+// orphans (their session did not load, or is no longer live), for the
+// caller to report and set aside: they count nowhere.
+func (x *Index) Load(sessions []*sessiond.Session, conns []sessiond.Connection) (orphans []sessiond.Connection) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, s := range sessions {
@@ -366,8 +395,11 @@ func (x *Index) Load(sessions []*sessiond.Session, conns []sessiond.Connection) 
 		sid, err := sessiond.ConnectionSession(c.ID)
 		if r := x.byID[sid]; err == nil && r != nil && r.live() {
 			x.putConnLocked(r, c)
+		} else {
+			orphans = append(orphans, c)
 		}
 	}
+	return orphans
 }
 
 func (x *Index) putLocked(c sessiond.Change) {
