@@ -314,9 +314,7 @@ func TestENOSPCKeepsServing(t *testing.T) {
 	}
 	t.Logf("SIGTERM: exited in %v (%v)", time.Since(start).Round(time.Millisecond), p.err)
 
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=512m"); err != nil {
-		t.Fatal(err)
-	}
+	tmpfstest.Resize(t, mnt, 512<<20)
 	p = h.start("--min-free-space", "16MiB")
 	h.checkAll(p, acked)
 	t.Logf("with room again: all %d acknowledged creates found and valid", len(acked))

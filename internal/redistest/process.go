@@ -41,7 +41,7 @@ type spawnReq struct {
 
 // start starts cmd in a new process group through the spawner.
 func start(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr()
 	spawner.once.Do(func() {
 		spawner.reqs = make(chan spawnReq)
 		go func() {
