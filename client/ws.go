@@ -92,8 +92,9 @@ var (
 	ErrClosed = errors.New("client: websocket closed")
 )
 
-// WSConfig configures DialWS. URL and Token are required, and one of
-// DeviceID and SessionToken; zero values of the rest mean the defaults noted.
+// WSConfig configures DialWS. URL and Token are required; DeviceID or
+// SessionToken choose what to attach to (neither: the subject's default
+// device); zero values of the rest mean the defaults noted.
 type WSConfig struct {
 	// URL is the server: "ws://host:7600" or "wss://...", or the full
 	// connect URL. A URL without a path gets /v1/connect; one without a
