@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrSubscriberTooSlow ends a Subscription whose queue overflowed. The
@@ -67,7 +68,45 @@ func (b *bus) start(ctx context.Context) error {
 	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	b.wg.Add(1)
 	go b.pump(ctx)
+	if w, ok := b.store.(EventWaiter); ok {
+		b.wg.Add(1)
+		go b.follow(ctx, w, last)
+	}
 	return nil
+}
+
+// followPause is how long follow waits after waking the pump before it
+// waits on the log again: under a stream of writes, one wake per pause
+// rather than one per write.
+const followPause = 10 * time.Millisecond
+
+// follow wakes the pump whenever the store's log grows, whoever wrote to
+// it: the events of other engines sharing the store reach this engine's
+// subscribers, and its sweeper disposes of what this process holds for
+// sessions they ended. (This engine's own writes wake the pump at once.)
+func (b *bus) follow(ctx context.Context, w EventWaiter, after uint64) {
+	defer b.wg.Done()
+	for failed := 0; ; {
+		last, err := w.WaitEvents(ctx, after)
+		pause := followPause
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failed++
+			pause = min(time.Duration(failed)*100*time.Millisecond, 5*time.Second)
+		default:
+			failed, after = 0, last
+			b.notify()
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
 }
 
 func (b *bus) stop() {

@@ -156,6 +156,18 @@ type TokenFinder interface {
 	FindToken(ctx context.Context, h TokenHash) (*Session, error)
 }
 
+// EventWaiter is the capability of a store that says when its event log
+// grows, whoever wrote to it: another engine of the process, or another
+// node sharing the store. Engines follow the log with it, so that they see
+// each other's changes: a session ended through one node has what another
+// holds for it (its sockets) disposed of there at once. Without it, an
+// engine sees only the events of its own writes.
+type EventWaiter interface {
+	// WaitEvents returns the Seq of the newest event once the log holds
+	// one with Seq > after, or ctx's error when ctx is done first.
+	WaitEvents(ctx context.Context, after uint64) (uint64, error)
+}
+
 // Change is one atomic write of a session: its new version, the
 // connections it gains (or whose records change), those it loses, and the
 // events that record it.

@@ -33,7 +33,10 @@ type Store struct {
 	events *memindex.EventRing
 }
 
-var _ sessiond.Store = (*Store)(nil)
+var (
+	_ sessiond.Store       = (*Store)(nil)
+	_ sessiond.EventWaiter = (*Store)(nil)
+)
 
 // New returns an empty Store.
 func New(opts Options) *Store {
@@ -163,6 +166,14 @@ func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return s.events.Last(), nil
+}
+
+// WaitEvents implements sessiond.EventWaiter.
+func (s *Store) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	return s.events.Wait(ctx, after)
 }
 
 // Close implements sessiond.Store. Data is dropped.

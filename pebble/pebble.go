@@ -142,7 +142,10 @@ type Store struct {
 // tailSize is how many of the newest events the store also keeps in memory.
 const tailSize = 8192
 
-var _ sessiond.Store = (*Store)(nil)
+var (
+	_ sessiond.Store       = (*Store)(nil)
+	_ sessiond.EventWaiter = (*Store)(nil)
+)
 
 // op is one caller's write, handed to the committer.
 type op struct {
@@ -855,6 +858,19 @@ func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return s.last.Load(), nil
+}
+
+// WaitEvents implements sessiond.EventWaiter. The tail ring holds only
+// events committed since the store opened; the log's newest Seq before
+// that is in last.
+func (s *Store) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	if last := s.last.Load(); last > after {
+		return last, nil
+	}
+	return s.tail.Wait(ctx, after)
 }
 
 // Close waits for writes in flight, stops the committer and closes the

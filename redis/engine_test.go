@@ -79,7 +79,10 @@ type relayedStore struct {
 	r *relay
 }
 
-var _ sessiond.Store = relayedStore{}
+var (
+	_ sessiond.Store       = relayedStore{}
+	_ sessiond.EventWaiter = relayedStore{}
+)
 
 func (rs relayedStore) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limit) (ev []*sessiond.Session, err error) {
 	if rerr := rs.r.do(ctx, func(ctx context.Context) { ev, err = rs.s.Create(ctx, c, lim) }); rerr != nil {
@@ -228,4 +231,28 @@ func TestEngineCluster(t *testing.T) {
 
 func TestEngineSentinel(t *testing.T) {
 	sessiondtest.TestEngine(t, engineHarness(t, redistest.Sentinel(t)))
+}
+
+// relayPoll is how often, in a bubble's fake time, the relayed store's
+// WaitEvents looks at the log.
+const relayPoll = time.Second
+
+// WaitEvents polls the log's newest Seq through the relay every relayPoll
+// of the bubble's time: the store's own WaitEvents blocks in Redis, and a
+// call in flight through the relay keeps the bubble's time from moving.
+// The store's WaitEvents itself is checked by the store suite.
+func (rs relayedStore) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		last, err := rs.LastSeq(ctx)
+		if err != nil || last > after {
+			return last, err
+		}
+		t := time.NewTimer(relayPoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -53,7 +54,10 @@ type Store struct {
 	closed atomic.Bool
 }
 
-var _ sessiond.Store = (*Store)(nil)
+var (
+	_ sessiond.Store       = (*Store)(nil)
+	_ sessiond.EventWaiter = (*Store)(nil)
+)
 
 // OpenStore connects to the deployment rawURL names (see Open), checks
 // that it answers within ctx, and returns a store over it that owns the
@@ -914,6 +918,31 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]sessiond
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// waitBlock is how long one XREAD of WaitEvents blocks: how late it may
+// see its ctx done.
+const waitBlock = time.Second
+
+// WaitEvents implements sessiond.EventWaiter: the counter, then an XREAD
+// that blocks on the log's stream for entries after after (rueidis runs
+// blocking commands on connections of their own, apart from the
+// pipelined ones), waitBlock at a time so that ctx is seen.
+func (s *Store) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+	start := strconv.FormatUint(after, 10) + "-0"
+	for {
+		last, err := s.LastSeq(ctx)
+		if err != nil || last > after {
+			return last, err
+		}
+		cmd := s.rc.B().Xread().Count(1).Block(waitBlock.Milliseconds()).Streams().Key(s.k.events(eventPartition)).Id(start).Build()
+		if _, err := s.rc.Do(ctx, cmd).AsXRead(); err != nil && !rueidis.IsRedisNil(err) {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, fault("wait events", err)
+		}
+	}
 }
 
 // LastSeq implements sessiond.Store: one HGET of the counter.

@@ -49,6 +49,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"HungDisposersDoNotStallDeadlines", testHungDisposersDoNotStallDeadlines},
 		{"CloseDropsQueuedDisposals", testCloseDropsQueuedDisposals},
 		{"AttachRacingEndIsDisposed", testAttachRacingEndIsDisposed},
+		{"AnotherEngineDisposesWhatItHolds", testAnotherEngineDisposesWhatItHolds},
 		// engine_deadlines.go
 		{"DeadlinesFireWithoutReads", testDeadlinesFireWithoutReads},
 		{"PastDeadlineNeverValid", testPastDeadlineNeverValid},
@@ -257,6 +258,10 @@ type countingStore struct {
 
 func (c *countingStore) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {
 	return findToken(ctx, c.Store, h)
+}
+
+func (c *countingStore) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+	return waitEvents(ctx, c.Store, after)
 }
 
 func (c *countingStore) Update(ctx context.Context, ch sessiond.Change) error {

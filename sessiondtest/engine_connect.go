@@ -509,6 +509,10 @@ func (p *attachProbe) FindToken(ctx context.Context, h sessiond.TokenHash) (*ses
 	return findToken(ctx, p.Store, h)
 }
 
+func (p *attachProbe) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+	return waitEvents(ctx, p.Store, after)
+}
+
 func (p *attachProbe) Update(ctx context.Context, c sessiond.Change) error {
 	p.mu.Lock()
 	p.connsPut = append(p.connsPut, len(c.PutConns)+len(c.DropConns))

@@ -419,3 +419,43 @@ func testAttachRacingEndIsDisposed(t *testing.T, h Harness) {
 		}
 	}
 }
+
+// A session ended through one engine has what another engine holds for it
+// disposed of there, promptly: engines sharing a store follow its event
+// log (EventWaiter), not only their own writes.
+func testAnotherEngineDisposesWhatItHolds(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		a := connectEnv(t, h, sessiond.Config{Node: "host-a"})
+		b := connectEnv(t, h, sessiond.Config{Node: "host-b", Store: a.store.Store})
+		if _, ok := a.store.Store.(sessiond.EventWaiter); !ok {
+			t.Fatalf("%T does not follow its log (sessiond.EventWaiter): engines sharing it cannot see each other's ends", a.store.Store)
+		}
+		for _, end := range []string{"revoke", "revoke subject"} {
+			c := a.create("alice")
+			disposed := make(chan time.Time, 1)
+			if _, err := a.m.Attach(t.Context(), c.Session.ID, "socket", sessiond.ResourceFunc(func(context.Context) error {
+				disposed <- time.Now()
+				return nil
+			})); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait() // host-a's pump has seen host-a's own writes
+			ended := time.Now()
+			if end == "revoke" {
+				if err := b.m.Revoke(t.Context(), c.Session.ID, sessiond.EndRevoked); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := b.m.RevokeSubject(t.Context(), "alice"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+			select {
+			case at := <-disposed:
+				t.Logf("%s through host-b: disposed on host-a %v later", end, at.Sub(ended))
+			default:
+				t.Fatalf("%s through host-b: what host-a holds for the session was not disposed of within 2s", end)
+			}
+		}
+	})
+}

@@ -59,6 +59,9 @@ func TestStore(t *testing.T, h Harness) {
 	t.Run("List", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open(t)) })
+	if _, ok := open(t).(sessiond.EventWaiter); ok {
+		t.Run("WaitEvents", func(t *testing.T) { testWaitEvents(t, open(t)) })
+	}
 	t.Run("EventsFollowChanges", func(t *testing.T) { testEventsFollowChanges(t, open(t)) })
 	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open(t)) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, h.Open(t)) })
@@ -593,6 +596,45 @@ func testStats(t *testing.T, st sessiond.Store) {
 	}
 	if got.Total != 3 || got.Subjects != 1 || got.ByState[sessiond.StateActive] != 2 || got.ByState[sessiond.StateEnded] != 1 {
 		t.Fatalf("Stats = %+v; want total 3, 1 live subject, 2 active, 1 ended", got)
+	}
+}
+
+// testWaitEvents: WaitEvents answers at once when the log is past after,
+// waits for the next write otherwise (made through the store, as another
+// engine would), and gives up with ctx.
+func testWaitEvents(t *testing.T, st sessiond.Store) {
+	w := st.(sessiond.EventWaiter)
+	ctx := context.Background()
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := w.WaitEvents(done, 0); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitEvents(cancelled, 0) on an empty log = %v; want context.Canceled", err)
+	}
+	s, _ := NewSession("alice", Epoch)
+	mustCreate(t, st, s)
+	if last, err := w.WaitEvents(ctx, 0); err != nil || last != 1 {
+		t.Fatalf("WaitEvents(0) after one event = %d, %v; want 1 at once", last, err)
+	}
+	type result struct {
+		last uint64
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		last, err := w.WaitEvents(ctx, 1)
+		got <- result{last, err}
+	}()
+	n := next(s, func(n *sessiond.Session) { n.LastActive = Epoch.Add(time.Second) })
+	if err := st.Update(ctx, sessiond.Change{Session: n, Events: []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID, Subject: "alice", Version: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.err != nil || r.last != 2 {
+			t.Fatalf("WaitEvents(1) across a write = %d, %v; want 2", r.last, r.err)
+		}
+	case <-time.After(EventuallyTimeout):
+		t.Fatalf("WaitEvents(1) still waiting %v after the log grew to 2", EventuallyTimeout)
 	}
 }
 

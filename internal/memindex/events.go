@@ -1,6 +1,7 @@
 package memindex
 
 import (
+	"context"
 	"sync"
 
 	"github.com/sessiond/sessiond"
@@ -14,9 +15,10 @@ import (
 type EventRing struct {
 	mu   sync.Mutex
 	buf  []sessiond.Event
-	head int    // index of the oldest event held
-	n    int    // events held
-	last uint64 // Seq of the newest event appended; 0 before any
+	head int           // index of the oldest event held
+	n    int           // events held
+	last uint64        // Seq of the newest event appended; 0 before any
+	grew chan struct{} // closed at the next Append; nil until a Wait
 }
 
 // NewEventRing returns an empty ring that holds up to size events (at
@@ -45,6 +47,33 @@ func (r *EventRing) Append(events []sessiond.Event) {
 			r.head = (r.head + 1) % size
 		}
 		r.last = ev.Seq
+	}
+	if len(events) > 0 && r.grew != nil {
+		close(r.grew)
+		r.grew = nil
+	}
+}
+
+// Wait returns the Seq of the newest event appended once it is past
+// after, or ctx's error (sessiond.EventWaiter for the stores that keep
+// their newest events here).
+func (r *EventRing) Wait(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		r.mu.Lock()
+		last := r.last
+		if r.grew == nil {
+			r.grew = make(chan struct{})
+		}
+		grew := r.grew
+		r.mu.Unlock()
+		if last > after {
+			return last, nil
+		}
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
 }
 
