@@ -99,6 +99,9 @@ func NewStore(c *Client, opts StoreOptions) (*Store, error) {
 	return &Store{c: c, rc: c.rc, k: keys{prefix: opts.KeyPrefix, n: partitions}, maxlen: strconv.Itoa(opts.EventRetention)}, nil
 }
 
+// Ping checks that Redis answers (every node of a cluster), for readiness.
+func (s *Store) Ping(ctx context.Context) error { return s.c.Ping(ctx) }
+
 // Close implements sessiond.Store: calls after it fail. A store from
 // OpenStore closes its connection.
 func (s *Store) Close() error {

@@ -20,6 +20,7 @@ import (
 	"github.com/sessiond/sessiond/internal/realip"
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/pebble"
+	"github.com/sessiond/sessiond/redis"
 	wsedge "github.com/sessiond/sessiond/ws"
 )
 
@@ -30,7 +31,7 @@ type Config struct {
 	Addr      string `yaml:"addr"`       // 127.0.0.1:7600
 	DataDir   string `yaml:"data_dir"`   // sessiond-data
 	APIKey    string `yaml:"api_key"`    // generated and saved in the data directory; at least 32 bytes
-	Store     string `yaml:"store"`      // embedded | memory
+	Store     string `yaml:"store"`      // embedded | memory | a Redis URL (cluster mode; docs/redis.md)
 	LogFormat string `yaml:"log_format"` // auto (text on a terminal, else JSON) | text | json
 	LogLevel  string `yaml:"log_level"`  // info
 
@@ -375,7 +376,7 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"addr", "SESSIOND_ADDR", "listen address (serve) or server address (admin commands)"},
 	{"data-dir", "SESSIOND_DATA_DIR", "data directory of the embedded store and the generated API key"},
 	{"api-key", "SESSIOND_API_KEY", "admin API key"},
-	{"store", "SESSIOND_STORE", "embedded or memory"},
+	{"store", "SESSIOND_STORE", "embedded, memory, or a Redis URL (redis://, rediss://, redis+sentinel://, redis+cluster://) for a cluster of nodes"},
 	{"log-format", "SESSIOND_LOG_FORMAT", "auto, text or json"},
 	{"log-level", "SESSIOND_LOG_LEVEL", "debug, info, warn or error"},
 	{"node", "SESSIOND_NODE", "this server's name among those sharing a store (default: host name)"},
@@ -654,10 +655,14 @@ func (cfg *Config) readFile(path string) error {
 }
 
 func (cfg *Config) validate() error {
-	switch cfg.Store {
-	case "embedded", "memory":
+	switch {
+	case cfg.Store == "embedded", cfg.Store == "memory":
+	case strings.Contains(cfg.Store, "://"):
+		if _, err := redis.ParseURL(cfg.Store); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
 	default:
-		return fmt.Errorf("store: must be \"embedded\" or \"memory\" (got %q)", cfg.Store)
+		return fmt.Errorf("store: must be \"embedded\", \"memory\" or a Redis URL (got %q)", cfg.Store)
 	}
 	switch cfg.LogFormat {
 	case "auto", "text", "json":
@@ -815,6 +820,9 @@ func (cfg *Config) effective() ([]byte, error) {
 	}
 	if out.JWT.Secret != "" {
 		out.JWT.Secret = "(set; hidden)"
+	}
+	if o, err := redis.ParseURL(cfg.Store); err == nil {
+		out.Store = o.String() // without its passwords
 	}
 	var buf bytes.Buffer
 	if cfg.file != "" {

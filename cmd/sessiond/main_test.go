@@ -585,7 +585,8 @@ func TestExitCodes(t *testing.T) {
 		{"wrong api key ls", append([]string{"sessions", "ls", "--api-key", "sdk_wrong"}, conn...), 1, []string{"unauthorized", "wrong API key"}},
 		{"no api key", []string{"status", "--addr", ts.addr, "--data-dir", t.TempDir()}, 1, []string{"no API key"}},
 		{"server down", []string{"status", "--addr", deadAddr, "--api-key", "k"}, 1, []string{"connection refused", "connect"}},
-		{"bad config value", []string{"config", "--store", "disk"}, 2, []string{`store: must be "embedded" or "memory"`}},
+		{"bad config value", []string{"config", "--store", "disk"}, 2, []string{`store: must be "embedded", "memory" or a Redis URL`}},
+		{"bad Redis URL", []string{"config", "--store", "redis+sentinel://:hunter2@127.0.0.1:26379/0"}, 2, []string{"store: redis: invalid URL", "master"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := cli(t, noEnv, tc.args...)
@@ -756,6 +757,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad duration", "policies:\n  web:\n    ttl: 1h\n    idle_timeout: 5 minutes\n", 2,
 			[]string{"line 4", `idle_timeout: "5 minutes" is not a duration`}},
 		{"bad top-level duration", "retention: forever\n", 2, []string{"line 1", `retention: "forever" is not a duration`}},
+		{"bad Redis URL", "store: redis+cluster://127.0.0.1:7000/3\n", 2, []string{"store: redis: invalid URL"}},
 		{"several policies no default", "policies:\n  web:\n    ttl: 1h\n  app:\n    ttl: 2h\n", 2,
 			[]string{"default_policy", "app, web"}},
 		{"default names no policy", "default_policy: mobile\npolicies:\n  web:\n    ttl: 1h\n", 2,

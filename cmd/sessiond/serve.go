@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -31,6 +32,7 @@ import (
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/pebble"
+	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
 )
@@ -113,9 +115,16 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	obs := metrics.New(reg)
 
 	stage = "opening the store"
-	switch cfg.Store {
-	case "memory":
+	var storeCheck func(context.Context) error
+	switch {
+	case cfg.Store == "memory":
 		s.store = inmem.New(inmem.Options{EventRetention: cfg.EventRetention})
+	case strings.Contains(cfg.Store, "://"):
+		st, err := redis.OpenStore(ctx, cfg.Store, redis.StoreOptions{EventRetention: cfg.EventRetention})
+		if err != nil {
+			return nil, fmt.Errorf("redis store: %w", err)
+		}
+		s.store, storeCheck = st, st.Ping
 	default:
 		st, err := s.openStore(ctx)
 		if err != nil {
@@ -192,6 +201,23 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 			return map[string]wire.Check{"websocket": {OK: ok, Detail: detail}}
 		}
 		metrics.RegisterEdge(reg, s.edge.Stats)
+	}
+	if storeCheck != nil {
+		edgeChecks := api.Checks
+		api.Checks = func() map[string]wire.Check {
+			checks := map[string]wire.Check{}
+			if edgeChecks != nil {
+				maps.Copy(checks, edgeChecks())
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			c := wire.Check{OK: true}
+			if err := storeCheck(ctx); err != nil {
+				c = wire.Check{Detail: "redis: " + err.Error()}
+			}
+			checks["store"] = c
+			return checks
+		}
 	}
 	s.api, err = httpapi.New(api)
 	if err != nil {

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/wire"
+)
+
+// TestNodesShareARedisStore runs two servers on one Redis (--store
+// redis://...): what one node writes the other reads, and a revoke through
+// one node closes a WebSocket the other holds, with its terminal code.
+func TestNodesShareARedisStore(t *testing.T) {
+	url := redistest.Standalone(t)
+	node := func(name string) *testServer {
+		cfg := testConfig(t)
+		cfg.Store, cfg.Node = url, name
+		cfg.APIKey = "sdk_cluster_test_key_0123456789abcdef"
+		cfg.JWT.Secret = testSecret
+		return startServer(t, cfg)
+	}
+	n1, n2 := node("node-1"), node("node-2")
+	ctx := t.Context()
+
+	s := create(t, n1.client(), "alice")
+	if v, err := n2.client().Validate(ctx, s.Token, nil); err != nil || v.Session.ID != s.ID {
+		t.Fatalf("validate through node-2 of a session created through node-1: %+v, %v", v, err)
+	}
+	if err := n2.client().Revoke(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n1.client().Validate(ctx, s.Token, nil); !errors.Is(err, sessiond.ErrEnded) {
+		t.Fatalf("validate through node-1 after a revoke through node-2: %v; want session_ended", err)
+	}
+
+	// WebSockets held by node-1, revoked through node-2.
+	var took []time.Duration
+	for i := range 10 {
+		c, ack := wsConnect(t, "ws://"+n1.addr+"/v1/connect?device_id=glasses-"+string(rune('a'+i)), wsOpts{token: cliToken(t, "bob", "")})
+		begin := time.Now()
+		if err := n2.client().Revoke(ctx, ack.SessionID); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, _, err := c.Read(rctx)
+		cancel()
+		if code := websocket.CloseStatus(err); code != websocket.StatusCode(wire.CloseSessionRevoked) {
+			t.Fatalf("the socket on node-1 after a revoke through node-2: %v (code %d); want closed with %d", err, code, wire.CloseSessionRevoked)
+		}
+		took = append(took, time.Since(begin))
+	}
+	slices.Sort(took)
+	t.Logf("revoke through node-2 to close on node-1, 10 sockets: median %v, slowest %v", took[len(took)/2], took[len(took)-1])
+}
+
+// sessiond config shows a Redis store's URL without its passwords.
+func TestConfigHidesRedisPasswords(t *testing.T) {
+	code, out, errOut := cli(t, noEnv, "config", "--data-dir", t.TempDir(), "--store",
+		"redis+sentinel://:hunter2-master@10.0.0.1:26379,10.0.0.2:26379/2?master=main&sentinel_password=hunter2-sentinel")
+	if code != 0 {
+		t.Fatalf("config: exit %d: %s", code, errOut)
+	}
+	if strings.Contains(out, "hunter2") || !strings.Contains(out, "store: redis+sentinel://") || !strings.Contains(out, "master=main") {
+		t.Fatalf("config printed:\n%s\nwant the store's URL without its passwords", out)
+	}
+}
