@@ -80,7 +80,7 @@ Common flags (each also read from its environment variable):
   --tls-key FILE     SESSIOND_TLS_KEY     ... and its key
   --insecure-http    SESSIOND_INSECURE_HTTP  plain HTTP on an address that is not loopback (behind a proxy)
   --trusted-proxies  SESSIOND_TRUSTED_PROXIES  CIDRs of proxies whose X-Forwarded-For is believed
-  --store KIND       SESSIOND_STORE       embedded (default) or memory
+  --store KIND       SESSIOND_STORE       embedded (default), memory, or a Redis URL for a cluster (docs/redis.md)
   --log-format F     SESSIOND_LOG_FORMAT  auto, text or json
   --log-level L      SESSIOND_LOG_LEVEL   debug, info, warn or error
   --min-free-space N SESSIOND_MIN_FREE_SPACE  free space the store keeps, e.g. 512MiB (256MiB; 0: off)
