@@ -27,6 +27,7 @@ const (
 	CodeRateLimited        Code = "rate_limited"         // too many requests from one client or subject; retry later
 	CodeUnavailable        Code = "unavailable"          // shutting down or not ready
 	CodeStoreFull          Code = "store_full"           // the store's disk is nearly full: writes are refused, reads work
+	CodeStoreUnavailable   Code = "store_unavailable"    // a shared store (Redis) cannot be reached or did not answer in time
 	CodeInternal           Code = "internal"             // a fault of the server or its store
 )
 
@@ -83,6 +84,7 @@ var (
 	ErrUnavailable        = &Error{Code: CodeUnavailable, Message: "unavailable"}
 	ErrRateLimited        = &Error{Code: CodeRateLimited, Message: "rate limited"}
 	ErrStoreFull          = &Error{Code: CodeStoreFull, Message: "the store's disk is nearly full; writes are refused"}
+	ErrStoreUnavailable   = &Error{Code: CodeStoreUnavailable, Message: "the store cannot be reached; retry"}
 )
 
 // Errorf returns an *Error with the code, field and formatted message.

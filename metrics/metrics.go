@@ -97,7 +97,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	results := []string{"ok", "rotated", "grace"}
 	for _, c := range []sessiond.Code{sessiond.CodeInvalidArgument, sessiond.CodeNotFound, sessiond.CodeExpired,
 		sessiond.CodeEnded, sessiond.CodeDeviceMismatch, sessiond.CodeTokenReused, sessiond.CodeConflict,
-		sessiond.CodeUnavailable, sessiond.CodeInternal} {
+		sessiond.CodeUnavailable, sessiond.CodeStoreUnavailable, sessiond.CodeInternal} {
 		results = append(results, string(c))
 	}
 	for _, r := range results {
@@ -132,7 +132,7 @@ func (m *Metrics) StoreOp(op string, d time.Duration, err error) {
 	}
 	if err != nil {
 		switch sessiond.ErrorCode(err) {
-		case sessiond.CodeInternal, sessiond.CodeUnavailable:
+		case sessiond.CodeInternal, sessiond.CodeUnavailable, sessiond.CodeStoreUnavailable:
 			m.storeErrors.WithLabelValues(op).Inc()
 		}
 	}

@@ -41,13 +41,41 @@ type StoreOptions struct {
 	// return: the log is trimmed approximately (MAXLEN ~), so it may hold
 	// somewhat more. 0 means DefaultEventRetention.
 	EventRetention int
+	// OpTimeout bounds each call to Redis that a store operation makes
+	// (the client would otherwise retry a read until its context ends):
+	// past it, the operation fails with sessiond.ErrStoreUnavailable.
+	// 0 means DefaultOpTimeout.
+	OpTimeout time.Duration
+}
+
+// DefaultOpTimeout is StoreOptions.OpTimeout's default: Redis answers in
+// well under a millisecond; a second without an answer is an outage.
+const DefaultOpTimeout = time.Second
+
+// bounded is a rueidis client whose calls end at the store's op timeout.
+type bounded struct {
+	rueidis.Client
+	timeout time.Duration
+}
+
+func (b bounded) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Client.Do(ctx, cmd)
+}
+
+func (b bounded) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Client.DoMulti(ctx, cmds...)
 }
 
 // Store is a sessiond.Store on Redis (see the package documentation for
 // the layout of its keys and what each operation costs).
 type Store struct {
 	c      *Client
-	rc     rueidis.Client
+	rc     rueidis.Client // bounded by the op timeout
+	block  rueidis.Client // for blocking reads (WaitEvents)
 	k      keys
 	maxlen string
 	own    bool // Close closes c
@@ -96,7 +124,13 @@ func NewStore(c *Client, opts StoreOptions) (*Store, error) {
 	if opts.EventRetention == 0 {
 		opts.EventRetention = DefaultEventRetention
 	}
-	return &Store{c: c, rc: c.rc, k: keys{prefix: opts.KeyPrefix, n: partitions}, maxlen: strconv.Itoa(opts.EventRetention)}, nil
+	if opts.OpTimeout < 0 {
+		return nil, fmt.Errorf("redis: negative op timeout %v", opts.OpTimeout)
+	}
+	if opts.OpTimeout == 0 {
+		opts.OpTimeout = DefaultOpTimeout
+	}
+	return &Store{c: c, rc: bounded{c.rc, opts.OpTimeout}, block: c.rc, k: keys{prefix: opts.KeyPrefix, n: partitions}, maxlen: strconv.Itoa(opts.EventRetention)}, nil
 }
 
 // Ping checks that Redis answers (every node of a cluster), for readiness.
@@ -119,7 +153,18 @@ func (s *Store) check(ctx context.Context) error {
 }
 
 // fault wraps an error of the server or the connection: a system fault.
-func fault(op string, err error) error { return fmt.Errorf("redis: %s: %w", op, err) }
+//
+// An error that Redis answered (a script's error) is a fault of the store
+// and stays one; any other (a connection refused or lost, a timeout, the
+// client closing) means Redis could not be reached, and matches
+// sessiond.ErrStoreUnavailable (503 store_unavailable): the write may or
+// may not have happened, as for any fault, and the caller may retry.
+func fault(op string, err error) error {
+	if _, answered := rueidis.IsRedisErr(err); answered || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("redis: %s: %w", op, err)
+	}
+	return &sessiond.Error{Code: sessiond.CodeStoreUnavailable, Message: "the store (Redis) cannot be reached; retry", Err: fmt.Errorf("redis: %s: %w", op, err)}
+}
 
 // run executes a script and returns its answer.
 func (s *Store) run(ctx context.Context, op string, script *rueidis.Lua, keys, args []string) ([]string, error) {
@@ -939,7 +984,7 @@ func (s *Store) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
 			return last, err
 		}
 		cmd := s.rc.B().Xread().Count(1).Block(waitBlock.Milliseconds()).Streams().Key(s.k.events(eventPartition)).Id(start).Build()
-		if _, err := s.rc.Do(ctx, cmd).AsXRead(); err != nil && !rueidis.IsRedisNil(err) {
+		if _, err := s.block.Do(ctx, cmd).AsXRead(); err != nil && !rueidis.IsRedisNil(err) {
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}

@@ -37,6 +37,7 @@ var statusOf = map[sessiond.Code]int{
 	sessiond.CodeRateLimited:        http.StatusTooManyRequests,
 	sessiond.CodeUnavailable:        http.StatusServiceUnavailable,
 	sessiond.CodeStoreFull:          http.StatusServiceUnavailable,
+	sessiond.CodeStoreUnavailable:   http.StatusServiceUnavailable,
 	sessiond.CodeInternal:           http.StatusInternalServerError,
 	CodeRouteNotFound:               http.StatusNotFound,
 	CodeMethodNotAllowed:            http.StatusMethodNotAllowed,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/sessiondtest"
 	"github.com/sessiond/sessiond/wire"
 )
 
@@ -71,4 +72,31 @@ func TestConfigHidesRedisPasswords(t *testing.T) {
 	if strings.Contains(out, "hunter2") || !strings.Contains(out, "store: redis+sentinel://") || !strings.Contains(out, "master=main") {
 		t.Fatalf("config printed:\n%s\nwant the store's URL without its passwords", out)
 	}
+}
+
+// With Redis down, a validation fails fast with 503 store_unavailable
+// (within the URL's io_timeout), and the node serves again by itself once
+// Redis is back; what was acknowledged before is still there.
+func TestRedisDownAndBack(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.Config{Durable: true})
+	cfg := testConfig(t)
+	cfg.Store = srv.URL() + "?io_timeout=300ms&dial_timeout=300ms"
+	n := startServer(t, cfg)
+	ctx := t.Context()
+	s := create(t, n.client(), "alice")
+
+	srv.Kill()
+	for range 3 {
+		begin := time.Now()
+		_, err := n.client().Validate(ctx, s.Token, nil)
+		if took := time.Since(begin); !errors.Is(err, sessiond.ErrStoreUnavailable) || took > 2*time.Second {
+			t.Fatalf("validate with Redis down: %v after %v; want store_unavailable within the timeouts", err, took)
+		}
+	}
+	srv.Restart()
+	sessiondtest.Eventually(t, "validations again once Redis is back", func() bool {
+		v, err := n.client().Validate(ctx, s.Token, nil)
+		return err == nil && v.Session.ID == s.ID
+	})
+	create(t, n.client(), "bob") // and writes
 }

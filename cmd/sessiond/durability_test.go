@@ -294,8 +294,10 @@ func (h *harness) hammerAndKill(p *proc, cycle, writers int, d time.Duration) ha
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			subject := fmt.Sprintf("cycle%d-writer%02d", cycle, w)
 			for i := 0; ctx.Err() == nil; i++ {
+				// A new subject every 50 creates: a fast machine would
+				// reach the default limit of 100 live sessions per subject.
+				subject := fmt.Sprintf("cycle%d-writer%02d-%d", cycle, w, i/50)
 				meta := json.RawMessage(fmt.Sprintf(`{"cycle":%d,"writer":%d,"n":%d}`, cycle, w, i))
 				r, err := p.c.Create(ctx, client.CreateRequest{Subject: subject, Metadata: meta})
 				if err == nil {

@@ -58,6 +58,10 @@ type Config struct {
 	// client certificate (tls-auth-clients yes). The URL is a rediss://
 	// URL naming the files (tls_ca, tls_cert, tls_key).
 	TLS bool
+	// Durable keeps an append-only file synced on every write
+	// (appendfsync always): what the server acknowledged survives Kill
+	// and Restart. Otherwise the server keeps nothing on disk.
+	Durable bool
 }
 
 // kind is what a Server runs as.
@@ -372,7 +376,12 @@ func (s *Server) writeConfig() error {
 		return os.WriteFile(s.confPath, []byte(b.String()), 0o600)
 	}
 	line("save", "")
-	line("appendonly", "no")
+	if s.cfg.Durable {
+		line("appendonly", "yes")
+		line("appendfsync", "always")
+	} else {
+		line("appendonly", "no")
+	}
 	if s.tls != nil {
 		line("port", "0")
 		line("tls-port", strconv.Itoa(port))
