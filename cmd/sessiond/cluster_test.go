@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -60,6 +62,37 @@ func TestNodesShareARedisStore(t *testing.T) {
 	}
 	slices.Sort(took)
 	t.Logf("revoke through node-2 to close on node-1, 10 sockets: median %v, slowest %v", took[len(took)/2], took[len(took)-1])
+
+	// Revoking all of a subject's sessions through node-2 closes them too.
+	c, _ := wsConnect(t, "ws://"+n1.addr+"/v1/connect?device_id=phone", wsOpts{token: cliToken(t, "carol", "")})
+	if n, err := n2.client().RevokeSubject(ctx, "carol"); err != nil || n != 1 {
+		t.Fatalf("revoke carol's sessions through node-2: %d, %v", n, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, _, err := c.Read(rctx); websocket.CloseStatus(err) != websocket.StatusCode(wire.CloseSessionRevoked) {
+		t.Fatalf("carol's socket on node-1 after revoking her sessions through node-2: %v", err)
+	}
+
+	// The event stream of node-2 carries what node-1 records.
+	req, err := http.NewRequestWithContext(rctx, "GET", n2.url+"/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+n2.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	dave := create(t, n1.client(), "dave")
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		if line := lines.Text(); strings.HasPrefix(line, "data: ") && strings.Contains(line, dave.ID) {
+			return // node-1's create, streamed by node-2
+		}
+	}
+	t.Fatalf("node-2's event stream ended without the session created through node-1: %v", lines.Err())
 }
 
 // sessiond config shows a Redis store's URL without its passwords.
