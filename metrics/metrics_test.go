@@ -55,7 +55,7 @@ sessiond_validations_total{result="something_new"} 1
 // zeroValidations lists the results registered up front at zero.
 func zeroValidations() string {
 	var b strings.Builder
-	for _, r := range []string{"conflict", "device_mismatch", "grace", "internal", "invalid_argument", "rotated", "session_ended", "session_not_found", "token_reused", "unavailable"} {
+	for _, r := range []string{"conflict", "device_mismatch", "grace", "internal", "invalid_argument", "rotated", "session_ended", "session_not_found", "store_unavailable", "token_reused", "unavailable"} {
 		b.WriteString(`sessiond_validations_total{result="` + r + `"} 0` + "\n")
 	}
 	return b.String()
