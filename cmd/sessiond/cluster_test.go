@@ -133,3 +133,39 @@ func TestRedisDownAndBack(t *testing.T) {
 	})
 	create(t, n.client(), "bob") // and writes
 }
+
+// A create through node-2 that evicts the subject's oldest session (its
+// policy's max_per_subject, on_limit evict_oldest) closes the socket node-1
+// holds for the evicted one, with 4503 (ended).
+func TestEvictionThroughAnotherNodeClosesTheSocket(t *testing.T) {
+	url := redistest.Standalone(t)
+	node := func(name string) *testServer {
+		cfg := testConfig(t)
+		cfg.Store, cfg.Node = url, name
+		cfg.APIKey = "sdk_cluster_test_key_0123456789abcdef"
+		cfg.JWT.Secret = testSecret
+		cfg.DefaultPolicy, cfg.ConnectPolicy = "default", "device"
+		cfg.Policies = map[string]PolicyConfig{
+			"default": {TTL: Duration(time.Hour)},
+			"device": {TTL: Duration(24 * time.Hour), MaxPerSubject: 1, OnLimit: "evict_oldest",
+				DisconnectGrace: Duration(30 * time.Second), MaxConnections: 1, OnConnect: "replace"},
+		}
+		return startServer(t, cfg)
+	}
+	n1, n2 := node("node-1"), node("node-2")
+	c, ack := wsConnect(t, "ws://"+n1.addr+"/v1/connect?device_id=glasses", wsOpts{token: cliToken(t, "erin", "")})
+	begin := time.Now()
+	created, err := n2.client().Create(t.Context(), wire.CreateRequest{Subject: "erin", Policy: "device", Device: &sessiond.Device{ID: "phone"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(created.Evicted) != 1 || created.Evicted[0] != ack.SessionID {
+		t.Fatalf("the create through node-2 evicted %v; want the socket's session %s", created.Evicted, ack.SessionID)
+	}
+	rctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, _, err := c.Read(rctx); websocket.CloseStatus(err) != websocket.StatusCode(wire.CloseSessionEnded) {
+		t.Fatalf("the evicted session's socket on node-1: %v; want closed with %d", err, wire.CloseSessionEnded)
+	}
+	t.Logf("eviction through node-2 closed node-1's socket %v later", time.Since(begin))
+}
