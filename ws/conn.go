@@ -20,6 +20,9 @@ type conn struct {
 	e       *Edge
 	ws      *gws.Conn
 	subject string
+	// counted: the socket is in Edge.live, which Shutdown waits on; one
+	// upgraded once Shutdown had begun is not, and closes at once.
+	counted bool
 
 	// Set once attached; read-only after.
 	id, sessionID string
@@ -402,5 +405,7 @@ func (c *conn) closed(error) {
 	if c.id != "" {
 		e.detach(c.id)
 	}
-	e.live.Done()
+	if c.counted {
+		e.live.Done()
+	}
 }

@@ -354,7 +354,16 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.lastSeen.Store(now)
 	c.setCredential(expires, now)
 	socket.Session().Store("", c)
-	e.live.Add(1)
+	// Counted under e.mu, where Shutdown marks the edge closing before it
+	// collects the sockets to close and waits for them: a socket upgraded
+	// after that is not counted (an Add after the Wait began) and closes
+	// by itself below, once it is registered.
+	e.mu.Lock()
+	c.counted = !e.closing.Load()
+	if c.counted {
+		e.live.Add(1)
+	}
+	e.mu.Unlock()
 	held = true // the socket gives the slot back when it closes
 	if byMessage {
 		c.pendingReq = &req
@@ -368,6 +377,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	} else {
 		c.attached(ctx, connected)
+	}
+	if !c.counted {
+		c.close(wire.CloseGoingAway)
 	}
 	go socket.ReadLoop()
 }
@@ -413,7 +425,10 @@ func (e *Edge) refuseRate(w http.ResponseWriter, wait time.Duration, msg string)
 // them (their sessions become disconnected and resume within their grace),
 // and refuses new connections. It waits for the closes or for ctx.
 func (e *Edge) Shutdown(ctx context.Context) error {
-	if e.closing.Swap(true) {
+	e.mu.Lock()
+	already := e.closing.Swap(true)
+	e.mu.Unlock()
+	if already {
 		return nil
 	}
 	e.watchCancel()
