@@ -657,7 +657,7 @@ func (cfg *Config) readFile(path string) error {
 func (cfg *Config) validate() error {
 	switch {
 	case cfg.Store == "embedded", cfg.Store == "memory":
-	case strings.Contains(cfg.Store, "://"):
+	case cfg.redisStore():
 		if _, err := redis.ParseURL(cfg.Store); err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -796,6 +796,10 @@ func (cfg *Config) policies() ([]sessiond.Policy, string, error) {
 	return out, def, nil
 }
 
+// redisStore reports whether store names a Redis deployment (a URL) rather
+// than "embedded" or "memory"; validate checks the URL.
+func (cfg *Config) redisStore() bool { return strings.Contains(cfg.Store, "://") }
+
 // apiKeyFile is where a generated API key is kept.
 func (cfg *Config) apiKeyFile() string { return filepath.Join(cfg.DataDir, "api_key") }
 
@@ -821,8 +825,10 @@ func (cfg *Config) effective() ([]byte, error) {
 	if out.JWT.Secret != "" {
 		out.JWT.Secret = "(set; hidden)"
 	}
-	if o, err := redis.ParseURL(cfg.Store); err == nil {
-		out.Store = o.String() // without its passwords
+	if cfg.redisStore() {
+		if o, err := redis.ParseURL(cfg.Store); err == nil {
+			out.Store = o.String() // without its passwords
+		}
 	}
 	var buf bytes.Buffer
 	if cfg.file != "" {

@@ -119,7 +119,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	switch {
 	case cfg.Store == "memory":
 		s.store = inmem.New(inmem.Options{EventRetention: cfg.EventRetention})
-	case strings.Contains(cfg.Store, "://"):
+	case cfg.redisStore():
 		st, err := redis.OpenStore(ctx, cfg.Store, redis.StoreOptions{EventRetention: cfg.EventRetention})
 		if err != nil {
 			return nil, fmt.Errorf("redis store: %w", err)
