@@ -16,6 +16,22 @@ import (
 	"github.com/sessiond/sessiond/sessiondtest"
 )
 
+// emptyStore makes a store of the current format with nothing in it, and
+// returns its directory: the tests then write records of older formats
+// into it.
+func emptyStore(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // encodeV2 writes a session as the second format did: its connections
 // inside the record (the third format's record, tagged 2, without its empty
 // retired list, then the count and each connection as a connection record
@@ -35,14 +51,7 @@ func encodeV2(s *sessiond.Session, conns []sessiond.Connection) []byte {
 // session records rewritten: nothing of a live session's connections is
 // lost, and an ended session's are dropped.
 func TestMigratesConnectionsOutOfSessions(t *testing.T) {
-	dir := t.TempDir()
-	st, err := Open(Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := emptyStore(t)
 	live, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
 	ended, _ := sessiondtest.NewSession("bob", sessiondtest.Epoch)
 	ended.State, ended.EndReason, ended.EndedAt = sessiond.StateEnded, sessiond.EndRevoked, sessiondtest.Epoch
@@ -88,14 +97,7 @@ func TestMigratesConnectionsOutOfSessions(t *testing.T) {
 // finishes at the next open: every session is either migrated with its
 // connections or left as it was, never split.
 func TestMigrationInBatchesIsRestartable(t *testing.T) {
-	dir := t.TempDir()
-	st, err := Open(Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := emptyStore(t)
 	const n = 120
 	var all []*sessiond.Session
 	conns := map[string][]sessiond.Connection{}

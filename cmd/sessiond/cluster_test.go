@@ -18,19 +18,27 @@ import (
 	"github.com/sessiond/sessiond/wire"
 )
 
+// clusterNode starts a node of a cluster on the Redis at url: the nodes of
+// a test share the API key and the JWT secret; edit, if given, changes the
+// rest of the node's configuration.
+func clusterNode(t *testing.T, url, name string, edit func(*Config)) *testServer {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Store, cfg.Node = url, name
+	cfg.APIKey = "sdk_cluster_test_key_0123456789abcdef"
+	cfg.JWT.Secret = testSecret
+	if edit != nil {
+		edit(&cfg)
+	}
+	return startServer(t, cfg)
+}
+
 // TestNodesShareARedisStore runs two servers on one Redis (--store
 // redis://...): what one node writes the other reads, and a revoke through
 // one node closes a WebSocket the other holds, with its terminal code.
 func TestNodesShareARedisStore(t *testing.T) {
 	url := redistest.Standalone(t)
-	node := func(name string) *testServer {
-		cfg := testConfig(t)
-		cfg.Store, cfg.Node = url, name
-		cfg.APIKey = "sdk_cluster_test_key_0123456789abcdef"
-		cfg.JWT.Secret = testSecret
-		return startServer(t, cfg)
-	}
-	n1, n2 := node("node-1"), node("node-2")
+	n1, n2 := clusterNode(t, url, "node-1", nil), clusterNode(t, url, "node-2", nil)
 	ctx := t.Context()
 
 	s := create(t, n1.client(), "alice")
@@ -139,20 +147,15 @@ func TestRedisDownAndBack(t *testing.T) {
 // holds for the evicted one, with 4503 (ended).
 func TestEvictionThroughAnotherNodeClosesTheSocket(t *testing.T) {
 	url := redistest.Standalone(t)
-	node := func(name string) *testServer {
-		cfg := testConfig(t)
-		cfg.Store, cfg.Node = url, name
-		cfg.APIKey = "sdk_cluster_test_key_0123456789abcdef"
-		cfg.JWT.Secret = testSecret
+	onePerSubject := func(cfg *Config) {
 		cfg.DefaultPolicy, cfg.ConnectPolicy = "default", "device"
 		cfg.Policies = map[string]PolicyConfig{
 			"default": {TTL: Duration(time.Hour)},
 			"device": {TTL: Duration(24 * time.Hour), MaxPerSubject: 1, OnLimit: "evict_oldest",
 				DisconnectGrace: Duration(30 * time.Second), MaxConnections: 1, OnConnect: "replace"},
 		}
-		return startServer(t, cfg)
 	}
-	n1, n2 := node("node-1"), node("node-2")
+	n1, n2 := clusterNode(t, url, "node-1", onePerSubject), clusterNode(t, url, "node-2", onePerSubject)
 	c, ack := wsConnect(t, "ws://"+n1.addr+"/v1/connect?device_id=glasses", wsOpts{token: cliToken(t, "erin", "")})
 	begin := time.Now()
 	created, err := n2.client().Create(t.Context(), wire.CreateRequest{Subject: "erin", Policy: "device", Device: &sessiond.Device{ID: "phone"}})
