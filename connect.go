@@ -306,7 +306,7 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 		err = nil
 	}
 	if err == nil {
-		m.forgetConn(connID)
+		m.beats.forget(connID)
 	}
 	return err
 }

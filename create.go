@@ -102,7 +102,11 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRe
 		ev.Connection = a.ID
 		c.PutConns, c.Events = []Connection{a}, append(c.Events, ev)
 	}
-	lim := Limit{Max: p.MaxPerSubject, EvictOldest: p.OnLimit == LimitEvictOldest, Now: now, UniqueDevice: conn != nil}
+	lim := Limit{
+		Max: p.MaxPerSubject, EvictOldest: p.OnLimit == LimitEvictOldest, Now: now, UniqueDevice: conn != nil,
+		EvictedDue: now.Add(endingTimeout),
+	}
+	m.setDeadlines(&c)
 
 	start := time.Now()
 	evicted, err := m.store.Create(ctx, c, lim)
@@ -123,7 +127,6 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRe
 	// caller sees them ended unless that takes longer than its ctx.
 	jobs := make([]*disposeJob, len(evicted))
 	for i, e := range evicted {
-		m.schedule(e)
 		jobs[i] = m.disposal.finish(e)
 	}
 	for i, e := range evicted {

@@ -3,6 +3,8 @@ package sessiond
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -84,104 +86,231 @@ func (m *Manager) expiry(s *Session, now time.Time) (EndReason, bool) {
 	return kind.endReason(), true
 }
 
+// The deadlines of sessions and of connections timed by heartbeats live
+// in the store's deadline index (Store.ClaimDue): every write sets its
+// session's next deadline (nextDeadline) and its connections' heartbeat
+// deadlines, in the same step. Each engine claims what is due, so that
+// whichever node is alive does it: a deadline is never lost with the
+// node that set it, and no engine reads every session to find its
+// deadlines. Claims are exclusive for claimHold; what a claim could not
+// settle (a fault, a node that died in the middle) comes back then, to
+// any engine. Every transition is a compare-and-set, so an entry claimed
+// twice still ends its session once.
+//
+// An engine polls the index when the earliest entry it knows of is due:
+// the earliest the index held after its last claim, or one of its own
+// writes set, whichever is first, and at least every duePoll for the
+// entries other engines set (a node that died before their time).
+const (
+	claimHold  = 5 * time.Second
+	duePoll    = time.Second
+	claimBatch = 256
+)
+
 // keyKind says what a scheduler key stands for.
 type keyKind uint8
 
 const (
-	keySession keyKind = iota // a session's next deadline (nextDeadline)
-	keyConn                   // a connection's heartbeat deadline
-	keyLease                  // another node's lease expiry (lease.go)
+	keyPoll  keyKind = iota // the next claim of due entries
+	keyLease                // another node's lease expiry (lease.go)
 )
 
 // schedKey is a key of the engine's scheduler.
 type schedKey struct {
 	kind keyKind
-	id   string // session id, connection id or node name
+	id   string // node name, for keyLease
 }
 
-func sessionKey(id string) schedKey { return schedKey{keySession, id} }
-func connKey(id string) schedKey    { return schedKey{keyConn, id} }
+var pollKey = schedKey{kind: keyPoll}
 
-// schedule sets the session's next deadline.
-func (m *Manager) schedule(s *Session) {
-	at, _ := m.nextDeadline(s)
-	m.scheduleAt(sessionKey(s.ID), at)
-}
-
+// scheduleAt sets a key of the engine's scheduler (another node's lease).
 func (m *Manager) scheduleAt(k schedKey, at time.Time) {
 	if m.sched != nil {
 		m.sched.Set(k, at)
 	}
 }
 
-// retryLater reschedules a key whose handling failed with a fault.
-func (m *Manager) retryLater(k schedKey, what string, err error) {
-	if m.ctx.Err() != nil {
+// poller is the engine's side of the deadline index: when it next claims.
+type poller struct {
+	mu      sync.Mutex
+	next    time.Time // the claim set up; zero while claiming or before Start
+	running bool      // a claim is running
+	again   bool      // ... and another is due once it ends
+}
+
+// pollAt makes sure the engine claims due entries by at.
+func (m *Manager) pollAt(at time.Time) {
+	if at.IsZero() || m.sched == nil {
 		return
 	}
-	if k.kind == keyLease {
-		m.log.Warn(what+"; retrying in 1s", "node", k.id, "err", err)
-	} else {
-		m.log.Warn(what+"; retrying in 1s", "sid", LogID(k.id), "err", err)
+	m.poll.mu.Lock()
+	defer m.poll.mu.Unlock()
+	if m.poll.running {
+		if !at.After(m.now()) {
+			m.poll.again = true
+		} else if m.poll.next.IsZero() || at.Before(m.poll.next) {
+			m.poll.next = at // set for when the claim ends
+		}
+		return
 	}
-	m.scheduleAt(k, m.now().Add(time.Second))
+	if m.poll.next.IsZero() || at.Before(m.poll.next) {
+		m.poll.next = at
+		m.sched.Set(pollKey, at)
+	}
+}
+
+// claimDue claims due entries and handles them, batch after batch, until
+// none is due; then it sets the next claim. It returns how many entries it
+// handled and how many sessions it ended.
+func (m *Manager) claimDue() (handled, ended int) {
+	m.poll.mu.Lock()
+	if m.poll.running {
+		m.poll.again = true
+		m.poll.mu.Unlock()
+		return 0, 0
+	}
+	m.poll.running, m.poll.next = true, time.Time{}
+	m.poll.mu.Unlock()
+
+	next := m.now().Add(duePoll)
+	for m.ctx.Err() == nil {
+		now := m.now()
+		start := time.Now()
+		due, earliest, err := m.store.ClaimDue(m.ctx, now, claimHold, claimBatch)
+		m.obs.StoreOp("claim_due", time.Since(start), err)
+		if err != nil {
+			m.log.Warn("claiming due deadlines; retrying in 1s", "err", err)
+			break
+		}
+		ended += m.handleDue(due)
+		handled += len(due)
+		m.poll.mu.Lock()
+		again := m.poll.again
+		m.poll.again = false
+		m.poll.mu.Unlock()
+		if len(due) < claimBatch && !again {
+			if !earliest.IsZero() && earliest.Before(next) {
+				next = earliest
+			}
+			break
+		}
+	}
+	m.poll.mu.Lock()
+	m.poll.running = false
+	if !m.poll.next.IsZero() && m.poll.next.Before(next) {
+		next = m.poll.next
+	}
+	if m.poll.again {
+		m.poll.again = false
+		next = m.now()
+	}
+	m.poll.next = next
+	m.sched.Set(pollKey, next)
+	m.poll.mu.Unlock()
+	return handled, ended
+}
+
+// handleDue handles claimed entries on the engine's workers, and returns
+// once all are handled, with the number of sessions it ended. An entry
+// whose handling failed stays claimed, and comes back after claimHold.
+func (m *Manager) handleDue(due []Due) int {
+	if len(due) == 0 {
+		return 0
+	}
+	now := m.now()
+	var ended atomic.Int64
+	var wg sync.WaitGroup
+	work := make(chan Due)
+	for range min(m.workers, len(due)) {
+		wg.Go(func() {
+			for d := range work {
+				m.obs.SchedulerLag(now.Sub(d.At))
+				var err error
+				if _, cerr := ConnectionSession(d.ID); cerr == nil {
+					err = m.connDue(m.ctx, d.ID)
+				} else {
+					var e bool
+					e, err = m.sessionDue(m.ctx, d.ID)
+					if e {
+						ended.Add(1)
+					}
+				}
+				if err != nil && m.ctx.Err() == nil && !errors.Is(err, ErrNotFound) {
+					m.log.Warn("handling a deadline; retrying later", "id", LogID(d.ID), "in", claimHold, "err", err)
+				}
+			}
+		})
+	}
+	for _, d := range due {
+		work <- d
+	}
+	close(work)
+	wg.Wait()
+	return int(ended.Load())
+}
+
+// sessionDue handles a session's claimed entry, and reports whether it
+// ended the session.
+func (m *Manager) sessionDue(ctx context.Context, id string) (bool, error) {
+	s, err := m.get(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return m.settle(ctx, s)
+}
+
+// reschedule puts a session's entry at its next deadline, as read from s:
+// its claim turned out not to be due (a clock ahead of the writer's).
+func (m *Manager) reschedule(ctx context.Context, s *Session) error {
+	at, _ := m.nextDeadline(s)
+	if err := m.store.Reschedule(ctx, Due{ID: s.ID, At: at}, s.Version); err != nil {
+		return err
+	}
+	m.pollAt(at)
+	return nil
 }
 
 // due is the scheduler's callback.
 func (m *Manager) due(k schedKey, at time.Time) {
-	m.obs.SchedulerLag(m.now().Sub(at))
 	switch k.kind {
-	case keyConn:
-		if err := m.connDue(m.ctx, k.id); err != nil {
-			m.retryLater(k, "handling a heartbeat deadline", err)
-		}
+	case keyPoll:
+		m.obs.SchedulerLag(m.now().Sub(at))
+		m.claimDue()
 	case keyLease:
-		if err := m.leaseDue(m.ctx, k.id); err != nil {
-			m.retryLater(k, "handling another node's lease", err)
-		}
-	case keySession:
-		s, err := m.get(m.ctx, k.id)
-		if errors.Is(err, ErrNotFound) {
-			return
-		}
-		if err == nil {
-			err = m.settle(m.ctx, s)
-		}
-		if err != nil {
-			m.retryLater(k, "handling a deadline", err)
+		if err := m.leaseDue(m.ctx, k.id); err != nil && m.ctx.Err() == nil {
+			m.log.Warn("handling another node's lease; retrying in 1s", "node", k.id, "err", err)
+			m.scheduleAt(k, m.now().Add(time.Second))
 		}
 	}
 }
 
-// settle does what is due for s now: ends it, has its ending finished,
-// purges it, or reschedules it for its next deadline. It never waits for
-// disposals.
-func (m *Manager) settle(ctx context.Context, s *Session) error {
+// settle does what is due for s now: ends it (reporting true), has its
+// ending finished, purges it, or reschedules it for its next deadline. It
+// never waits for disposals.
+func (m *Manager) settle(ctx context.Context, s *Session) (bool, error) {
 	now := m.now()
 	switch s.State {
 	case StateEnded:
-		at, _ := m.nextDeadline(s)
-		if now.Before(at) {
-			m.scheduleAt(sessionKey(s.ID), at)
-			return nil
+		if at, _ := m.nextDeadline(s); now.Before(at) {
+			return false, m.reschedule(ctx, s)
 		}
 		start := time.Now()
 		err := m.store.Delete(ctx, s.ID, s.Version)
 		m.obs.StoreOp("delete", time.Since(start), err)
 		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
-			return nil // purged or changed by someone else, who scheduled it
+			return false, nil // purged or changed by someone else, who scheduled it
 		}
-		return err
+		return false, err
 	case StateEnding:
-		if m.disposal.finish(s) == nil {
-			m.scheduleAt(sessionKey(s.ID), now.Add(time.Second)) // the queue is full: later
+		if now.Before(s.EndedAt.Add(endingTimeout)) {
+			return false, m.reschedule(ctx, s)
 		}
-		return nil
+		m.disposal.finish(s) // a full queue leaves it claimed, for later
+		return false, nil
 	}
 	if reason, due := m.expiry(s, now); due {
-		_, _, err := m.end(ctx, s, reason, false)
-		return err
+		_, wrote, err := m.end(ctx, s, reason, false)
+		return wrote, err
 	}
-	m.schedule(s)
-	return nil
+	return false, m.reschedule(ctx, s)
 }

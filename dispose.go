@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // disposal runs the disposal of ending sessions on its own bounded set of
@@ -120,8 +121,8 @@ func (d *disposal) work() {
 		}
 		if j.finish {
 			j.result, j.err = m.finish(m.ctx, j.s)
-			if j.err != nil {
-				m.retryLater(sessionKey(j.s.ID), "finishing an ending session", j.err)
+			if j.err != nil && m.ctx.Err() == nil {
+				m.retryFinish(j.s, j.err)
 			}
 		} else {
 			// Disposers see the session as stored, if it still is.
@@ -210,4 +211,17 @@ func (m *Manager) sweep(ev Event) {
 	}
 	s := &Session{ID: ev.SessionID, Subject: ev.Subject, State: StateEnded, EndReason: ev.Reason}
 	m.disposal.release(s)
+}
+
+// retryFinish has an ending session whose last write failed finished again
+// in a second (by any node); if even that cannot be written, its ending
+// deadline stands.
+func (m *Manager) retryFinish(s *Session, err error) {
+	at := m.now().Add(time.Second)
+	if rerr := m.store.Reschedule(m.ctx, Due{ID: s.ID, At: at}, s.Version); rerr != nil {
+		m.log.Warn("finishing an ending session; retrying at its ending deadline", "sid", LogID(s.ID), "err", err)
+		return
+	}
+	m.log.Warn("finishing an ending session; retrying in 1s", "sid", LogID(s.ID), "err", err)
+	m.pollAt(at)
 }

@@ -144,8 +144,9 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason, wait bo
 	case err != nil:
 		return nil, false, err
 	case !wrote && n.State.Live():
-		m.schedule(n) // the deadline no longer holds
-		return n, false, nil
+		// The deadline no longer holds (a reconnect, activity): its claim
+		// turned out early.
+		return n, false, m.reschedule(ctx, n)
 	case !wrote:
 		// Someone else ended it: release what this process holds.
 		m.disposal.release(n)

@@ -87,8 +87,7 @@ func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Po
 		conn = *c
 		conn.LastHeartbeat = now
 		if now.Sub(c.LastHeartbeat) < heartbeatWriteEvery(p) {
-			m.beats.heard(connID, now)
-			m.scheduleAt(connKey(connID), now.Add(p.HeartbeatTimeout))
+			m.beats.heard(connID, now) // connDue reads it
 			return nil, nil
 		}
 		n := s.Clone()
@@ -104,31 +103,12 @@ func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Po
 	return nil, Policy{}, err
 }
 
-// scheduleConns sets the heartbeat deadlines of connections (written with
-// s) that this engine tracks by heartbeat: all but WebSockets, whose edge
-// pings them itself.
-func (m *Manager) scheduleConns(s *Session, conns []Connection) {
-	if m.sched == nil {
-		return
-	}
-	p := m.policyOf(s)
-	for _, c := range conns {
-		if c.Kind != KindWebSocket {
-			m.sched.Set(connKey(c.ID), m.beats.latest(c.ID, c.LastHeartbeat).Add(p.HeartbeatTimeout))
-		}
-	}
-}
-
-// forgetConn drops what this node keeps for a connection that is gone.
-func (m *Manager) forgetConn(connID string) {
-	m.beats.forget(connID)
-	if m.sched != nil {
-		m.sched.Remove(connKey(connID))
-	}
-}
-
-// connDue handles a connection's heartbeat deadline: the connection is lost
-// unless a heartbeat moved its deadline since.
+// connDue handles a connection's claimed entry in the deadline index (its
+// heartbeat deadline, from the heartbeat last written): the connection is
+// lost unless a heartbeat moved its deadline since. A heartbeat that this
+// node heard and did not write moves the entry to the deadline it gives,
+// without a write of the session: if no heartbeat comes by then, on any
+// node, the connection is lost then.
 func (m *Manager) connDue(ctx context.Context, connID string) error {
 	c, err := m.findConn(ctx, connID)
 	if err != nil || c == nil {
@@ -147,7 +127,10 @@ func (m *Manager) connDue(ctx context.Context, connID string) error {
 		return err
 	}
 	if at := m.beats.latest(connID, c.LastHeartbeat).Add(m.policyOf(s).HeartbeatTimeout); m.now().Before(at) {
-		m.scheduleAt(connKey(connID), at)
+		if err := m.store.Reschedule(ctx, Due{ID: connID, At: at}, s.Version); err != nil {
+			return err
+		}
+		m.pollAt(at)
 		return nil
 	}
 	m.obs.HeartbeatTimeout(c.Kind)

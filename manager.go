@@ -44,6 +44,7 @@ type Manager struct {
 	lease          leases
 
 	sched *deadline.Scheduler[schedKey]
+	poll  poller
 	bus   *bus
 
 	ctx       context.Context // background work; canceled by Close
@@ -89,10 +90,10 @@ func New(cfg Config) (*Manager, error) {
 }
 
 // Start takes this node's lease, detaches the connections its previous
-// process held, rebuilds the deadlines from the store, ends the sessions
-// whose deadline passed while nothing ran (recording their events), and
-// starts the scheduler and the event pump. It returns once overdue
-// sessions are handled.
+// process held, and starts the scheduler, which at once claims the
+// deadlines that passed while nothing ran (ending those sessions and
+// recording their events), and the event pump. It reads no session to
+// find deadlines: they are in the store's index.
 func (m *Manager) Start(ctx context.Context) error {
 	err := errors.New("sessiond: Manager already started")
 	m.startOnce.Do(func() { err = m.start(ctx) })
@@ -113,59 +114,11 @@ func (m *Manager) start(ctx context.Context) error {
 		return fmt.Errorf("sessiond: start: node lease: %w", err)
 	}
 
-	// Walk every stored session once: schedule what is in the future, and
-	// settle what is already due on a few workers.
-	overdue := make(chan *Session)
-	var wg sync.WaitGroup
-	for range m.workers {
-		wg.Go(func() {
-			for s := range overdue {
-				if err := m.settle(ctx, s); err != nil && !errors.Is(err, ErrNotFound) {
-					m.retryLater(sessionKey(s.ID), "settling an overdue session", err)
-				}
-			}
-		})
-	}
-	var n, due int
-	var walkErr error
-	cursor := ""
-walk:
-	for {
-		page, err := m.store.List(ctx, Query{Cursor: cursor, Limit: 1000})
-		if err != nil {
-			walkErr = err
-			break
-		}
-		now := m.now()
-		for _, s := range page.Sessions {
-			n++
-			if at, _ := m.nextDeadline(s); !at.IsZero() && !now.Before(at) {
-				due++
-				overdue <- s
-				continue
-			}
-			m.schedule(s)
-			if s.ConnCount > 0 {
-				// Heartbeat deadlines of the connections of other kinds.
-				conns, err := m.store.Conns(ctx, s.ID)
-				if err != nil {
-					walkErr = err
-					break walk
-				}
-				m.scheduleConns(s, conns)
-			}
-		}
-		if cursor = page.Next; cursor == "" {
-			break
-		}
-	}
-	close(overdue)
-	wg.Wait()
-	if walkErr != nil {
-		return fmt.Errorf("sessiond: start: loading sessions: %w", walkErr)
-	}
+	// The deadlines due while nothing ran are claimed before Start
+	// returns; the others when they come due (deadlines.go).
+	handled, ended := m.claimDue()
 	m.bus.notify()
-	m.log.Info("sessions loaded", "sessions", n, "overdue", due, "scheduled", m.sched.Len())
+	m.log.Info("deadlines due at start handled", "handled", handled, "ended", ended)
 	return nil
 }
 
@@ -237,10 +190,11 @@ func (m *Manager) findToken(ctx context.Context, h TokenHash) (*Session, error) 
 	return s, err
 }
 
-// update writes c and, when it lands, reschedules its session and its
-// connections and publishes its events. Only change writes sessions that
-// exist.
+// update writes c, with its deadlines, and when it lands makes sure the
+// engine claims them in time and publishes its events. Only change writes
+// sessions that exist.
 func (m *Manager) update(ctx context.Context, c Change) error {
+	m.setDeadlines(&c)
 	start := time.Now()
 	err := m.store.Update(ctx, c)
 	m.obs.StoreOp("update", time.Since(start), err)
@@ -251,14 +205,34 @@ func (m *Manager) update(ctx context.Context, c Change) error {
 	return nil
 }
 
-// landed schedules what a written change needs and publishes its events.
-func (m *Manager) landed(c Change) {
-	m.schedule(c.Session)
-	for _, id := range c.DropConns {
-		m.forgetConn(id)
+// setDeadlines sets the deadlines a change writes to the store's index:
+// its session's next one, and the heartbeat deadline of each connection
+// it puts that the engine times (all but WebSockets, whose edge pings
+// them), from the latest heartbeat this node heard.
+func (m *Manager) setDeadlines(c *Change) {
+	c.Due, _ = m.nextDeadline(c.Session)
+	c.ConnDue = nil
+	if !c.Session.State.Live() {
+		return
 	}
-	if c.Session.State.Live() {
-		m.scheduleConns(c.Session, c.PutConns)
+	p := m.policyOf(c.Session)
+	for i := range c.PutConns {
+		if conn := &c.PutConns[i]; conn.Kind != KindWebSocket {
+			at := m.beats.latest(conn.ID, conn.LastHeartbeat).Add(p.HeartbeatTimeout)
+			c.ConnDue = append(c.ConnDue, Due{ID: conn.ID, At: at})
+		}
+	}
+}
+
+// landed makes sure the engine claims a written change's deadlines in
+// time, and publishes its events.
+func (m *Manager) landed(c Change) {
+	m.pollAt(c.Due)
+	for _, d := range c.ConnDue {
+		m.pollAt(d.At)
+	}
+	for _, id := range c.DropConns {
+		m.beats.forget(id)
 	}
 	m.recorded(c.Events...)
 }

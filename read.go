@@ -93,10 +93,10 @@ type Stats struct {
 	Total       int
 	Subjects    int            // with at least one live session
 	Connections map[string]int // connections of live sessions, by kind
-	Scheduled   int            // deadlines held by this node's scheduler
+	Scheduled   int            // deadlines in the store's index (StoreStats.Due)
 }
 
-// Stats returns counts by state from the store and the scheduler's size.
+// Stats returns counts by state and of deadlines from the store.
 func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 	start := time.Now()
 	st, err := m.store.Stats(ctx)
@@ -104,11 +104,7 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	out := Stats{Sessions: st.ByState, Total: st.Total, Subjects: st.Subjects, Connections: st.Connections}
-	if m.sched != nil {
-		out.Scheduled = m.sched.Len()
-	}
-	return out, nil
+	return Stats{Sessions: st.ByState, Total: st.Total, Subjects: st.Subjects, Connections: st.Connections, Scheduled: st.Due}, nil
 }
 
 // Subscribe streams events recorded after the given Seq, replaying from the

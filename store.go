@@ -140,6 +140,23 @@ type Store interface {
 	// LastSeq returns the Seq of the newest recorded event, or 0.
 	LastSeq(ctx context.Context) (uint64, error)
 
+	// ClaimDue claims up to limit entries of the deadline index that are
+	// due at now (At not after now), each at most once per hold: a claimed
+	// entry is moved to now+hold, so that no other caller gets it before
+	// then, and comes back then if whoever claimed it did not write its
+	// session (a write sets the entries it changes: Change.Due). The
+	// entries are returned earliest first, with the time of the earliest
+	// entry the index holds after the claim (zero: none), for the caller
+	// to come back then.
+	ClaimDue(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]Due, time.Time, error)
+
+	// Reschedule moves the entry of d.ID (a session's, or one of its
+	// connections') to d.At if the session's stored version is version
+	// and, for a connection, the session still has it: the entry of a
+	// claim that turned out not to be due. Otherwise it does nothing (a
+	// write since set the entry). A zero d.At removes the entry.
+	Reschedule(ctx context.Context, d Due, version uint64) error
+
 	// Close releases the store. Calls after Close fail.
 	Close() error
 }
@@ -169,13 +186,30 @@ type EventWaiter interface {
 }
 
 // Change is one atomic write of a session: its new version, the
-// connections it gains (or whose records change), those it loses, and the
-// events that record it.
+// connections it gains (or whose records change), those it loses, the
+// events that record it, and its deadlines.
+//
+// The store keeps an index of deadlines (ClaimDue), so that whichever node
+// is alive finds what is due without reading every session: one entry per
+// session (Due, as the engine computes it: nextDeadline) and one per
+// connection timed by heartbeats (ConnDue). A write replaces the entries
+// it names in the same atomic step; a connection dropped, a session that
+// leaves the live states (for its connections) and a session deleted
+// lose theirs.
 type Change struct {
 	Session   *Session
 	PutConns  []Connection
 	DropConns []string // connection ids
 	Events    []Event
+	Due       time.Time // the session's next deadline; zero: none
+	ConnDue   []Due     // deadlines of connections in PutConns; zero At: none
+}
+
+// Due is an entry of a store's deadline index: when a session, or one of
+// its connections (ID a connection id), next needs the engine.
+type Due struct {
+	ID string
+	At time.Time
 }
 
 // Limit is the per-subject limit a Create enforces.
@@ -183,6 +217,7 @@ type Limit struct {
 	Max          int       // 0: no limit
 	EvictOldest  bool      // evict instead of rejecting
 	Now          time.Time // time stamped on evictions
+	EvictedDue   time.Time // deadline indexed for each evicted session
 	UniqueDevice bool      // at most one live session per subject and device id
 }
 
@@ -206,6 +241,7 @@ type StoreStats struct {
 	Subjects    int            // subjects holding at least one live session
 	Total       int            // sessions in any state
 	Connections map[string]int // connections of live sessions, by kind
+	Due         int            // entries of the deadline index (ClaimDue)
 }
 
 // NodeLease says a node is alive until Until. A node renews its lease

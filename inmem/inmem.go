@@ -24,7 +24,7 @@ type Options struct {
 
 // Store is an in-memory sessiond.Store.
 type Store struct {
-	memindex.Reads // Get, FindToken, FindDevice, Live, List, Stats, Conns, Conn, NodeConns, ConnNodes, Leases
+	memindex.Reads // Get, FindToken, FindDevice, Live, List, Stats, Conns, Conn, NodeConns, ConnNodes, Leases, ClaimDue, Reschedule
 	leases         memindex.Leases
 
 	closed atomic.Bool
@@ -68,7 +68,7 @@ func (s *Store) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limi
 	}
 	s.evMu.Lock()
 	defer s.evMu.Unlock()
-	if err := s.Index.ApplyCreate(c, plan.Evicted, func() { s.appendEvents(plan.Events) }); err != nil {
+	if err := s.Index.ApplyCreate(c, plan, func() { s.appendEvents(plan.Events) }); err != nil {
 		return nil, err
 	}
 	copy(c.Events, plan.Events[len(plan.Events)-len(c.Events):])

@@ -712,14 +712,11 @@ func (s *Store) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limi
 		return nil, err
 	}
 	defer plan.Release()
-	changes := make([]sessiond.Change, 0, len(plan.Evicted)+1)
+	changes := plan.Changes(c)
 	o := &op{events: plan.Events}
-	for _, e := range plan.Evicted {
-		changes = append(changes, sessiond.Change{Session: e})
-		s.writeChange(o, sessiond.Change{Session: e})
+	for _, ch := range changes {
+		s.writeChange(o, ch)
 	}
-	changes = append(changes, c)
-	s.writeChange(o, c)
 	o.apply = func() { s.Index.Apply(changes, nil) }
 	if err := s.write(ctx, o); err != nil {
 		return nil, err

@@ -256,3 +256,17 @@ func (rs relayedStore) WaitEvents(ctx context.Context, after uint64) (uint64, er
 		}
 	}
 }
+
+func (rs relayedStore) ClaimDue(ctx context.Context, now time.Time, hold time.Duration, limit int) (due []sessiond.Due, next time.Time, err error) {
+	if rerr := rs.r.do(ctx, func(ctx context.Context) { due, next, err = rs.s.ClaimDue(ctx, now, hold, limit) }); rerr != nil {
+		return nil, time.Time{}, rerr
+	}
+	return due, next, err
+}
+
+func (rs relayedStore) Reschedule(ctx context.Context, d sessiond.Due, version uint64) (err error) {
+	if rerr := rs.r.do(ctx, func(ctx context.Context) { err = rs.s.Reschedule(ctx, d, version) }); rerr != nil {
+		return rerr
+	}
+	return err
+}

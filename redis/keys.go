@@ -41,6 +41,9 @@ const partitions = 1
 //	<prefix>{p}:stats          hash: n<state> sessions by state, subj subjects
 //	                           with live sessions, k:<kind> connections by kind,
 //	                           seq the last event's Seq
+//	<prefix>{p}:due            zset: the deadline index, members session and
+//	                           connection ids, scores their deadlines in
+//	                           microseconds (rounded up)
 //	<prefix>{p}:events         stream: the event log's tail, entry id <seq>-0,
 //	                           field e the event's record
 //	<prefix>{p}:claim:<id>     string "<q>:<token>": a session with this id is
@@ -66,16 +69,17 @@ func (k keys) nodeConns(p int) string        { return k.tag(p) + "nodeconns" }
 func (k keys) nodes(p int) string            { return k.tag(p) + "nodes" }
 func (k keys) stats(p int) string            { return k.tag(p) + "stats" }
 func (k keys) events(p int) string           { return k.tag(p) + "events" }
+func (k keys) due(p int) string              { return k.tag(p) + "due" }
 func (k keys) claim(p int, id string) string { return k.tag(p) + "claim:" + id }
 func (k keys) leases() string                { return k.prefix + "leases" }
 
 // sessionKeys are the keys a session's write touches, in the order the
-// scripts take them (KEYS[1] to KEYS[11]).
+// scripts take them (KEYS[1] to KEYS[12]).
 func (k keys) sessionKeys(p int, id, subject string) []string {
 	return []string{
 		k.session(p, id), k.conns(p, id), k.live(p, subject), k.device(p, subject),
 		k.subject(p, subject), k.ids(p), k.byState(p), k.nodeConns(p), k.nodes(p),
-		k.stats(p), k.events(p),
+		k.stats(p), k.events(p), k.due(p),
 	}
 }
 

@@ -9,14 +9,20 @@ import "github.com/redis/rueidis"
 // or the name of the refusal (NOTFOUND, CONFLICT, EXISTS, LIMIT, SUBJECT,
 // EVICT); a write that records events answers OK and the Seq of the first.
 
-// luaCommon is shared by the session scripts. KEYS[1..11] are
+// luaCommon is shared by the session scripts. KEYS[1..12] are
 // keys.sessionKeys. A connection's record (internal/codec) is a version
 // byte, then its id, kind and node as uvarint-prefixed strings: the
 // scripts read the kind and node from it to keep the counts and the node
 // index.
 const luaCommon = `
 local K = {s=KEYS[1], c=KEYS[2], live=KEYS[3], dev=KEYS[4], subj=KEYS[5], ids=KEYS[6],
-  bystate=KEYS[7], nodeconns=KEYS[8], nodes=KEYS[9], stats=KEYS[10], events=KEYS[11]}
+  bystate=KEYS[7], nodeconns=KEYS[8], nodes=KEYS[9], stats=KEYS[10], events=KEYS[11], due=KEYS[12]}
+
+-- setDue puts a member of the deadline index at score (microseconds), or
+-- removes it for ''.
+local function setDue(id, score)
+  if score == '' then redis.call('ZREM', K.due, id) else redis.call('ZADD', K.due, score, id) end
+end
 
 local function uvarint(b, pos)
   local v, mul = 0, 1
@@ -73,12 +79,16 @@ local function dropConn(ckey, id)
   if old then
     unindexConn(id, old)
     redis.call('HDEL', ckey, id)
+    redis.call('ZREM', K.due, id)
   end
 end
 
 local function dropAllConns(ckey)
   local all = redis.call('HGETALL', ckey)
-  for i = 1, #all, 2 do unindexConn(all[i], all[i + 1]) end
+  for i = 1, #all, 2 do
+    unindexConn(all[i], all[i + 1])
+    redis.call('ZREM', K.due, all[i])
+  end
   redis.call('DEL', ckey)
 end
 
@@ -114,33 +124,42 @@ local function stored(skey, id)
   return {id=id, v=v[1], st=v[2], sub=v[3], dev=v[4], lk=v[5]}
 end
 
--- write replaces the session under skey with f ({id, d, v, st, sub, dev, lk})
--- and keeps the indexes; old is what was stored, or nil.
+-- write replaces the session under skey with f ({id, d, v, st, sub, dev,
+-- lk, due}) and keeps the indexes; old is what was stored, or nil.
 local function write(skey, old, f)
   if old then unindex(old) end
   redis.call('HSET', skey, 'd', f.d, 'v', f.v, 'st', f.st, 'sub', f.sub, 'dev', f.dev, 'lk', f.lk)
   index(f)
+  setDue(f.id, f.due)
 end
 
--- args reads a session's fields from ARGV at i: id d v st sub dev lk.
+-- args reads a session's fields from ARGV at i: id d v st sub dev lk due.
 local function session(i)
-  return {id=ARGV[i], d=ARGV[i+1], v=ARGV[i+2], st=ARGV[i+3], sub=ARGV[i+4], dev=ARGV[i+5], lk=ARGV[i+6]}, i + 7
+  return {id=ARGV[i], d=ARGV[i+1], v=ARGV[i+2], st=ARGV[i+3], sub=ARGV[i+4], dev=ARGV[i+5], lk=ARGV[i+6], due=ARGV[i+7]}, i + 8
 end
 
 -- conns applies the connection changes at ARGV[i]: n puts (id, record),
--- then n drops (id). A session that is not live loses them all.
+-- then m drops (id), then k deadlines (id, score) of connections the
+-- session has. A session that is not live loses them all.
 local function conns(ckey, live, i)
   local n = tonumber(ARGV[i]); i = i + 1
   local puts = i
   i = i + 2 * n
   local m = tonumber(ARGV[i]); i = i + 1
+  local drops = i
+  i = i + m
+  local k = tonumber(ARGV[i]); i = i + 1
   if not live then
     dropAllConns(ckey)
-    return i + m
+    return i + 2 * k
   end
-  for j = 0, m - 1 do dropConn(ckey, ARGV[i + j]) end
+  for j = 0, m - 1 do dropConn(ckey, ARGV[drops + j]) end
   for j = 0, n - 1 do putConn(ckey, ARGV[puts + 2 * j], ARGV[puts + 2 * j + 1]) end
-  return i + m
+  for j = 0, k - 1 do
+    local id = ARGV[i + 2 * j]
+    if redis.call('HEXISTS', ckey, id) == 1 then setDue(id, ARGV[i + 2 * j + 1]) end
+  end
+  return i + 2 * k
 end
 
 -- events appends the n events at ARGV[i] and returns the first one's Seq.
@@ -156,7 +175,7 @@ local function events(maxlen, i)
 end
 `
 
-// updateScript: ARGV = maxlen, expected stored version, session (7),
+// updateScript: ARGV = maxlen, expected stored version, session (8),
 // conns, events.
 var updateScript = rueidis.NewLuaScript(luaCommon + `
 local maxlen, want = ARGV[1], ARGV[2]
@@ -171,11 +190,11 @@ local seq = events(maxlen, i)
 return {'OK', seq}
 `)
 
-// createScript: KEYS[12] is the claim key of the id in this partition
-// (set by a create of the id in another partition), KEYS[13..] the
+// createScript: KEYS[13] is the claim key of the id in this partition
+// (set by a create of the id in another partition), KEYS[14..] the
 // session and connection keys of the evictees. ARGV = maxlen, max,
-// evict (0/1), unique device (0/1), session (7), conns, the number of
-// evictees, each as expected stored version and session (7), then the
+// evict (0/1), unique device (0/1), session (8), conns, the number of
+// evictees, each as expected stored version and session (8), then the
 // events (the evictions' first). If the evictees are not the subject's
 // oldest live sessions at those versions, it answers EVICT and the ids of
 // the oldest, for the caller to read them and try again: a script only
@@ -183,7 +202,7 @@ return {'OK', seq}
 var createScript = rueidis.NewLuaScript(luaCommon + `
 local maxlen, max, evict, unique = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4] == '1'
 local f, i = session(5)
-if redis.call('EXISTS', K.s) == 1 or redis.call('EXISTS', KEYS[12]) == 1 then return {'EXISTS'} end
+if redis.call('EXISTS', K.s) == 1 or redis.call('EXISTS', KEYS[13]) == 1 then return {'EXISTS'} end
 if unique and f.dev ~= '' then
   local p = string.format('%08x', #f.dev) .. f.dev
   if #redis.call('ZRANGE', K.dev, '[' .. p, '(' .. p .. '\255', 'BYLEX', 'LIMIT', 0, 1) > 0 then return {'EXISTS'} end
@@ -191,6 +210,7 @@ end
 local connsAt = i
 local n = tonumber(ARGV[i]); i = i + 1 + 2 * n
 local m = tonumber(ARGV[i]); i = i + 1 + m
+local k = tonumber(ARGV[i]); i = i + 1 + 2 * k
 local ne = tonumber(ARGV[i]); i = i + 1
 local ev = {}
 for j = 1, ne do
@@ -209,7 +229,7 @@ if over > 0 then
   for j = 1, #oldest do
     oldest[j] = string.sub(oldest[j], 18) -- the id
     if ok and ev[j].f.id == oldest[j] then
-      olds[j] = stored(KEYS[11 + 2 * j], oldest[j])
+      olds[j] = stored(KEYS[12 + 2 * j], oldest[j])
       ok = olds[j] ~= nil and olds[j].v == ev[j].want
     else
       ok = false
@@ -220,8 +240,8 @@ if over > 0 then
     return oldest
   end
   for j = 1, ne do
-    write(KEYS[11 + 2 * j], olds[j], ev[j].f)
-    dropAllConns(KEYS[12 + 2 * j])
+    write(KEYS[12 + 2 * j], olds[j], ev[j].f)
+    dropAllConns(KEYS[13 + 2 * j])
   end
 elseif ne > 0 then
   return {'EVICT'}
@@ -243,8 +263,33 @@ if old.v ~= ARGV[1] or old.sub ~= ARGV[3] then return {'CONFLICT'} end
 unindex(old)
 dropAllConns(K.c)
 redis.call('DEL', K.s)
+redis.call('ZREM', K.due, old.id)
 redis.call('ZREM', K.ids, old.id)
 redis.call('ZREM', K.subj, old.id)
+return {'OK'}
+`)
+
+// claimDueScript claims the due entries of one partition's deadline
+// index: KEYS = the index; ARGV = now, the claim's end (scores in
+// microseconds), the most to claim. It answers the score of the earliest
+// entry left (empty for none), then each entry claimed as member and score.
+var claimDueScript = rueidis.NewLuaScript(`
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]), 'WITHSCORES')
+for i = 1, #due, 2 do redis.call('ZADD', KEYS[1], ARGV[2], due[i]) end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local out = {first[2] or ''}
+for i = 1, #due do out[#out + 1] = due[i] end
+return out
+`)
+
+// rescheduleScript moves an entry of the deadline index if the session
+// is at the version (and has the connection, for a connection's entry):
+// KEYS = the session, its connections, the index; ARGV = version, member,
+// score (empty removes it), 1 for a connection's entry.
+var rescheduleScript = rueidis.NewLuaScript(`
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return {'CONFLICT'} end
+if ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return {'NOTFOUND'} end
+if ARGV[3] == '' then redis.call('ZREM', KEYS[3], ARGV[2]) else redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2]) end
 return {'OK'}
 `)
 

@@ -195,19 +195,35 @@ func refusal(op, answer string) error {
 	return fault(op, fmt.Errorf("unexpected answer %q from the script", answer))
 }
 
-// sessionArgs are a session's fields as the scripts take them.
-func sessionArgs(args []string, v *sessiond.Session) []string {
+// sessionArgs are a session's fields as the scripts take them, with its
+// deadline.
+func sessionArgs(args []string, v *sessiond.Session, due time.Time) []string {
 	return append(args, v.ID, string(codec.EncodeSession(v)), strconv.FormatUint(v.Version, 10),
-		strconv.Itoa(int(v.State)), v.Subject, v.Device.ID, liveMember(v.CreatedAt, v.ID))
+		strconv.Itoa(int(v.State)), v.Subject, v.Device.ID, liveMember(v.CreatedAt, v.ID), dueScore(due))
 }
 
-func connArgs(args []string, puts []sessiond.Connection, drops []string) []string {
+func connArgs(args []string, puts []sessiond.Connection, drops []string, due []sessiond.Due) []string {
 	args = append(args, strconv.Itoa(len(puts)))
 	for i := range puts {
 		args = append(args, puts[i].ID, string(codec.EncodeConn(&puts[i])))
 	}
 	args = append(args, strconv.Itoa(len(drops)))
-	return append(args, drops...)
+	args = append(args, drops...)
+	args = append(args, strconv.Itoa(len(due)))
+	for _, d := range due {
+		args = append(args, d.ID, dueScore(d.At))
+	}
+	return args
+}
+
+// dueScore is a deadline's score in the deadline index: microseconds,
+// rounded up, so that an entry is never claimed before its deadline; ""
+// for none.
+func dueScore(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt((t.UnixNano()+999)/1000, 10)
 }
 
 func eventArgs(args []string, lists ...[]sessiond.Event) []string {
@@ -318,11 +334,11 @@ func (s *Store) create(ctx context.Context, p int, c sessiond.Change, lim sessio
 			keys = append(keys, s.k.session(p, e.ID), s.k.conns(p, e.ID))
 		}
 		args := []string{s.maxlen, strconv.Itoa(lim.Max), flag(lim.EvictOldest), flag(lim.UniqueDevice)}
-		args = sessionArgs(args, v)
-		args = connArgs(args, c.PutConns, nil)
+		args = sessionArgs(args, v, c.Due)
+		args = connArgs(args, c.PutConns, nil, c.ConnDue)
 		args = append(args, strconv.Itoa(len(evicted)))
 		for _, e := range evicted {
-			args = sessionArgs(append(args, strconv.FormatUint(e.Version-1, 10)), e)
+			args = sessionArgs(append(args, strconv.FormatUint(e.Version-1, 10)), e, lim.EvictedDue)
 		}
 		args = eventArgs(args, evEvents, c.Events)
 		out, err := s.run(ctx, "create", createScript, keys, args)
@@ -374,8 +390,8 @@ func (s *Store) Update(ctx context.Context, c sessiond.Change) error {
 	}
 	p := s.k.subjectPartition(v.Subject)
 	args := []string{s.maxlen, strconv.FormatUint(v.Version-1, 10)}
-	args = sessionArgs(args, v)
-	args = connArgs(args, c.PutConns, c.DropConns)
+	args = sessionArgs(args, v, c.Due)
+	args = connArgs(args, c.PutConns, c.DropConns, c.ConnDue)
 	args = eventArgs(args, c.Events)
 	out, err := s.run(ctx, "update", updateScript, s.k.sessionKeys(p, v.ID, v.Subject), args)
 	if err != nil {
@@ -449,6 +465,74 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 		}
 	}
 	return nil
+}
+
+// ClaimDue implements sessiond.Store: one script per partition, each over
+// that partition's deadline index, pipelined.
+func (s *Store) ClaimDue(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]sessiond.Due, time.Time, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, time.Time{}, err
+	}
+	per := max(1, (limit+s.k.n-1)/s.k.n)
+	execs := make([]rueidis.LuaExec, s.k.n)
+	for p := range s.k.n {
+		execs[p] = rueidis.LuaExec{
+			Keys: []string{s.k.due(p)},
+			Args: []string{strconv.FormatInt(now.UnixNano()/1000, 10), dueScore(now.Add(hold)), strconv.Itoa(per)},
+		}
+	}
+	var out []sessiond.Due
+	var next time.Time
+	for _, r := range claimDueScript.ExecMulti(ctx, s.rc, execs...) {
+		a, err := r.AsStrSlice()
+		if err != nil {
+			return out, next, fault("claim due", err)
+		}
+		if len(a) == 0 || len(a)%2 != 1 {
+			return out, next, fault("claim due", errors.New("malformed answer from the script"))
+		}
+		if t, ok := scoreTime(a[0]); ok && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+		for i := 1; i < len(a); i += 2 {
+			t, _ := scoreTime(a[i+1])
+			out = append(out, sessiond.Due{ID: a[i], At: t})
+		}
+	}
+	slices.SortFunc(out, func(a, b sessiond.Due) int { return a.At.Compare(b.At) })
+	return out, next, nil
+}
+
+// scoreTime reads a score of the deadline index.
+func scoreTime(v string) (time.Time, bool) {
+	us, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(int64(us)).UTC(), true
+}
+
+// Reschedule implements sessiond.Store: one script in the session's
+// partition.
+func (s *Store) Reschedule(ctx context.Context, d sessiond.Due, version uint64) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	sid, conn := d.ID, "0"
+	if id, err := sessiond.ConnectionSession(d.ID); err == nil {
+		sid, conn = id, "1"
+	}
+	if !sessiond.ValidID(sid) {
+		return nil
+	}
+	p, _, err := s.locate(ctx, sid)
+	if err != nil {
+		return err
+	}
+	_, err = s.run(ctx, "reschedule", rescheduleScript,
+		[]string{s.k.session(p, sid), s.k.conns(p, sid), s.k.due(p)},
+		[]string{strconv.FormatUint(version, 10), d.ID, dueScore(d.At), conn})
+	return err
 }
 
 // decodeSession decodes a session's record; conns is its ConnCount.
@@ -730,11 +814,22 @@ func (s *Store) Stats(ctx context.Context) (sessiond.StoreStats, error) {
 	for _, state := range sessiond.States {
 		st.ByState[state] = 0
 	}
-	cmds := make(rueidis.Commands, 0, s.k.n)
+	cmds := make(rueidis.Commands, 0, 2*s.k.n)
+	for p := range s.k.n {
+		cmds = append(cmds, s.rc.B().Zcard().Key(s.k.due(p)).Build())
+	}
 	for p := range s.k.n {
 		cmds = append(cmds, s.rc.B().Hgetall().Key(s.k.stats(p)).Build())
 	}
-	for _, res := range s.rc.DoMulti(ctx, cmds...) {
+	res := s.rc.DoMulti(ctx, cmds...)
+	for _, r := range res[:s.k.n] {
+		n, err := r.AsInt64()
+		if err != nil {
+			return sessiond.StoreStats{}, fault("stats", err)
+		}
+		st.Due += int(n)
+	}
+	for _, res := range res[s.k.n:] {
 		m, err := res.AsIntMap()
 		if err != nil {
 			return sessiond.StoreStats{}, fault("stats", err)

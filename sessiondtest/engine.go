@@ -54,6 +54,8 @@ func TestEngine(t *testing.T, h Harness) {
 		{"DeadlinesFireWithoutReads", testDeadlinesFireWithoutReads},
 		{"PastDeadlineNeverValid", testPastDeadlineNeverValid},
 		{"RestartRebuildsDeadlines", testRestartRebuildsDeadlines},
+		{"DeadlinesOutliveTheirNode", testDeadlinesOutliveTheirNode},
+		{"AFailedDeadlineComesBackToAnotherNode", testAFailedDeadlineComesBackToAnotherNode},
 		// engine_events.go
 		{"EventsInOrder", testEventsInOrder},
 		{"SlowSubscriberIsDropped", testSlowSubscriberIsDropped},
@@ -250,10 +252,23 @@ func (e *env) eventsOf(id string) []string {
 	return out
 }
 
-// countingStore counts the writes that reach the store it wraps.
+// countingStore counts the writes and the reads of sessions that reach
+// the store it wraps.
 type countingStore struct {
 	sessiond.Store
 	updates atomic.Int64
+	reads   atomic.Int64 // Get, and sessions returned by List
+}
+
+func (c *countingStore) Get(ctx context.Context, id string) (*sessiond.Session, error) {
+	c.reads.Add(1)
+	return c.Store.Get(ctx, id)
+}
+
+func (c *countingStore) List(ctx context.Context, q sessiond.Query) (sessiond.Page, error) {
+	p, err := c.Store.List(ctx, q)
+	c.reads.Add(int64(len(p.Sessions)))
+	return p, err
 }
 
 func (c *countingStore) FindToken(ctx context.Context, h sessiond.TokenHash) (*sessiond.Session, error) {

@@ -133,3 +133,80 @@ func testRestartRebuildsDeadlines(t *testing.T, h Harness) {
 		}
 	}
 }
+
+// The deadlines a node sets live in the store: when it is gone, the nodes
+// left end its sessions on time, each once, and a node that starts reads
+// no session to learn of them.
+func testDeadlinesOutliveTheirNode(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		p := web()
+		p.RotateAfter, p.RotationGrace = 0, 0
+		cfg := func(node string, st sessiond.Store) sessiond.Config {
+			return sessiond.Config{Policies: []sessiond.Policy{p}, Retention: time.Hour, Node: node, Store: st}
+		}
+		a := start(t, h, cfg("host-a", nil))
+		var ids []string
+		for i := range 30 {
+			ids = append(ids, a.create(fmt.Sprintf("user-%d", i%4)).Session.ID)
+			time.Sleep(time.Second)
+		}
+		b := start(t, h, cfg("host-b", a.store.Store))
+		c := start(t, h, cfg("host-c", a.store.Store))
+		if n := b.store.reads.Load() + c.store.reads.Load(); n != 0 {
+			t.Fatalf("two nodes starting beside 30 sessions read %d of them", n)
+		}
+		a.stop()
+		time.Sleep(11 * time.Minute) // the idle timeout is 10 minutes
+		synctest.Wait()
+		for _, id := range ids {
+			s := b.session(id)
+			if s.State != sessiond.StateEnded || s.EndReason != sessiond.EndIdle {
+				t.Fatalf("%s is %v/%v after its node left and its idle timeout passed", id, s.State, s.EndReason)
+			}
+			if late := s.EndedAt.Sub(s.LastActive.Add(p.IdleTimeout)); late < 0 || late > time.Second {
+				t.Fatalf("%s ended %v after its idle deadline", id, late)
+			}
+			if got := b.eventsOf(id); fmt.Sprint(got) != "[created ending:idle ended:idle]" {
+				t.Fatalf("events of %s: %v; want it ended once", id, got)
+			}
+		}
+	})
+}
+
+// A node that claimed a deadline and could not write its transition (the
+// store refused, then the node died) loses nothing: the claim lapses and
+// another node ends the session, once.
+func testAFailedDeadlineComesBackToAnotherNode(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		p := web()
+		p.RotateAfter, p.RotationGrace = 0, 0
+		shared := openStore(t, h)
+		flaky := &FaultyStore{Store: shared}
+		a := start(t, h, sessiond.Config{Policies: []sessiond.Policy{p}, Node: "host-a", Store: flaky})
+		c := a.create("alice")
+		flaky.UpdatesDown.Store(true)
+		time.Sleep(p.IdleTimeout)
+		synctest.Wait()
+		if flaky.Failed.Load() == 0 {
+			t.Fatal("test is broken: host-a did not try to end the session")
+		}
+		if s := a.session(c.Session.ID); s.State != sessiond.StateActive {
+			t.Fatalf("the session is %v although host-a could not write", s.State)
+		}
+		b := start(t, h, sessiond.Config{Policies: []sessiond.Policy{p}, Node: "host-b", Store: shared})
+		a.stop()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		s := b.session(c.Session.ID)
+		if s.State != sessiond.StateEnded || s.EndReason != sessiond.EndIdle {
+			t.Fatalf("after host-a died holding its claim: %v/%v, want ended/idle", s.State, s.EndReason)
+		}
+		deadline := s.LastActive.Add(p.IdleTimeout)
+		if late := s.EndedAt.Sub(deadline); late > 6*time.Second {
+			t.Fatalf("ended %v after its deadline; a claim holds 5s", late)
+		}
+		if got := b.eventsOf(c.Session.ID); fmt.Sprint(got) != "[created ending:idle ended:idle]" {
+			t.Fatalf("events: %v; want it ended once", got)
+		}
+	})
+}

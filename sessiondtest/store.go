@@ -58,6 +58,9 @@ func TestStore(t *testing.T, h Harness) {
 	t.Run("Delete", func(t *testing.T) { testDelete(t, open(t)) })
 	t.Run("List", func(t *testing.T) { testList(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
+	t.Run("DueIndex", func(t *testing.T) { testDueIndex(t, open(t)) })
+	t.Run("DueEvicted", func(t *testing.T) { testDueEvicted(t, open(t)) })
+	t.Run("DueClaimRace", func(t *testing.T) { testDueClaimRace(t, open(t)) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open(t)) })
 	if _, ok := open(t).(sessiond.EventWaiter); ok {
 		t.Run("WaitEvents", func(t *testing.T) { testWaitEvents(t, open(t)) })

@@ -501,8 +501,8 @@ policies:
 	// They were ended by the start itself, not lazily by the reads below.
 	logAfter, _ := os.ReadFile(h.logPath)
 	loaded := startupLog(t, logAfter[len(logBefore):])
-	if loaded.Overdue < n {
-		t.Errorf("on start the server settled %d overdue sessions, want at least %d (log %+v)", loaded.Overdue, n, loaded)
+	if loaded.Ended < n {
+		t.Errorf("on start the server ended %d overdue sessions, want at least %d (log %+v)", loaded.Ended, n, loaded)
 	}
 
 	for _, r := range created {
@@ -570,31 +570,32 @@ policies:
 			t.Errorf("session %s: %d ending and %d ended events, want one of each", r.ID, ending, ended)
 		}
 	}
-	t.Logf("expiry while down: %d sessions with a 2s ttl ended as expired on start (%d overdue settled), events recorded",
-		n, loaded.Overdue)
+	t.Logf("expiry while down: %d sessions with a 2s ttl ended as expired on start (%d ended of %d deadlines handled), events recorded",
+		n, loaded.Ended, loaded.Handled)
 
 	// And the sessions of every earlier cycle came through this cycle too.
 	h.checkAll(p, acked)
 }
 
 type startupLine struct {
-	Msg      string `json:"msg"`
-	Sessions int    `json:"sessions"`
-	Overdue  int    `json:"overdue"`
+	Msg     string `json:"msg"`
+	Handled int    `json:"handled"`
+	Ended   int    `json:"ended"`
 }
 
-// startupLog finds the engine's "sessions loaded" line in JSON logs.
+// startupLog finds the engine's "deadlines due at start handled" line in
+// JSON logs.
 func startupLog(t *testing.T, logs []byte) startupLine {
 	t.Helper()
 	sc := bufio.NewScanner(bytes.NewReader(logs))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var l startupLine
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "sessions loaded" {
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "deadlines due at start handled" {
 			return l
 		}
 	}
-	t.Fatalf("no \"sessions loaded\" line in the server's log:\n%s", logs)
+	t.Fatalf("no \"deadlines due at start handled\" line in the server's log:\n%s", logs)
 	return startupLine{}
 }
 

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/btree"
 
@@ -54,6 +55,7 @@ type Index struct {
 	count    [sessiond.StateEnded + 1]int
 	nlive    int            // subjects with a live session
 	conns    map[string]int // connections of live sessions by kind
+	dues     dues           // the deadline index (due.go)
 }
 
 // subject is the list of one subject's sessions, live and ended, and its
@@ -77,6 +79,7 @@ func New() *Index {
 		pending:  make(map[string]struct{}),
 		policies: make(map[string]string),
 		conns:    make(map[string]int),
+		dues:     newDues(),
 	}
 }
 
@@ -208,10 +211,20 @@ func Oldest(a, b *sessiond.Session) int {
 
 // CreatePlan is what a create will change, decided under the subject lock.
 type CreatePlan struct {
-	Evicted []*sessiond.Session // evictees as they will be stored
-	Events  []sessiond.Event    // eviction events then the create's own
-	x       *Index
-	id      string
+	Evicted    []*sessiond.Session // evictees as they will be stored
+	Events     []sessiond.Event    // eviction events then the create's own
+	x          *Index
+	id         string
+	evictedDue time.Time
+}
+
+// Changes are the writes the create makes: each eviction, then c.
+func (p *CreatePlan) Changes(c sessiond.Change) []sessiond.Change {
+	out := make([]sessiond.Change, 0, len(p.Evicted)+1)
+	for _, e := range p.Evicted {
+		out = append(out, sessiond.Change{Session: e, Due: p.evictedDue})
+	}
+	return append(out, c)
 }
 
 // Release gives up the id reservation, if the plan made one. Call it once
@@ -239,7 +252,7 @@ func (x *Index) PlanCreate(c sessiond.Change, lim sessiond.Limit, reserve bool) 
 	if err := checkConns(c); err != nil {
 		return nil, err
 	}
-	p := &CreatePlan{x: x}
+	p := &CreatePlan{x: x, evictedDue: lim.EvictedDue}
 	if reserve {
 		x.mu.Lock()
 		_, taken := x.byID[s.ID]
@@ -349,17 +362,16 @@ func (x *Index) CheckDelete(id string, version uint64) error {
 // ApplyCreate installs a create planned without a reservation (and its
 // evictions) unless its id is taken, which it checks in the same step:
 // ErrExists. after, if not nil, runs in that step too.
-func (x *Index) ApplyCreate(c sessiond.Change, evicted []*sessiond.Session, after func()) error {
+func (x *Index) ApplyCreate(c sessiond.Change, plan *CreatePlan, after func()) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	_, taken := x.byID[c.Session.ID]
 	if _, reserved := x.pending[c.Session.ID]; taken || reserved {
 		return sessiond.ErrExists
 	}
-	for _, e := range evicted {
-		x.putLocked(sessiond.Change{Session: e})
+	for _, ch := range plan.Changes(c) {
+		x.putLocked(ch)
 	}
-	x.putLocked(c)
 	if after != nil {
 		after()
 	}
@@ -384,17 +396,23 @@ func (x *Index) Apply(changes []sessiond.Change, deletes []string) {
 // installed only if its session is held, loaded by this call or an
 // earlier one, and live. Load returns the connections it did not install,
 // orphans (their session did not load, or is no longer live), for the
-// caller to report and set aside: they count nowhere.
+// caller to report and set aside: they count nowhere. Every session
+// loaded, and every connection but WebSockets (which their edge times),
+// is due at once in the deadline index (dueAtOnce).
 func (x *Index) Load(sessions []*sessiond.Session, conns []sessiond.Connection) (orphans []sessiond.Connection) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, s := range sessions {
 		x.putLocked(sessiond.Change{Session: s})
+		x.dues.set(s.ID, dueAtOnce)
 	}
 	for _, c := range conns {
 		sid, err := sessiond.ConnectionSession(c.ID)
 		if r := x.byID[sid]; err == nil && r != nil && r.live() {
 			x.putConnLocked(r, c)
+			if c.Kind != sessiond.KindWebSocket {
+				x.dues.set(c.ID, dueAtOnce)
+			}
 		} else {
 			orphans = append(orphans, c)
 		}
@@ -420,6 +438,7 @@ func (x *Index) putLocked(c sessiond.Change) {
 	}
 	r.set(s, x.intern(s.Policy))
 	x.index(r)
+	x.dues.set(r.id, nanos(c.Due))
 	if !r.live() {
 		x.dropConnsLocked(r)
 		return
@@ -429,6 +448,11 @@ func (x *Index) putLocked(c sessiond.Change) {
 	}
 	for _, conn := range c.PutConns {
 		x.putConnLocked(r, conn)
+	}
+	for _, d := range c.ConnDue {
+		if r.conns.find(d.ID) >= 0 {
+			x.dues.set(d.ID, nanos(d.At))
+		}
 	}
 }
 
@@ -445,6 +469,7 @@ func (x *Index) putConnLocked(r *rec, c sessiond.Connection) {
 func (x *Index) dropConnLocked(r *rec, id string) {
 	if c, ok := r.conns.remove(id); ok {
 		x.unindexConn(r, c)
+		x.dues.set(id, 0)
 	}
 	if r.conns.len() == 0 {
 		r.conns = nil
@@ -457,6 +482,7 @@ func (x *Index) dropConnsLocked(r *rec) {
 	}
 	for _, c := range r.conns.list {
 		x.unindexConn(r, c)
+		x.dues.set(c.ID, 0)
 	}
 	r.conns = nil
 }
@@ -570,6 +596,7 @@ func (x *Index) deleteLocked(id string) {
 	}
 	x.unindex(r)
 	x.dropConnsLocked(r)
+	x.dues.set(id, 0)
 	delete(x.byID, id)
 	x.order.Delete(r)
 	e := r.subj
@@ -604,7 +631,7 @@ func (x *Index) Stats() sessiond.StoreStats {
 	defer x.mu.RUnlock()
 	st := sessiond.StoreStats{
 		ByState: make(map[sessiond.State]int, len(sessiond.States)), Subjects: x.nlive,
-		Connections: make(map[string]int, len(x.conns)),
+		Connections: make(map[string]int, len(x.conns)), Due: len(x.dues.at),
 	}
 	for _, s := range sessiond.States {
 		st.ByState[s] = x.count[s]

@@ -2,6 +2,7 @@ package memindex
 
 import (
 	"context"
+	"time"
 
 	"github.com/sessiond/sessiond"
 )
@@ -116,4 +117,25 @@ func (r Reads) ConnNodes(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return r.Index.ConnNodes(), nil
+}
+
+// ClaimDue implements sessiond.Store. The deadline index and its claims
+// live in memory: a durable store built on the index makes every session
+// it loads due at once (Index.Load), and the engine puts each back at its
+// deadline.
+func (r Reads) ClaimDue(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]sessiond.Due, time.Time, error) {
+	if err := r.Check(ctx); err != nil {
+		return nil, time.Time{}, err
+	}
+	due, next := r.Index.ClaimDue(now, hold, limit)
+	return due, next, nil
+}
+
+// Reschedule implements sessiond.Store.
+func (r Reads) Reschedule(ctx context.Context, d sessiond.Due, version uint64) error {
+	if err := r.Check(ctx); err != nil {
+		return err
+	}
+	r.Index.Reschedule(d, version)
+	return nil
 }
