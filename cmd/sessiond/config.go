@@ -89,6 +89,11 @@ type Config struct {
 	// Node names this server among those sharing a store; it must not
 	// change across restarts: the host name.
 	Node string `yaml:"node"`
+	// LeaseTTL is how long this node's lease in the store lasts unless
+	// renewed (every third of it): 15s. Once it lapses, another node treats
+	// the WebSockets this node held as lost. Shorter finds a dead node
+	// sooner, for a write every third of it; at least 1s.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 	// JWT configures the credentials of WebSocket connections; without a
 	// key, GET /v1/connect is off.
 	JWT JWTConfig `yaml:"jwt"`
@@ -301,7 +306,7 @@ func defaultConfig() Config {
 		Retention: Duration(sessiond.DefaultRetention), EventRetention: 100_000,
 		MaxMetadataBytes: sessiond.DefaultMaxMetadata, ShutdownTimeout: Duration(15 * time.Second),
 		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(), AccessLog: true,
-		MinFreeSpace: ByteSize(pebble.DefaultMinFreeBytes),
+		LeaseTTL: Duration(sessiond.DefaultLeaseTTL), MinFreeSpace: ByteSize(pebble.DefaultMinFreeBytes),
 	}
 }
 
@@ -655,6 +660,9 @@ func (cfg *Config) readFile(path string) error {
 }
 
 func (cfg *Config) validate() error {
+	if cfg.LeaseTTL != 0 && cfg.LeaseTTL < Duration(time.Second) {
+		return fmt.Errorf("lease_ttl: %v is shorter than 1s", time.Duration(cfg.LeaseTTL))
+	}
 	switch {
 	case cfg.Store == "embedded", cfg.Store == "memory":
 	case cfg.redisStore():

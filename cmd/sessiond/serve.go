@@ -137,7 +137,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 				WritesRefused: d.WritesRefused, Failed: d.Failed, Quarantined: d.Quarantined}
 		})
 	}
-	stage = "loading sessions and settling overdue ones"
+	stage = "handling the deadlines due at start"
 
 	policies, def, err := cfg.policies()
 	if err != nil {
@@ -147,6 +147,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		Store: s.store, Policies: policies, DefaultPolicy: def, ConnectPolicy: cfg.ConnectPolicy,
 		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes, MaxSubscribers: cfg.MaxSubscribers,
 		Logger: s.log, Observer: obs, Node: cfg.Node, DisposeTimeout: time.Duration(cfg.DisposeTimeout),
+		LeaseTTL: time.Duration(cfg.LeaseTTL),
 	}
 	if cfg.EndingHookURL != "" {
 		mcfg.EndingHooks = append(mcfg.EndingHooks, endingHook(cfg.EndingHookURL))
