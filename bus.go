@@ -8,18 +8,13 @@ import (
 )
 
 // ErrSubscriberTooSlow ends a Subscription whose queue overflowed. The
-// subscriber can subscribe again after the last Seq it handled and catch up
-// from the store's event log.
+// subscriber can subscribe again from its Cursor and catch up from the
+// store's event log.
 var ErrSubscriberTooSlow = errors.New("sessiond: event subscriber too slow; dropped")
 
 // ErrSubscriptionClosed is returned by Next after Close or after the
 // Manager closed.
 var ErrSubscriptionClosed = errors.New("sessiond: subscription closed")
-
-// FromNow, passed to Subscribe, starts a subscription with the events
-// recorded from now on. Any other value replays the retained log after it:
-// 0 from its beginning.
-const FromNow = ^uint64(0)
 
 // ErrTooManySubscribers refuses a subscription when MaxSubscribers are open.
 var ErrTooManySubscribers = &Error{Code: CodeUnavailable, Message: "too many event subscribers (max_subscribers); retry later"}
@@ -41,7 +36,7 @@ type bus struct {
 
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
-	last uint64 // Seq of the last event offered to subscribers
+	last Cursor // past the last events offered to subscribers
 
 	// watch sees every event before subscribers do, when watching says it
 	// wants to; the engine uses it to dispose of resources of sessions that
@@ -59,7 +54,7 @@ func newBus(store Store, obs Observer, buffer, maxSubs int) *bus {
 }
 
 func (b *bus) start(ctx context.Context) error {
-	last, err := b.store.LastSeq(ctx)
+	last, err := b.store.Head(ctx)
 	if err != nil {
 		return err
 	}
@@ -84,7 +79,7 @@ const followPause = 10 * time.Millisecond
 // it: the events of other engines sharing the store reach this engine's
 // subscribers, and its sweeper disposes of what this process holds for
 // sessions they ended. (This engine's own writes wake the pump at once.)
-func (b *bus) follow(ctx context.Context, w EventWaiter, after uint64) {
+func (b *bus) follow(ctx context.Context, w EventWaiter, after Cursor) {
 	defer b.wg.Done()
 	for failed := 0; ; {
 		last, err := w.WaitEvents(ctx, after)
@@ -148,7 +143,7 @@ func (b *bus) deliver(ctx context.Context) bool {
 	if len(b.subs) == 0 && (b.watching == nil || !b.watching()) {
 		// Nobody listens: just move the mark, so that a new subscriber
 		// starts from now rather than from history.
-		if last, err := b.store.LastSeq(ctx); err == nil {
+		if last, err := b.store.Head(ctx); err == nil {
 			b.last = last
 		}
 		b.mu.Unlock()
@@ -171,7 +166,7 @@ func (b *bus) deliver(ctx context.Context) bool {
 	for i := range evs {
 		ev := evs[i]
 		for s := range b.subs {
-			if ev.Seq < s.liveFrom {
+			if s.skip.Covers(ev) {
 				continue
 			}
 			if !s.push(ev, b.buffer) {
@@ -179,8 +174,8 @@ func (b *bus) deliver(ctx context.Context) bool {
 				b.obs.SubscriberDropped()
 			}
 		}
+		b.last = b.last.After(ev)
 	}
-	b.last = evs[len(evs)-1].Seq
 	return len(evs) == 512
 }
 
@@ -192,52 +187,63 @@ func (b *bus) dropLocked(s *Subscription, err error) {
 	s.end(err)
 }
 
-func (b *bus) subscribe(ctx context.Context, after uint64) (*Subscription, error) {
+func (b *bus) subscribe(ctx context.Context, after Cursor) (*Subscription, error) {
 	s := &Subscription{b: b, wake: make(chan struct{}, 1)}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.subs) >= b.maxSubs {
-		return nil, ErrTooManySubscribers
-	}
-	s.liveFrom = b.last + 1
-	switch {
-	case after == FromNow:
+	if after.IsFromNow() {
 		// The pump may not have caught up with the log yet.
-		last, err := b.store.LastSeq(ctx)
+		head, err := b.store.Head(ctx)
 		if err != nil {
 			return nil, err
 		}
-		s.liveFrom = max(b.last, last) + 1
-	case after < b.last:
+		after = head
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := after.Within(max(b.last.Len(), 1)); err != nil {
+		return nil, err
+	}
+	if len(b.subs) >= b.maxSubs {
+		return nil, ErrTooManySubscribers
+	}
+	// What the pump offered already comes from the store's log first;
+	// the pump offers the rest, but for what after is past.
+	s.skip, s.pos = after.Max(b.last), after
+	if after.Behind(b.last) {
 		s.replayAfter, s.replayTo = after, b.last
-	default:
-		s.liveFrom = after + 1
 	}
 	b.subs[s] = struct{}{}
 	return s, nil
 }
 
-// Subscription is an in-order stream of events. Events of one session come
-// in the order of their transitions; across sessions, in Seq order.
+// Subscription is a stream of events. Events of one session come in the
+// order of their transitions; those of sessions in different partitions
+// of a shared store, in no promised order.
 type Subscription struct {
-	b        *bus
-	liveFrom uint64
-	wake     chan struct{} // signalled when queue grows or the subscription ends
+	b    *bus
+	skip Cursor        // the pump's events it is past are not for this subscription
+	pos  Cursor        // past the events Next returned (Cursor)
+	wake chan struct{} // signalled when queue grows or the subscription ends
 
 	mu    sync.Mutex
 	queue []Event // delivered, not read yet
 	head  int     // queue[head:] are unread
 	err   error   // set when the subscription ends
 
-	replayAfter, replayTo uint64 // replay (replayAfter, replayTo] from the store first
+	// Replay from the store first: the events replayTo is past and
+	// replayAfter is not.
+	replayAfter, replayTo Cursor
 	replay                []Event
 }
+
+// Cursor returns the position past the events Next returned: subscribing
+// again from it resumes the stream (from the store's retained log).
+func (s *Subscription) Cursor() Cursor { return s.pos }
 
 // Next returns the next event, waiting for one. It returns ctx's error,
 // ErrSubscriberTooSlow if the subscription was dropped for falling behind,
 // or ErrSubscriptionClosed after Close.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
-	for len(s.replay) == 0 && s.replayAfter < s.replayTo {
+	for len(s.replay) == 0 && s.replayAfter.Behind(s.replayTo) {
 		evs, err := s.b.store.Events(ctx, s.replayAfter, 256)
 		if err != nil {
 			return Event{}, err
@@ -247,19 +253,26 @@ func (s *Subscription) Next(ctx context.Context) (Event, error) {
 			break
 		}
 		for _, ev := range evs {
-			if ev.Seq <= s.replayTo {
+			if s.replayTo.Covers(ev) {
 				s.replay = append(s.replay, ev)
 			}
+			s.replayAfter = s.replayAfter.After(ev)
 		}
-		s.replayAfter = evs[len(evs)-1].Seq
 	}
 	if len(s.replay) > 0 {
 		ev := s.replay[0]
 		s.replay = s.replay[1:]
+		s.pos = s.pos.After(ev)
 		return ev, nil
 	}
+	// Past the replay (and any events trimmed from the log), the stream
+	// is where the pump took it up.
+	s.pos = s.pos.Max(s.skip)
 	for {
 		if ev, ok, err := s.pop(); ok || err != nil {
+			if ok {
+				s.pos = s.pos.After(ev)
+			}
 			return ev, err
 		}
 		select {

@@ -13,7 +13,7 @@ const (
 	// DefaultRetention is how long ended sessions stay readable.
 	DefaultRetention = 24 * time.Hour
 	// DefaultWorkers is how many deadlines are handled at once.
-	DefaultWorkers = 8
+	DefaultWorkers = 32
 	// DefaultDisposeWorkers is how many sessions are disposed of at once.
 	DefaultDisposeWorkers = 16
 	// DefaultSubscriberBuffer is how many events a subscriber may have

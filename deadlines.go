@@ -104,7 +104,7 @@ func (m *Manager) expiry(s *Session, now time.Time) (EndReason, bool) {
 const (
 	claimHold  = 5 * time.Second
 	duePoll    = time.Second
-	claimBatch = 256
+	claimBatch = 512
 )
 
 // keyKind says what a scheduler key stands for.
@@ -188,7 +188,9 @@ func (m *Manager) claimDue() (handled, ended int) {
 		again := m.poll.again
 		m.poll.again = false
 		m.poll.mu.Unlock()
-		if len(due) < claimBatch && !again {
+		// More is due if the index's earliest entry is (held ones are
+		// in the future): a store may claim a batch short of the limit.
+		if !again && (earliest.IsZero() || earliest.After(m.now())) {
 			if !earliest.IsZero() && earliest.Before(next) {
 				next = earliest
 			}
@@ -230,7 +232,7 @@ func (m *Manager) handleDue(due []Due) int {
 					err = m.connDue(m.ctx, d.ID)
 				} else {
 					var e bool
-					e, err = m.sessionDue(m.ctx, d.ID)
+					e, err = m.sessionDue(m.ctx, d)
 					if e {
 						ended.Add(1)
 					}
@@ -249,12 +251,16 @@ func (m *Manager) handleDue(due []Due) int {
 	return int(ended.Load())
 }
 
-// sessionDue handles a session's claimed entry, and reports whether it
-// ended the session.
-func (m *Manager) sessionDue(ctx context.Context, id string) (bool, error) {
-	s, err := m.get(ctx, id)
-	if err != nil {
-		return false, err
+// sessionDue handles a session's claimed entry (with the session as the
+// claim read it, if the store gave it), and reports whether it ended the
+// session.
+func (m *Manager) sessionDue(ctx context.Context, d Due) (bool, error) {
+	s := d.Session
+	if s == nil {
+		var err error
+		if s, err = m.get(ctx, d.ID); err != nil {
+			return false, err
+		}
 	}
 	return m.settle(ctx, s)
 }

@@ -23,9 +23,12 @@ const (
 
 // Event records one transition of one session.
 type Event struct {
-	// Seq is assigned by the store when the event is recorded: strictly
-	// increasing, without gaps, in commit order. Events of one session are in
-	// Seq order.
+	// Partition and Seq are assigned by the store when the event is
+	// recorded: the partition of its session (always 0 in a store of one
+	// partition), and the event's number in that partition's log, strictly
+	// increasing, without gaps, in commit order. Events of one session are
+	// in Seq order. A Cursor holds positions in the logs.
+	Partition  int       `json:"partition,omitempty"`
 	Seq        uint64    `json:"seq"`
 	Type       EventType `json:"type"`
 	SessionID  string    `json:"session_id"`

@@ -107,12 +107,12 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 	return Stats{Sessions: st.ByState, Total: st.Total, Subjects: st.Subjects, Connections: st.Connections, Scheduled: st.Due}, nil
 }
 
-// Subscribe streams events recorded after the given Seq, replaying from the
-// store's log what was recorded before the call; FromNow starts with what is
-// recorded from now on, and 0 replays the whole retained log. A
-// subscription that falls more than SubscriberBuffer events behind is
-// dropped (Next returns ErrSubscriberTooSlow) and can resume by subscribing
-// after the last Seq it handled. Close it when done.
-func (m *Manager) Subscribe(ctx context.Context, after uint64) (*Subscription, error) {
+// Subscribe streams the events the cursor is not past, replaying from the
+// store's log what was recorded before the call; FromNow starts with what
+// is recorded from now on, and the zero Cursor replays the whole retained
+// log. A subscription that falls more than SubscriberBuffer events behind
+// is dropped (Next returns ErrSubscriberTooSlow) and can resume by
+// subscribing from its Cursor. Close it when done.
+func (m *Manager) Subscribe(ctx context.Context, after Cursor) (*Subscription, error) {
 	return m.bus.subscribe(ctx, after)
 }

@@ -29,10 +29,12 @@ import (
 //     store) and means the operation may or may not have happened. A store
 //     that refuses writes for lack of disk space returns ErrStoreFull and
 //     stores nothing.
-//   - Every write that takes events appends them to the event log in the
-//     same atomic, durable step as the change itself. The store assigns each
-//     event its Seq (writing it into the passed slice): strictly increasing
-//     and without gaps, in commit order.
+//   - Every write that takes events appends them to the event log of its
+//     session's partition in the same atomic, durable step as the change
+//     itself. The store assigns each event its Partition and Seq (writing
+//     them into the passed slice): in each partition strictly increasing
+//     and without gaps, in commit order. A store of one partition numbers
+//     every event in partition 0.
 //   - A write is acknowledged (returns nil) only once it is durable to the
 //     degree the store promises: fsynced for the embedded store.
 type Store interface {
@@ -132,22 +134,30 @@ type Store interface {
 	// version: ErrNotFound if there is none, ErrConflict if it differs.
 	DeleteLease(ctx context.Context, node string, version uint64) error
 
-	// Events returns up to limit events with Seq > after, in Seq order. The
-	// store keeps a bounded tail of the log; events older than it are gone,
-	// which the caller sees as a jump in Seq.
-	Events(ctx context.Context, after uint64, limit int) ([]Event, error)
+	// Events returns up to limit events that the cursor is not past, each
+	// partition's in Seq order; the partitions' logs are interleaved (by
+	// time, roughly), but any prefix of the answer holds a prefix of each.
+	// The store keeps a bounded tail of each log; events older than it are
+	// gone, which the caller sees as a jump in Seq. A cursor past events of
+	// a partition the store does not have gives an error matching
+	// ErrInvalidArgument.
+	Events(ctx context.Context, after Cursor, limit int) ([]Event, error)
 
-	// LastSeq returns the Seq of the newest recorded event, or 0.
-	LastSeq(ctx context.Context) (uint64, error)
+	// Head returns the cursor past the newest recorded event of each
+	// partition: the zero Cursor for an empty log.
+	Head(ctx context.Context) (Cursor, error)
 
 	// ClaimDue claims up to limit entries of the deadline index that are
-	// due at now (At not after now), each at most once per hold: a claimed
+	// due at now (At not after now), each at most once per hold (a store
+	// may claim fewer while more are due: the earliest entry it answers
+	// is then not after now): a claimed
 	// entry is moved to now+hold, so that no other caller gets it before
 	// then, and comes back then if whoever claimed it did not write its
 	// session (a write sets the entries it changes: Change.Due). The
-	// entries are returned earliest first, with the time of the earliest
-	// entry the index holds after the claim (zero: none), for the caller
-	// to come back then.
+	// entries are returned earliest first, each session's with the
+	// session (Due.Session), with the time of the earliest entry the
+	// index holds after the claim (zero: none), for the caller to come
+	// back then.
 	ClaimDue(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]Due, time.Time, error)
 
 	// Reschedule moves the entry of d.ID (a session's, or one of its
@@ -180,9 +190,9 @@ type TokenFinder interface {
 // holds for it (its sockets) disposed of there at once. Without it, an
 // engine sees only the events of its own writes.
 type EventWaiter interface {
-	// WaitEvents returns the Seq of the newest event once the log holds
-	// one with Seq > after, or ctx's error when ctx is done first.
-	WaitEvents(ctx context.Context, after uint64) (uint64, error)
+	// WaitEvents returns the log's Head once the log holds an event that
+	// after is not past, or ctx's error when ctx is done first.
+	WaitEvents(ctx context.Context, after Cursor) (Cursor, error)
 }
 
 // Change is one atomic write of a session: its new version, the
@@ -210,6 +220,10 @@ type Change struct {
 type Due struct {
 	ID string
 	At time.Time
+	// Session is, in ClaimDue's answer and for a session's entry, the
+	// session as stored when it was claimed (nil if it is gone), so that
+	// handling a deadline costs no read of its own. Writes ignore it.
+	Session *Session
 }
 
 // Limit is the per-subject limit a Create enforces.

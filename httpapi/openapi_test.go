@@ -472,7 +472,7 @@ func oaFullStats() wire.StatsResponse {
 
 // oaFullEvent has every field set.
 func oaFullEvent() sessiond.Event {
-	return sessiond.Event{Seq: 1, Type: sessiond.EventResumed, SessionID: "s1", Subject: "u1", Time: time.Now(),
+	return sessiond.Event{Partition: 3, Seq: 1, Type: sessiond.EventResumed, SessionID: "s1", Subject: "u1", Time: time.Now(),
 		State: sessiond.StateActive, Reason: sessiond.EndRevoked, Version: 2, Generation: 1,
 		Connection: "c2", Replaced: []string{"c1"}}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -14,14 +13,16 @@ import (
 
 // events streams lifecycle events as server-sent events:
 //
-//	id: <seq>
+//	id: <cursor>
 //	event: <type>
 //	data: <event JSON>
 //
-// A client that reconnects with Last-Event-ID (or ?after=SEQ) gets what it
-// missed from the store's event log, then live events; after=0 replays the
-// whole retained log. Without either, the stream starts with events recorded
-// from now on.
+// The id is the stream's position after the event (sessiond.Cursor: the
+// Seq on the embedded store, one Seq per partition on Redis), opaque to
+// clients. A client that reconnects with Last-Event-ID (or ?after=ID) gets
+// what it missed from the store's event log, then live events; after=0
+// replays the whole retained log. Without either, the stream starts with
+// events recorded from now on.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	after, err := lastEventID(r)
 	if err != nil {
@@ -73,7 +74,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		switch {
 		case err == nil:
 			data, _ := json.Marshal(ev)
-			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data)
+			// A text/event-stream of digits and dots, an event type of the
+			// engine's and JSON: nothing a browser renders as HTML.
+			fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", sub.Cursor(), ev.Type, data) //nolint:gosec // see above
 		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 			fmt.Fprint(w, ": keep-alive\n\n")
 		default:
@@ -87,7 +90,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-func lastEventID(r *http.Request) (uint64, error) {
+func lastEventID(r *http.Request) (sessiond.Cursor, error) {
 	field, v := "Last-Event-ID", r.Header.Get("Last-Event-ID")
 	if v == "" {
 		field, v = "after", r.URL.Query().Get("after")
@@ -95,9 +98,9 @@ func lastEventID(r *http.Request) (uint64, error) {
 	if v == "" {
 		return sessiond.FromNow, nil
 	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || n == sessiond.FromNow {
-		return 0, sessiond.Errorf(sessiond.CodeInvalidArgument, field, "must be an event sequence number")
+	c, err := sessiond.ParseCursor(v)
+	if err != nil {
+		return sessiond.Cursor{}, sessiond.Errorf(sessiond.CodeInvalidArgument, field, "must be an event id this server sent (or 0)")
 	}
-	return n, nil
+	return c, nil
 }

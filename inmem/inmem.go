@@ -150,30 +150,37 @@ func (s *Store) DeleteLease(ctx context.Context, node string, version uint64) er
 	return nil
 }
 
-// Events implements sessiond.Store.
-func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]sessiond.Event, error) {
+// Events implements sessiond.Store: one partition.
+func (s *Store) Events(ctx context.Context, after sessiond.Cursor, limit int) ([]sessiond.Event, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
+	if err := after.Within(1); err != nil {
+		return nil, err
+	}
 	// Events older than the ring are gone: the caller sees a jump in Seq.
-	out, _ := s.events.After(after, limit)
+	out, _ := s.events.After(after.Seq(0), limit)
 	return out, nil
 }
 
-// LastSeq implements sessiond.Store.
-func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
+// Head implements sessiond.Store.
+func (s *Store) Head(ctx context.Context) (sessiond.Cursor, error) {
 	if err := s.check(ctx); err != nil {
-		return 0, err
+		return sessiond.Cursor{}, err
 	}
-	return s.events.Last(), nil
+	return sessiond.CursorOf(s.events.Last()), nil
 }
 
 // WaitEvents implements sessiond.EventWaiter.
-func (s *Store) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+func (s *Store) WaitEvents(ctx context.Context, after sessiond.Cursor) (sessiond.Cursor, error) {
 	if err := s.check(ctx); err != nil {
-		return 0, err
+		return sessiond.Cursor{}, err
 	}
-	return s.events.Wait(ctx, after)
+	if err := after.Within(1); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	n, err := s.events.Wait(ctx, after.Seq(0))
+	return sessiond.CursorOf(n), err
 }
 
 // Close implements sessiond.Store. Data is dropped.

@@ -29,7 +29,7 @@ func TestEventRetention(t *testing.T) {
 			t.Fatalf("seq %d, want %d", ev[0].Seq, i+1)
 		}
 	}
-	evs, _ := st.Events(ctx, 0, 10)
+	evs, _ := st.Events(ctx, sessiond.Cursor{}, 10)
 	if len(evs) != 3 || evs[0].Seq != 3 || evs[2].Seq != 5 {
 		t.Fatalf("with retention 3 after 5 events, Events(0) = %+v; want seqs 3..5", evs)
 	}

@@ -820,11 +820,15 @@ func (s *Store) DeleteLease(ctx context.Context, node string, version uint64) er
 	})
 }
 
-// Events implements sessiond.Store.
-func (s *Store) Events(ctx context.Context, after uint64, limit int) (_ []sessiond.Event, err error) {
+// Events implements sessiond.Store: one partition.
+func (s *Store) Events(ctx context.Context, cur sessiond.Cursor, limit int) (_ []sessiond.Event, err error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
+	if err := cur.Within(1); err != nil {
+		return nil, err
+	}
+	after := cur.Seq(0)
 	last := s.last.Load()
 	if after >= last || limit <= 0 {
 		return nil, nil
@@ -849,25 +853,30 @@ func (s *Store) Events(ctx context.Context, after uint64, limit int) (_ []sessio
 	return out, it.Error()
 }
 
-// LastSeq implements sessiond.Store.
-func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
+// Head implements sessiond.Store.
+func (s *Store) Head(ctx context.Context) (sessiond.Cursor, error) {
 	if err := s.check(ctx); err != nil {
-		return 0, err
+		return sessiond.Cursor{}, err
 	}
-	return s.last.Load(), nil
+	return sessiond.CursorOf(s.last.Load()), nil
 }
 
 // WaitEvents implements sessiond.EventWaiter. The tail ring holds only
 // events committed since the store opened; the log's newest Seq before
 // that is in last.
-func (s *Store) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+func (s *Store) WaitEvents(ctx context.Context, cur sessiond.Cursor) (sessiond.Cursor, error) {
 	if err := s.check(ctx); err != nil {
-		return 0, err
+		return sessiond.Cursor{}, err
 	}
+	if err := cur.Within(1); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	after := cur.Seq(0)
 	if last := s.last.Load(); last > after {
-		return last, nil
+		return sessiond.CursorOf(last), nil
 	}
-	return s.tail.Wait(ctx, after)
+	n, err := s.tail.Wait(ctx, after)
+	return sessiond.CursorOf(n), err
 }
 
 // Close waits for writes in flight, stops the committer and closes the

@@ -62,7 +62,7 @@ func TestEventRetention(t *testing.T) {
 	}
 	check := func(st *pebble.Store) {
 		t.Helper()
-		evs, err := st.Events(ctx, 0, 10)
+		evs, err := st.Events(ctx, sessiond.Cursor{}, 10)
 		if err != nil || len(evs) != 3 || evs[0].Seq != 3 || evs[2].Seq != 5 {
 			t.Fatalf("with retention 3 after 5 events, Events(0) = %+v, %v; want seqs 3..5", evs, err)
 		}
@@ -77,7 +77,7 @@ func TestEventRetention(t *testing.T) {
 	if _, err := st.Create(ctx, sessiond.Change{Session: s, Events: ev}, sessiond.Limit{}); err != nil || ev[0].Seq != 6 {
 		t.Fatalf("after reopen, next seq %d (%v), want 6", ev[0].Seq, err)
 	}
-	evs, _ := st.Events(ctx, 0, 10)
+	evs, _ := st.Events(ctx, sessiond.Cursor{}, 10)
 	if len(evs) != 3 || evs[0].Seq != 4 {
 		t.Fatalf("trim after reopen: %+v", evs)
 	}

@@ -78,7 +78,7 @@ func TestCorruptRecordQuarantined(t *testing.T) {
 			t.Errorf("session %s, not corrupt, did not load: %v", s.ID, err)
 		}
 	}
-	evs, err := st.Events(ctx, 0, 10)
+	evs, err := st.Events(ctx, sessiond.Cursor{}, 10)
 	if err != nil || len(evs) != 4 || evs[0].Seq != 1 || evs[1].Seq != 3 {
 		t.Errorf("Events after quarantine = %+v, %v; want seqs 1, 3, 4, 5", evs, err)
 	}

@@ -69,26 +69,23 @@
 // the id of a session carries that shard (NewID), so Get finds its
 // partition from the id. keys.go lays the keys out.
 //
-// There is ONE partition for now: the Store port promises one gap-free
-// event sequence over all sessions (Events, LastSeq), which a store split
-// over slots cannot keep, so the event log and its counter share the slot
-// of every session. A single slot is a single Redis node: in a cluster,
-// the store lives on one master. The key functions and the reads over all
-// sessions already take or visit every partition, and ids outside their
-// home partition are already claimed there (tested with four partitions),
-// so more partitions wait only for the event port to change (a sequence
-// per partition and an opaque cursor: docs/design.md).
+// There are 16 partitions (keys.go), so a Redis Cluster spreads them over
+// its masters. Each keeps the event log of its sessions (a stream, and its
+// counter) in its slot: an event's position is its partition and its Seq
+// there, and a sessiond.Cursor holds one Seq per partition. Ids outside
+// their home partition are claimed there (Create).
 //
 // What the operations cost, in round trips: Get one (the session's record
 // and the count of its connections, pipelined); Update one (the script);
 // Create one, or three if it evicts (the script answers with the
 // oldest sessions' ids, which are read, then sent again with their
 // ending versions; two more each time they changed in between), plus two (claim, and a release if
-// refused) for an id outside its home partition, which one partition
-// never has; Delete two (the subject, for the keys, then the script); Live
+// refused) for a caller-chosen id outside its home partition (ids the
+// engine makes never are); Delete two (the subject, for the keys, then the script); Live
 // and FindDevice two (the index, then the sessions, pipelined); List two
 // per partition at most (the index, then the sessions); Stats, ConnNodes,
-// Leases, Conns, Conn, Events and LastSeq one.
+// Leases, Conns, Conn, Events, Head and ClaimDue one (pipelined over the
+// partitions where they span them).
 //
 // A limit that evicts is enforced in the script, but the evicted sessions
 // are moved to ending by sessiond.Ending, in Go: the script refuses with
@@ -96,8 +93,8 @@
 // again with their ending versions, each applied only if its session is
 // still the oldest and at the version read. Scripts touch only the keys
 // they are given (KEYS), as Redis Cluster asks. Events are appended to a stream trimmed to about
-// StoreOptions.EventRetention entries (MAXLEN ~), entry id <seq>-0, their
-// Seq from a counter in the same slot. The store never uses KEYS, SCAN or
+// StoreOptions.EventRetention entries shared among the partitions (MAXLEN ~),
+// entry id <seq>-0, their Seq from a counter in the same slot. The store never uses KEYS, SCAN or
 // keyspace notifications, nor Redis's expiry: leases are compare-and-sets
 // on a version, and the engine's clock decides what has expired.
 package redis

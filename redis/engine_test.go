@@ -189,16 +189,16 @@ func (rs relayedStore) DeleteLease(ctx context.Context, node string, version uin
 	return err
 }
 
-func (rs relayedStore) Events(ctx context.Context, after uint64, limit int) (v []sessiond.Event, err error) {
+func (rs relayedStore) Events(ctx context.Context, after sessiond.Cursor, limit int) (v []sessiond.Event, err error) {
 	if rerr := rs.r.do(ctx, func(ctx context.Context) { v, err = rs.s.Events(ctx, after, limit) }); rerr != nil {
 		return nil, rerr
 	}
 	return v, err
 }
 
-func (rs relayedStore) LastSeq(ctx context.Context) (v uint64, err error) {
-	if rerr := rs.r.do(ctx, func(ctx context.Context) { v, err = rs.s.LastSeq(ctx) }); rerr != nil {
-		return 0, rerr
+func (rs relayedStore) Head(ctx context.Context) (v sessiond.Cursor, err error) {
+	if rerr := rs.r.do(ctx, func(ctx context.Context) { v, err = rs.s.Head(ctx) }); rerr != nil {
+		return sessiond.Cursor{}, rerr
 	}
 	return v, err
 }
@@ -237,22 +237,22 @@ func TestEngineSentinel(t *testing.T) {
 // WaitEvents looks at the log.
 const relayPoll = time.Second
 
-// WaitEvents polls the log's newest Seq through the relay every relayPoll
-// of the bubble's time: the store's own WaitEvents blocks in Redis, and a
-// call in flight through the relay keeps the bubble's time from moving.
-// The store's WaitEvents itself is checked by the store suite.
-func (rs relayedStore) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+// WaitEvents polls the logs' heads through the relay every relayPoll of
+// the bubble's time: the store's own WaitEvents waits on the real clock,
+// and a call in flight through the relay keeps the bubble's time from
+// moving. The store's WaitEvents itself is checked by the store suite.
+func (rs relayedStore) WaitEvents(ctx context.Context, after sessiond.Cursor) (sessiond.Cursor, error) {
 	for {
-		last, err := rs.LastSeq(ctx)
-		if err != nil || last > after {
-			return last, err
+		head, err := rs.Head(ctx)
+		if err != nil || after.Behind(head) {
+			return head, err
 		}
 		t := time.NewTimer(relayPoll)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return 0, ctx.Err()
+			return sessiond.Cursor{}, ctx.Err()
 		}
 	}
 }

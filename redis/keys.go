@@ -9,18 +9,18 @@ import (
 )
 
 // partitions is how many partitions the store spreads sessions over: one
-// Redis Cluster hash slot each. A subject's sessions, its indexes and its
-// limit live in one partition (SubjectShard(subject) % partitions), so
-// every write is a script over the keys of one slot.
-//
-// It is 1 because the Store port still promises one gap-free event
-// sequence over all sessions (Events, LastSeq), which only one slot can
-// keep: the event log and its counter live in the partition with the
-// sessions. Every key function takes the partition, and every read that
-// spans sessions (List, Stats, NodeConns, ConnNodes) already visits each
-// partition, so more partitions need only the event port to change (a
-// sequence per partition and an opaque cursor).
-const partitions = 1
+// Redis Cluster hash slot each, so that a cluster spreads them over its
+// masters. A subject's sessions, its indexes, its limit, and the deadlines
+// and event log of its sessions live in one partition
+// (SubjectShard(subject) % partitions), so every write is a script over
+// the keys of one slot. Every read that spans sessions (Events, Head,
+// ClaimDue, List, Stats, NodeConns, ConnNodes) visits each partition,
+// pipelined: 16 keeps that one round trip of small commands.
+const partitions = 16
+
+// minPartitionRetention is the fewest events a partition's stream keeps:
+// StoreOptions.EventRetention is shared among the partitions.
+const minPartitionRetention = 1000
 
 // keys names a store's keys. Every key of partition p carries the hash tag
 // {p}, so the keys of one partition share a slot:

@@ -13,10 +13,10 @@ import (
 	"github.com/sessiond/sessiond/sessiondtest"
 )
 
-// testPartitions checks what one partition leaves untested: sessions
-// spread over several partitions (slots), ids claimed outside their home
-// partition, and the reads that visit every partition. The event log is
-// not checked: with several partitions, each keeps its own.
+// testPartitions checks partitioning with few partitions, so that each
+// holds several subjects: sessions spread over partitions (slots), ids
+// claimed outside their home partition, and the reads that visit every
+// partition. (The conformance suites run with the store's 16.)
 func testPartitions(t *testing.T, c *Client) {
 	const n = 4
 	newStore := func(t *testing.T) *Store {

@@ -75,7 +75,6 @@ func (b bounded) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueid
 type Store struct {
 	c      *Client
 	rc     rueidis.Client // bounded by the op timeout
-	block  rueidis.Client // for blocking reads (WaitEvents)
 	k      keys
 	maxlen string
 	own    bool // Close closes c
@@ -130,7 +129,9 @@ func NewStore(c *Client, opts StoreOptions) (*Store, error) {
 	if opts.OpTimeout == 0 {
 		opts.OpTimeout = DefaultOpTimeout
 	}
-	return &Store{c: c, rc: bounded{c.rc, opts.OpTimeout}, block: c.rc, k: keys{prefix: opts.KeyPrefix, n: partitions}, maxlen: strconv.Itoa(opts.EventRetention)}, nil
+	// Each partition's stream keeps its share of the retention.
+	maxlen := max(minPartitionRetention, (opts.EventRetention+partitions-1)/partitions)
+	return &Store{c: c, rc: bounded{c.rc, opts.OpTimeout}, k: keys{prefix: opts.KeyPrefix, n: partitions}, maxlen: strconv.Itoa(maxlen)}, nil
 }
 
 // Ping checks that Redis answers (every node of a cluster), for readiness.
@@ -240,15 +241,16 @@ func eventArgs(args []string, lists ...[]sessiond.Event) []string {
 	return args
 }
 
-// numberEvents writes Seqs from first on into the lists, in order.
-func numberEvents(op, first string, lists ...[]sessiond.Event) error {
+// numberEvents writes partition p and Seqs from first on into the lists,
+// in order.
+func numberEvents(op string, p int, first string, lists ...[]sessiond.Event) error {
 	seq, err := strconv.ParseUint(first, 10, 64)
 	if err != nil {
 		return fault(op, fmt.Errorf("bad Seq %q from the script", first))
 	}
 	for _, l := range lists {
 		for i := range l {
-			l[i].Seq = seq
+			l[i].Partition, l[i].Seq = p, seq
 			seq++
 		}
 	}
@@ -279,8 +281,8 @@ func checkConns(sessionID string, puts []sessiond.Connection, drops []string) er
 // Create implements sessiond.Store. The session goes to its subject's
 // partition. An id whose home partition (keys.homePartition) is another is
 // first claimed there, so that two creates of one id meet in one slot;
-// a create refused after its claim releases it. (With one partition no
-// id needs a claim.) A create whose outcome is unknown (a fault) keeps
+// a create refused after its claim releases it. (Ids the engine makes
+// are in their subject's partition and need no claim.) A create whose outcome is unknown (a fault) keeps
 // its claim: the id stays taken rather than risk two sessions with it.
 func (s *Store) Create(ctx context.Context, c sessiond.Change, lim sessiond.Limit) ([]*sessiond.Session, error) {
 	if err := s.check(ctx); err != nil {
@@ -350,7 +352,7 @@ func (s *Store) create(ctx context.Context, p int, c sessiond.Change, lim sessio
 			if len(out) < 2 {
 				return nil, fault("create", errors.New("no Seq from the script"))
 			}
-			return evicted, numberEvents("create", out[1], evEvents, c.Events)
+			return evicted, numberEvents("create", p, out[1], evEvents, c.Events)
 		case "EVICT":
 			olds, err := s.readSessions(ctx, p, out[1:])
 			if err != nil {
@@ -400,7 +402,7 @@ func (s *Store) Update(ctx context.Context, c sessiond.Change) error {
 	if out[0] != "OK" || len(out) < 2 {
 		return refusal("update", out[0])
 	}
-	return numberEvents("update", out[1], c.Events)
+	return numberEvents("update", p, out[1], c.Events)
 }
 
 // locate returns the partition of the session with the id, and the value
@@ -468,7 +470,8 @@ func (s *Store) Delete(ctx context.Context, id string, version uint64) error {
 }
 
 // ClaimDue implements sessiond.Store: one script per partition, each over
-// that partition's deadline index, pipelined.
+// that partition's deadline index, pipelined; then the claimed sessions'
+// records, pipelined (a session's entry is in its session's partition).
 func (s *Store) ClaimDue(ctx context.Context, now time.Time, hold time.Duration, limit int) ([]sessiond.Due, time.Time, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, time.Time{}, err
@@ -483,7 +486,9 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, hold time.Duration,
 	}
 	var out []sessiond.Due
 	var next time.Time
-	for _, r := range claimDueScript.ExecMulti(ctx, s.rc, execs...) {
+	var reads rueidis.Commands
+	var readOf []int // reads[2k], reads[2k+1] are for out[readOf[k]]
+	for p, r := range claimDueScript.ExecMulti(ctx, s.rc, execs...) {
 		a, err := r.AsStrSlice()
 		if err != nil {
 			return out, next, fault("claim due", err)
@@ -496,7 +501,22 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, hold time.Duration,
 		}
 		for i := 1; i < len(a); i += 2 {
 			t, _ := scoreTime(a[i+1])
+			if sessiond.ValidID(a[i]) {
+				reads = append(reads,
+					s.rc.B().Hget().Key(s.k.session(p, a[i])).Field("d").Build(),
+					s.rc.B().Hlen().Key(s.k.conns(p, a[i])).Build())
+				readOf = append(readOf, len(out))
+			}
 			out = append(out, sessiond.Due{ID: a[i], At: t})
+		}
+	}
+	if len(reads) > 0 {
+		res := s.rc.DoMulti(ctx, reads...)
+		for k, i := range readOf {
+			// A read that failed leaves Session nil: the engine reads it.
+			if v, err := sessionFrom(res[2*k], res[2*k+1]); err == nil {
+				out[i].Session = v
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b sessiond.Due) int { return a.At.Compare(b.At) })
@@ -546,8 +566,9 @@ func decodeSession(d string, conns int64) (*sessiond.Session, error) {
 }
 
 // Get implements sessiond.Store: one round trip (the record and the
-// number of connections, pipelined) for a session in its id's home
-// partition, which is every session with one partition.
+// number of connections, pipelined, with the claim of a caller-chosen id
+// stored elsewhere) for a session in its id's home partition, and one
+// more for a session its claim sends to another.
 func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
@@ -1031,74 +1052,113 @@ func (s *Store) DeleteLease(ctx context.Context, node string, version uint64) er
 	return nil
 }
 
-// eventPartition holds the event log and its sequence: the only one.
-const eventPartition = 0
-
-// Events implements sessiond.Store: one XRANGE on the log's stream.
-func (s *Store) Events(ctx context.Context, after uint64, limit int) ([]sessiond.Event, error) {
+// Events implements sessiond.Store: one XRANGE per partition's stream,
+// pipelined, merged by time (each partition's events in their order).
+func (s *Store) Events(ctx context.Context, after sessiond.Cursor, limit int) ([]sessiond.Event, error) {
 	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := after.Within(s.k.n); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
 		return nil, nil
 	}
-	start := "(" + strconv.FormatUint(after, 10) + "-0"
-	entries, err := s.rc.Do(ctx, s.rc.B().Xrange().Key(s.k.events(eventPartition)).Start(start).End("+").Count(int64(limit)).Build()).AsXRange()
-	if err != nil {
-		return nil, fault("events", err)
+	cmds := make(rueidis.Commands, s.k.n)
+	for p := range s.k.n {
+		start := "(" + strconv.FormatUint(after.Seq(p), 10) + "-0"
+		cmds[p] = s.rc.B().Xrange().Key(s.k.events(p)).Start(start).End("+").Count(int64(limit)).Build()
 	}
-	out := make([]sessiond.Event, 0, len(entries))
-	for _, e := range entries {
-		seq, _, _ := strings.Cut(e.ID, "-")
-		n, err := strconv.ParseUint(seq, 10, 64)
+	lists := make([][]sessiond.Event, s.k.n)
+	for p, r := range s.rc.DoMulti(ctx, cmds...) {
+		entries, err := r.AsXRange()
 		if err != nil {
-			return nil, fault("events", fmt.Errorf("bad entry id %q", e.ID))
+			return nil, fault("events", err)
 		}
-		ev, err := codec.DecodeEvent([]byte(e.FieldValues["e"]), n)
-		if err != nil {
-			return nil, fault("events", fmt.Errorf("event %d: %w", n, err))
-		}
-		out = append(out, ev)
-	}
-	return out, nil
-}
-
-// waitBlock is how long one XREAD of WaitEvents blocks: how late it may
-// see its ctx done.
-const waitBlock = time.Second
-
-// WaitEvents implements sessiond.EventWaiter: the counter, then an XREAD
-// that blocks on the log's stream for entries after after (rueidis runs
-// blocking commands on connections of their own, apart from the
-// pipelined ones), waitBlock at a time so that ctx is seen.
-func (s *Store) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
-	start := strconv.FormatUint(after, 10) + "-0"
-	for {
-		last, err := s.LastSeq(ctx)
-		if err != nil || last > after {
-			return last, err
-		}
-		cmd := s.rc.B().Xread().Count(1).Block(waitBlock.Milliseconds()).Streams().Key(s.k.events(eventPartition)).Id(start).Build()
-		if _, err := s.block.Do(ctx, cmd).AsXRead(); err != nil && !rueidis.IsRedisNil(err) {
-			if ctx.Err() != nil {
-				return 0, ctx.Err()
+		for _, e := range entries {
+			seq, _, _ := strings.Cut(e.ID, "-")
+			n, err := strconv.ParseUint(seq, 10, 64)
+			if err != nil {
+				return nil, fault("events", fmt.Errorf("bad entry id %q", e.ID))
 			}
-			return 0, fault("wait events", err)
+			ev, err := codec.DecodeEvent([]byte(e.FieldValues["e"]), n)
+			if err != nil {
+				return nil, fault("events", fmt.Errorf("event %d of partition %d: %w", n, p, err))
+			}
+			ev.Partition = p
+			lists[p] = append(lists[p], ev)
+		}
+	}
+	return mergeEvents(lists, limit), nil
+}
+
+// mergeEvents interleaves the partitions' events by time, keeping each
+// partition's in its order, and returns the first limit.
+func mergeEvents(lists [][]sessiond.Event, limit int) []sessiond.Event {
+	var out []sessiond.Event
+	for len(out) < limit {
+		best := -1
+		for p, l := range lists {
+			if len(l) > 0 && (best < 0 || l[0].Time.Before(lists[best][0].Time)) {
+				best = p
+			}
+		}
+		if best < 0 {
+			break
+		}
+		out = append(out, lists[best][0])
+		lists[best] = lists[best][1:]
+	}
+	return out
+}
+
+// waitPoll is how often WaitEvents reads the logs' heads: how late a node
+// learns of another node's events at most (a revoke through another node
+// closes the sockets this one holds within it). A blocking XREAD cannot
+// wait on the streams of several slots at once in a Redis Cluster.
+const waitPoll = 20 * time.Millisecond
+
+// WaitEvents implements sessiond.EventWaiter: the logs' heads, every
+// waitPoll until one is past after.
+func (s *Store) WaitEvents(ctx context.Context, after sessiond.Cursor) (sessiond.Cursor, error) {
+	if err := after.Within(s.k.n); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	t := time.NewTicker(waitPoll)
+	defer t.Stop()
+	for {
+		head, err := s.Head(ctx)
+		if err != nil || after.Behind(head) {
+			return head, err
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return sessiond.Cursor{}, ctx.Err()
 		}
 	}
 }
 
-// LastSeq implements sessiond.Store: one HGET of the counter.
-func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
+// Head implements sessiond.Store: one HGET of each partition's counter,
+// pipelined.
+func (s *Store) Head(ctx context.Context) (sessiond.Cursor, error) {
 	if err := s.check(ctx); err != nil {
-		return 0, err
+		return sessiond.Cursor{}, err
 	}
-	v, err := s.rc.Do(ctx, s.rc.B().Hget().Key(s.k.stats(eventPartition)).Field("seq").Build()).AsUint64()
-	if rueidis.IsRedisNil(err) {
-		return 0, nil
+	cmds := make(rueidis.Commands, s.k.n)
+	for p := range s.k.n {
+		cmds[p] = s.rc.B().Hget().Key(s.k.stats(p)).Field("seq").Build()
 	}
-	if err != nil {
-		return 0, fault("last seq", err)
+	seqs := make([]uint64, s.k.n)
+	for p, r := range s.rc.DoMulti(ctx, cmds...) {
+		v, err := r.AsUint64()
+		if rueidis.IsRedisNil(err) {
+			continue
+		}
+		if err != nil {
+			return sessiond.Cursor{}, fault("head", err)
+		}
+		seqs[p] = v
 	}
-	return v, nil
+	return sessiond.CursorOf(seqs...), nil
 }

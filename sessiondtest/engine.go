@@ -228,7 +228,7 @@ func (e *env) conns(id string) []sessiond.Connection {
 // events returns every event recorded so far, from the store's log.
 func (e *env) events() []sessiond.Event {
 	e.t.Helper()
-	evs, err := e.store.Events(context.Background(), 0, 100000)
+	evs, err := e.store.Events(context.Background(), sessiond.Cursor{}, 100000)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func (c *countingStore) FindToken(ctx context.Context, h sessiond.TokenHash) (*s
 	return findToken(ctx, c.Store, h)
 }
 
-func (c *countingStore) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+func (c *countingStore) WaitEvents(ctx context.Context, after sessiond.Cursor) (sessiond.Cursor, error) {
 	return waitEvents(ctx, c.Store, after)
 }
 

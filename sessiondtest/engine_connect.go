@@ -509,7 +509,7 @@ func (p *attachProbe) FindToken(ctx context.Context, h sessiond.TokenHash) (*ses
 	return findToken(ctx, p.Store, h)
 }
 
-func (p *attachProbe) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+func (p *attachProbe) WaitEvents(ctx context.Context, after sessiond.Cursor) (sessiond.Cursor, error) {
 	return waitEvents(ctx, p.Store, after)
 }
 

@@ -26,13 +26,20 @@ func testEventsInOrder(t *testing.T, h Harness) {
 		}
 		var got []string
 		var last uint64
+		var afterFirst sessiond.Cursor
 		for len(got) < 4 {
 			ev, err := sub.Next(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ev.Seq <= last {
-				t.Fatalf("seq %d after %d", ev.Seq, last)
+				t.Fatalf("seq %d after %d in one session's partition", ev.Seq, last)
+			}
+			if !sub.Cursor().Covers(ev) {
+				t.Fatalf("the subscription's cursor %v is not past the event it returned (%d/%d)", sub.Cursor(), ev.Partition, ev.Seq)
+			}
+			if len(got) == 0 {
+				afterFirst = sub.Cursor()
 			}
 			last = ev.Seq
 			got = append(got, string(ev.Type))
@@ -41,33 +48,42 @@ func testEventsInOrder(t *testing.T, h Harness) {
 			t.Fatalf("events %v", got)
 		}
 
-		// Resume from a Seq: the missed events are replayed from the log,
-		// then live ones follow.
-		resumed, err := e.m.Subscribe(t.Context(), 1)
+		// Resume from a cursor: the missed events are replayed from the
+		// log, then live ones follow.
+		resumed, err := e.m.Subscribe(t.Context(), afterFirst)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resumed.Close()
-		e.create("bob")
+		bob := e.create("bob")
 		var again []string
 		for len(again) < 4 {
 			ev, err := resumed.Next(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
-			again = append(again, fmt.Sprintf("%d:%s", ev.Seq, ev.Type))
+			who := "alice"
+			if ev.SessionID == bob.Session.ID {
+				who = "bob"
+			}
+			again = append(again, who+":"+string(ev.Type))
 		}
-		if fmt.Sprint(again) != "[2:rotated 3:ending 4:ended 5:created]" {
+		if fmt.Sprint(again) != "[alice:rotated alice:ending alice:ended bob:created]" {
 			t.Fatalf("resumed stream %v", again)
 		}
-		// After 0: the whole retained log.
-		whole, err := e.m.Subscribe(t.Context(), 0)
+		// From the zero cursor: the whole retained log.
+		whole, err := e.m.Subscribe(t.Context(), sessiond.Cursor{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer whole.Close()
 		if ev, err := whole.Next(t.Context()); err != nil || ev.Seq != 1 || ev.Type != sessiond.EventCreated {
-			t.Fatalf("Subscribe(0) starts with %+v, %v; want the first event", ev, err)
+			t.Fatalf("Subscribe(0) starts with %+v, %v; want a first event", ev, err)
+		}
+		// A cursor of another deployment is refused.
+		_, err = e.m.Subscribe(t.Context(), sessiond.CursorOf(append(make([]uint64, sessiond.MaxCursorPartitions-1), 1)...))
+		if !errors.Is(err, sessiond.ErrInvalidArgument) {
+			t.Fatalf("Subscribe(a cursor naming partition %d) = %v; want invalid_argument", sessiond.MaxCursorPartitions-1, err)
 		}
 	})
 }

@@ -32,19 +32,19 @@ func (f *FaultyStore) FindToken(ctx context.Context, h sessiond.TokenHash) (*ses
 }
 
 // WaitEvents passes on the wrapped store's EventWaiter, if it has one.
-func (f *FaultyStore) WaitEvents(ctx context.Context, after uint64) (uint64, error) {
+func (f *FaultyStore) WaitEvents(ctx context.Context, after sessiond.Cursor) (sessiond.Cursor, error) {
 	return waitEvents(ctx, f.Store, after)
 }
 
 // waitEvents is the WaitEvents of a store wrapper: the wrapped store's,
 // or, for a store that has none, a wait for ctx (no event is ever seen
 // coming, as the engine treats such a store).
-func waitEvents(ctx context.Context, st sessiond.Store, after uint64) (uint64, error) {
+func waitEvents(ctx context.Context, st sessiond.Store, after sessiond.Cursor) (sessiond.Cursor, error) {
 	if w, ok := st.(sessiond.EventWaiter); ok {
 		return w.WaitEvents(ctx, after)
 	}
 	<-ctx.Done()
-	return 0, ctx.Err()
+	return sessiond.Cursor{}, ctx.Err()
 }
 
 // findToken is the FindToken of a store wrapper: the wrapped store's, or

@@ -285,7 +285,7 @@ func testUpdateCAS(t *testing.T, st sessiond.Store) {
 	wantErr(t, err, sessiond.ErrConflict, "Update(stale version)")
 	got, _ := st.Get(ctx, s.ID)
 	SameSession(t, got, stale)
-	if evs, _ := st.Events(ctx, 0, 10); len(evs) != 1 {
+	if evs, _ := st.Events(ctx, sessiond.Cursor{}, 10); len(evs) != 1 {
 		t.Fatalf("a refused update recorded events: %+v", evs)
 	}
 	ghost, _ := NewSession("alice", Epoch)
@@ -317,7 +317,7 @@ func testUpdateRace(t *testing.T, st sessiond.Store) {
 	if wins != 1 {
 		t.Fatalf("%d racing updates from one version succeeded, want exactly 1", wins)
 	}
-	if evs, _ := st.Events(ctx, 0, 100); len(evs) != 2 {
+	if evs, _ := st.Events(ctx, sessiond.Cursor{}, 100); len(evs) != 2 {
 		t.Fatalf("got %d events, want 2 (created and the one winning update)", len(evs))
 	}
 }
@@ -443,7 +443,7 @@ func testLimitEvict(t *testing.T, st sessiond.Store) {
 		}
 	}
 	// Each eviction recorded an ending event before the create that caused it.
-	evs, _ := st.Events(ctx, 0, 1000)
+	evs, _ := st.Events(ctx, sessiond.Cursor{}, 1000)
 	pos := map[string]int{}
 	for i, e := range evs {
 		pos[string(e.Type)+"/"+e.SessionID] = i
@@ -610,22 +610,23 @@ func testWaitEvents(t *testing.T, st sessiond.Store) {
 	ctx := context.Background()
 	done, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := w.WaitEvents(done, 0); !errors.Is(err, context.Canceled) {
+	if _, err := w.WaitEvents(done, sessiond.Cursor{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("WaitEvents(cancelled, 0) on an empty log = %v; want context.Canceled", err)
 	}
 	s, _ := NewSession("alice", Epoch)
 	mustCreate(t, st, s)
-	if last, err := w.WaitEvents(ctx, 0); err != nil || last != 1 {
-		t.Fatalf("WaitEvents(0) after one event = %d, %v; want 1 at once", last, err)
+	one, err := w.WaitEvents(ctx, sessiond.Cursor{})
+	if err != nil || !(sessiond.Cursor{}).Behind(one) {
+		t.Fatalf("WaitEvents(0) after one event = %v, %v; want a head past it at once", one, err)
 	}
 	type result struct {
-		last uint64
+		head sessiond.Cursor
 		err  error
 	}
 	got := make(chan result, 1)
 	go func() {
-		last, err := w.WaitEvents(ctx, 1)
-		got <- result{last, err}
+		head, err := w.WaitEvents(ctx, one)
+		got <- result{head, err}
 	}()
 	n := next(s, func(n *sessiond.Session) { n.LastActive = Epoch.Add(time.Second) })
 	if err := st.Update(ctx, sessiond.Change{Session: n, Events: []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID, Subject: "alice", Version: 2}}}); err != nil {
@@ -633,18 +634,31 @@ func testWaitEvents(t *testing.T, st sessiond.Store) {
 	}
 	select {
 	case r := <-got:
-		if r.err != nil || r.last != 2 {
-			t.Fatalf("WaitEvents(1) across a write = %d, %v; want 2", r.last, r.err)
+		if r.err != nil || !one.Behind(r.head) {
+			t.Fatalf("WaitEvents(%v) across a write = %v, %v; want a head past it", one, r.head, r.err)
 		}
 	case <-time.After(EventuallyTimeout):
 		t.Fatalf("WaitEvents(1) still waiting %v after the log grew to 2", EventuallyTimeout)
 	}
 }
 
+// checkSeqs fails t unless each partition's events, read from the log's
+// beginning, are numbered 1, 2, 3... in order.
+func checkSeqs(t testing.TB, evs []sessiond.Event) {
+	t.Helper()
+	last := map[int]uint64{}
+	for i, e := range evs {
+		if e.Seq != last[e.Partition]+1 {
+			t.Fatalf("event %d is Seq %d of partition %d after Seq %d: want 1, 2, 3... without gaps in each partition", i, e.Seq, e.Partition, last[e.Partition])
+		}
+		last[e.Partition] = e.Seq
+	}
+}
+
 func testEvents(t *testing.T, st sessiond.Store) {
 	ctx := context.Background()
-	if last, err := st.LastSeq(ctx); err != nil || last != 0 {
-		t.Fatalf("LastSeq of an empty store = %d, %v", last, err)
+	if head, err := st.Head(ctx); err != nil || (sessiond.Cursor{}).Behind(head) {
+		t.Fatalf("Head of an empty store = %v, %v", head, err)
 	}
 	var wg sync.WaitGroup
 	for i := range 40 {
@@ -658,50 +672,71 @@ func testEvents(t *testing.T, st sessiond.Store) {
 			if evs[0].Seq == 0 {
 				t.Error("Create did not assign the event's Seq")
 			}
+			if p := evs[0].Partition; p < 0 {
+				t.Errorf("Create assigned partition %d", p)
+			}
 			r := next(s, nil)
 			ev := []sessiond.Event{{Type: sessiond.EventRotated, SessionID: s.ID, Subject: s.Subject, Version: 2}}
 			if err := st.Update(ctx, sessiond.Change{Session: r, Events: ev}); err != nil {
 				t.Error(err)
 			}
-			if ev[0].Seq <= evs[0].Seq {
-				t.Errorf("update's event Seq %d not after create's %d", ev[0].Seq, evs[0].Seq)
+			if ev[0].Partition != evs[0].Partition || ev[0].Seq <= evs[0].Seq {
+				t.Errorf("update's event %d/%d not after create's %d/%d in its partition", ev[0].Partition, ev[0].Seq, evs[0].Partition, evs[0].Seq)
 			}
 		})
 	}
 	wg.Wait()
-	all, err := st.Events(ctx, 0, 1000)
+	all, err := st.Events(ctx, sessiond.Cursor{}, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != 80 {
 		t.Fatalf("got %d events, want 80", len(all))
 	}
+	checkSeqs(t, all)
 	perSession := map[string][]sessiond.EventType{}
+	var mid sessiond.Cursor // past the first 40
 	for i, e := range all {
-		if e.Seq != uint64(i+1) {
-			t.Fatalf("event %d has Seq %d: want 1, 2, 3... without gaps", i, e.Seq)
-		}
 		perSession[e.SessionID] = append(perSession[e.SessionID], e.Type)
+		if i < 40 {
+			mid = mid.After(e)
+		}
 	}
 	for id, types := range perSession {
 		if !slices.Equal(types, []sessiond.EventType{sessiond.EventCreated, sessiond.EventRotated}) {
 			t.Fatalf("session %s events out of order: %v", id, types)
 		}
 	}
-	if last, _ := st.LastSeq(ctx); last != 80 {
-		t.Fatalf("LastSeq = %d, want 80", last)
+	head, _ := st.Head(ctx)
+	var end sessiond.Cursor
+	for _, e := range all {
+		end = end.After(e)
 	}
-	tail, err := st.Events(ctx, 77, 10)
-	if err != nil || len(tail) != 3 || tail[0].Seq != 78 {
-		t.Fatalf("Events(after 77) = %+v, %v; want the 3 events from Seq 78", tail, err)
+	if head.Behind(end) || end.Behind(head) {
+		t.Fatalf("Head = %v, want %v: past the 80 events", head, end)
 	}
-	limited, _ := st.Events(ctx, 10, 5)
-	if len(limited) != 5 || limited[0].Seq != 11 || limited[4].Seq != 15 {
-		t.Fatalf("Events(after 10, limit 5) wrong: %+v", limited)
+	// From a cursor: the events it is not past, once each.
+	rest, err := st.Events(ctx, mid, 100)
+	if err != nil || len(rest) != 40 {
+		t.Fatalf("Events(past the first 40) = %d events, %v; want 40", len(rest), err)
 	}
-	if none, _ := st.Events(ctx, 80, 10); len(none) != 0 {
-		t.Fatalf("Events(after last) = %d events", len(none))
+	for _, e := range rest {
+		if mid.Covers(e) {
+			t.Fatalf("Events(%v) returned %d/%d, which it is past", mid, e.Partition, e.Seq)
+		}
 	}
+	// A limited read is a prefix of each partition's log.
+	limited, _ := st.Events(ctx, sessiond.Cursor{}, 5)
+	if len(limited) != 5 {
+		t.Fatalf("Events(limit 5) = %d events", len(limited))
+	}
+	checkSeqs(t, limited)
+	if none, _ := st.Events(ctx, head, 10); len(none) != 0 {
+		t.Fatalf("Events(Head) = %d events", len(none))
+	}
+	foreign := sessiond.CursorOf(append(make([]uint64, sessiond.MaxCursorPartitions-1), 1)...)
+	_, err = st.Events(ctx, foreign, 10)
+	wantErr(t, err, sessiond.ErrInvalidArgument, "Events(a cursor of another deployment)")
 	e := all[0]
 	if e.Type != sessiond.EventCreated || e.SessionID == "" || e.Subject == "" || !e.Time.Equal(Epoch) || e.State != sessiond.StateActive || e.Version != 1 {
 		t.Fatalf("event fields not kept: %+v", e)
@@ -737,7 +772,7 @@ func testEventsFollowChanges(t *testing.T, st sessiond.Store) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	var after uint64
+	var after sessiond.Cursor
 	seen := 0
 	for finished := false; ; {
 		select {
@@ -759,7 +794,7 @@ func testEventsFollowChanges(t *testing.T, st sessiond.Store) {
 				<-done
 				t.Fatalf("after Events returned event %d (%s of session %s at version %d), Get gave version %d, %v: the event was readable before its change", e.Seq, e.Type, e.SessionID, e.Version, v, err)
 			}
-			after = e.Seq
+			after = after.After(e)
 			seen++
 		}
 		if finished && len(evs) == 0 {
@@ -853,25 +888,25 @@ func testReopen(t *testing.T, st sessiond.Store, reopen func(testing.TB, session
 	if len(live) != 1 || live[0].ID != a.ID {
 		t.Fatalf("live index after reopen: %v", ids(live))
 	}
-	evs, _ := st.Events(ctx, 0, 10)
+	evs, _ := st.Events(ctx, sessiond.Cursor{}, 10)
+	checkSeqs(t, evs)
 	var types []sessiond.EventType
-	for i, e := range evs {
-		if e.Seq != uint64(i+1) {
-			t.Fatalf("event %d after reopen has Seq %d", i, e.Seq)
-		}
+	var end sessiond.Cursor
+	for _, e := range evs {
 		types = append(types, e.Type)
+		end = end.After(e)
 	}
 	if want := []sessiond.EventType{sessiond.EventCreated, sessiond.EventRotated, sessiond.EventCreated, sessiond.EventCreated}; !slices.Equal(types, want) {
 		t.Fatalf("events after reopen: %v, want %v", types, want)
 	}
-	if last, _ := st.LastSeq(ctx); last != 4 {
-		t.Fatalf("LastSeq after reopen = %d, want 4", last)
+	if head, _ := st.Head(ctx); head.Behind(end) || end.Behind(head) {
+		t.Fatalf("Head after reopen = %v, want %v", head, end)
 	}
 	// New events continue the sequence.
 	d, _ := NewSession("dave", Epoch)
 	ev := created(d)
-	if _, err := st.Create(ctx, sessiond.Change{Session: d, Events: ev}, sessiond.Limit{}); err != nil || ev[0].Seq != 5 {
-		t.Fatalf("create after reopen: seq %d, %v; want 5", ev[0].Seq, err)
+	if _, err := st.Create(ctx, sessiond.Change{Session: d, Events: ev}, sessiond.Limit{}); err != nil || ev[0].Seq != end.Seq(ev[0].Partition)+1 {
+		t.Fatalf("create after reopen: %d/%d, %v; want the next Seq after %v", ev[0].Partition, ev[0].Seq, err, end)
 	}
 	return st
 }

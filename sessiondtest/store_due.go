@@ -77,6 +77,15 @@ func testDueIndex(t *testing.T, st sessiond.Store) {
 		t.Fatalf("after a claim the earliest entry is at %v, want the claim's end %v", next, connAt.Add(hold))
 	}
 	wantClaim(t, st, connAt.Add(hold), vnc.ID)
+	// A session's entry comes with the session as stored.
+	due, _, err := st.ClaimDue(ctx, at, hold, 1000)
+	i := slices.IndexFunc(due, func(d sessiond.Due) bool { return d.ID == s.ID })
+	if err != nil || i < 0 || due[i].Session == nil || due[i].Session.Version != s.Version || due[i].Session.ConnCount != 2 {
+		t.Fatalf("ClaimDue at the session's deadline = %+v, %v; want its entry with the session (version %d, 2 connections)", due, err, s.Version)
+	}
+	if j := slices.IndexFunc(due, func(d sessiond.Due) bool { return d.ID == vnc.ID }); j < 0 || due[j].Session != nil {
+		t.Fatalf("ClaimDue at the session's deadline = %+v; want the connection's entry too, without a session", due)
+	}
 
 	// A write moves the entries it names and keeps the others.
 	s2 := next(s, func(n *sessiond.Session) { n.LastActive = Epoch.Add(40 * time.Second) })

@@ -48,7 +48,7 @@ func BenchmarkConnectCycle(b *testing.B) {
 	// new heap, bounded by the retention but not flat.
 	e.cycle(b, ctx, 0, parallel)
 	for batch := -1; ; batch-- {
-		if seq, err := e.store.LastSeq(ctx); err != nil || seq >= inmem.DefaultEventRetention {
+		if head, err := e.store.Head(ctx); err != nil || head.Seq(0) >= inmem.DefaultEventRetention {
 			break
 		}
 		e.cycle(b, ctx, batch, 500)

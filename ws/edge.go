@@ -501,7 +501,7 @@ func (e *Edge) watch(ctx context.Context) {
 			if err != nil {
 				break
 			}
-			after = ev.Seq
+			after = sub.Cursor()
 			for _, id := range ev.Replaced {
 				e.mu.Lock()
 				c := e.conns[id]

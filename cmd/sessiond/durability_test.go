@@ -660,7 +660,7 @@ func (es *eventStream) next() (sessiond.Event, error) {
 			if err := json.Unmarshal([]byte(data), &e); err != nil {
 				return e, fmt.Errorf("event data %q: %w", data, err)
 			}
-			if string(e.Type) != typ || strconv.FormatUint(e.Seq, 10) != id {
+			if c, err := sessiond.ParseCursor(id); err != nil || string(e.Type) != typ || !c.Covers(e) {
 				return e, fmt.Errorf("event %s: id line %q and event line %q disagree with the data", data, id, typ)
 			}
 			return e, nil

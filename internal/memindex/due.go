@@ -67,7 +67,11 @@ func (x *Index) ClaimDue(now time.Time, hold time.Duration, limit int) ([]sessio
 		if it.at > n || len(out) >= limit {
 			return false
 		}
-		out = append(out, sessiond.Due{ID: it.id, At: timeOf(it.at)})
+		d := sessiond.Due{ID: it.id, At: timeOf(it.at)}
+		if r := x.byID[it.id]; r != nil {
+			d.Session = r.session()
+		}
+		out = append(out, d)
 		return true
 	})
 	until := now.Add(hold).UnixNano()
