@@ -102,6 +102,12 @@ type Config struct {
 	DisposeTimeout Duration `yaml:"dispose_timeout"`
 
 	file string // the config file read, if any
+	// storeOpTimeout, for tests, is a Redis store's StoreOptions.OpTimeout:
+	// 0 is its default (redis.DefaultOpTimeout).
+	storeOpTimeout time.Duration
+	// leaseTTL, for tests, is the engine's Config.LeaseTTL: 0 is its
+	// default (sessiond.DefaultLeaseTTL).
+	leaseTTL time.Duration
 }
 
 // TLSConfig names the certificate and key files (PEM). The certificate

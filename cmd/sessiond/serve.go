@@ -120,7 +120,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	case cfg.Store == "memory":
 		s.store = inmem.New(inmem.Options{EventRetention: cfg.EventRetention})
 	case cfg.redisStore():
-		st, err := redis.OpenStore(ctx, cfg.Store, redis.StoreOptions{EventRetention: cfg.EventRetention})
+		st, err := redis.OpenStore(ctx, cfg.Store, redis.StoreOptions{EventRetention: cfg.EventRetention, OpTimeout: cfg.storeOpTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("redis store: %w", err)
 		}
@@ -147,6 +147,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		Store: s.store, Policies: policies, DefaultPolicy: def, ConnectPolicy: cfg.ConnectPolicy,
 		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes, MaxSubscribers: cfg.MaxSubscribers,
 		Logger: s.log, Observer: obs, Node: cfg.Node, DisposeTimeout: time.Duration(cfg.DisposeTimeout),
+		LeaseTTL: cfg.leaseTTL,
 	}
 	if cfg.EndingHookURL != "" {
 		mcfg.EndingHooks = append(mcfg.EndingHooks, endingHook(cfg.EndingHookURL))
