@@ -21,6 +21,14 @@ type leases struct {
 	timer   Timer
 	fenced  []func()
 	stopped bool
+	// A lease is renewed through the store, so one that lapsed while this
+	// node could not reach the store either (Redis down for every node)
+	// says nothing of its node. unreachable is set while this node's own
+	// renewals fail; once one succeeds again, it takes no other node's
+	// lease for dead before trustAt, a whole lease later: each node has had
+	// the store for a lease's life to renew its own.
+	unreachable bool
+	trustAt     time.Time
 }
 
 // OnFenced registers f to run when this node finds that its lease was
@@ -167,6 +175,9 @@ func (m *Manager) renewLease() {
 	case err == nil:
 		m.lease.mu.Lock()
 		m.lease.own = next
+		if m.lease.unreachable {
+			m.lease.unreachable, m.lease.trustAt = false, m.now().Add(m.leaseTTL)
+		}
 		m.lease.mu.Unlock()
 	case own.Version > 0 && (errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound)):
 		m.fence()
@@ -177,6 +188,9 @@ func (m *Manager) renewLease() {
 		if m.ctx.Err() == nil {
 			m.log.Warn("renewing this node's lease", "node", m.node, "err", err)
 		}
+		m.lease.mu.Lock()
+		m.lease.unreachable = true
+		m.lease.mu.Unlock()
 		return
 	}
 	all, err := m.store.Leases(ctx)
@@ -210,6 +224,19 @@ func (m *Manager) fence() {
 // delete it. A node holding connections and no lease is handled alike.
 func (m *Manager) leaseDue(ctx context.Context, node string) error {
 	if node == m.node {
+		return nil
+	}
+	m.lease.mu.Lock()
+	unreachable, trustAt := m.lease.unreachable, m.lease.trustAt
+	m.lease.mu.Unlock()
+	if now := m.now(); unreachable || now.Before(trustAt) {
+		// This node lost the store too: the lease may have lapsed for that.
+		// Look again after the next renewal, or once trusted again.
+		at := trustAt
+		if unreachable {
+			at = now.Add(m.leaseTTL / 3)
+		}
+		m.scheduleAt(schedKey{keyLease, node}, at)
 		return nil
 	}
 	all, err := m.store.Leases(ctx)

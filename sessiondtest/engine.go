@@ -78,6 +78,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"ConnectionsOfAGoneNodeAreLost", testConnectionsOfAGoneNodeAreLost},
 		{"AGoneNodeIsWorkedOffOnce", testAGoneNodeIsWorkedOffOnce},
 		{"AFencedNodeIsTold", testAFencedNodeIsTold},
+		{"AnOutageForAllFencesNoOne", testAnOutageForAllFencesNoOne},
 		{"ARestartedNodeWaitsForTheClaimOnIt", testARestartedNodeWaitsForTheClaimOnIt},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, h) })

@@ -168,3 +168,36 @@ func testARestartedNodeWaitsForTheClaimOnIt(t *testing.T, h Harness) {
 // leaseTTL is the node lease of the lease tests: the default. The other
 // tests use suiteLeaseTTL.
 const leaseTTL = sessiond.DefaultLeaseTTL
+
+// A store that no node could reach for longer than a lease says nothing of
+// the nodes: when it is back, no node takes another for dead, none is
+// fenced, and the connections they hold stay.
+func testAnOutageForAllFencesNoOne(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := openStore(t, h)
+		fa, fb := &FaultyStore{Store: shared}, &FaultyStore{Store: shared}
+		a := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-a", Store: fa})
+		b := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-b", Store: fb})
+		var fenced atomic.Int32
+		a.m.OnFenced(func() { fenced.Add(1) })
+		b.m.OnFenced(func() { fenced.Add(1) })
+		ca, cb := a.connectDevice("alice", "glasses-1"), b.connectDevice("bob", "glasses-2")
+
+		fa.LeasesDown.Store(true)
+		fb.LeasesDown.Store(true)
+		time.Sleep(2 * leaseTTL)
+		synctest.Wait()
+		fa.LeasesDown.Store(false)
+		fb.LeasesDown.Store(false)
+		time.Sleep(3 * leaseTTL)
+		synctest.Wait()
+		if n := fenced.Load(); n != 0 {
+			t.Fatalf("%d nodes fenced after an outage that every node saw", n)
+		}
+		for _, c := range []*sessiond.Connected{ca, cb} {
+			if s := a.session(c.Session.ID); s.State != sessiond.StateActive || s.ConnCount != 1 {
+				t.Fatalf("after the outage, %s is %v with %d connections; want active with its one", c.Session.Subject, s.State, s.ConnCount)
+			}
+		}
+	})
+}

@@ -107,6 +107,9 @@ type Config struct {
 	DisposeTimeout Duration `yaml:"dispose_timeout"`
 
 	file string // the config file read, if any
+	// storeOpTimeout, for tests, is a Redis store's StoreOptions.OpTimeout:
+	// 0 is its default (redis.DefaultOpTimeout).
+	storeOpTimeout time.Duration
 }
 
 // TLSConfig names the certificate and key files (PEM). The certificate

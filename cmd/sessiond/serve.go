@@ -120,7 +120,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	case cfg.Store == "memory":
 		s.store = inmem.New(inmem.Options{EventRetention: cfg.EventRetention})
 	case cfg.redisStore():
-		st, err := redis.OpenStore(ctx, cfg.Store, redis.StoreOptions{EventRetention: cfg.EventRetention})
+		st, err := redis.OpenStore(ctx, cfg.Store, redis.StoreOptions{EventRetention: cfg.EventRetention, OpTimeout: cfg.storeOpTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("redis store: %w", err)
 		}
