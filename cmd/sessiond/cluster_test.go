@@ -172,3 +172,40 @@ func TestEvictionThroughAnotherNodeClosesTheSocket(t *testing.T) {
 	}
 	t.Logf("eviction through node-2 closed node-1's socket %v later", time.Since(begin))
 }
+
+// TestTheftThroughAnotherNodeClosesTheSocket: a session's token is rotated
+// through node-2, and the replaced token is used through node-3 after its
+// grace: theft. The session ends (rotated_reuse) and the WebSocket node-1
+// holds for it closes with its terminal code.
+func TestTheftThroughAnotherNodeClosesTheSocket(t *testing.T) {
+	url := redistest.Standalone(t)
+	noGrace := func(cfg *Config) {
+		cfg.DefaultPolicy, cfg.ConnectPolicy = "web", "web"
+		cfg.Policies = map[string]PolicyConfig{
+			"web": {TTL: Duration(time.Hour), DisconnectGrace: Duration(30 * time.Second), MaxConnections: 1, OnConnect: "replace"},
+		}
+	}
+	n1, n2, n3 := clusterNode(t, url, "node-1", noGrace), clusterNode(t, url, "node-2", noGrace), clusterNode(t, url, "node-3", noGrace)
+	ctx := t.Context()
+	s := create(t, n1.client(), "frank")
+	c, ack := wsConnect(t, "ws://"+n1.addr+"/v1/connect", wsOpts{token: cliToken(t, "frank", ""), header: http.Header{"X-Session-Token": {s.Token}}})
+	if ack.SessionID != s.ID {
+		t.Fatalf("the socket attached to %s, want the session %s", ack.SessionID, s.ID)
+	}
+	if _, err := n2.client().Rotate(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	if _, err := n3.client().Validate(ctx, s.Token, nil); !errors.Is(err, sessiond.ErrTokenReused) {
+		t.Fatalf("the replaced token through node-3: %v; want token_reused", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, _, err := c.Read(rctx); websocket.CloseStatus(err) != websocket.StatusCode(wire.CloseSessionEnded) {
+		t.Fatalf("the stolen session's socket on node-1: %v; want closed with %d", err, wire.CloseSessionEnded)
+	}
+	t.Logf("theft detected through node-3 closed node-1's socket %v after the validation began", time.Since(begin))
+	if got, err := n1.client().Get(ctx, s.ID); err != nil || got.EndReason != sessiond.EndRotatedReuse {
+		t.Fatalf("the session after the theft: %+v, %v; want ended rotated_reuse", got, err)
+	}
+}
