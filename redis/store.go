@@ -556,8 +556,10 @@ func (s *Store) Reschedule(ctx context.Context, d sessiond.Due, version uint64) 
 }
 
 // decodeSession decodes a session's record; conns is its ConnCount.
-func decodeSession(d string, conns int64) (*sessiond.Session, error) {
-	v, _, err := codec.DecodeSession([]byte(d))
+// DecodeSession keeps nothing of d (its strings and byte slices are
+// copies), so d may be a reply's bytes lent by the client.
+func decodeSession(d []byte, conns int64) (*sessiond.Session, error) {
+	v, _, err := codec.DecodeSession(d)
 	if err != nil {
 		return nil, err
 	}
@@ -611,9 +613,10 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 }
 
 // sessionFrom decodes the answers to HGET d and HLEN of the connections:
-// nil and ErrNotFound for no session.
+// nil and ErrNotFound for no session. The record is decoded from the
+// reply itself (AsBytes does not copy it): a validation's hot path.
 func sessionFrom(d, n rueidis.RedisResult) (*sessiond.Session, error) {
-	rec, err := d.ToString()
+	rec, err := d.AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return nil, sessiond.ErrNotFound
 	}
