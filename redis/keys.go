@@ -26,6 +26,7 @@ const minPartitionRetention = 1000
 // {p}, so the keys of one partition share a slot:
 //
 //	<prefix>{p}:s:<id>         hash: the session (d: its record, internal/codec),
+//	                           n its number of connections (absent for none),
 //	                           and what the scripts read: v version, st state,
 //	                           sub subject, dev device id, lk live-index member
 //	<prefix>{p}:c:<id>         hash: the session's connections, id -> record
@@ -51,10 +52,24 @@ const minPartitionRetention = 1000
 //	<prefix>leases             hash: node -> "<version>|<lease record>"
 type keys struct {
 	prefix string
-	n      int // partitions: the const, but for tests of partitioning
+	n      int      // partitions: the const, but for tests of partitioning
+	tags   []string // tag(p), made once: a read names keys on the hot path
 }
 
-func (k keys) tag(p int) string { return k.prefix + "{" + strconv.Itoa(p) + "}:" }
+func newKeys(prefix string, n int) keys {
+	k := keys{prefix: prefix, n: n}
+	for p := range n {
+		k.tags = append(k.tags, k.tag(p))
+	}
+	return k
+}
+
+func (k keys) tag(p int) string {
+	if p < len(k.tags) {
+		return k.tags[p]
+	}
+	return k.prefix + "{" + strconv.Itoa(p) + "}:"
+}
 
 func (k keys) session(p int, id string) string     { return k.tag(p) + "s:" + id }
 func (k keys) conns(p int, id string) string       { return k.tag(p) + "c:" + id }

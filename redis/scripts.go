@@ -62,9 +62,11 @@ local function unindexConn(id, rec)
   end
 end
 
+-- The session hash keeps the number of its connections in field n, so
+-- that a read of a session is one HMGET.
 local function putConn(ckey, id, rec)
   local old = redis.call('HGET', ckey, id)
-  if old then unindexConn(id, old) end
+  if old then unindexConn(id, old) else redis.call('HINCRBY', K.s, 'n', 1) end
   redis.call('HSET', ckey, id, rec)
   local kind, node = connMeta(rec)
   redis.call('HINCRBY', K.stats, 'k:' .. kind, 1)
@@ -80,16 +82,19 @@ local function dropConn(ckey, id)
     unindexConn(id, old)
     redis.call('HDEL', ckey, id)
     redis.call('ZREM', K.due, id)
+    redis.call('HINCRBY', K.s, 'n', -1)
   end
 end
 
-local function dropAllConns(ckey)
+-- dropAllConns drops the connections under ckey of the session under skey.
+local function dropAllConns(ckey, skey)
   local all = redis.call('HGETALL', ckey)
   for i = 1, #all, 2 do
     unindexConn(all[i], all[i + 1])
     redis.call('ZREM', K.due, all[i])
   end
   redis.call('DEL', ckey)
+  redis.call('HDEL', skey, 'n')
 end
 
 local function isLive(st) return tonumber(st) < 6 end
@@ -150,7 +155,7 @@ local function conns(ckey, live, i)
   i = i + m
   local k = tonumber(ARGV[i]); i = i + 1
   if not live then
-    dropAllConns(ckey)
+    dropAllConns(ckey, K.s)
     return i + 2 * k
   end
   for j = 0, m - 1 do dropConn(ckey, ARGV[drops + j]) end
@@ -241,7 +246,7 @@ if over > 0 then
   end
   for j = 1, ne do
     write(KEYS[12 + 2 * j], olds[j], ev[j].f)
-    dropAllConns(KEYS[13 + 2 * j])
+    dropAllConns(KEYS[13 + 2 * j], KEYS[12 + 2 * j])
   end
 elseif ne > 0 then
   return {'EVICT'}
@@ -261,7 +266,7 @@ local old = stored(K.s, ARGV[2])
 if not old then return {'NOTFOUND'} end
 if old.v ~= ARGV[1] or old.sub ~= ARGV[3] then return {'CONFLICT'} end
 unindex(old)
-dropAllConns(K.c)
+dropAllConns(K.c, K.s)
 redis.call('DEL', K.s)
 redis.call('ZREM', K.due, old.id)
 redis.call('ZREM', K.ids, old.id)

@@ -59,6 +59,9 @@ type bounded struct {
 }
 
 func (b bounded) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= b.timeout {
+		return b.Client.Do(ctx, cmd) // bounded already, at no cost
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	return b.Client.Do(ctx, cmd)
@@ -131,7 +134,7 @@ func NewStore(c *Client, opts StoreOptions) (*Store, error) {
 	}
 	// Each partition's stream keeps its share of the retention.
 	maxlen := max(minPartitionRetention, (opts.EventRetention+partitions-1)/partitions)
-	return &Store{c: c, rc: bounded{c.rc, opts.OpTimeout}, k: keys{prefix: opts.KeyPrefix, n: partitions}, maxlen: strconv.Itoa(maxlen)}, nil
+	return &Store{c: c, rc: bounded{c.rc, opts.OpTimeout}, k: newKeys(opts.KeyPrefix, partitions), maxlen: strconv.Itoa(maxlen)}, nil
 }
 
 // Ping checks that Redis answers (every node of a cluster), for readiness.
@@ -487,7 +490,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, hold time.Duration,
 	var out []sessiond.Due
 	var next time.Time
 	var reads rueidis.Commands
-	var readOf []int // reads[2k], reads[2k+1] are for out[readOf[k]]
+	var readOf []int // reads[k] is for out[readOf[k]]
 	for p, r := range claimDueScript.ExecMulti(ctx, s.rc, execs...) {
 		a, err := r.AsStrSlice()
 		if err != nil {
@@ -502,9 +505,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, hold time.Duration,
 		for i := 1; i < len(a); i += 2 {
 			t, _ := scoreTime(a[i+1])
 			if sessiond.ValidID(a[i]) {
-				reads = append(reads,
-					s.rc.B().Hget().Key(s.k.session(p, a[i])).Field("d").Build(),
-					s.rc.B().Hlen().Key(s.k.conns(p, a[i])).Build())
+				reads = append(reads, s.readCmd(p, a[i]))
 				readOf = append(readOf, len(out))
 			}
 			out = append(out, sessiond.Due{ID: a[i], At: t})
@@ -514,7 +515,7 @@ func (s *Store) ClaimDue(ctx context.Context, now time.Time, hold time.Duration,
 		res := s.rc.DoMulti(ctx, reads...)
 		for k, i := range readOf {
 			// A read that failed leaves Session nil: the engine reads it.
-			if v, err := sessionFrom(res[2*k], res[2*k+1]); err == nil {
+			if v, err := sessionFrom(res[k]); err == nil {
 				out[i].Session = v
 			}
 		}
@@ -567,10 +568,11 @@ func decodeSession(d []byte, conns int64) (*sessiond.Session, error) {
 	return v, nil
 }
 
-// Get implements sessiond.Store: one round trip (the record and the
-// number of connections, pipelined, with the claim of a caller-chosen id
-// stored elsewhere) for a session in its id's home partition, and one
-// more for a session its claim sends to another.
+// Get implements sessiond.Store: one command (HMGET of the record and the
+// number of connections) for a session in its id's home partition, which
+// holds every session whose id the engine made; for an id not there, one
+// more round trip reads the claim a caller-chosen id stored elsewhere
+// left, and one more the session it names.
 func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
@@ -579,19 +581,11 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 		return nil, sessiond.ErrNotFound
 	}
 	home := s.k.homePartition(id)
-	cmds := rueidis.Commands{
-		s.rc.B().Hget().Key(s.k.session(home, id)).Field("d").Build(),
-		s.rc.B().Hlen().Key(s.k.conns(home, id)).Build(),
-	}
-	if s.k.n > 1 {
-		cmds = append(cmds, s.rc.B().Get().Key(s.k.claim(home, id)).Build())
-	}
-	res := s.rc.DoMulti(ctx, cmds...)
-	v, err := sessionFrom(res[0], res[1])
+	v, err := sessionFrom(s.rc.Do(ctx, s.readCmd(home, id)))
 	if !errors.Is(err, sessiond.ErrNotFound) || s.k.n == 1 {
 		return v, err
 	}
-	claim, err := res[2].ToString()
+	claim, err := s.rc.Do(ctx, s.rc.B().Get().Key(s.k.claim(home, id)).Build()).ToString()
 	if rueidis.IsRedisNil(err) {
 		return nil, sessiond.ErrNotFound
 	}
@@ -612,20 +606,35 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	return got[0], nil
 }
 
-// sessionFrom decodes the answers to HGET d and HLEN of the connections:
-// nil and ErrNotFound for no session. The record is decoded from the
-// reply itself (AsBytes does not copy it): a validation's hot path.
-func sessionFrom(d, n rueidis.RedisResult) (*sessiond.Session, error) {
-	rec, err := d.AsBytes()
+// readCmd reads a session: its record and its number of connections
+// (field n, kept by the scripts; absent for none).
+func (s *Store) readCmd(p int, id string) rueidis.Completed {
+	return s.rc.B().Hmget().Key(s.k.session(p, id)).Field("d", "n").Build()
+}
+
+// sessionFrom decodes the answer to readCmd: nil and ErrNotFound for no
+// session. The record is decoded from the reply itself (AsBytes does not
+// copy it): a validation's hot path.
+func sessionFrom(r rueidis.RedisResult) (*sessiond.Session, error) {
+	arr, err := r.ToArray()
+	if err != nil {
+		return nil, fault("get", err)
+	}
+	if len(arr) != 2 {
+		return nil, fault("get", fmt.Errorf("HMGET answered %d values, want 2", len(arr)))
+	}
+	rec, err := arr[0].AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return nil, sessiond.ErrNotFound
 	}
 	if err != nil {
 		return nil, fault("get", err)
 	}
-	conns, err := n.AsInt64()
-	if err != nil {
-		return nil, fault("get", err)
+	var conns int64
+	if !arr[1].IsNil() {
+		if conns, err = arr[1].AsInt64(); err != nil {
+			return nil, fault("get", err)
+		}
 	}
 	v, err := decodeSession(rec, conns)
 	if err != nil {
@@ -641,13 +650,13 @@ func (s *Store) readSessions(ctx context.Context, p int, ids []string) ([]*sessi
 	if len(ids) == 0 {
 		return out, nil
 	}
-	cmds := make(rueidis.Commands, 0, 2*len(ids))
+	cmds := make(rueidis.Commands, 0, len(ids))
 	for _, id := range ids {
-		cmds = append(cmds, s.rc.B().Hget().Key(s.k.session(p, id)).Field("d").Build(), s.rc.B().Hlen().Key(s.k.conns(p, id)).Build())
+		cmds = append(cmds, s.readCmd(p, id))
 	}
 	res := s.rc.DoMulti(ctx, cmds...)
 	for i := range ids {
-		v, err := sessionFrom(res[2*i], res[2*i+1])
+		v, err := sessionFrom(res[i])
 		if errors.Is(err, sessiond.ErrNotFound) {
 			continue
 		}
