@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -340,4 +341,73 @@ func dialAck(t *testing.T, url, cred string) (*websocket.Conn, wire.Connected, e
 	}
 	ack, err := readAck(c)
 	return c, ack, err
+}
+
+// TestClusterTopologies runs three sessiond processes on a three-master
+// Redis Cluster and on a Sentinel deployment, each started by the test:
+// a session created through node-1 validates through node-2 and is
+// revoked through node-3, each call seeing the one before; a WebSocket
+// node-1 holds closes with 4500 on the revoke, and node-3's event stream
+// carries what node-1 recorded.
+func TestClusterTopologies(t *testing.T) {
+	bin := buildSessiond(t)
+	for _, topo := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{{"cluster", redistest.Cluster}, {"sentinel", redistest.Sentinel}} {
+		t.Run(topo.name, func(t *testing.T) {
+			url := topo.url(t)
+			const conf = "connect_policy: device\n"
+			n1 := binaryNode(t, bin, url, "node-1", conf)
+			n2 := binaryNode(t, bin, url, "node-2", conf)
+			n3 := binaryNode(t, bin, url, "node-3", conf)
+			ctx := t.Context()
+			es := openEvents(t, "http://"+n3.addr, n3.key, "")
+			defer es.close()
+
+			var ids []string
+			for i := range 20 { // subjects over several partitions, so slots
+				s, err := n1.c.Create(ctx, client.CreateRequest{Subject: fmt.Sprintf("user-%d", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v, err := n2.c.Validate(ctx, s.Token, nil); err != nil || v.Session.ID != s.ID {
+					t.Fatalf("validate through node-2 of a create through node-1: %+v, %v", v, err)
+				}
+				if err := n3.c.Revoke(ctx, s.ID); err != nil {
+					t.Fatalf("revoke through node-3: %v", err)
+				}
+				if _, err := n1.c.Validate(ctx, s.Token, nil); !errors.Is(err, sessiond.ErrEnded) {
+					t.Fatalf("validate through node-1 after the revoke through node-3: %v; want session_ended", err)
+				}
+				ids = append(ids, s.ID)
+			}
+
+			c, ack, err := dialAck(t, "ws://"+n1.addr+"/v1/connect?device_id=glasses", hsCredential(t, "dora"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			begin := time.Now()
+			if err := n3.c.Revoke(ctx, ack.SessionID); err != nil {
+				t.Fatal(err)
+			}
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if _, _, err := c.Read(rctx); websocket.CloseStatus(err) != websocket.StatusCode(wire.CloseSessionRevoked) {
+				t.Fatalf("node-1's socket after a revoke through node-3: %v; want closed with %d", err, wire.CloseSessionRevoked)
+			}
+			t.Logf("%s: revoke through node-3 closed node-1's socket %v later", topo.name, time.Since(begin))
+
+			want := map[string]bool{}
+			for _, id := range ids {
+				want[id] = true
+			}
+			es.until(t, func(e sessiond.Event) bool {
+				if e.Type == sessiond.EventCreated {
+					delete(want, e.SessionID)
+				}
+				return len(want) == 0
+			})
+		})
+	}
 }
