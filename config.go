@@ -79,6 +79,17 @@ type Config struct {
 	// treats the connections this node recorded as lost. 0 means
 	// DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// ValidationCache, if positive, keeps the sessions that validations
+	// read for up to this long, so that a validation needs no store read
+	// (validationCache says what keeps it right): off by default. A
+	// session revoked through this engine is never validated from the
+	// cache after the revoke returns; one changed through another engine
+	// sharing the store may be, until that engine's event reaches this one
+	// (tens of milliseconds on Redis), or for ValidationCache at most.
+	ValidationCache time.Duration
+	// ValidationCacheSize caps the sessions the cache holds. 0 means
+	// DefaultValidationCacheSize.
+	ValidationCacheSize int
 	// EndingHooks run for every session that ends, after its resources are
 	// disposed, each with DisposeTimeout; failures are logged and counted
 	// and do not stop the session from ending.
@@ -124,6 +135,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
+	if cfg.ValidationCacheSize == 0 {
+		cfg.ValidationCacheSize = DefaultValidationCacheSize
+	}
 	if len(cfg.Policies) == 0 {
 		cfg.Policies = []Policy{DefaultPolicy(), DevicePolicy()}
 	}
@@ -157,10 +171,13 @@ func (cfg *Config) Validate() error {
 	for _, n := range []struct {
 		field string
 		v     int
-	}{{"max_metadata", c.MaxMetadata}, {"workers", c.Workers}, {"dispose_workers", c.DisposeWorkers}, {"subscriber_buffer", c.SubscriberBuffer}, {"max_subscribers", c.MaxSubscribers}} {
+	}{{"max_metadata", c.MaxMetadata}, {"workers", c.Workers}, {"dispose_workers", c.DisposeWorkers}, {"subscriber_buffer", c.SubscriberBuffer}, {"max_subscribers", c.MaxSubscribers}, {"validation_cache_size", c.ValidationCacheSize}} {
 		if n.v < 0 {
 			return Errorf(CodeInvalidArgument, n.field, "must not be negative (got %d)", n.v)
 		}
+	}
+	if c.ValidationCache < 0 {
+		return Errorf(CodeInvalidArgument, "validation_cache", "must not be negative (got %v)", c.ValidationCache)
 	}
 	if c.DisposeTimeout < 0 {
 		return Errorf(CodeInvalidArgument, "dispose_timeout", "must not be negative (got %v)", c.DisposeTimeout)

@@ -118,6 +118,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRe
 		return nil, nil, err
 	}
 	for _, e := range evicted {
+		m.cache.seen(e.ID, e.Version, now)
 		m.recorded(newEvent(EventEnding, e, now))
 		m.log.Info("session evicted", "sid", LogID(e.ID), "by", LogID(s.ID))
 	}

@@ -46,6 +46,7 @@ type Manager struct {
 	sched *deadline.Scheduler[schedKey]
 	poll  poller
 	bus   *bus
+	cache *validationCache // nil when off
 
 	ctx       context.Context // background work; canceled by Close
 	cancel    context.CancelFunc
@@ -83,8 +84,12 @@ func New(cfg Config) (*Manager, error) {
 	m.connectPolicy = m.policies[cfg.ConnectPolicy]
 	m.disposal = newDisposal(m, cfg.DisposeWorkers)
 	m.bus = newBus(m.store, m.obs, cfg.SubscriberBuffer, cfg.MaxSubscribers)
-	m.bus.watching = m.res.any
-	m.bus.watch = m.sweep
+	m.cache = newValidationCache(cfg.ValidationCache, cfg.ValidationCacheSize)
+	m.bus.watching = func() bool { return m.cache != nil || m.res.any() }
+	m.bus.watch = func(ev Event) {
+		m.sweep(ev)
+		m.cache.seen(ev.SessionID, ev.Version, m.now())
+	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m, nil
 }
@@ -227,6 +232,9 @@ func (m *Manager) setDeadlines(c *Change) {
 // landed makes sure the engine claims a written change's deadlines in
 // time, and publishes its events.
 func (m *Manager) landed(c Change) {
+	if m.cache != nil {
+		m.cache.put(c.Session.Clone(), m.now())
+	}
 	m.pollAt(c.Due)
 	for _, d := range c.ConnDue {
 		m.pollAt(d.At)

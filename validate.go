@@ -85,7 +85,7 @@ func (m *Manager) lookupToken(ctx context.Context, token string, dev Device) (*t
 	}
 	var s *Session
 	if id != "" {
-		s, err = m.get(ctx, id)
+		s, err = m.cachedGet(ctx, id)
 	} else {
 		s, err = m.findToken(ctx, h)
 	}
@@ -93,6 +93,23 @@ func (m *Manager) lookupToken(ctx context.Context, token string, dev Device) (*t
 		return nil, nil, err
 	}
 	return &tokenCheck{m: m, h: h, dev: dev}, s, nil
+}
+
+// cachedGet reads a session for a validation: from the validation cache
+// when it holds it, else from the store, caching what it read.
+func (m *Manager) cachedGet(ctx context.Context, id string) (*Session, error) {
+	if m.cache == nil {
+		return m.get(ctx, id)
+	}
+	now := m.now()
+	if s := m.cache.get(id, now); s != nil {
+		return s, nil
+	}
+	s, err := m.get(ctx, id)
+	if err == nil {
+		m.cache.put(s, now)
+	}
+	return s, err
 }
 
 // check validates the token against s as read now, in Validate's order. It

@@ -37,6 +37,11 @@ func TestEngine(t *testing.T, h Harness) {
 		{"BindDevice", testBindDevice},
 		{"ActivityWrittenOncePerTouchInterval", testActivityWrittenOncePerTouchInterval},
 		{"TokensWithoutIDFoundByHash", testTokensWithoutIDFoundByHash},
+		// engine_cache.go
+		{"ValidationCacheSkipsTheStore", testValidationCacheSkipsTheStore},
+		{"CachedRevokeIsSeenAtOnce", testCachedRevokeIsSeenAtOnce},
+		{"AnotherEnginesRevokeReachesTheCache", testAnotherEnginesRevokeReachesTheCache},
+		{"AReadOlderThanARevokeIsNotCached", testAReadOlderThanARevokeIsNotCached},
 		// engine_end.go
 		{"RevokeIsIdempotent", testRevokeIsIdempotent},
 		{"EndingOneNeverRemovesAnother", testEndingOneNeverRemovesAnother},

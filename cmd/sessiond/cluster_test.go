@@ -209,3 +209,46 @@ func TestTheftThroughAnotherNodeClosesTheSocket(t *testing.T) {
 		t.Fatalf("the session after the theft: %+v, %v; want ended rotated_reuse", got, err)
 	}
 }
+
+// TestValidationCacheAcrossNodes: node-1 caches validations
+// (validation_cache: 1m). A revoke through node-1 is seen by its next
+// validation; one through node-2 reaches node-1's cache through the event
+// log: the time until node-1 answers session_ended is logged
+// (docs/redis.md records it); Eventually fails the test past 10s, far
+// below the cache's minute.
+func TestValidationCacheAcrossNodes(t *testing.T) {
+	url := redistest.Standalone(t)
+	cached := func(cfg *Config) { cfg.ValidationCache = Duration(time.Minute) }
+	n1, n2 := clusterNode(t, url, "node-1", cached), clusterNode(t, url, "node-2", nil)
+	ctx := t.Context()
+
+	s := create(t, n1.client(), "alice")
+	if _, err := n1.client().Validate(ctx, s.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.client().Revoke(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n1.client().Validate(ctx, s.Token, nil); !errors.Is(err, sessiond.ErrEnded) {
+		t.Fatalf("validate through node-1 right after its own revoke: %v; want session_ended", err)
+	}
+
+	var took []time.Duration
+	for range 20 {
+		s := create(t, n1.client(), "bob")
+		if _, err := n1.client().Validate(ctx, s.Token, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := n2.client().Revoke(ctx, s.ID); err != nil {
+			t.Fatal(err)
+		}
+		begin := time.Now()
+		sessiondtest.Eventually(t, "node-1 sees the revoke through node-2", func() bool {
+			_, err := n1.client().Validate(ctx, s.Token, nil)
+			return errors.Is(err, sessiond.ErrEnded)
+		})
+		took = append(took, time.Since(begin))
+	}
+	slices.Sort(took)
+	t.Logf("a revoke through node-2 reached node-1's validation cache in: median %v, slowest %v (20 sessions)", took[len(took)/2], took[len(took)-1])
+}

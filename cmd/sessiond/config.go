@@ -105,6 +105,13 @@ type Config struct {
 	EndingHookURL string `yaml:"ending_hook_url"`
 	// DisposeTimeout bounds each resource disposal and the ending hook: 5s.
 	DisposeTimeout Duration `yaml:"dispose_timeout"`
+	// ValidationCache, if set, keeps the sessions validations read for up
+	// to this long, so that a validation needs no store read: off (0) by
+	// default. A revoke through this node is seen at once; one through
+	// another node once its event arrives, or after this at most.
+	ValidationCache Duration `yaml:"validation_cache"`
+	// ValidationCacheSize caps the sessions the cache holds: 100000.
+	ValidationCacheSize int `yaml:"validation_cache_size"`
 
 	file string // the config file read, if any
 	// storeOpTimeout, for tests, is a Redis store's StoreOptions.OpTimeout:
@@ -309,7 +316,7 @@ func defaultConfig() Config {
 		Retention: Duration(sessiond.DefaultRetention), EventRetention: 100_000,
 		MaxMetadataBytes: sessiond.DefaultMaxMetadata, ShutdownTimeout: Duration(15 * time.Second),
 		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(), AccessLog: true,
-		LeaseTTL: Duration(sessiond.DefaultLeaseTTL), MinFreeSpace: ByteSize(pebble.DefaultMinFreeBytes),
+		LeaseTTL: Duration(sessiond.DefaultLeaseTTL), ValidationCacheSize: sessiond.DefaultValidationCacheSize, MinFreeSpace: ByteSize(pebble.DefaultMinFreeBytes),
 	}
 }
 

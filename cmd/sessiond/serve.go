@@ -147,7 +147,8 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		Store: s.store, Policies: policies, DefaultPolicy: def, ConnectPolicy: cfg.ConnectPolicy,
 		Retention: time.Duration(cfg.Retention), MaxMetadata: cfg.MaxMetadataBytes, MaxSubscribers: cfg.MaxSubscribers,
 		Logger: s.log, Observer: obs, Node: cfg.Node, DisposeTimeout: time.Duration(cfg.DisposeTimeout),
-		LeaseTTL: time.Duration(cfg.LeaseTTL),
+		LeaseTTL: time.Duration(cfg.LeaseTTL), ValidationCache: time.Duration(cfg.ValidationCache),
+		ValidationCacheSize: cfg.ValidationCacheSize,
 	}
 	if cfg.EndingHookURL != "" {
 		mcfg.EndingHooks = append(mcfg.EndingHooks, endingHook(cfg.EndingHookURL))
