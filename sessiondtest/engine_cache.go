@@ -152,7 +152,9 @@ func testAReadOlderThanARevokeIsNotCached(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	close(g.release)
-	_ = <-done // it read the session live: it may have succeeded
+	if err := <-done; err != nil { // it read the session live: it may have succeeded
+		t.Logf("the validation held across the revoke: %v", err)
+	}
 	if _, err := e.validate(c.Token); !errors.Is(err, sessiond.ErrEnded) {
 		t.Fatalf("validation after the revoke returned: %v; want session_ended, not the copy read before it", err)
 	}
