@@ -249,7 +249,7 @@ func BenchmarkValidateVsGet(b *testing.B) {
 		}
 		tokens[i], ids[i] = created.Token, created.Session.ID
 	}
-	recLen, err := c.rc.Do(ctx, c.rc.B().Hstrlen().Key(st.k.session(0, ids[0])).Field("d").Build()).AsInt64()
+	recLen, err := c.rc.Do(ctx, c.rc.B().Hstrlen().Key(st.k.session(st.k.homePartition(ids[0]), ids[0])).Field("d").Build()).AsInt64()
 	if err != nil || recLen == 0 {
 		b.Fatalf("the length of a session's record: %d, %v", recLen, err)
 	}
@@ -381,22 +381,26 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 		"live":    memoryUsage(b, c, st.k.live(p, first.Subject)),
 		"subj":    memoryUsage(b, c, st.k.subject(p, first.Subject)),
 	}
-	shared := map[string]int64{}
-	for name, key := range map[string]string{"ids": st.k.ids(p), "bystate": st.k.byState(p), "stats": st.k.stats(p), "events": st.k.events(p), "leases": st.k.leases()} {
-		shared[name] = memoryUsage(b, c, key)
-	}
-	// Every session's own keys, by the ids index.
-	var keys int64
-	ids, err := st.rangeLex(ctx, st.k.ids(p), "-", "+", -1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, id := range ids {
-		s, err := st.Get(ctx, id)
+	// Keys shared by a partition's sessions, summed over the partitions.
+	shared := map[string]int64{"leases": memoryUsage(b, c, st.k.leases())}
+	var keys int64 // every session's own keys, by the ids indexes
+	for q := range st.k.n {
+		for name, key := range map[string]string{"ids": st.k.ids(q), "bystate": st.k.byState(q), "stats": st.k.stats(q), "events": st.k.events(q), "due": st.k.due(q)} {
+			if n, err := c.rc.Do(ctx, c.rc.B().Exists().Key(key).Build()).AsInt64(); err == nil && n == 1 {
+				shared[name] += memoryUsage(b, c, key)
+			}
+		}
+		ids, err := st.rangeLex(ctx, st.k.ids(q), "-", "+", -1)
 		if err != nil {
 			b.Fatal(err)
 		}
-		keys += memoryUsage(b, c, st.k.session(p, id)) + memoryUsage(b, c, st.k.live(p, s.Subject)) + memoryUsage(b, c, st.k.subject(p, s.Subject))
+		for _, id := range ids {
+			s, err := st.Get(ctx, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			keys += memoryUsage(b, c, st.k.session(q, id)) + memoryUsage(b, c, st.k.live(q, s.Subject)) + memoryUsage(b, c, st.k.subject(q, s.Subject))
+		}
 	}
 	var all int64
 	for _, n := range shared {

@@ -11,6 +11,7 @@
 #   bench/restload/compare-redis.sh
 #   ROUNDS=5 DURATION=10s bench/restload/compare-redis.sh
 #   REDIS_URL=redis://127.0.0.1:6379/13 bench/restload/compare-redis.sh
+#   REDIS_CONFIG=cache.yaml bench/restload/compare-redis.sh  # a config file for the Redis node only
 #
 # The Redis database (default redis://127.0.0.1:6379/14) must be empty: the
 # script refuses one with keys in it and empties it when done (it needs
@@ -62,10 +63,11 @@ trap cleanup EXIT
 go build -o "$B/sessiond" ./cmd/sessiond
 go build -o "$B/restload" ./bench/restload
 
-# start NAME STORE PORT: a server with its own data directory (API key).
+# start NAME STORE PORT [ARGS...]: a server with its own data directory
+# (API key).
 start() {
 	"${SERVER_CPU[@]}" "$B/sessiond" serve --store "$2" --addr "127.0.0.1:$3" --data-dir "$B/$1" \
-		--node "bench-$1" --access-log="$ACCESS_LOG" --log-format json 2>"$B/$1.log" &
+		--node "bench-$1" --access-log="$ACCESS_LOG" --log-format json "${@:4}" 2>"$B/$1.log" &
 	PIDS+=($!)
 	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$3/readyz" >/dev/null && break; sleep 0.1; done
 	curl -sf "http://127.0.0.1:$3/readyz" >/dev/null || { echo "$1 did not start:" >&2; cat "$B/$1.log" >&2; exit 1; }
@@ -73,7 +75,7 @@ start() {
 		-op tokens -sessions 1000 >"$B/$1.tokens"
 }
 start memory memory 7692
-start redis "$REDIS_URL" 7693
+start redis "$REDIS_URL" 7693 ${REDIS_CONFIG:+--config "$REDIS_CONFIG"}
 
 redis_cpu() { rcli INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.3f", s}'; }
 
