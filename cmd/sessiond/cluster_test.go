@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -251,4 +252,56 @@ func TestValidationCacheAcrossNodes(t *testing.T) {
 	}
 	slices.Sort(took)
 	t.Logf("a revoke through node-2 reached node-1's validation cache in: median %v, slowest %v (20 sessions)", took[len(took)/2], took[len(took)-1])
+}
+
+// TestEventStreamResumesOnAnotherNode: a client reads node-1's event
+// stream, stops, and reconnects to node-2 with the Last-Event-ID node-1
+// gave it: it gets every event recorded in between, through any node,
+// once each, and none it had read.
+func TestEventStreamResumesOnAnotherNode(t *testing.T) {
+	url := redistest.Standalone(t)
+	n1, n2 := clusterNode(t, url, "node-1", nil), clusterNode(t, url, "node-2", nil)
+	ctx := t.Context()
+
+	first := openEvents(t, n1.url, n1.key, "")
+	var read []string
+	for i := range 10 { // subjects over several partitions
+		read = append(read, create(t, n1.client(), fmt.Sprintf("before-%d", i)).ID)
+	}
+	seen, lastID := map[string]int{}, ""
+	for len(seen) < len(read) {
+		e, id, err := first.nextWithID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[e.SessionID]++
+		lastID = id
+	}
+	first.close()
+
+	var missed []string
+	for i := range 10 {
+		missed = append(missed, create(t, n2.client(), fmt.Sprintf("after-%d", i)).ID)
+		if err := n1.client().Revoke(ctx, missed[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resumed := openEvents(t, n2.url, n2.key, lastID)
+	defer resumed.close()
+	got := map[string][]string{}
+	marker := create(t, n1.client(), "marker").ID
+	resumed.until(t, func(e sessiond.Event) bool {
+		got[e.SessionID] = append(got[e.SessionID], string(e.Type))
+		return e.SessionID == marker
+	})
+	for _, id := range read {
+		if len(got[id]) != 0 {
+			t.Errorf("resumed on node-2, the stream repeated %v of a session read before", got[id])
+		}
+	}
+	for _, id := range missed {
+		if fmt.Sprint(got[id]) != "[created ending ended]" {
+			t.Errorf("resumed on node-2, session %s: %v; want created, ending, ended once each", id, got[id])
+		}
+	}
 }

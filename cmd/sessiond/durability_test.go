@@ -647,23 +647,30 @@ func (es *eventStream) close() {
 
 // next returns the next event, skipping comments and keep-alives.
 func (es *eventStream) next() (sessiond.Event, error) {
+	e, _, err := es.nextWithID()
+	return e, err
+}
+
+// nextWithID returns the next event and its id line (the stream's
+// position after it).
+func (es *eventStream) nextWithID() (sessiond.Event, string, error) {
 	var typ, id, data string
 	for {
 		line, err := es.r.ReadString('\n')
 		if err != nil {
-			return sessiond.Event{}, err // an incomplete line is not parsed
+			return sessiond.Event{}, "", err // an incomplete line is not parsed
 		}
 		line = strings.TrimSuffix(line, "\n")
 		switch {
 		case line == "" && data != "":
 			var e sessiond.Event
 			if err := json.Unmarshal([]byte(data), &e); err != nil {
-				return e, fmt.Errorf("event data %q: %w", data, err)
+				return e, "", fmt.Errorf("event data %q: %w", data, err)
 			}
 			if c, err := sessiond.ParseCursor(id); err != nil || string(e.Type) != typ || !c.Covers(e) {
-				return e, fmt.Errorf("event %s: id line %q and event line %q disagree with the data", data, id, typ)
+				return e, "", fmt.Errorf("event %s: id line %q and event line %q disagree with the data", data, id, typ)
 			}
-			return e, nil
+			return e, id, nil
 		case strings.HasPrefix(line, "id: "):
 			id = strings.TrimPrefix(line, "id: ")
 		case strings.HasPrefix(line, "event: "):
