@@ -249,7 +249,7 @@ func BenchmarkValidateVsGet(b *testing.B) {
 		}
 		tokens[i], ids[i] = created.Token, created.Session.ID
 	}
-	recLen, err := c.rc.Do(ctx, c.rc.B().Hstrlen().Key(st.k.session(st.k.homePartition(ids[0]), ids[0])).Field("d").Build()).AsInt64()
+	recLen, err := c.rc.Do(ctx, c.rc.B().Strlen().Key(st.k.record(st.k.homePartition(ids[0]), ids[0])).Build()).AsInt64()
 	if err != nil || recLen == 0 {
 		b.Fatalf("the length of a session's record: %d, %v", recLen, err)
 	}
@@ -378,6 +378,7 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 	p := st.k.subjectPartition(first.Subject)
 	own := map[string]int64{
 		"session": memoryUsage(b, c, st.k.session(p, first.ID)),
+		"record":  memoryUsage(b, c, st.k.record(p, first.ID)),
 		"live":    memoryUsage(b, c, st.k.live(p, first.Subject)),
 		"subj":    memoryUsage(b, c, st.k.subject(p, first.Subject)),
 	}
@@ -399,7 +400,8 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			keys += memoryUsage(b, c, st.k.session(q, id)) + memoryUsage(b, c, st.k.live(q, s.Subject)) + memoryUsage(b, c, st.k.subject(q, s.Subject))
+			keys += memoryUsage(b, c, st.k.session(q, id)) + memoryUsage(b, c, st.k.record(q, id)) +
+				memoryUsage(b, c, st.k.live(q, s.Subject)) + memoryUsage(b, c, st.k.subject(q, s.Subject))
 		}
 	}
 	var all int64
@@ -411,6 +413,7 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 	b.ReportMetric(float64(keys+all)/n, "keys-bytes/session")
 	b.ReportMetric(float64(keys+all-shared["events"])/n, "without-log-bytes/session")
 	b.ReportMetric(float64(own["session"]), "session-key")
+	b.ReportMetric(float64(own["record"]), "record-key")
 	b.ReportMetric(float64(own["live"]), "live-key")
 	b.ReportMetric(float64(own["subj"]), "subj-key")
 	dbsize, _ := c.rc.Do(ctx, c.rc.B().Dbsize().Build()).AsInt64()

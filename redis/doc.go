@@ -75,8 +75,8 @@
 // there, and a sessiond.Cursor holds one Seq per partition. Ids outside
 // their home partition are claimed there (Create).
 //
-// What the operations cost, in round trips: Get one (one HMGET of the
-// session's record and its number of connections); Update one (the script);
+// What the operations cost, in round trips: Get one (one GET of the
+// session's record key: the record, then its number of connections); Update one (the script);
 // Create one, or three if it evicts (the script answers with the
 // oldest sessions' ids, which are read, then sent again with their
 // ending versions; two more each time they changed in between), plus two (claim, and a release if

@@ -25,10 +25,13 @@ const minPartitionRetention = 1000
 // keys names a store's keys. Every key of partition p carries the hash tag
 // {p}, so the keys of one partition share a slot:
 //
-//	<prefix>{p}:s:<id>         hash: the session (d: its record, internal/codec),
-//	                           n its number of connections (absent for none),
-//	                           and what the scripts read: v version, st state,
-//	                           sub subject, dev device id, lk live-index member
+//	<prefix>{p}:s:<id>         hash: what the scripts read of the session: v
+//	                           version, st state, sub subject, dev device id,
+//	                           lk live-index member, n its number of
+//	                           connections (absent for none)
+//	<prefix>{p}:r:<id>         string: the session's record (internal/codec),
+//	                           then n in decimal, then a byte: n's length
+//	                           (what a read needs, in one GET)
 //	<prefix>{p}:c:<id>         hash: the session's connections, id -> record
 //	<prefix>{p}:live:<subject> zset (lex): the subject's live sessions, members
 //	                           liveMember (created-at, then id)
@@ -73,6 +76,7 @@ func (k keys) tag(p int) string {
 
 func (k keys) session(p int, id string) string     { return k.tag(p) + "s:" + id }
 func (k keys) conns(p int, id string) string       { return k.tag(p) + "c:" + id }
+func (k keys) record(p int, id string) string      { return k.tag(p) + "r:" + id }
 func (k keys) live(p int, subject string) string   { return k.tag(p) + "live:" + subject }
 func (k keys) device(p int, subject string) string { return k.tag(p) + "dev:" + subject }
 func (k keys) subject(p int, subject string) string {
@@ -89,12 +93,12 @@ func (k keys) claim(p int, id string) string { return k.tag(p) + "claim:" + id }
 func (k keys) leases() string                { return k.prefix + "leases" }
 
 // sessionKeys are the keys a session's write touches, in the order the
-// scripts take them (KEYS[1] to KEYS[12]).
+// scripts take them (KEYS[1] to KEYS[13]).
 func (k keys) sessionKeys(p int, id, subject string) []string {
 	return []string{
 		k.session(p, id), k.conns(p, id), k.live(p, subject), k.device(p, subject),
 		k.subject(p, subject), k.ids(p), k.byState(p), k.nodeConns(p), k.nodes(p),
-		k.stats(p), k.events(p), k.due(p),
+		k.stats(p), k.events(p), k.due(p), k.record(p, id),
 	}
 }
 

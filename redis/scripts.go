@@ -9,14 +9,14 @@ import "github.com/redis/rueidis"
 // or the name of the refusal (NOTFOUND, CONFLICT, EXISTS, LIMIT, SUBJECT,
 // EVICT); a write that records events answers OK and the Seq of the first.
 
-// luaCommon is shared by the session scripts. KEYS[1..12] are
+// luaCommon is shared by the session scripts. KEYS[1..13] are
 // keys.sessionKeys. A connection's record (internal/codec) is a version
 // byte, then its id, kind and node as uvarint-prefixed strings: the
 // scripts read the kind and node from it to keep the counts and the node
 // index.
 const luaCommon = `
 local K = {s=KEYS[1], c=KEYS[2], live=KEYS[3], dev=KEYS[4], subj=KEYS[5], ids=KEYS[6],
-  bystate=KEYS[7], nodeconns=KEYS[8], nodes=KEYS[9], stats=KEYS[10], events=KEYS[11], due=KEYS[12]}
+  bystate=KEYS[7], nodeconns=KEYS[8], nodes=KEYS[9], stats=KEYS[10], events=KEYS[11], due=KEYS[12], r=KEYS[13]}
 
 -- setDue puts a member of the deadline index at score (microseconds), or
 -- removes it for ''.
@@ -130,12 +130,21 @@ local function stored(skey, id)
 end
 
 -- write replaces the session under skey with f ({id, d, v, st, sub, dev,
--- lk, due}) and keeps the indexes; old is what was stored, or nil.
+-- lk, due}) and keeps the indexes; old is what was stored, or nil. Its
+-- record goes under rkey once its connections are changed (putRecord).
 local function write(skey, old, f)
   if old then unindex(old) end
-  redis.call('HSET', skey, 'd', f.d, 'v', f.v, 'st', f.st, 'sub', f.sub, 'dev', f.dev, 'lk', f.lk)
+  redis.call('HSET', skey, 'v', f.v, 'st', f.st, 'sub', f.sub, 'dev', f.dev, 'lk', f.lk)
   index(f)
   setDue(f.id, f.due)
+end
+
+-- putRecord stores a session's record d under rkey with the number of its
+-- connections after it (field n of its hash skey): d, then n in decimal,
+-- then one byte, the length of that; a read is one GET.
+local function putRecord(rkey, skey, d)
+  local n = redis.call('HGET', skey, 'n') or '0'
+  redis.call('SET', rkey, d .. n .. string.char(#n))
 end
 
 -- args reads a session's fields from ARGV at i: id d v st sub dev lk due.
@@ -191,13 +200,14 @@ if old.v ~= want then return {'CONFLICT'} end
 if old.sub ~= f.sub then return {'SUBJECT'} end
 write(K.s, old, f)
 i = conns(K.c, isLive(f.st), i)
+putRecord(K.r, K.s, f.d)
 local seq = events(maxlen, i)
 return {'OK', seq}
 `)
 
-// createScript: KEYS[13] is the claim key of the id in this partition
-// (set by a create of the id in another partition), KEYS[14..] the
-// session and connection keys of the evictees. ARGV = maxlen, max,
+// createScript: KEYS[14] is the claim key of the id in this partition
+// (set by a create of the id in another partition), KEYS[15..] the
+// session, connection and record keys of the evictees. ARGV = maxlen, max,
 // evict (0/1), unique device (0/1), session (8), conns, the number of
 // evictees, each as expected stored version and session (8), then the
 // events (the evictions' first). If the evictees are not the subject's
@@ -207,7 +217,7 @@ return {'OK', seq}
 var createScript = rueidis.NewLuaScript(luaCommon + `
 local maxlen, max, evict, unique = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4] == '1'
 local f, i = session(5)
-if redis.call('EXISTS', K.s) == 1 or redis.call('EXISTS', KEYS[13]) == 1 then return {'EXISTS'} end
+if redis.call('EXISTS', K.s) == 1 or redis.call('EXISTS', KEYS[14]) == 1 then return {'EXISTS'} end
 if unique and f.dev ~= '' then
   local p = string.format('%08x', #f.dev) .. f.dev
   if #redis.call('ZRANGE', K.dev, '[' .. p, '(' .. p .. '\255', 'BYLEX', 'LIMIT', 0, 1) > 0 then return {'EXISTS'} end
@@ -234,7 +244,7 @@ if over > 0 then
   for j = 1, #oldest do
     oldest[j] = string.sub(oldest[j], 18) -- the id
     if ok and ev[j].f.id == oldest[j] then
-      olds[j] = stored(KEYS[12 + 2 * j], oldest[j])
+      olds[j] = stored(KEYS[12 + 3 * j], oldest[j])
       ok = olds[j] ~= nil and olds[j].v == ev[j].want
     else
       ok = false
@@ -245,8 +255,9 @@ if over > 0 then
     return oldest
   end
   for j = 1, ne do
-    write(KEYS[12 + 2 * j], olds[j], ev[j].f)
-    dropAllConns(KEYS[13 + 2 * j], KEYS[12 + 2 * j])
+    write(KEYS[12 + 3 * j], olds[j], ev[j].f)
+    dropAllConns(KEYS[13 + 3 * j], KEYS[12 + 3 * j])
+    putRecord(KEYS[14 + 3 * j], KEYS[12 + 3 * j], ev[j].f.d)
   end
 elseif ne > 0 then
   return {'EVICT'}
@@ -255,6 +266,7 @@ write(K.s, nil, f)
 redis.call('ZADD', K.ids, 0, f.id)
 redis.call('ZADD', K.subj, 0, f.id)
 conns(K.c, true, connsAt)
+putRecord(K.r, K.s, f.d)
 local seq = events(maxlen, i)
 return {'OK', seq}
 `)
@@ -267,7 +279,7 @@ if not old then return {'NOTFOUND'} end
 if old.v ~= ARGV[1] or old.sub ~= ARGV[3] then return {'CONFLICT'} end
 unindex(old)
 dropAllConns(K.c, K.s)
-redis.call('DEL', K.s)
+redis.call('DEL', K.s, K.r)
 redis.call('ZREM', K.due, old.id)
 redis.call('ZREM', K.ids, old.id)
 redis.call('ZREM', K.subj, old.id)

@@ -336,7 +336,7 @@ func (s *Store) create(ctx context.Context, p int, c sessiond.Change, lim sessio
 	for range maxEvictTries {
 		keys := append(s.k.sessionKeys(p, v.ID, v.Subject), s.k.claim(p, v.ID))
 		for _, e := range evicted {
-			keys = append(keys, s.k.session(p, e.ID), s.k.conns(p, e.ID))
+			keys = append(keys, s.k.session(p, e.ID), s.k.conns(p, e.ID), s.k.record(p, e.ID))
 		}
 		args := []string{s.maxlen, strconv.Itoa(lim.Max), flag(lim.EvictOldest), flag(lim.UniqueDevice)}
 		args = sessionArgs(args, v, c.Due)
@@ -606,41 +606,50 @@ func (s *Store) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	return got[0], nil
 }
 
-// readCmd reads a session: its record and its number of connections
-// (field n, kept by the scripts; absent for none).
+// readCmd reads a session: its record key, which holds the record and its
+// number of connections (putRecord in the scripts).
 func (s *Store) readCmd(p int, id string) rueidis.Completed {
-	return s.rc.B().Hmget().Key(s.k.session(p, id)).Field("d", "n").Build()
+	return s.rc.B().Get().Key(s.k.record(p, id)).Build()
 }
 
 // sessionFrom decodes the answer to readCmd: nil and ErrNotFound for no
 // session. The record is decoded from the reply itself (AsBytes does not
 // copy it): a validation's hot path.
 func sessionFrom(r rueidis.RedisResult) (*sessiond.Session, error) {
-	arr, err := r.ToArray()
-	if err != nil {
-		return nil, fault("get", err)
-	}
-	if len(arr) != 2 {
-		return nil, fault("get", fmt.Errorf("HMGET answered %d values, want 2", len(arr)))
-	}
-	rec, err := arr[0].AsBytes()
+	b, err := r.AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return nil, sessiond.ErrNotFound
 	}
 	if err != nil {
 		return nil, fault("get", err)
 	}
-	var conns int64
-	if !arr[1].IsNil() {
-		if conns, err = arr[1].AsInt64(); err != nil {
-			return nil, fault("get", err)
-		}
+	rec, conns, err := splitRecord(b)
+	if err != nil {
+		return nil, fault("get", err)
 	}
 	v, err := decodeSession(rec, conns)
 	if err != nil {
 		return nil, fault("get", err)
 	}
 	return v, nil
+}
+
+// splitRecord parses what putRecord stores: the record, then the number
+// of connections in decimal, then its length in one byte.
+func splitRecord(v []byte) (rec []byte, conns int64, err error) {
+	if len(v) < 2 {
+		return nil, 0, errors.New("a session's record key is too short")
+	}
+	l := int(v[len(v)-1])
+	if l < 1 || l > 19 || len(v) < l+1 {
+		return nil, 0, fmt.Errorf("a session's record key ends with a count of %d digits", l)
+	}
+	digits := v[len(v)-1-l : len(v)-1]
+	n, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil || n < 0 {
+		return nil, 0, fmt.Errorf("a session's record key ends with the count %q", digits)
+	}
+	return v[:len(v)-1-l], n, nil
 }
 
 // readSessions reads the sessions with the ids in partition p, in one

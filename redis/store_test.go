@@ -92,3 +92,28 @@ func TestStoreCluster(t *testing.T) {
 func TestStoreSentinel(t *testing.T) {
 	sessiondtest.TestStore(t, storeHarness(open(t, redistest.Sentinel(t))))
 }
+
+// What the scripts store under a session's record key parses back, and
+// what they never store is an error, not a panic.
+func TestSplitRecord(t *testing.T) {
+	rec, n, err := splitRecord([]byte("RECORD" + "12" + "\x02"))
+	if err != nil || string(rec) != "RECORD" || n != 12 {
+		t.Fatalf("splitRecord = %q, %d, %v; want RECORD, 12", rec, n, err)
+	}
+	for _, bad := range []string{"", "x", "R1\x00", "R1\x05", "Rab\x02", "R-1\x02", "\x01"} {
+		if _, _, err := splitRecord([]byte(bad)); err == nil {
+			t.Errorf("splitRecord(%q) = nil error", bad)
+		}
+	}
+}
+
+func FuzzSplitRecord(f *testing.F) {
+	f.Add([]byte("RECORD0\x01"))
+	f.Add([]byte("R123\x03"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rec, n, err := splitRecord(b)
+		if err == nil && (n < 0 || len(rec) >= len(b)) {
+			t.Fatalf("splitRecord(%q) = %q, %d", b, rec, n)
+		}
+	})
+}
