@@ -21,6 +21,7 @@ import (
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/pebble"
 	"github.com/sessiond/sessiond/redis"
+	"github.com/sessiond/sessiond/webhook"
 	wsedge "github.com/sessiond/sessiond/ws"
 )
 
@@ -100,9 +101,15 @@ type Config struct {
 	// WebSocket tunes the WebSocket edge.
 	WebSocket WebSocketConfig `yaml:"websocket"`
 	// EndingHookURL, if set, is POSTed every session that ends, as
-	// {"event":"ending","session":{...}}, before the session is recorded as
-	// ended. A 2xx answer is success; anything else is logged and counted.
+	// {"type":"session.ending","timestamp":...,"event":"ending","session":{...}},
+	// before the session is recorded as ended, with the Standard Webhooks
+	// headers (webhook-id "<session id>.ending"). A 2xx answer is success;
+	// failures are retried with backoff within dispose_timeout, then logged
+	// and counted.
 	EndingHookURL string `yaml:"ending_hook_url"`
+	// EndingHookSecret, "whsec_<base64>" as Standard Webhooks libraries
+	// take it, signs the ending hook's deliveries (webhook-signature).
+	EndingHookSecret string `yaml:"ending_hook_secret"`
 	// DisposeTimeout bounds each resource disposal and the ending hook: 5s.
 	DisposeTimeout Duration `yaml:"dispose_timeout"`
 	// ValidationCache, if set, keeps the sessions validations read for up
@@ -418,6 +425,7 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10; negative: no limit)"},
 	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200; negative: no limit)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
+	{"ending-hook-secret", "SESSIOND_ENDING_HOOK_SECRET", "whsec_<base64> secret signing the ending hook's deliveries (Standard Webhooks)"},
 	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
 	{"max-subscribers", "SESSIOND_MAX_SUBSCRIBERS", "event streams (GET /v1/events) open at once, the WebSocket edge's own included (default 1024)"},
 }
@@ -588,6 +596,8 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.JWT.SubjectClaim = v
 		case "ending-hook-url":
 			cfg.EndingHookURL = v
+		case "ending-hook-secret":
+			cfg.EndingHookSecret = v
 		case "min-free-space":
 			b, err := ParseByteSize(v)
 			if err != nil {
@@ -712,6 +722,14 @@ func (cfg *Config) validate() error {
 	if cfg.EndingHookURL != "" {
 		if u, err := url.Parse(cfg.EndingHookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("ending_hook_url: must be an http or https URL (got %q)", cfg.EndingHookURL)
+		}
+	}
+	if cfg.EndingHookSecret != "" {
+		if cfg.EndingHookURL == "" {
+			return errors.New("ending_hook_secret: set, but ending_hook_url is not")
+		}
+		if _, err := webhook.ParseSecret(cfg.EndingHookSecret); err != nil {
+			return fmt.Errorf("ending_hook_secret: %w", err)
 		}
 	}
 	if (cfg.TLS.Cert == "") != (cfg.TLS.Key == "") {
@@ -842,6 +860,9 @@ func (cfg *Config) effective() ([]byte, error) {
 	}
 	if out.JWT.Secret != "" {
 		out.JWT.Secret = "(set; hidden)"
+	}
+	if out.EndingHookSecret != "" {
+		out.EndingHookSecret = "(set; hidden)"
 	}
 	if cfg.redisStore() {
 		if o, err := redis.ParseURL(cfg.Store); err == nil {

@@ -1,20 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/jwt"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 // newVerifier builds the WebSocket credential verifier, or returns nil when
@@ -100,32 +98,23 @@ func verifierConfig(c JWTConfig, log *slog.Logger) (_ *jwt.Config, paths []strin
 	return cfg, paths, nil
 }
 
-// endingHook POSTs each ending session to url; the session is recorded as
-// ended once it answers (or the dispose timeout passes).
-func endingHook(url string) func(context.Context, *sessiond.Session) error {
-	client := &http.Client{}
+// endingHook POSTs each ending session to url, signed with secret if it
+// is set (Standard Webhooks), retrying failures; the session is recorded
+// as ended once it answers 2xx, or the dispose timeout passes.
+func endingHook(url string, secret webhook.Secret) func(context.Context, *sessiond.Session) error {
+	sender := &webhook.Sender{URL: url, Secret: secret, AttemptTimeout: 2 * time.Second, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}
 	return func(ctx context.Context, s *sessiond.Session) error {
 		body, err := json.Marshal(struct {
-			Event   string            `json:"event"`
-			Session *sessiond.Session `json:"session"`
-		}{"ending", s})
+			Type      string            `json:"type"`
+			Timestamp time.Time         `json:"timestamp"`
+			Event     string            `json:"event"`
+			Session   *sessiond.Session `json:"session"`
+		}{"session.ending", time.Now().UTC(), "ending", s})
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("ending hook answered %s", resp.Status)
-		}
-		return nil
+		// The engine bounds the hook with dispose_timeout: the retries
+		// happen within it.
+		return sender.Send(ctx, webhook.Message{ID: s.ID + ".ending", Body: body})
 	}
 }

@@ -8,15 +8,18 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sessiond/sessiond"
@@ -992,5 +995,79 @@ func TestGracefulShutdown(t *testing.T) {
 	ts2 := startServer(t, cfg)
 	if got, err := ts2.client().Get(context.Background(), s.ID); err != nil || got.State != sessiond.StateActive {
 		t.Errorf("after a graceful restart: %v %+v", err, got)
+	}
+}
+
+// TestEndingHookIsSignedAndRetried: a revoke POSTs the ending session to
+// ending_hook_url as a Standard Webhooks delivery; an answer of 503 is
+// retried with the same webhook-id, and the delivery verifies with the
+// Standard Webhooks project's Go library.
+func TestEndingHookIsSignedAndRetried(t *testing.T) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	type delivery struct {
+		header http.Header
+		body   []byte
+	}
+	got := make(chan delivery, 10)
+	var calls atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- delivery{r.Header.Clone(), body}
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+	cfg := testConfig(t)
+	cfg.EndingHookURL, cfg.EndingHookSecret = hook.URL, secret
+	ts := startServer(t, cfg)
+	s := create(t, ts.client(), "alice")
+	if err := ts.client().Revoke(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		var d delivery
+		select {
+		case d = <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("delivery %d of the ending hook did not come", i+1)
+		}
+		if id := d.header.Get("webhook-id"); id != s.ID+".ending" {
+			t.Fatalf("delivery %d: webhook-id %q, want %q on every attempt", i+1, id, s.ID+".ending")
+		}
+		if err := wh.Verify(d.body, d.header); err != nil {
+			t.Fatalf("delivery %d does not verify: %v", i+1, err)
+		}
+		var body struct {
+			Type    string            `json:"type"`
+			Session *sessiond.Session `json:"session"`
+		}
+		if err := json.Unmarshal(d.body, &body); err != nil || body.Type != "session.ending" || body.Session == nil || body.Session.ID != s.ID {
+			t.Fatalf("delivery %d: %s, %v", i+1, d.body, err)
+		}
+	}
+	sessiondtest.Eventually(t, "the session ended once its hook answered", func() bool {
+		got, err := ts.client().Get(t.Context(), s.ID)
+		return err == nil && got.State == sessiond.StateEnded
+	})
+}
+
+// A secret that is not in the whsec_ form is refused before the server starts.
+func TestEndingHookSecretIsChecked(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.EndingHookURL, cfg.EndingHookSecret = "http://127.0.0.1:1/hook", "hunter2"
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "ending_hook_secret") {
+		t.Fatalf("validate with a bad ending_hook_secret: %v", err)
+	}
+	cfg.EndingHookURL = ""
+	cfg.EndingHookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "ending_hook_url") {
+		t.Fatalf("validate with a secret and no URL: %v", err)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/pebble"
 	"github.com/sessiond/sessiond/redis"
+	"github.com/sessiond/sessiond/webhook"
 	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
 )
@@ -151,7 +152,8 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		ValidationCacheSize: cfg.ValidationCacheSize,
 	}
 	if cfg.EndingHookURL != "" {
-		mcfg.EndingHooks = append(mcfg.EndingHooks, endingHook(cfg.EndingHookURL))
+		secret, _ := webhook.ParseSecret(cfg.EndingHookSecret) // checked by validate; nil when unset
+		mcfg.EndingHooks = append(mcfg.EndingHooks, endingHook(cfg.EndingHookURL, secret))
 	}
 	if s.m, err = sessiond.New(mcfg); err != nil {
 		return nil, err
