@@ -1,0 +1,289 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/sessiondtest"
+)
+
+// testDSN is the PostgreSQL the tests use: SESSIOND_TEST_POSTGRES_URL.
+// Without it they skip, but under CI (CI=true) that fails the run.
+func testDSN(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("SESSIOND_TEST_POSTGRES_URL")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SESSIOND_TEST_POSTGRES_URL is not set, and under CI a skip is a failure")
+		}
+		t.Skip("SESSIOND_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	return dsn
+}
+
+// testSchema is a schema of the test's own, dropped when it ends.
+func testSchema(t *testing.T, dsn string) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			t.Logf("dropping schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(context.Background())
+		_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+	})
+	return schema
+}
+
+func openHistory(t *testing.T, dsn string, o Options) *History {
+	t.Helper()
+	h, err := Open(context.Background(), dsn, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// engine runs a Manager on an in-memory store.
+func engine(t *testing.T, st sessiond.Store) *sessiond.Manager {
+	t.Helper()
+	m, err := sessiond.New(sessiond.Config{Store: st, Node: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// counts returns how many rows the history holds, and how many distinct
+// events (partition and Seq) among them.
+func counts(t *testing.T, dsn, schema string) (rows, distinct int) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT (log_part, seq)) FROM "+schema+".sessiond_events").Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	return rows, distinct
+}
+
+// logLen is how many events the store's log holds.
+func logLen(t *testing.T, st sessiond.Store) int {
+	t.Helper()
+	evs, err := st.Events(context.Background(), sessiond.Cursor{}, 1_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(evs)
+}
+
+// follow runs h.Follow until the test ends.
+func follow(t *testing.T, h *History, st sessiond.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.Follow(ctx, st) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// Two sinks (two nodes) follow one store into one database, and a third
+// opens the schema at the same moment: every event is written once.
+func TestEveryEventOnceWithTwoSinks(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	var hs [3]*History
+	var wg sync.WaitGroup
+	for i := range hs {
+		wg.Go(func() { hs[i] = openHistory(t, dsn, Options{Schema: schema, Batch: 50}) })
+	}
+	wg.Wait()
+	st := inmem.New(inmem.Options{})
+	m := engine(t, st)
+	follow(t, hs[0], st)
+	follow(t, hs[1], st)
+	ctx := context.Background()
+	for i := range 300 {
+		c, err := m.Create(ctx, sessiond.CreateRequest{Subject: fmt.Sprint("user-", i%17)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			if err := m.Revoke(ctx, c.Session.ID, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := logLen(t, st)
+	sessiondtest.Eventually(t, "the history holds every event", func() bool {
+		rows, _ := counts(t, dsn, schema)
+		return rows >= want
+	})
+	rows, distinct := counts(t, dsn, schema)
+	if rows != want || distinct != want {
+		t.Fatalf("history: %d rows, %d distinct events; the log holds %d: want each once", rows, distinct, want)
+	}
+	if w := hs[0].Stats().Written + hs[1].Stats().Written; w != int64(want) {
+		t.Fatalf("the sinks say they wrote %d events, want %d", w, want)
+	}
+}
+
+// PostgreSQL cuts the sink's connections again and again while sessions
+// are made: every event arrives, once.
+func TestConnectionsCutUnderLoad(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	cfgDSN := dsn + sep(dsn) + "application_name=sessiond-history-" + schema
+	h := openHistory(t, cfgDSN, Options{Schema: schema, Batch: 20, Poll: 50 * time.Millisecond})
+	st := inmem.New(inmem.Options{})
+	m := engine(t, st)
+	follow(t, h, st)
+
+	admin, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	var cut atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(15 * time.Millisecond):
+			}
+			var n int64
+			_ = admin.QueryRow(context.Background(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+				"sessiond-history-"+schema).Scan(&n)
+			cut.Add(n)
+		}
+	})
+	for i := range 600 {
+		if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: fmt.Sprint("user-", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			time.Sleep(20 * time.Millisecond) // let the cuts land among the batches
+		}
+	}
+	close(stop)
+	wg.Wait()
+	want := logLen(t, st)
+	sessiondtest.Eventually(t, "the history holds every event after the cuts", func() bool {
+		rows, _ := counts(t, dsn, schema)
+		return rows >= want
+	})
+	rows, distinct := counts(t, dsn, schema)
+	t.Logf("%d connections cut; %d batches failed and were tried again; %d events written", cut.Load(), h.Stats().Failures, rows)
+	if cut.Load() == 0 || h.Stats().Failures == 0 {
+		t.Fatalf("the test cut %d connections and %d batches failed: it tested no outage", cut.Load(), h.Stats().Failures)
+	}
+	if rows != want || distinct != want {
+		t.Fatalf("history: %d rows, %d distinct; the log holds %d", rows, distinct, want)
+	}
+}
+
+func sep(dsn string) string {
+	for _, c := range dsn {
+		if c == '?' {
+			return "&"
+		}
+	}
+	return "?"
+}
+
+// A log that no longer holds the events past the sink's cursor (its
+// retention is 10 events here) is a gap: recorded, counted, and the sink
+// goes on with what the log holds.
+func TestAGapIsRecorded(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	h := openHistory(t, dsn, Options{Schema: schema})
+	st := inmem.New(inmem.Options{EventRetention: 10})
+	m := engine(t, st)
+	for i := range 30 {
+		if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: fmt.Sprint("user-", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, pos, err := h.Step(context.Background(), st)
+	if err != nil || n != 10 {
+		t.Fatalf("Step = %d, %v; want the 10 events the log holds", n, err)
+	}
+	if pos.Seq(0) != 30 || h.Stats().Gaps != 1 {
+		t.Fatalf("after the step: cursor %v, %d gaps; want 30 and 1", pos, h.Stats().Gaps)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var after, next int64
+	if err := conn.QueryRow(context.Background(), "SELECT after_seq, next_seq FROM "+schema+".sessiond_history_gaps").Scan(&after, &next); err != nil {
+		t.Fatal(err)
+	}
+	if after != 0 || next != 21 {
+		t.Fatalf("gap recorded from %d to %d; want after 0, next 21 (events 1-20 are gone)", after, next)
+	}
+}
+
+// Days past the retention are dropped with their partition.
+func TestPruneDropsOldDays(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	h := openHistory(t, dsn, Options{Schema: schema, Retention: 48 * time.Hour})
+	st := inmem.New(inmem.Options{})
+	now := time.Now().UTC()
+	clock := sessiondtest.NewManualClock(now.Add(-5 * 24 * time.Hour))
+	m, err := sessiond.New(sessiond.Config{Store: st, Node: "test", Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for range 3 { // days -5, -4, -3 ... then today
+		if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: "old"}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Jump(24 * time.Hour)
+	}
+	clock.Jump(2 * 24 * time.Hour)
+	if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Step(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := counts(t, dsn, schema)
+	if err := h.Prune(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := counts(t, dsn, schema)
+	if before < 4 || after != 1 {
+		t.Fatalf("rows before pruning %d, after %d; want the 3 events of 3 to 5 days ago gone and today's kept", before, after)
+	}
+}
