@@ -112,6 +112,9 @@ type Config struct {
 	EndingHookSecret string `yaml:"ending_hook_secret"`
 	// DisposeTimeout bounds each resource disposal and the ending hook: 5s.
 	DisposeTimeout Duration `yaml:"dispose_timeout"`
+	// History, a PostgreSQL URL (postgres://...), keeps every lifecycle
+	// event there (docs/history.md): off by default.
+	History string `yaml:"history"`
 	// ValidationCache, if set, keeps the sessions validations read for up
 	// to this long, so that a validation needs no store read: off (0) by
 	// default. A revoke through this node is seen at once; one through
@@ -124,6 +127,8 @@ type Config struct {
 	// storeOpTimeout, for tests, is a Redis store's StoreOptions.OpTimeout:
 	// 0 is its default (redis.DefaultOpTimeout).
 	storeOpTimeout time.Duration
+	// historySchema, for tests, is the history's postgres.Options.Schema.
+	historySchema string
 }
 
 // TLSConfig names the certificate and key files (PEM). The certificate
@@ -426,6 +431,7 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200; negative: no limit)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 	{"ending-hook-secret", "SESSIOND_ENDING_HOOK_SECRET", "whsec_<base64> secret signing the ending hook's deliveries (Standard Webhooks)"},
+	{"history", "SESSIOND_HISTORY", "PostgreSQL URL (postgres://...) to keep every lifecycle event in"},
 	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
 	{"max-subscribers", "SESSIOND_MAX_SUBSCRIBERS", "event streams (GET /v1/events) open at once, the WebSocket edge's own included (default 1024)"},
 }
@@ -598,6 +604,8 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.EndingHookURL = v
 		case "ending-hook-secret":
 			cfg.EndingHookSecret = v
+		case "history":
+			cfg.History = v
 		case "min-free-space":
 			b, err := ParseByteSize(v)
 			if err != nil {
@@ -722,6 +730,11 @@ func (cfg *Config) validate() error {
 	if cfg.EndingHookURL != "" {
 		if u, err := url.Parse(cfg.EndingHookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("ending_hook_url: must be an http or https URL (got %q)", cfg.EndingHookURL)
+		}
+	}
+	if cfg.History != "" {
+		if u, err := url.Parse(cfg.History); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return errors.New("history: must be a PostgreSQL URL (postgres://user@host:5432/db)")
 		}
 	}
 	if cfg.EndingHookSecret != "" {
@@ -864,6 +877,7 @@ func (cfg *Config) effective() ([]byte, error) {
 	if out.EndingHookSecret != "" {
 		out.EndingHookSecret = "(set; hidden)"
 	}
+	out.History = redactDSN(out.History)
 	if cfg.redisStore() {
 		if o, err := redis.ParseURL(cfg.Store); err == nil {
 			out.Store = o.String() // without its passwords

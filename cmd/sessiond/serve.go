@@ -32,6 +32,7 @@ import (
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/pebble"
+	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/webhook"
 	"github.com/sessiond/sessiond/wire"
@@ -56,6 +57,7 @@ type server struct {
 	ln    net.Listener
 	debug *http.Server  // the profiler, with --debug-addr
 	certs *certReloader // nil: plain HTTP
+	hist  *historySink  // nil: no --history
 
 	keySource string // configured, saved or generated
 	textLogs  bool   // logs are for a human: print a banner too
@@ -162,6 +164,9 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		return nil, err
 	}
 	metrics.RegisterStats(reg, s.m.Stats)
+	if cfg.History != "" {
+		s.hist = startHistory(cfg.History, postgres.Options{Schema: cfg.historySchema, Logger: s.log}, s.store, s.log)
+	}
 
 	api := httpapi.Config{
 		Manager: s.m, APIKey: cfg.APIKey, Logger: s.log, Version: version,
@@ -447,6 +452,9 @@ func (s *server) close() error {
 	}
 	if s.edge != nil {
 		_ = s.edge.Shutdown(context.Background()) // a no-op after run's
+	}
+	if s.hist != nil {
+		s.hist.close()
 	}
 	if s.m != nil {
 		_ = s.m.Close() // always nil

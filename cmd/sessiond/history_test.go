@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sessiond/sessiond/sessiondtest"
+)
+
+// TestHistoryThroughTheServer: a server started with --history keeps the
+// lifecycle events of what it serves in PostgreSQL.
+func TestHistoryThroughTheServer(t *testing.T) {
+	dsn := os.Getenv("SESSIOND_TEST_POSTGRES_URL")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SESSIOND_TEST_POSTGRES_URL is not set, and under CI a skip is a failure")
+		}
+		t.Skip("SESSIOND_TEST_POSTGRES_URL is not set")
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "t_" + hex.EncodeToString(b[:])
+	admin, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		_ = admin.Close(context.Background())
+	})
+	cfg := testConfig(t)
+	cfg.History, cfg.historySchema = dsn, schema
+	ts := startServer(t, cfg)
+	s := create(t, ts.client(), "alice")
+	if err := ts.client().Revoke(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	sessiondtest.Eventually(t, "the session's events in PostgreSQL", func() bool {
+		rows, err := admin.Query(context.Background(), "SELECT type FROM "+schema+".sessiond_events WHERE session_id = $1 ORDER BY seq", s.ID)
+		if err != nil {
+			return false // the schema is not made yet
+		}
+		types, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err == nil && len(types) == 3
+	})
+	if types[0] != "created" || types[1] != "ending" || types[2] != "ended" {
+		t.Fatalf("history of the session: %v; want created, ending, ended", types)
+	}
+}
