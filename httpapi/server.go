@@ -49,6 +49,9 @@ type Config struct {
 	// Connect, if set, serves GET /v1/connect (the WebSocket edge), which
 	// authenticates with its own credentials rather than the API key.
 	Connect http.Handler
+	// History, if set, serves GET /v1/sessions/{id}/history and GET
+	// /v1/subjects/{subject}/history; without it they answer 404.
+	History sessiond.HistoryReader
 	// EdgeStats, if set, adds this node's WebSocket counts to /v1/stats.
 	EdgeStats func() wire.WebSocketStats
 	// Checks, if set, are parts of the server that may work or not while
@@ -96,6 +99,7 @@ type Config struct {
 // Server is the HTTP edge of a Manager.
 type Server struct {
 	m         *sessiond.Manager
+	history   sessiond.HistoryReader
 	keyHash   [sha256.Size]byte
 	log       *slog.Logger
 	observe   func(string, int, time.Duration)
@@ -134,6 +138,8 @@ func Routes() []Route {
 		{"POST", "/v1/sessions/{id}/rotate", true, (*Server).rotate},
 		{"GET", "/v1/subjects/{subject}/sessions", true, (*Server).listSubject},
 		{"DELETE", "/v1/subjects/{subject}/sessions", true, (*Server).revokeSubject},
+		{"GET", "/v1/sessions/{id}/history", true, (*Server).sessionHistory},
+		{"GET", "/v1/subjects/{subject}/history", true, (*Server).subjectHistory},
 		{"POST", "/v1/sessions/{id}/connections", true, (*Server).addConnection},
 		{"GET", "/v1/sessions/{id}/connections", true, (*Server).listConnections},
 		{"POST", "/v1/connections/{id}/heartbeat", true, (*Server).heartbeat},
@@ -156,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		m:         cfg.Manager,
+		history:   cfg.History,
 		keyHash:   sha256.Sum256([]byte(cfg.APIKey)),
 		log:       cfg.Logger,
 		observe:   cfg.Observe,
@@ -549,14 +556,22 @@ func listQuery(q url.Values) (sessiond.Query, error) {
 		}
 		query.State = st
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return query, sessiond.Errorf(sessiond.CodeInvalidArgument, "limit", "must be a number from 1 to 1000")
-		}
-		query.Limit = n
+	n, err := pageLimit(q)
+	query.Limit = n
+	return query, err
+}
+
+// pageLimit reads the limit of a page: 1 to 1000, 0 when absent.
+func pageLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return 0, nil
 	}
-	return query, nil
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, sessiond.Errorf(sessiond.CodeInvalidArgument, "limit", "must be a number from 1 to 1000")
+	}
+	return n, nil
 }
 
 func (s *Server) listSubject(w http.ResponseWriter, r *http.Request) error {

@@ -125,6 +125,7 @@ func TestMetricsIs404WhenNotConfigured(t *testing.T) {
 func TestEveryRouteSucceeds(t *testing.T) {
 	e := htStart(t, func(c *httpapi.Config) {
 		c.Metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+		c.History = testHistory()
 	})
 	alice := e.createFor("alice")
 	victim := e.createFor("alice")
@@ -144,6 +145,8 @@ func TestEveryRouteSucceeds(t *testing.T) {
 		"POST /v1/sessions/{id}/rotate":          {"/v1/sessions/" + alice.ID + "/rotate", "", 200},
 		"GET /v1/subjects/{subject}/sessions":    {"/v1/subjects/alice/sessions", "", 200},
 		"DELETE /v1/subjects/{subject}/sessions": {"/v1/subjects/zed/sessions", "", 200},
+		"GET /v1/sessions/{id}/history":          {"/v1/sessions/" + alice.ID + "/history", "", 200},
+		"GET /v1/subjects/{subject}/history":     {"/v1/subjects/alice/history?since=1h&limit=10", "", 200},
 		"POST /v1/sessions/{id}/connections":     {"/v1/sessions/" + alice.ID + "/connections", `{"kind":"vnc"}`, 201},
 		"GET /v1/sessions/{id}/connections":      {"/v1/sessions/" + alice.ID + "/connections", "", 200},
 		"POST /v1/connections/{id}/heartbeat":    {"/v1/connections/" + beating + "/heartbeat", "", 200},

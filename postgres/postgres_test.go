@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -285,5 +286,68 @@ func TestPruneDropsOldDays(t *testing.T) {
 	after, _ := counts(t, dsn, schema)
 	if before < 4 || after != 1 {
 		t.Fatalf("rows before pruning %d, after %d; want the 3 events of 3 to 5 days ago gone and today's kept", before, after)
+	}
+}
+
+// A session's and a subject's history read back by pages, in order, with
+// the time bounds applied; a foreign cursor is refused.
+func TestReadHistory(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	h := openHistory(t, dsn, Options{Schema: schema})
+	st := inmem.New(inmem.Options{})
+	m := engine(t, st)
+	ctx := context.Background()
+	var ids []string
+	for range 5 {
+		c, err := m.Create(ctx, sessiond.CreateRequest{Subject: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.Session.ID)
+	}
+	if err := m.Revoke(ctx, ids[0], ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(ctx, sessiond.CreateRequest{Subject: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Step(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	one, err := h.SessionHistory(ctx, ids[0], sessiond.HistoryQuery{})
+	if err != nil || len(one.Events) != 3 || one.Next != "" {
+		t.Fatalf("the revoked session's history: %+v, %v; want created, ending, ended", one, err)
+	}
+	for i, typ := range []sessiond.EventType{sessiond.EventCreated, sessiond.EventEnding, sessiond.EventEnded} {
+		if one.Events[i].Type != typ || one.Events[i].SessionID != ids[0] {
+			t.Fatalf("event %d of the session's history: %+v, want %s", i, one.Events[i], typ)
+		}
+	}
+	var all []sessiond.Event
+	q := sessiond.HistoryQuery{Limit: 3}
+	for pages := 0; ; pages++ {
+		p, err := h.SubjectHistory(ctx, "alice", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, p.Events...)
+		if p.Next == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("the pages do not end")
+		}
+		q.Cursor = p.Next
+	}
+	if len(all) != 7 { // 5 created, 1 ending, 1 ended
+		t.Fatalf("alice's history by pages of 3: %d events, want 7", len(all))
+	}
+	future, err := h.SubjectHistory(ctx, "alice", sessiond.HistoryQuery{Since: time.Now().Add(time.Hour)})
+	if err != nil || len(future.Events) != 0 {
+		t.Fatalf("alice's history from an hour on: %+v, %v; want none", future, err)
+	}
+	if _, err := h.SubjectHistory(ctx, "alice", sessiond.HistoryQuery{Cursor: "c1.bogus"}); !errors.Is(err, sessiond.ErrInvalidArgument) {
+		t.Fatalf("a foreign cursor: %v; want invalid_argument", err)
 	}
 }

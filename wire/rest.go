@@ -60,6 +60,13 @@ type ListResponse struct {
 	NextCursor string              `json:"next_cursor,omitempty"`
 }
 
+// HistoryResponse is the body of GET /v1/sessions/{id}/history and GET
+// /v1/subjects/{subject}/history: past events, oldest first.
+type HistoryResponse struct {
+	Events     []sessiond.Event `json:"events"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
 // RevokeSubjectResponse is the body of DELETE /v1/subjects/{subject}/sessions.
 type RevokeSubjectResponse struct {
 	Revoked int `json:"revoked"`

@@ -36,6 +36,9 @@ func startHistory(dsn string, o postgres.Options, st sessiond.Store, log *slog.L
 				hs.mu.Unlock()
 				log.Info("history: following the event log into PostgreSQL", "history", redactDSN(dsn))
 				_ = h.Follow(ctx, st)
+				hs.mu.Lock()
+				hs.h = nil
+				hs.mu.Unlock()
 				h.Close()
 				return
 			}
@@ -67,4 +70,34 @@ func redactDSN(dsn string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+var _ sessiond.HistoryReader = (*historySink)(nil)
+
+// reader is the opened history, or an error a client may retry.
+func (hs *historySink) reader() (*postgres.History, error) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.h == nil {
+		return nil, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "the history (PostgreSQL) is not reachable yet; retry"}
+	}
+	return hs.h, nil
+}
+
+// SessionHistory implements sessiond.HistoryReader.
+func (hs *historySink) SessionHistory(ctx context.Context, id string, q sessiond.HistoryQuery) (sessiond.HistoryPage, error) {
+	h, err := hs.reader()
+	if err != nil {
+		return sessiond.HistoryPage{}, err
+	}
+	return h.SessionHistory(ctx, id, q)
+}
+
+// SubjectHistory implements sessiond.HistoryReader.
+func (hs *historySink) SubjectHistory(ctx context.Context, subject string, q sessiond.HistoryQuery) (sessiond.HistoryPage, error) {
+	h, err := hs.reader()
+	if err != nil {
+		return sessiond.HistoryPage{}, err
+	}
+	return h.SubjectHistory(ctx, subject, q)
 }

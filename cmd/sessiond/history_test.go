@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"net/http"
 	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sessiond/sessiond/sessiondtest"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // TestHistoryThroughTheServer: a server started with --history keeps the
@@ -51,5 +54,17 @@ func TestHistoryThroughTheServer(t *testing.T) {
 	})
 	if types[0] != "created" || types[1] != "ending" || types[2] != "ended" {
 		t.Fatalf("history of the session: %v; want created, ending, ended", types)
+	}
+	// And through the API.
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", ts.url+"/v1/sessions/"+s.ID+"/history", nil)
+	req.Header.Set("Authorization", "Bearer "+ts.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page wire.HistoryResponse
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != http.StatusOK || len(page.Events) != 3 || page.Events[2].Type != "ended" {
+		t.Fatalf("GET /v1/sessions/{id}/history: %d, %+v, %v; want its 3 events", resp.StatusCode, page, err)
 	}
 }

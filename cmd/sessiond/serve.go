@@ -180,6 +180,9 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	if cfg.AccessLog {
 		api.AccessLog = s.log
 	}
+	if s.hist != nil {
+		api.History = s.hist
+	}
 	stage = "setting up credentials"
 	if s.jwt, err = newVerifier(ctx, cfg.JWT, s.log); err != nil {
 		return nil, err
