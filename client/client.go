@@ -122,6 +122,42 @@ func (c *Client) ListSubject(ctx context.Context, subject string) ([]*sessiond.S
 	return out.Sessions, err
 }
 
+// HistoryOptions select a page of history: Since and Until take an RFC
+// 3339 time or a duration back from now ("1h"); zero values do not filter.
+type HistoryOptions struct {
+	Since, Until, Cursor string
+	Limit                int
+}
+
+// SessionHistory reads a page of a session's lifecycle history (a server
+// started with --history).
+func (c *Client) SessionHistory(ctx context.Context, id string, o HistoryOptions) (*wire.HistoryResponse, error) {
+	return c.history(ctx, "/v1/sessions/"+url.PathEscape(id)+"/history", o)
+}
+
+// SubjectHistory reads a page of the lifecycle history of a subject's
+// sessions.
+func (c *Client) SubjectHistory(ctx context.Context, subject string, o HistoryOptions) (*wire.HistoryResponse, error) {
+	return c.history(ctx, "/v1/subjects/"+url.PathEscape(subject)+"/history", o)
+}
+
+func (c *Client) history(ctx context.Context, path string, o HistoryOptions) (*wire.HistoryResponse, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"since": o.Since, "until": o.Until, "cursor": o.Cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out wire.HistoryResponse
+	return &out, c.do(ctx, "GET", path, nil, &out, http.StatusOK)
+}
+
 // RevokeSubject ends all of a subject's live sessions and returns how many.
 func (c *Client) RevokeSubject(ctx context.Context, subject string) (int, error) {
 	var out wire.RevokeSubjectResponse

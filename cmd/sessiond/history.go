@@ -2,13 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/postgres"
+	"github.com/sessiond/sessiond/wire"
 )
 
 // historySink copies the store's event log into PostgreSQL (--history) in
@@ -100,4 +107,61 @@ func (hs *historySink) SubjectHistory(ctx context.Context, subject string, q ses
 		return sessiond.HistoryPage{}, err
 	}
 	return h.SubjectHistory(ctx, subject, q)
+}
+
+// cmdHistory prints the lifecycle history of a session (sessiond history
+// ID) or of a subject's sessions (--subject), oldest first, from a server
+// started with --history.
+func cmdHistory(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("history", flag.ContinueOnError)
+	cf := newConfigFlags(fs)
+	asJSON := fs.Bool("json", false, "print the events as JSON, one a line")
+	subject := fs.String("subject", "", "the subject whose sessions' history to print")
+	since := fs.String("since", "", "from this time (RFC 3339) or this long ago (1h)")
+	until := fs.String("until", "", "before this time (RFC 3339) or this long ago")
+	limit := fs.Int("limit", 0, "print at most this many events (default: all)")
+	pos, err := parse(fs, args, stdout)
+	if err != nil {
+		return err
+	}
+	if (len(pos) == 1) == (*subject != "") || len(pos) > 1 {
+		return usageError{"history takes a session id or --subject S"}
+	}
+	c, err := adminClient(cf, getenv)
+	if err != nil {
+		return err
+	}
+	o := client.HistoryOptions{Since: *since, Until: *until, Limit: 1000}
+	read := func() (*wire.HistoryResponse, error) { return c.SubjectHistory(ctx, *subject, o) }
+	if *subject == "" {
+		read = func() (*wire.HistoryResponse, error) { return c.SessionHistory(ctx, pos[0], o) }
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if !*asJSON {
+		fmt.Fprintln(tw, "TIME	SESSION	SUBJECT	EVENT	STATE	REASON	CONNECTION")
+	}
+	n := 0
+	for {
+		page, err := read()
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Events {
+			if *limit > 0 && n == *limit {
+				return tw.Flush()
+			}
+			n++
+			if *asJSON {
+				if err := json.NewEncoder(stdout).Encode(e); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.SessionID, e.Subject, e.Type, e.State, e.Reason, e.Connection)
+		}
+		if page.NextCursor == "" {
+			return tw.Flush()
+		}
+		o.Cursor = page.NextCursor
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -66,5 +67,13 @@ func TestHistoryThroughTheServer(t *testing.T) {
 	var page wire.HistoryResponse
 	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != http.StatusOK || len(page.Events) != 3 || page.Events[2].Type != "ended" {
 		t.Fatalf("GET /v1/sessions/{id}/history: %d, %+v, %v; want its 3 events", resp.StatusCode, page, err)
+	}
+	// And through the CLI.
+	out := mustCLI(t, "history", "--addr", ts.addr, "--api-key", ts.key, "--subject", "alice", "--since", "1h")
+	if strings.Count(out, s.ID) != 3 || !strings.Contains(out, "ended") || !strings.Contains(out, "revoked") {
+		t.Fatalf("sessiond history --subject alice --since 1h printed:\n%s", out)
+	}
+	if code, _, errOut := cli(t, noEnv, "history"); code != 2 || !strings.Contains(errOut, "session id or --subject") {
+		t.Fatalf("sessiond history without a session or subject: exit %d, %s", code, errOut)
 	}
 }

@@ -62,6 +62,8 @@ Usage:
   sessiond sessions show ID [--json]
   sessiond sessions revoke ID
   sessiond sessions revoke --subject S
+  sessiond history ID | --subject S [--since 1h] [--until T] [--limit N] [--json]
+                                          lifecycle history (a server run with --history)
   sessiond token --subject S [--ttl 1h]   print a development JWT (HS256, the configured --jwt-secret)
   sessiond connect --subject S [--device D]  hold a WebSocket to the session of device D (without
                                           --device: the subject's default device); print what happens
@@ -108,6 +110,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdStatus(ctx, args, stdout, getenv)
 	case "sessions":
 		err = cmdSessions(ctx, args, stdout, getenv)
+	case "history":
+		err = cmdHistory(ctx, args, stdout, getenv)
 	case "token":
 		err = cmdToken(args, stdout, getenv)
 	case "connect":
