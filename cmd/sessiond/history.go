@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/wire"
 )
@@ -26,8 +27,9 @@ type historySink struct {
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 
-	mu sync.Mutex
-	h  *postgres.History // nil until opened
+	mu   sync.Mutex
+	h    *postgres.History    // nil until opened
+	last metrics.HistoryStats // its counts when it closed
 }
 
 func startHistory(dsn string, o postgres.Options, st sessiond.Store, log *slog.Logger) *historySink {
@@ -44,6 +46,8 @@ func startHistory(dsn string, o postgres.Options, st sessiond.Store, log *slog.L
 				log.Info("history: following the event log into PostgreSQL", "history", redactDSN(dsn))
 				_ = h.Follow(ctx, st)
 				hs.mu.Lock()
+				counts := h.Stats()
+				hs.last = metrics.HistoryStats{Written: counts.Written, Gaps: counts.Gaps, Failures: counts.Failures}
 				hs.h = nil
 				hs.mu.Unlock()
 				h.Close()
@@ -80,6 +84,18 @@ func redactDSN(dsn string) string {
 }
 
 var _ sessiond.HistoryReader = (*historySink)(nil)
+
+// stats are the sink's counts, kept across the PostgreSQL connections it
+// opens (zero until the first).
+func (hs *historySink) stats() metrics.HistoryStats {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.h == nil {
+		return hs.last
+	}
+	st := hs.h.Stats()
+	return metrics.HistoryStats{Written: st.Written, Gaps: st.Gaps, Failures: st.Failures}
+}
 
 // reader is the opened history, or an error a client may retry.
 func (hs *historySink) reader() (*postgres.History, error) {

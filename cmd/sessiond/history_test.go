@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -67,6 +69,16 @@ func TestHistoryThroughTheServer(t *testing.T) {
 	var page wire.HistoryResponse
 	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != http.StatusOK || len(page.Events) != 3 || page.Events[2].Type != "ended" {
 		t.Fatalf("GET /v1/sessions/{id}/history: %d, %+v, %v; want its 3 events", resp.StatusCode, page, err)
+	}
+	// Counted in the metrics.
+	mresp, err := http.Get(ts.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mresp.Body.Close()
+	body, _ := io.ReadAll(mresp.Body)
+	if !regexp.MustCompile(`(?m)^sessiond_history_events_written_total [1-9]`).Match(body) || !strings.Contains(string(body), "sessiond_history_gaps_total 0") {
+		t.Fatalf("/metrics lacks the history's counts:\n%s", body)
 	}
 	// And through the CLI.
 	out := mustCLI(t, "history", "--addr", ts.addr, "--api-key", ts.key, "--subject", "alice", "--since", "1h")

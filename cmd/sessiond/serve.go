@@ -166,6 +166,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	metrics.RegisterStats(reg, s.m.Stats)
 	if cfg.History != "" {
 		s.hist = startHistory(cfg.History, postgres.Options{Schema: cfg.historySchema, Logger: s.log}, s.store, s.log)
+		metrics.RegisterHistory(reg, s.hist.stats)
 	}
 
 	api := httpapi.Config{
