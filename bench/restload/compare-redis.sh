@@ -29,7 +29,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
-REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/14}
 ACCESS_LOG=${ACCESS_LOG:-false}
 PIN=${PIN:-1}
 SERVER_CPU=() LOAD_CPU=()
@@ -37,18 +36,7 @@ if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
 	SERVER_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1)
 fi
 
-# redis-cli's arguments for the URL's host, port and database (no TLS, no
-# password: a local benchmark server).
-hostport=${REDIS_URL#redis://}
-hostport=${hostport%%\?*}
-RDB=0
-case $hostport in */*) RDB=${hostport#*/} hostport=${hostport%%/*} ;; esac
-case $hostport in *:*) RPORT=${hostport##*:} RHOST=${hostport%:*} ;; *) RHOST=$hostport RPORT=6379 ;; esac
-rcli() { redis-cli -h "$RHOST" -p "$RPORT" -n "$RDB" "$@"; }
-if [ "$(rcli DBSIZE)" != 0 ]; then
-	echo "$REDIS_URL holds keys: give the benchmark an empty database (it empties it when done)" >&2
-	exit 1
-fi
+. bench/restload/redisdb.sh # rcli, redis_cpu; refuses a database with keys
 
 B=$(mktemp -d)
 PIDS=()
@@ -77,7 +65,6 @@ start() {
 start memory memory 7692
 start redis "$REDIS_URL" 7693 ${REDIS_CONFIG:+--config "$REDIS_CONFIG"}
 
-redis_cpu() { rcli INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.3f", s}'; }
 
 # run NAME PORT CONNS: prints "NAME CONNS req/s p99(ms) [redis cpu %]".
 run() {

@@ -16,17 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 C=${C:-32}
 DURATION=${DURATION:-10s}
-REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/14}
 KEY=sdk_create_cluster_bench_key_0123456789
 
-hostport=${REDIS_URL#redis://}
-hostport=${hostport%%/*}
-db=${REDIS_URL##*/}
-rcli() { redis-cli -h "${hostport%%:*}" -p "${hostport##*:}" -n "$db" "$@"; }
-if [ "$(rcli DBSIZE)" != 0 ]; then
-	echo "$REDIS_URL is not empty; give an empty database with REDIS_URL" >&2
-	exit 1
-fi
+. bench/restload/redisdb.sh # rcli, redis_cpu; refuses a database with keys
 
 B=$(mktemp -d)
 PIDS=()
@@ -51,7 +43,6 @@ for n in 1 2 3; do
 	curl -sf "http://127.0.0.1:770$n/readyz" >/dev/null || { echo "node $n did not start:" >&2; cat "$B/node-$n.log" >&2; exit 1; }
 done
 
-redis_cpu() { rcli INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.3f", s}'; }
 cpu0=$(redis_cpu)
 for n in 1 2 3; do
 	SESSIOND_API_KEY=$KEY "$B/restload" -addr "127.0.0.1:770$n" -op create -c "$C" -d "$DURATION" >"$B/load-$n.txt" &
