@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/wait"
 )
 
 // ErrSubscriberTooSlow ends a Subscription whose queue overflowed. The
@@ -94,11 +96,7 @@ func (b *bus) follow(ctx context.Context, w EventWaiter, after Cursor) {
 			failed, after = 0, last
 			b.notify()
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if wait.Sleep(ctx, pause) != nil {
 			return
 		}
 	}

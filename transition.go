@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/wait"
 )
 
 // transitions is the table of the state machine (see State): for each
@@ -58,14 +60,7 @@ func backoff(ctx context.Context, attempt int) error {
 		return nil // a lone conflict is retried at once
 	}
 	ceil := min(minBackoff<<min(attempt-2, 16), maxBackoff)
-	t := time.NewTimer(rand.N(ceil) + 1) //nolint:gosec // G404: jitter, not a secret
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait.Sleep(ctx, rand.N(ceil)+1) //nolint:gosec // G404: jitter, not a secret
 }
 
 // decision is what a step of change decides for the session as currently

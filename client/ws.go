@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sessiond/sessiond"
+	sleep "github.com/sessiond/sessiond/internal/wait"
 	"github.com/sessiond/sessiond/wire"
 )
 
@@ -551,12 +552,8 @@ func (c *WSConn) loop(ctx context.Context) error {
 		retries++
 		wait := backoff(retries, c.min, c.max, c.factor, c.random())
 		c.emit(WSEvent{State: WSReconnecting, Attempt: retries, Wait: wait, Err: err})
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if err := sleep.Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 }

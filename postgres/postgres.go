@@ -38,6 +38,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/wait"
 )
 
 //go:embed migrations/*.sql
@@ -215,7 +216,7 @@ func (h *History) Follow(ctx context.Context, st sessiond.Store) error {
 		case err != nil && ctx.Err() == nil:
 			h.failures.Add(1)
 			h.o.Logger.Warn("history: writing events; trying again", "in", pause, "err", err)
-			sleep(ctx, pause)
+			_ = wait.Sleep(ctx, pause)
 			pause = min(2*pause, 5*time.Second)
 		case n == h.o.Batch:
 			pause = 100 * time.Millisecond
@@ -237,15 +238,6 @@ func (h *History) wait(ctx context.Context, st sessiond.Store, pos sessiond.Curs
 		return
 	}
 	<-ctx.Done()
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // Step writes the next batch of the store's events past the cursor, and

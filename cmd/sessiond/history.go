@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/internal/wait"
 	"github.com/sessiond/sessiond/metrics"
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/wire"
@@ -54,12 +55,7 @@ func startHistory(dsn string, o postgres.Options, st sessiond.Store, log *slog.L
 				return
 			}
 			log.Warn("history: cannot open PostgreSQL; trying again", "in", pause, "err", err)
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			_ = wait.Sleep(ctx, pause)
 			pause = min(2*pause, 30*time.Second)
 		}
 	})
