@@ -167,80 +167,7 @@ func revokedElsewhere(t *testing.T, n2 *testServer, sock *websocket.Conn, sessio
 // itself, nothing restarted, and follows the store again: a revoke
 // through node-2 closes its socket.
 func TestRedisSlowValidationFailsFastAndRecovers(t *testing.T) {
-	n1, n2, px, sock, ack := faultNodes(t)
-	s := create(t, n1.client(), "alice")
-
-	px.AddToxic("slow", "latency", "downstream", map[string]any{"latency": 3000})
-	slowest := failsFast(t, n1, s.Token, "with Redis 3s slow")
-	wsPing(t, sock, "while Redis is slow")
-
-	px.RemoveToxic("slow")
-	took := recovers(t, n1, s.Token, "validations once Redis is fast again", time.Now())
-	create(t, n1.client(), "bob") // and writes
-	wsPing(t, sock, "once Redis is fast again")
-	revokedElsewhere(t, n2, sock, ack.SessionID, "once Redis is fast again")
-	t.Logf("Redis 3s slow, op timeout %v: 503 within %v (slowest of 3); validations again %v after the latency went", faultOpTimeout, slowest, took)
-}
-
-// With the way to Redis cut (the proxy refuses dials and closes every
-// connection), requests fail fast with 503 store_unavailable (a new
-// WebSocket too, before the upgrade), /readyz says the store is not ok,
-// and a WebSocket node-1 holds stays open and answered. Once the way is
-// open again node-1 serves by itself and follows the store again. Every
-// create answered 201, also those racing the cut, is there after it.
-func TestRedisCutKeepsSocketsAndLosesNothingAcknowledged(t *testing.T) {
-	n1, n2, px, sock, ack := faultNodes(t)
-	ctx := t.Context()
-	s := create(t, n1.client(), "alice")
-
-	// Creates through node-1, before and while the way is cut.
-	w := startWriter(t, n1.client())
-	sessiondtest.Eventually(t, "creates acknowledged before the cut", func() bool { return w.counts().acked >= 20 })
-	px.Disable()
-	sessiondtest.Eventually(t, "creates refused during the cut", func() bool { return w.counts().refused >= 3 })
-	w.stop()
-
-	slowest := failsFast(t, n1, s.Token, "with the way to Redis cut")
-	begin := time.Now()
-	if status, err := wsStatus(t, "ws://"+n1.addr+"/v1/connect?device_id=phone", wsOpts{token: cliToken(t, "carol", "1h")}); status != http.StatusServiceUnavailable || time.Since(begin) > fastFailBound {
-		t.Fatalf("a new WebSocket with the way to Redis cut: %d, %v after %v; want refused with 503 within %v", status, err, time.Since(begin), fastFailBound)
-	}
-	if code, r := readyz(t, n1); code != http.StatusOK || r.Status != "degraded" || r.Checks["store"].OK {
-		t.Fatalf("readyz with the way to Redis cut: %d %+v; want 200 degraded, the store check not ok", code, r)
-	}
-	wsPing(t, sock, "during the cut")
-
-	px.Enable()
-	took := recovers(t, n1, s.Token, "validations once the way to Redis is open again", time.Now())
-	sessiondtest.Eventually(t, "readyz ready again", func() bool {
-		code, r := readyz(t, n1)
-		return code == http.StatusOK && r.Status == "ready" && r.Checks["store"].OK
-	})
-	wsPing(t, sock, "after the cut")
-
-	// Nothing acknowledged is lost; what was refused may or may not be there.
-	c := w.counts()
-	for subject, ids := range w.acked {
-		got, err := n2.client().ListSubject(ctx, subject)
-		if err != nil {
-			t.Fatal(err)
-		}
-		there := map[string]bool{}
-		for _, v := range got {
-			there[v.ID] = true
-		}
-		for _, id := range ids {
-			if !there[id] {
-				t.Errorf("session %s of %s, created with 201 before or during the cut, is gone", id, subject)
-			}
-		}
-		if len(got) > len(ids)+w.refused[subject] {
-			t.Errorf("%s has %d sessions; at most %d were created (%d answered 201, %d answered 503)", subject, len(got), len(ids)+w.refused[subject], len(ids), w.refused[subject])
-		}
-	}
-	revokedElsewhere(t, n2, sock, ack.SessionID, "once the cut was over")
-	t.Logf("way to Redis cut, op timeout %v: 503 within %v (slowest of 3); validations again %v after it opened; creates: %d answered 201 (all there), %d answered 503",
-		faultOpTimeout, slowest, took, c.acked, c.refused)
+	toxicFailsFastAndRecovers(t, "latency", "downstream", map[string]any{"latency": 3000}, "Redis 3s slow")
 }
 
 // With every connection to Redis reset by the peer (a reset_peer toxic:
@@ -248,19 +175,30 @@ func TestRedisCutKeepsSocketsAndLosesNothingAcknowledged(t *testing.T) {
 // and a WebSocket node-1 holds stays open; once connections stop being
 // reset node-1 serves by itself and follows the store again.
 func TestRedisResetConnectionsRecover(t *testing.T) {
+	toxicFailsFastAndRecovers(t, "reset_peer", "upstream", map[string]any{"timeout": 0}, "connections to Redis reset")
+}
+
+// toxicFailsFastAndRecovers puts a toxic between node-1 and Redis:
+// validations through node-1 are answered 503 store_unavailable fast and
+// the WebSocket it holds answers pings; once the toxic is gone node-1
+// validates and creates again, nothing restarted, its socket still
+// answers, and a revoke through node-2 closes it (node-1 follows the
+// store again).
+func toxicFailsFastAndRecovers(t *testing.T, typ, stream string, attrs map[string]any, what string) {
+	t.Helper()
 	n1, n2, px, sock, ack := faultNodes(t)
 	s := create(t, n1.client(), "alice")
 
-	px.AddToxic("reset", "reset_peer", "upstream", map[string]any{"timeout": 0})
-	slowest := failsFast(t, n1, s.Token, "with connections to Redis reset")
-	wsPing(t, sock, "while connections to Redis are reset")
+	px.AddToxic("toxic", typ, stream, attrs)
+	slowest := failsFast(t, n1, s.Token, "with "+what)
+	wsPing(t, sock, "with "+what)
 
-	px.RemoveToxic("reset")
-	took := recovers(t, n1, s.Token, "validations once connections are not reset", time.Now())
-	create(t, n1.client(), "bob")
-	wsPing(t, sock, "after the resets")
-	revokedElsewhere(t, n2, sock, ack.SessionID, "once the resets stopped")
-	t.Logf("connections to Redis reset, op timeout %v: 503 within %v (slowest of 3); validations again %v after the resets stopped", faultOpTimeout, slowest, took)
+	px.RemoveToxic("toxic")
+	took := recovers(t, n1, s.Token, "validations once the toxic went", time.Now())
+	create(t, n1.client(), "bob") // and writes
+	wsPing(t, sock, "once the toxic went")
+	revokedElsewhere(t, n2, sock, ack.SessionID, "once the toxic went")
+	t.Logf("%s, op timeout %v: 503 within %v (slowest of 3); validations again %v after it stopped", what, faultOpTimeout, slowest, took)
 }
 
 // writer creates sessions through a node until stopped, noting which
