@@ -37,6 +37,7 @@ if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
 fi
 
 . bench/restload/redisdb.sh # rcli, redis_cpu; refuses a database with keys
+. bench/restload/wrk.sh     # wrk_stats
 
 B=$(mktemp -d)
 PIDS=()
@@ -68,18 +69,13 @@ start redis "$REDIS_URL" 7693 ${REDIS_CONFIG:+--config "$REDIS_CONFIG"}
 
 # run NAME PORT CONNS: prints "NAME CONNS req/s p99(ms) [redis cpu %]".
 run() {
-	local name=$1 port=$2 conns=$3 out rps p99 c0 c1 t0 t1 extra=""
+	local name=$1 port=$2 conns=$3 out stats rps p99 c0 c1 t0 t1 extra=""
 	c0=$(redis_cpu) t0=$(date +%s.%N)
 	out=$(SESSIOND_API_KEY=$(cat "$B/$name/api_key") SESSIOND_TOKENS=$B/$name.tokens \
 		"${LOAD_CPU[@]}" wrk -t1 -c"$conns" -d"$DURATION" --latency -s bench/restload/validate.lua "http://127.0.0.1:$port")
 	c1=$(redis_cpu) t1=$(date +%s.%N)
-	if grep -q "Non-2xx" <<<"$out"; then
-		echo "$name: failed requests" >&2
-		echo "$out" >&2
-		exit 1
-	fi
-	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
+	stats=$(wrk_stats "$name" "$out") || exit 1
+	read -r rps p99 <<<"$stats"
 	if [ "$name" = redis ]; then
 		extra=$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" 'BEGIN {printf "%5.0f", 100 * (b - a) / (e - s)}')
 	fi

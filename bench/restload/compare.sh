@@ -45,19 +45,16 @@ export SESSIOND_API_KEY=$(cat "$B/data/api_key")
 "$B/restload" -addr "$ADDR" -data-dir "$B/data" -op tokens -sessions 1000 >"$B/tokens.txt"
 export SESSIOND_TOKENS=$B/tokens.txt
 
+. bench/restload/wrk.sh # wrk_stats
+
 # run NAME CONNS [wrk args...]: prints "NAME CONNS req/s p99(ms)".
 run() {
 	local name=$1 conns=$2
 	shift 2
-	local out rps p99
+	local out stats rps p99
 	out=$("${LOAD_CPU[@]}" wrk -t1 -c"$conns" -d"$DURATION" --latency "$@")
-	if grep -q "Non-2xx" <<<"$out"; then
-		echo "$name: failed requests" >&2
-		echo "$out" >&2
-		exit 1
-	fi
-	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}' <<<"$out")
+	stats=$(wrk_stats "$name" "$out") || exit 1
+	read -r rps p99 <<<"$stats"
 	printf '%-9s %3d %10.0f %8.2f\n' "$name" "$conns" "$rps" "$p99" | tee -a "$B/results.txt"
 }
 
