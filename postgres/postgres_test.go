@@ -185,8 +185,9 @@ func TestConnectionsCutUnderLoad(t *testing.T) {
 		if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: fmt.Sprint("user-", i)}); err != nil {
 			t.Fatal(err)
 		}
-		if i%100 == 0 {
-			time.Sleep(20 * time.Millisecond) // let the cuts land among the batches
+		if i%100 == 0 { // a cut lands among each hundred creates
+			before := cut.Load()
+			sessiondtest.Eventually(t, "PostgreSQL cuts the sink's connections", func() bool { return cut.Load() > before })
 		}
 	}
 	close(stop)
