@@ -96,7 +96,7 @@ func main() {
 	flag.IntVar(&o.latenessN, "lateness-n", -1, "sessions for the lateness phase (default: -n)")
 	flag.DurationVar(&o.spread, "spread", 0, "lateness phase: create at a steady pace over this long, so deadlines spread over it (default: 30s for a million sessions, shorter in proportion for fewer, at least 5s)")
 	flag.DurationVar(&o.ttl, "ttl", 0, "lateness phase: the sessions' ttl (default: spread*4/3 + 1s, so creation is over before the first expiry)")
-	flag.IntVar(&o.schedWorkers, "sched-workers", 0, "Config.Workers: deadlines handled at once (0: the engine's default, 8)")
+	flag.IntVar(&o.schedWorkers, "sched-workers", 0, "Config.Workers: deadlines handled at once (0: the engine's default, 32)")
 	flag.BoolVar(&o.timeline, "timeline", true, "lateness phase: print a per-second timeline of fired deadlines, their worst lateness and GC cycles")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to the file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write a heap profile taken with the engine's -n sessions live (memory phase)")
