@@ -170,6 +170,67 @@ func TestRedisSlowValidationFailsFastAndRecovers(t *testing.T) {
 	toxicFailsFastAndRecovers(t, "latency", "downstream", map[string]any{"latency": 3000}, "Redis 3s slow")
 }
 
+// With the way to Redis cut (the proxy refuses dials and closes every
+// connection), requests fail fast with 503 store_unavailable (a new
+// WebSocket too, before the upgrade), /readyz says the store is not ok,
+// and a WebSocket node-1 holds stays open and answered. Once the way is
+// open again node-1 serves by itself and follows the store again. Every
+// create answered 201, also those racing the cut, is there after it.
+func TestRedisCutKeepsSocketsAndLosesNothingAcknowledged(t *testing.T) {
+	n1, n2, px, sock, ack := faultNodes(t)
+	ctx := t.Context()
+	s := create(t, n1.client(), "alice")
+
+	// Creates through node-1, before and while the way is cut.
+	w := startWriter(t, n1.client())
+	sessiondtest.Eventually(t, "creates acknowledged before the cut", func() bool { return w.counts().acked >= 20 })
+	px.Disable()
+	sessiondtest.Eventually(t, "creates refused during the cut", func() bool { return w.counts().refused >= 3 })
+	w.stop()
+
+	slowest := failsFast(t, n1, s.Token, "with the way to Redis cut")
+	begin := time.Now()
+	if status, err := wsStatus(t, "ws://"+n1.addr+"/v1/connect?device_id=phone", wsOpts{token: cliToken(t, "carol", "1h")}); status != http.StatusServiceUnavailable || time.Since(begin) > fastFailBound {
+		t.Fatalf("a new WebSocket with the way to Redis cut: %d, %v after %v; want refused with 503 within %v", status, err, time.Since(begin), fastFailBound)
+	}
+	if code, r := readyz(t, n1); code != http.StatusOK || r.Status != "degraded" || r.Checks["store"].OK {
+		t.Fatalf("readyz with the way to Redis cut: %d %+v; want 200 degraded, the store check not ok", code, r)
+	}
+	wsPing(t, sock, "during the cut")
+
+	px.Enable()
+	took := recovers(t, n1, s.Token, "validations once the way to Redis is open again", time.Now())
+	sessiondtest.Eventually(t, "readyz ready again", func() bool {
+		code, r := readyz(t, n1)
+		return code == http.StatusOK && r.Status == "ready" && r.Checks["store"].OK
+	})
+	wsPing(t, sock, "after the cut")
+
+	// Nothing acknowledged is lost; what was refused may or may not be there.
+	c := w.counts()
+	for subject, ids := range w.acked {
+		got, err := n2.client().ListSubject(ctx, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		there := map[string]bool{}
+		for _, v := range got {
+			there[v.ID] = true
+		}
+		for _, id := range ids {
+			if !there[id] {
+				t.Errorf("session %s of %s, created with 201 before or during the cut, is gone", id, subject)
+			}
+		}
+		if len(got) > len(ids)+w.refused[subject] {
+			t.Errorf("%s has %d sessions; at most %d were created (%d answered 201, %d answered 503)", subject, len(got), len(ids)+w.refused[subject], len(ids), w.refused[subject])
+		}
+	}
+	revokedElsewhere(t, n2, sock, ack.SessionID, "once the cut was over")
+	t.Logf("way to Redis cut, op timeout %v: 503 within %v (slowest of 3); validations again %v after it opened; creates: %d answered 201 (all there), %d answered 503",
+		faultOpTimeout, slowest, took, c.acked, c.refused)
+}
+
 // With every connection to Redis reset by the peer (a reset_peer toxic:
 // RST on the first bytes), requests fail fast with 503 store_unavailable
 // and a WebSocket node-1 holds stays open; once connections stop being
