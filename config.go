@@ -94,6 +94,11 @@ type Config struct {
 	// disposed, each with DisposeTimeout; failures are logged and counted
 	// and do not stop the session from ending.
 	EndingHooks []func(ctx context.Context, s *Session) error
+	// Runtime carries out hibernate and wake (docs/hibernation.md): a
+	// transition completes when its call returns nil. Nil completes them
+	// at once. It is also told (RuntimeDispose) when a session that
+	// hibernates ends, as an ending hook.
+	Runtime Runtime
 }
 
 // withDefaults returns cfg with every zero value that has a default

@@ -206,16 +206,42 @@ func (m *Manager) newConn(sessionID string, req ConnectRequest, now time.Time) C
 // and checks that the session is req.Subject's. It costs the same whatever
 // the number of connections the session has, but for on_connect replace,
 // which reads the connections it replaces.
+//
+// A connection to a hibernated session wakes it: the session is waking
+// when attach returns (Connected.Session.State), and its runtime is being
+// called (AwaitAwake waits for it). One to a session that is hibernating
+// waits for it to be hibernated, then wakes it.
 func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest, tc *tokenCheck) (*Connected, error) {
+	for range maxAttempts {
+		c, err := m.attachOnce(ctx, s, req, tc)
+		if !errors.Is(err, errHibernating) {
+			return c, err
+		}
+		if s, err = m.awaitLeave(ctx, &Session{ID: s.ID, Policy: s.Policy}, StateHibernating); err != nil {
+			return nil, err
+		}
+		if s.State == StateHibernating {
+			return nil, Errorf(CodeRuntimeFailed, "", "the session is still hibernating after its wake_timeout; connect again")
+		}
+	}
+	return nil, ErrConflict
+}
+
+func (m *Manager) attachOnce(ctx context.Context, s *Session, req ConnectRequest, tc *tokenCheck) (*Connected, error) {
 	var (
 		conn     Connection
 		replaced []Connection
 		resumed  bool
+		waking   bool
 		p        *Policy
 	)
 	n, err := m.change(ctx, s.ID, s, func(s *Session, now time.Time) (*Change, error) {
 		var n *Session
 		var events []Event
+		waking = false
+		if s.State == StateHibernating {
+			return nil, errHibernating
+		}
 		if tc == nil {
 			if _, err := m.checkLive(ctx, s); err != nil {
 				return nil, err
@@ -252,6 +278,10 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest, tc
 		if resumed {
 			n.State, n.DisconnectedAt, typ = StateActive, time.Time{}, EventResumed
 		}
+		if waking = s.State == StateHibernated; waking {
+			n.State = StateWaking
+			events = append(events, newEvent(EventWaking, n, now))
+		}
 		ev := newEvent(typ, n, now)
 		ev.Connection = conn.ID
 		c := &Change{Session: n, PutConns: []Connection{conn}}
@@ -264,6 +294,9 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest, tc
 	})
 	if err != nil {
 		return nil, err
+	}
+	if waking {
+		m.runTransition(n)
 	}
 	return &Connected{Session: n.Clone(), Conn: conn, Policy: *p, Resumed: resumed, Replaced: replaced}, nil
 }

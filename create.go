@@ -81,7 +81,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRe
 	now := m.now()
 	s := &Session{
 		ID: req.ID, Subject: req.Subject, Device: req.Device, Metadata: meta, Policy: p.Name,
-		State: StateActive, CreatedAt: now, LastActive: now, IdleTimeout: idle,
+		State: StateActive, CreatedAt: now, LastActive: now, StateSince: now, IdleTimeout: idle,
 		Version: 1,
 	}
 	if s.ID == "" {

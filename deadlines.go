@@ -16,12 +16,14 @@ const endingTimeout = time.Minute
 type deadlineKind uint8
 
 const (
-	noDeadline     deadlineKind = iota
-	deadlineExpiry              // the absolute lifetime (ttl) ends
-	deadlineIdle                // no activity for the idle timeout
-	deadlineGrace               // the disconnect grace ends without a reconnect
-	deadlineEnding              // ending for too long: whoever disposed of it died
-	deadlinePurge               // ended, and its retention is over
+	noDeadline        deadlineKind = iota
+	deadlineExpiry                 // the absolute lifetime (ttl) ends
+	deadlineIdle                   // no activity for the idle timeout
+	deadlineGrace                  // the disconnect grace ends without a reconnect
+	deadlineEnding                 // ending for too long: whoever disposed of it died
+	deadlinePurge                  // ended, and its retention is over
+	deadlineHibernate              // hibernate_after passed with no connection
+	deadlineRuntime                // a hibernate or wake outlived its wake_timeout: its node died
 )
 
 // endReason is the reason a live session ends for when the deadline passes.
@@ -38,15 +40,17 @@ func (k deadlineKind) endReason() EndReason {
 }
 
 // nextDeadline is the one place that says when a session next needs the
-// engine and why: the earliest of its absolute expiry, its idle expiry and
-// the end of its disconnect grace while live, the end of its disposal while
-// ending, and its purge once ended. A zero time means never.
+// engine and why: the earliest of the deadlines that end it (endDeadline),
+// its hibernation while awake with no connection, and the takeover of a
+// hibernate or wake while one runs; the end of its disposal while ending;
+// its purge once ended. A zero time means never.
 //
-// A session with connections attached is not idle: their heartbeats are its
-// activity. So the idle timeout counts only while none is attached, from
-// the moment the last one left (which records activity), and keeping a
-// connected session from idling costs no store write of its own: WebSocket
-// pings are never written, other connections' heartbeats only as often as
+// A session with connections attached is neither idle nor hibernates:
+// their heartbeats are its activity. So the idle timeout and
+// hibernate_after count only while none is attached, from the moment the
+// last one left (which records activity), and keeping a connected session
+// awake costs no store write of its own: WebSocket pings are never
+// written, other connections' heartbeats only as often as
 // heartbeatWriteEvery says.
 func (m *Manager) nextDeadline(s *Session) (at time.Time, kind deadlineKind) {
 	switch s.State {
@@ -58,17 +62,43 @@ func (m *Manager) nextDeadline(s *Session) (at time.Time, kind deadlineKind) {
 	case StateEnding:
 		return s.EndedAt.Add(endingTimeout), deadlineEnding
 	}
+	at, kind = m.endDeadline(s)
+	consider := func(t time.Time, k deadlineKind) {
+		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+			at, kind = t, k
+		}
+	}
+	p := m.policyOf(s)
+	switch s.State {
+	case StateActive, StateDisconnected:
+		if p.HibernateAfter > 0 && s.ConnCount == 0 {
+			consider(s.LastActive.Add(p.HibernateAfter), deadlineHibernate)
+		}
+	case StateHibernating, StateWaking:
+		consider(s.StateSince.Add(p.WakeTimeout+runtimeTakeover), deadlineRuntime)
+	}
+	return at, kind
+}
+
+// endDeadline is the earliest deadline that ends a live session: its
+// absolute expiry (in every state), its idle expiry while it has no
+// connection (awake or hibernated), and the end of its disconnect grace
+// (unless it hibernates instead).
+func (m *Manager) endDeadline(s *Session) (at time.Time, kind deadlineKind) {
 	consider := func(t time.Time, k deadlineKind) {
 		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
 			at, kind = t, k
 		}
 	}
 	consider(s.ExpiresAt, deadlineExpiry)
-	if s.IdleTimeout > 0 && s.ConnCount == 0 && (s.State == StateActive || s.State == StateDisconnected) {
-		consider(s.LastActive.Add(s.IdleTimeout), deadlineIdle)
+	switch s.State {
+	case StateActive, StateDisconnected, StateHibernated:
+		if s.IdleTimeout > 0 && s.ConnCount == 0 {
+			consider(s.LastActive.Add(s.IdleTimeout), deadlineIdle)
+		}
 	}
-	if s.State == StateDisconnected {
-		consider(s.DisconnectedAt.Add(m.policyOf(s).DisconnectGrace), deadlineGrace)
+	if p := m.policyOf(s); s.State == StateDisconnected && p.HibernateAfter == 0 {
+		consider(s.DisconnectedAt.Add(p.DisconnectGrace), deadlineGrace)
 	}
 	return at, kind
 }
@@ -79,7 +109,7 @@ func (m *Manager) expiry(s *Session, now time.Time) (EndReason, bool) {
 	if !s.State.Live() {
 		return "", false
 	}
-	at, kind := m.nextDeadline(s)
+	at, kind := m.endDeadline(s)
 	if at.IsZero() || now.Before(at) {
 		return "", false
 	}
@@ -317,6 +347,15 @@ func (m *Manager) settle(ctx context.Context, s *Session) (bool, error) {
 	if reason, due := m.expiry(s, now); due {
 		_, wrote, err := m.end(ctx, s, reason, false)
 		return wrote, err
+	}
+	if at, kind := m.nextDeadline(s); !at.IsZero() && !now.Before(at) {
+		switch kind {
+		case deadlineHibernate:
+			_, err := m.beginHibernate(ctx, s, false)
+			return false, err
+		case deadlineRuntime:
+			return false, m.takeOver(ctx, s)
+		}
 	}
 	return false, m.reschedule(ctx, s)
 }

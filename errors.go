@@ -28,6 +28,8 @@ const (
 	CodeUnavailable        Code = "unavailable"          // shutting down or not ready
 	CodeStoreFull          Code = "store_full"           // the store's disk is nearly full: writes are refused, reads work
 	CodeStoreUnavailable   Code = "store_unavailable"    // a shared store (Redis) cannot be reached or did not answer in time
+	CodeInvalidState       Code = "invalid_state"        // the session's state does not allow the call (hibernating a session with connections)
+	CodeRuntimeFailed      Code = "runtime_failed"       // the session's runtime did not complete a hibernate or wake in time
 	CodeInternal           Code = "internal"             // a fault of the server or its store
 )
 
@@ -85,6 +87,8 @@ var (
 	ErrRateLimited        = &Error{Code: CodeRateLimited, Message: "rate limited"}
 	ErrStoreFull          = &Error{Code: CodeStoreFull, Message: "the store's disk is nearly full; writes are refused"}
 	ErrStoreUnavailable   = &Error{Code: CodeStoreUnavailable, Message: "the store cannot be reached; retry"}
+	ErrInvalidState       = &Error{Code: CodeInvalidState, Message: "the session's state does not allow this"}
+	ErrRuntimeFailed      = &Error{Code: CodeRuntimeFailed, Message: "the session's runtime did not complete the transition"}
 )
 
 // Errorf returns an *Error with the code, field and formatted message.

@@ -17,8 +17,14 @@ const (
 	EventHibernated   EventType = "hibernated"
 	EventWaking       EventType = "waking"
 	EventWoke         EventType = "woke"
-	EventEnding       EventType = "ending"
-	EventEnded        EventType = "ended"
+	// EventHibernateFailed: the runtime failed to hibernate the session,
+	// which is active again (and hibernates again hibernate_after later).
+	EventHibernateFailed EventType = "hibernate_failed"
+	// EventWakeFailed: the runtime failed to wake the session, which is
+	// hibernated again; the connections that waited for it were closed.
+	EventWakeFailed EventType = "wake_failed"
+	EventEnding     EventType = "ending"
+	EventEnded      EventType = "ended"
 )
 
 // Event records one transition of one session.
@@ -60,7 +66,7 @@ func Ending(s *Session, reason EndReason, now time.Time) (*Session, []Event) {
 	n := s.Clone()
 	n.State = StateEnding
 	n.EndReason = reason
-	n.EndedAt = now
+	n.EndedAt, n.StateSince = now, now
 	n.ConnCount = 0 // a session leaving the live states loses its connections
 	n.Version++
 	return n, []Event{newEvent(EventEnding, n, now)}

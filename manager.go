@@ -37,6 +37,9 @@ type Manager struct {
 	connectPolicy  *Policy
 	disposeTimeout time.Duration
 	hooks          []func(context.Context, *Session) error
+	runtime        Runtime
+	calls          runtimeCalls
+	waiters        stateWaiters
 	res            resources
 	disposal       *disposal
 	beats          heartbeats
@@ -74,7 +77,11 @@ func New(cfg Config) (*Manager, error) {
 		node:           cfg.Node,
 		disposeTimeout: cfg.DisposeTimeout,
 		hooks:          cfg.EndingHooks,
+		runtime:        cfg.Runtime,
 		leaseTTL:       cfg.LeaseTTL,
+	}
+	if m.runtime != nil {
+		m.hooks = append(m.hooks[:len(m.hooks):len(m.hooks)], m.disposeRuntime)
 	}
 	for i := range cfg.Policies {
 		p := cfg.Policies[i]
@@ -85,10 +92,11 @@ func New(cfg Config) (*Manager, error) {
 	m.disposal = newDisposal(m, cfg.DisposeWorkers)
 	m.bus = newBus(m.store, m.obs, cfg.SubscriberBuffer, cfg.MaxSubscribers)
 	m.cache = newValidationCache(cfg.ValidationCache, cfg.ValidationCacheSize)
-	m.bus.watching = func() bool { return m.cache != nil || m.res.any() }
+	m.bus.watching = func() bool { return m.cache != nil || m.res.any() || m.waiters.any() }
 	m.bus.watch = func(ev Event) {
 		m.sweep(ev)
 		m.cache.seen(ev.SessionID, ev.Version, m.now())
+		m.waiters.notify(ev.SessionID)
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m, nil
@@ -136,6 +144,7 @@ func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.cancel()
 		m.stopLeases()
+		m.calls.stop()
 		if m.started {
 			m.sched.Close()
 			m.disposal.stop()
@@ -242,6 +251,7 @@ func (m *Manager) landed(c Change) {
 	for _, id := range c.DropConns {
 		m.beats.forget(id)
 	}
+	m.waiters.notify(c.Session.ID)
 	m.recorded(c.Events...)
 }
 

@@ -25,6 +25,9 @@ type Observer interface {
 	HeartbeatTimeout(kind string)
 	// Fenced counts this node finding its lease claimed by another node.
 	Fenced()
+	// RuntimeCalled records one call of the Runtime by action (hibernate,
+	// wake, dispose) and result: ok, error, timeout or panic.
+	RuntimeCalled(action, result string, d time.Duration)
 }
 
 // NopObserver measures nothing. Embed it in an Observer of your own to keep
@@ -54,3 +57,6 @@ func (NopObserver) HeartbeatTimeout(string) {}
 
 // Fenced implements Observer.
 func (NopObserver) Fenced() {}
+
+// RuntimeCalled implements Observer.
+func (NopObserver) RuntimeCalled(string, string, time.Duration) {}

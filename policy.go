@@ -65,7 +65,24 @@ type Policy struct {
 	// OnConnect says what a new connection does to the session's others:
 	// allow_multiple (the default) or replace.
 	OnConnect ConnectAction
+
+	// HibernateAfter puts a session with no connection to sleep once this
+	// long has passed since the later of its last activity and the moment
+	// its last connection left (docs/hibernation.md): the session's
+	// runtime is told to hibernate it, and the next connection wakes it.
+	// A session with a connection never hibernates. With it on, the
+	// disconnect grace only decides whether a reconnect counts as resumed:
+	// a session is not ended for want of a reconnect, it hibernates. Zero
+	// is off.
+	HibernateAfter time.Duration
+	// WakeTimeout bounds each hibernate and wake: a runtime that has not
+	// answered by then fails the transition (docs/hibernation.md says
+	// into which state). Zero means DefaultWakeTimeout.
+	WakeTimeout time.Duration
 }
+
+// DefaultWakeTimeout is the wake timeout of policies that set none.
+const DefaultWakeTimeout = time.Minute
 
 // DefaultHeartbeatInterval is the heartbeat interval of policies that set none.
 const DefaultHeartbeatInterval = 25 * time.Second
@@ -112,8 +129,9 @@ func DefaultPolicy() Policy {
 }
 
 // WithDefaults returns p with the defaults of its zero fields filled in:
-// OnLimit reject, OnConnect allow_multiple, TouchInterval a tenth of
-// IdleTimeout (at most a minute) when IdleTimeout is on, HeartbeatInterval
+// OnLimit reject, OnConnect allow_multiple, TouchInterval a tenth of the
+// shorter of IdleTimeout and HibernateAfter (at most a minute) when either
+// is on, WakeTimeout DefaultWakeTimeout, HeartbeatInterval
 // DefaultHeartbeatInterval and HeartbeatTimeout twice that plus 10s,
 // MaxPerSubject DefaultMaxPerSubject and MaxConnections
 // DefaultMaxConnections.
@@ -124,8 +142,17 @@ func (p Policy) WithDefaults() Policy {
 	if p.MaxConnections == 0 {
 		p.MaxConnections = DefaultMaxConnections
 	}
-	if p.IdleTimeout > 0 && p.TouchInterval == 0 {
-		p.TouchInterval = min(p.IdleTimeout/10, time.Minute)
+	if p.TouchInterval == 0 {
+		// Activity is written often enough for the idle timeout and the
+		// hibernation it feeds to be exact to a tenth of theirs.
+		for _, d := range []time.Duration{p.IdleTimeout, p.HibernateAfter} {
+			if d > 0 && (p.TouchInterval == 0 || d/10 < p.TouchInterval) {
+				p.TouchInterval = min(d/10, time.Minute)
+			}
+		}
+	}
+	if p.WakeTimeout == 0 {
+		p.WakeTimeout = DefaultWakeTimeout
 	}
 	if p.HeartbeatInterval == 0 {
 		p.HeartbeatInterval = DefaultHeartbeatInterval
@@ -162,7 +189,8 @@ func (p *Policy) validate() error {
 		{"ttl", p.TTL}, {"idle_timeout", p.IdleTimeout}, {"touch_interval", p.TouchInterval},
 		{"rotate_after", p.RotateAfter}, {"rotation_grace", p.RotationGrace},
 		{"disconnect_grace", p.DisconnectGrace}, {"heartbeat_interval", p.HeartbeatInterval},
-		{"heartbeat_timeout", p.HeartbeatTimeout},
+		{"heartbeat_timeout", p.HeartbeatTimeout}, {"hibernate_after", p.HibernateAfter},
+		{"wake_timeout", p.WakeTimeout},
 	} {
 		if d.v < 0 {
 			return Errorf(CodeInvalidArgument, field(d.name), "must not be negative (got %v)", d.v)
@@ -186,6 +214,9 @@ func (p *Policy) validate() error {
 	if p.TTL > 0 && p.DisconnectGrace >= p.TTL {
 		return Errorf(CodeInvalidArgument, field("disconnect_grace"), "must be less than ttl (%v >= %v)", p.DisconnectGrace, p.TTL)
 	}
+	if err := p.validateHibernation(field); err != nil {
+		return err
+	}
 	if p.HeartbeatTimeout <= p.HeartbeatInterval {
 		return Errorf(CodeInvalidArgument, field("heartbeat_timeout"), "must exceed heartbeat_interval (%v <= %v)", p.HeartbeatTimeout, p.HeartbeatInterval)
 	}
@@ -198,6 +229,26 @@ func (p *Policy) validate() error {
 	case LimitReject, LimitEvictOldest:
 	default:
 		return Errorf(CodeInvalidArgument, field("on_limit"), "must be %q or %q (got %q)", LimitReject, LimitEvictOldest, p.OnLimit)
+	}
+	return nil
+}
+
+// validateHibernation refuses hibernation settings that cannot work
+// together with the others.
+func (p *Policy) validateHibernation(field func(string) string) error {
+	h := p.HibernateAfter
+	if h == 0 {
+		return nil
+	}
+	switch {
+	case p.TTL > 0 && h >= p.TTL:
+		return Errorf(CodeInvalidArgument, field("hibernate_after"), "must be less than ttl (%v >= %v): the session would end before it could hibernate", h, p.TTL)
+	case p.IdleTimeout > 0 && p.IdleTimeout <= h:
+		return Errorf(CodeInvalidArgument, field("idle_timeout"), "must exceed hibernate_after (%v <= %v): an idle session would end before it could hibernate", p.IdleTimeout, h)
+	case p.DisconnectGrace > h:
+		return Errorf(CodeInvalidArgument, field("disconnect_grace"), "must not exceed hibernate_after (%v > %v): a session hibernates, at the latest, hibernate_after after its last connection left", p.DisconnectGrace, h)
+	case p.TouchInterval >= h:
+		return Errorf(CodeInvalidArgument, field("touch_interval"), "must be less than hibernate_after (%v >= %v): activity written that seldom could not keep a session awake", p.TouchInterval, h)
 	}
 	return nil
 }

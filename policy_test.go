@@ -22,6 +22,12 @@ func TestPolicyValidate(t *testing.T) {
 		{"touch >= idle", func(p *sessiond.Policy) { p.TouchInterval = p.IdleTimeout }, "policies.p.touch_interval"},
 		{"bad on_limit", func(p *sessiond.Policy) { p.OnLimit = "drop" }, "policies.p.on_limit"},
 		{"bad name", func(p *sessiond.Policy) { p.Name = "a b" }, "policies"},
+		{"negative hibernate_after", func(p *sessiond.Policy) { p.HibernateAfter = -time.Second }, "policies.p.hibernate_after"},
+		{"negative wake_timeout", func(p *sessiond.Policy) { p.WakeTimeout = -time.Second }, "policies.p.wake_timeout"},
+		{"hibernate_after >= ttl", func(p *sessiond.Policy) { p.IdleTimeout = 0; p.HibernateAfter = p.TTL }, "policies.p.hibernate_after"},
+		{"idle <= hibernate_after", func(p *sessiond.Policy) { p.HibernateAfter = p.IdleTimeout }, "policies.p.idle_timeout"},
+		{"disconnect_grace > hibernate_after", func(p *sessiond.Policy) { p.HibernateAfter, p.DisconnectGrace = time.Minute, 2*time.Minute }, "policies.p.disconnect_grace"},
+		{"touch >= hibernate_after", func(p *sessiond.Policy) { p.HibernateAfter, p.TouchInterval = time.Minute, time.Minute }, "policies.p.touch_interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := sessiond.Policy{Name: "p", TTL: time.Hour, IdleTimeout: 10 * time.Minute, RotateAfter: 5 * time.Minute, RotationGrace: time.Second}
@@ -46,6 +52,14 @@ func TestPolicyValidate(t *testing.T) {
 	unlimited := sessiond.Policy{Name: "u", MaxPerSubject: -1, MaxConnections: -1}
 	if err := unlimited.Validate(); err != nil {
 		t.Fatalf("a policy without caps: %v", err)
+	}
+	// Hibernation writes activity often enough to be exact to a tenth.
+	ws := sessiond.Policy{Name: "ws", TTL: 8 * time.Hour, IdleTimeout: time.Hour, HibernateAfter: 3 * time.Second, DisconnectGrace: 3 * time.Second}
+	if err := ws.Validate(); err != nil {
+		t.Fatalf("a hibernating policy: %v", err)
+	}
+	if d := ws.WithDefaults(); d.TouchInterval != 300*time.Millisecond || d.WakeTimeout != sessiond.DefaultWakeTimeout {
+		t.Fatalf("hibernation defaults: touch %v, wake timeout %v", d.TouchInterval, d.WakeTimeout)
 	}
 	d := sessiond.DefaultPolicy()
 	if err := d.Validate(); err != nil {

@@ -33,6 +33,13 @@ type Session struct {
 	// DisconnectedAt is when the session lost its last live connection and
 	// entered StateDisconnected; zero in other states.
 	DisconnectedAt time.Time
+	// StateSince is when the session entered its State.
+	StateSince time.Time
+	// Cycle counts the session's hibernations. The hibernate and the wake
+	// of one cycle carry it in their runtime calls' idempotency key
+	// (RuntimeCall.Key), so that a retried call, on any node, is
+	// recognised as the same one.
+	Cycle uint64
 
 	// ConnCount is the number of the session's live connections, set by
 	// the store from their records (Store.Conns lists them).
@@ -197,7 +204,9 @@ type sessionJSON struct {
 	RotatedAt   *time.Time      `json:"rotated_at,omitempty"`
 	EndedAt     *time.Time      `json:"ended_at,omitempty"`
 	Disconn     *time.Time      `json:"disconnected_at,omitempty"`
+	StateSince  *time.Time      `json:"state_since,omitempty"`
 	Connections int             `json:"connections,omitempty"`
+	Cycle       uint64          `json:"hibernations,omitempty"`
 	Version     uint64          `json:"version"`
 	Generation  uint64          `json:"generation"`
 }
@@ -215,7 +224,7 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	*s = Session{
 		ID: j.ID, Subject: j.Subject, Metadata: j.Metadata, Policy: j.Policy,
 		State: j.State, EndReason: j.EndReason, CreatedAt: j.CreatedAt, LastActive: j.LastActive,
-		Version: j.Version, Generation: j.Generation, ConnCount: j.Connections,
+		Version: j.Version, Generation: j.Generation, ConnCount: j.Connections, Cycle: j.Cycle,
 	}
 	if j.Device != nil {
 		s.Device = *j.Device
@@ -223,7 +232,7 @@ func (s *Session) UnmarshalJSON(b []byte) error {
 	for _, p := range []struct {
 		dst *time.Time
 		src *time.Time
-	}{{&s.ExpiresAt, j.ExpiresAt}, {&s.RotatedAt, j.RotatedAt}, {&s.EndedAt, j.EndedAt}, {&s.DisconnectedAt, j.Disconn}} {
+	}{{&s.ExpiresAt, j.ExpiresAt}, {&s.RotatedAt, j.RotatedAt}, {&s.EndedAt, j.EndedAt}, {&s.DisconnectedAt, j.Disconn}, {&s.StateSince, j.StateSince}} {
 		if p.src != nil {
 			*p.dst = *p.src
 		}

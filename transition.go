@@ -25,7 +25,7 @@ var transitions = func() [StateEnded + 1]uint16 {
 	}
 	allow(StateActive, StateActive, StateDisconnected, StateHibernating, StateEnding, StateEnded)
 	allow(StateDisconnected, StateDisconnected, StateActive, StateHibernating, StateEnding, StateEnded)
-	allow(StateHibernating, StateHibernating, StateHibernated, StateEnding, StateEnded)
+	allow(StateHibernating, StateHibernating, StateHibernated, StateActive, StateEnding, StateEnded)
 	allow(StateHibernated, StateHibernated, StateWaking, StateEnding, StateEnded)
 	allow(StateWaking, StateWaking, StateActive, StateHibernated, StateEnding, StateEnded)
 	allow(StateEnding, StateEnded)
@@ -88,7 +88,8 @@ func (m *Manager) change(ctx context.Context, id string, cur *Session, decide de
 				return nil, err
 			}
 		}
-		c, err := decide(cur, m.now())
+		now := m.now()
+		c, err := decide(cur, now)
 		if err != nil {
 			return nil, err
 		}
@@ -100,6 +101,9 @@ func (m *Manager) change(ctx context.Context, id string, cur *Session, decide de
 			return nil, fmt.Errorf("sessiond: session %s: %v to %v is not a transition of the state machine", LogID(id), cur.State, next.State)
 		}
 		next.Version = cur.Version + 1
+		if next.State != cur.State {
+			next.StateSince = now
+		}
 		if !next.State.Live() {
 			next.ConnCount = 0 // the store drops them
 		}

@@ -57,6 +57,24 @@ func (m *Manager) validate(ctx context.Context, token string, dev Device) (*Vali
 	return &Validation{Session: n.Clone(), Token: tc.newToken}, tc.result, nil
 }
 
+// ValidateAndWake validates like Validate and, if the session is
+// hibernated (or hibernating), begins waking it: the session it returns is
+// then waking, and Wake or a connection's AwaitAwake waits for it.
+func (m *Manager) ValidateAndWake(ctx context.Context, token string, dev Device) (*Validation, error) {
+	v, err := m.Validate(ctx, token, dev)
+	if err != nil {
+		return nil, err
+	}
+	if st := v.Session.State; st == StateHibernated || st == StateHibernating {
+		s, err := m.beginWake(ctx, v.Session)
+		if err != nil {
+			return nil, err
+		}
+		v.Session = s.Clone()
+	}
+	return v, nil
+}
+
 // tokenCheck is a validation of one token against its session, as the
 // decide step of a compare-and-set: Validate's, and Connect's with a token,
 // which attaches in the same write.
@@ -156,6 +174,11 @@ func (tc *tokenCheck) check(ctx context.Context, s *Session, now time.Time) (*Se
 	tc.result, tc.newToken = "ok", ""
 	if !current {
 		tc.result = "grace"
+	}
+	if s.State != StateActive && s.State != StateDisconnected {
+		// Asleep, or on its way to sleep or back: a validation triggers
+		// nothing, no activity and no rotation (ValidateAndWake wakes).
+		return nil, nil, nil
 	}
 	if !rotate && !touch {
 		return nil, nil, nil

@@ -55,7 +55,7 @@ func (s *Session) AppendJSON(b []byte) []byte {
 	for _, t := range [...]struct {
 		k string
 		v time.Time
-	}{{`,"rotated_at":`, s.RotatedAt}, {`,"ended_at":`, s.EndedAt}, {`,"disconnected_at":`, s.DisconnectedAt}} {
+	}{{`,"rotated_at":`, s.RotatedAt}, {`,"ended_at":`, s.EndedAt}, {`,"disconnected_at":`, s.DisconnectedAt}, {`,"state_since":`, s.StateSince}} {
 		if !t.v.IsZero() {
 			b = appendTime(b, t.k, t.v)
 		}
@@ -63,6 +63,10 @@ func (s *Session) AppendJSON(b []byte) []byte {
 	if s.ConnCount > 0 {
 		b = append(b, `,"connections":`...)
 		b = strconv.AppendInt(b, int64(s.ConnCount), 10)
+	}
+	if s.Cycle > 0 {
+		b = append(b, `,"hibernations":`...)
+		b = strconv.AppendUint(b, s.Cycle, 10)
 	}
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, s.Version, 10)

@@ -243,7 +243,9 @@ type htSession struct {
 	// DisconnectedAt and Connections are set while connections are
 	// attached or awaited (connections_test.go).
 	DisconnectedAt *time.Time `json:"disconnected_at"`
+	StateSince     time.Time  `json:"state_since"`
 	Connections    int        `json:"connections"`
+	Hibernations   uint64     `json:"hibernations"`
 	Version        uint64     `json:"version"`
 	Generation     uint64     `json:"generation"`
 }

@@ -67,7 +67,7 @@ func TestTokensAndHashesNeverAppearInReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	allowed := []string{"id", "subject", "device", "metadata", "policy", "state", "end_reason", "created_at",
-		"last_active_at", "expires_at", "idle_timeout", "rotated_at", "ended_at", "version", "generation"}
+		"last_active_at", "expires_at", "idle_timeout", "rotated_at", "ended_at", "state_since", "hibernations", "version", "generation"}
 	for k := range raw {
 		if !slices.Contains(allowed, k) {
 			t.Errorf("session JSON has key %q, which is not a documented session field", k)

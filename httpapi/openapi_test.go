@@ -450,8 +450,8 @@ func oaFullSession() *sessiond.Session {
 		CreatedAt: now, LastActive: now, ExpiresAt: now.Add(time.Hour), IdleTimeout: time.Minute,
 		RotatedAt: now, EndedAt: now, Version: 3, Generation: 1,
 		TokenHash: sessiond.TokenHash{1}, PrevTokenHash: sessiond.TokenHash{2}, PrevTokenUntil: now,
-		DisconnectedAt: now,
-		ConnCount:      1, RetiredTokens: []sessiond.TokenHash{{3}}, // token hashes never leave the process
+		DisconnectedAt: now, StateSince: now, Cycle: 2,
+		ConnCount: 1, RetiredTokens: []sessiond.TokenHash{{3}}, // token hashes never leave the process
 	}
 }
 

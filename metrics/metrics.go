@@ -29,6 +29,8 @@ type Metrics struct {
 	hbTimeouts  *prometheus.CounterVec
 	fenced      prometheus.Counter
 	authFails   *prometheus.CounterVec
+	rtCalls     *prometheus.CounterVec
+	rtDuration  *prometheus.HistogramVec
 
 	// Children resolved once, so hot paths do not hash label values.
 	validated map[string]prometheus.Counter
@@ -87,10 +89,24 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Name: "admin_auth_failures_total",
 			Help: "Admin requests refused for their API key, by result: wrong_key (missing or wrong) or rate_limited (the address failed too often).",
 		}, []string{"result"}),
+		rtCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "runtime_calls_total",
+			Help: "Calls of the sessions' runtime (hooks.runtime) by action (hibernate, wake) and result: ok, error, timeout (wake_timeout passed) or panic.",
+		}, []string{"action", "result"}),
+		rtDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "runtime_call_duration_seconds",
+			Help:    "How long the sessions' runtime took to hibernate or wake a session.",
+			Buckets: prometheus.ExponentialBuckets(1e-3, 4, 9), // 1ms .. 65s
+		}, []string{"action"}),
 		validated: make(map[string]prometheus.Counter),
 		ops:       make(map[string]prometheus.Observer),
 	}
-	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests, m.disposals, m.hbTimeouts, m.fenced, m.authFails)
+	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests, m.disposals, m.hbTimeouts, m.fenced, m.authFails, m.rtCalls, m.rtDuration)
+	for _, a := range []sessiond.RuntimeAction{sessiond.RuntimeHibernate, sessiond.RuntimeWake} {
+		for _, r := range []string{"ok", "error", "timeout", "panic"} {
+			m.rtCalls.WithLabelValues(string(a), r) // exported from the start, at 0
+		}
+	}
 	for _, r := range []string{"wrong_key", "rate_limited"} {
 		m.authFails.WithLabelValues(r) // exported from the start, at 0
 	}
@@ -152,6 +168,12 @@ func (m *Metrics) HeartbeatTimeout(kind string) { m.hbTimeouts.WithLabelValues(k
 
 // Fenced implements sessiond.Observer.
 func (m *Metrics) Fenced() { m.fenced.Inc() }
+
+// RuntimeCalled implements sessiond.Observer.
+func (m *Metrics) RuntimeCalled(action, result string, d time.Duration) {
+	m.rtCalls.WithLabelValues(action, result).Inc()
+	m.rtDuration.WithLabelValues(action).Observe(d.Seconds())
+}
 
 // ObserveRequest records one HTTP request; pass it as httpapi.Config.Observe.
 func (m *Metrics) ObserveRequest(route string, status int, d time.Duration) {

@@ -79,6 +79,15 @@ func TestEngine(t *testing.T, h Harness) {
 		{"HeartbeatsHoldOnEveryNode", testHeartbeatsHoldOnEveryNode},
 		{"ConnectedSessionsDoNotIdle", testConnectedSessionsDoNotIdle},
 		{"AttachCostsTheSameWithManyConnections", testAttachCostsTheSameWithManyConnections},
+		// engine_hibernate.go
+		{"HibernateAndWakeCycles", testHibernateAndWakeCycles},
+		{"RuntimeFailures", testRuntimeFailures},
+		{"ConnectDuringHibernating", testConnectDuringHibernating},
+		{"TTLRunsWhileHibernated", testTTLRunsWhileHibernated},
+		{"HibernationOnceAcrossEngines", testHibernationOnceAcrossEngines},
+		{"ARuntimeCallOutlivesItsNode", testARuntimeCallOutlivesItsNode},
+		{"HeartbeatsKeepAWorkspaceAwake", testHeartbeatsKeepAWorkspaceAwake},
+		{"ValidateAndWake", testValidateAndWake},
 		// engine_lease.go
 		{"ConnectionsOfAGoneNodeAreLost", testConnectionsOfAGoneNodeAreLost},
 		{"AGoneNodeIsWorkedOffOnce", testAGoneNodeIsWorkedOffOnce},

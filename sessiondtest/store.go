@@ -89,7 +89,7 @@ func NewSession(subject string, created time.Time) (*sessiond.Session, string) {
 	token, hash := sessiond.NewToken(id)
 	return &sessiond.Session{
 		ID: id, Subject: subject, Policy: "default",
-		State: sessiond.StateActive, CreatedAt: created, LastActive: created,
+		State: sessiond.StateActive, CreatedAt: created, LastActive: created, StateSince: created,
 		ExpiresAt: created.Add(time.Hour), IdleTimeout: 10 * time.Minute,
 		Version: 1, TokenHash: hash,
 	}, token
@@ -136,14 +136,16 @@ func SameSession(t testing.TB, got, want *sessiond.Session) {
 		{"CreatedAt", g.CreatedAt, w.CreatedAt}, {"LastActive", g.LastActive, w.LastActive},
 		{"ExpiresAt", g.ExpiresAt, w.ExpiresAt}, {"RotatedAt", g.RotatedAt, w.RotatedAt},
 		{"EndedAt", g.EndedAt, w.EndedAt}, {"PrevTokenUntil", g.PrevTokenUntil, w.PrevTokenUntil},
-		{"DisconnectedAt", g.DisconnectedAt, w.DisconnectedAt},
+		{"DisconnectedAt", g.DisconnectedAt, w.DisconnectedAt}, {"StateSince", g.StateSince, w.StateSince},
 	} {
 		if !p.a.Equal(p.b) {
 			t.Errorf("session %s: %s = %v, want %v", w.ID, p.name, p.a, p.b)
 		}
 	}
-	g.CreatedAt, g.LastActive, g.ExpiresAt, g.RotatedAt, g.EndedAt, g.PrevTokenUntil, g.DisconnectedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	w.CreatedAt, w.LastActive, w.ExpiresAt, w.RotatedAt, w.EndedAt, w.PrevTokenUntil, w.DisconnectedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	for _, t := range []*time.Time{&g.CreatedAt, &g.LastActive, &g.ExpiresAt, &g.RotatedAt, &g.EndedAt, &g.PrevTokenUntil, &g.DisconnectedAt, &g.StateSince,
+		&w.CreatedAt, &w.LastActive, &w.ExpiresAt, &w.RotatedAt, &w.EndedAt, &w.PrevTokenUntil, &w.DisconnectedAt, &w.StateSince} {
+		*t = time.Time{}
+	}
 	if string(g.Metadata) != string(w.Metadata) {
 		t.Errorf("session %s: Metadata = %s, want %s", w.ID, g.Metadata, w.Metadata)
 	}
@@ -840,6 +842,7 @@ func testReopen(t *testing.T, st sessiond.Store, reopen func(testing.TB, session
 	a2 := next(a, func(n *sessiond.Session) {
 		n.PrevTokenHash, n.TokenHash, n.PrevTokenUntil, n.RotatedAt, n.Generation = n.TokenHash, h, Epoch.Add(time.Minute), Epoch.Add(time.Second), 1
 		n.RetiredTokens, n.ConnCount = []sessiond.TokenHash{retired}, 1
+		n.StateSince, n.Cycle = Epoch.Add(2*time.Second), 3
 	})
 	if err := st.Update(ctx, sessiond.Change{Session: a2, PutConns: []sessiond.Connection{held}, Events: []sessiond.Event{{Type: sessiond.EventRotated, SessionID: a.ID, Subject: "alice", Version: 2}}}); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ const (
 	sessionV1 = 1
 	sessionV2 = 2 // + DisconnectedAt, Conns
 	SessionV3 = 3 // - Conns (records of their own), + RetiredTokens
+	sessionV4 = 4 // + StateSince, Cycle
 	eventV1   = 1
 	eventV2   = 2 // + Connection, Replaced
 	connV1    = 1
@@ -110,7 +111,7 @@ func (d *decoder) hash() (h sessiond.TokenHash) {
 
 func EncodeSession(s *sessiond.Session) []byte {
 	e := encoder{b: make([]byte, 0, 192+len(s.Metadata)+32*len(s.RetiredTokens))}
-	e.b = append(e.b, SessionV3)
+	e.b = append(e.b, sessionV4)
 	e.str(s.ID)
 	e.str(s.Subject)
 	e.str(s.Policy)
@@ -138,6 +139,8 @@ func EncodeSession(s *sessiond.Session) []byte {
 	for _, h := range s.RetiredTokens {
 		e.b = append(e.b, h[:]...)
 	}
+	e.time(s.StateSince)
+	e.uint(s.Cycle)
 	return e.b
 }
 
@@ -145,7 +148,7 @@ func EncodeSession(s *sessiond.Session) []byte {
 // the session's connections inside; they are returned apart, for the
 // store to move into records of their own.
 func DecodeSession(b []byte) (*sessiond.Session, []sessiond.Connection, error) {
-	if len(b) == 0 || b[0] < sessionV1 || b[0] > SessionV3 {
+	if len(b) == 0 || b[0] < sessionV1 || b[0] > sessionV4 {
 		return nil, nil, ErrCorrupt
 	}
 	d := decoder{b: b[1:]}
@@ -175,7 +178,7 @@ func DecodeSession(b []byte) (*sessiond.Session, []sessiond.Connection, error) {
 		for range n {
 			conns = append(conns, d.conn())
 		}
-	case SessionV3:
+	case SessionV3, sessionV4:
 		n := d.uint()
 		if n > sessiond.MaxRetiredTokens || n*32 > uint64(len(d.b)) {
 			return nil, nil, ErrCorrupt
@@ -183,6 +186,10 @@ func DecodeSession(b []byte) (*sessiond.Session, []sessiond.Connection, error) {
 		for range n {
 			s.RetiredTokens = append(s.RetiredTokens, d.hash())
 		}
+	}
+	if b[0] >= sessionV4 {
+		s.StateSince = d.time()
+		s.Cycle = d.uint()
 	}
 	if d.err != nil || len(d.b) != 0 || !s.State.Valid() || !sessiond.ValidID(s.ID) {
 		return nil, nil, ErrCorrupt

@@ -94,43 +94,24 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// encodeV2 writes a session as the second format did: its connections
-// inside the record.
-func encodeV2(s *sessiond.Session, conns []sessiond.Connection) []byte {
-	v3 := EncodeSession(&sessiond.Session{
-		ID: s.ID, Subject: s.Subject, Policy: s.Policy, Device: s.Device, Metadata: s.Metadata, State: s.State,
-		EndReason: s.EndReason, CreatedAt: s.CreatedAt, LastActive: s.LastActive, ExpiresAt: s.ExpiresAt,
-		IdleTimeout: s.IdleTimeout, RotatedAt: s.RotatedAt, EndedAt: s.EndedAt, Version: s.Version,
-		Generation: s.Generation, TokenHash: s.TokenHash, PrevTokenHash: s.PrevTokenHash,
-		PrevTokenUntil: s.PrevTokenUntil, DisconnectedAt: s.DisconnectedAt,
-	})
-	e := encoder{b: append([]byte{sessionV2}, v3[1:len(v3)-1]...)} // without the empty retired list
-	e.uint(uint64(len(conns)))
-	for i := range conns {
-		e.conn(&conns[i])
-	}
-	return e.b
-}
-
 // Records written by earlier versions of the codec still read.
 func TestReadsOlderRecords(t *testing.T) {
 	s, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
+	s.StateSince = time.Time{} // older formats did not have it
 	c := sessiond.Connection{ID: "abcdefghijklmnop." + s.ID, Kind: "vnc", ConnectedAt: sessiondtest.Epoch, LastHeartbeat: sessiondtest.Epoch}
-	v2 := encodeV2(s, []sessiond.Connection{c})
+	v2 := EncodeSessionAt(sessionV2, s, []sessiond.Connection{c})
 	got, conns, err := DecodeSession(v2)
 	if err != nil || len(conns) != 1 || conns[0].ID != c.ID {
 		t.Fatalf("v2 record: %v, %+v", err, conns)
 	}
 	sessiondtest.SameSession(t, got, s)
-	// A version 1 record is the version 2 one without its last two fields
-	// (a zero time and a zero count: one byte each) and with the old tag.
-	bare := encodeV2(s, nil)
-	v1 := append([]byte{sessionV1}, bare[1:len(bare)-2]...)
-	got, _, err = DecodeSession(v1)
-	if err != nil {
-		t.Fatal(err)
+	for _, v := range []byte{sessionV1, SessionV3} {
+		got, _, err = DecodeSession(EncodeSessionAt(v, s, nil))
+		if err != nil {
+			t.Fatalf("version %d record: %v", v, err)
+		}
+		sessiondtest.SameSession(t, got, s)
 	}
-	sessiondtest.SameSession(t, got, s)
 	ev := sessiond.Event{Type: sessiond.EventCreated, SessionID: "x", Subject: "y", Time: sessiondtest.Epoch, State: sessiond.StateActive, Version: 1}
 	e2 := EncodeEvent(&ev)
 	e1 := append([]byte{eventV1}, e2[1:len(e2)-2]...)

@@ -9,7 +9,7 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// rec is a session as the index holds it: 152 bytes for a session without
+// rec is a session as the index holds it: 160 bytes for a session without
 // device, metadata or rotations, whose fields live in extra only when a
 // session has them; its connections are a set of their own, changed in
 // place. Times are Unix nanoseconds (0 for none),
@@ -24,6 +24,7 @@ type rec struct {
 	next   *rec     // the subject's next session
 
 	created, lastActive, expires, ended int64
+	stateSince                          int64
 	idle                                time.Duration
 	version                             uint64
 	generation                          uint32
@@ -39,6 +40,7 @@ type extra struct {
 	rotated, prevUntil, disconnected int64
 	prevToken                        sessiond.TokenHash
 	retired                          []sessiond.TokenHash
+	cycle                            uint64
 }
 
 // tokenKey is the first half of a token hash. Halving the map's keys saves
@@ -80,12 +82,13 @@ func reasonIndex(r sessiond.EndReason) uint8 {
 func (r *rec) set(s *sessiond.Session, policy string) {
 	r.policy = policy
 	r.created, r.lastActive, r.expires, r.ended = nanos(s.CreatedAt), nanos(s.LastActive), nanos(s.ExpiresAt), nanos(s.EndedAt)
+	r.stateSince = nanos(s.StateSince)
 	r.idle = s.IdleTimeout
 	r.version, r.generation = s.Version, uint32(s.Generation)
 	r.state, r.reason = s.State, reasonIndex(s.EndReason)
 	r.token = s.TokenHash
 	if s.Device == (sessiond.Device{}) && s.Metadata == nil && s.RetiredTokens == nil &&
-		s.RotatedAt.IsZero() && s.PrevTokenUntil.IsZero() && s.DisconnectedAt.IsZero() && s.PrevTokenHash.IsZero() {
+		s.RotatedAt.IsZero() && s.PrevTokenUntil.IsZero() && s.DisconnectedAt.IsZero() && s.PrevTokenHash.IsZero() && s.Cycle == 0 {
 		r.extra = nil
 		return
 	}
@@ -97,7 +100,7 @@ func (r *rec) set(s *sessiond.Session, policy string) {
 	e := &extra{
 		device: s.Device, meta: s.Metadata, retired: s.RetiredTokens,
 		rotated: nanos(s.RotatedAt), prevUntil: nanos(s.PrevTokenUntil), disconnected: nanos(s.DisconnectedAt),
-		prevToken: s.PrevTokenHash,
+		prevToken: s.PrevTokenHash, cycle: s.Cycle,
 	}
 	if old == nil || !sameSlice(old.meta, s.Metadata) {
 		e.meta = bytes.Clone(s.Metadata)
@@ -122,7 +125,7 @@ func (r *rec) session() *sessiond.Session {
 		ID: r.id, Subject: r.subj.name, Policy: r.policy,
 		State:     r.state,
 		CreatedAt: timeOf(r.created), LastActive: timeOf(r.lastActive), ExpiresAt: timeOf(r.expires), EndedAt: timeOf(r.ended),
-		IdleTimeout: r.idle, Version: r.version, Generation: uint64(r.generation),
+		StateSince: timeOf(r.stateSince), IdleTimeout: r.idle, Version: r.version, Generation: uint64(r.generation),
 		TokenHash: r.token, ConnCount: r.conns.len(),
 	}
 	if r.reason > 0 {
@@ -131,7 +134,7 @@ func (r *rec) session() *sessiond.Session {
 	if x := r.extra; x != nil {
 		s.Device, s.Metadata, s.RetiredTokens = x.device, x.meta, x.retired
 		s.RotatedAt, s.PrevTokenUntil, s.DisconnectedAt = timeOf(x.rotated), timeOf(x.prevUntil), timeOf(x.disconnected)
-		s.PrevTokenHash = x.prevToken
+		s.PrevTokenHash, s.Cycle = x.prevToken, x.cycle
 	}
 	return s
 }
