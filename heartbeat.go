@@ -61,21 +61,22 @@ func heartbeatWriteEvery(p *Policy) time.Duration {
 
 // Heartbeat records that a connection (of a kind other than WebSocket,
 // whose heartbeats the edge handles itself) is alive, and returns it with
-// the policy that times it. A connection not heard from for the policy's
-// heartbeat timeout is lost.
+// its session (whose state says whether it is waking still) and the policy
+// that times it. A connection not heard from for the policy's heartbeat
+// timeout is lost.
 //
 // The store is written at most once per heartbeatWriteEvery; heartbeats
 // in between move the connection's deadline in this node's memory only.
-func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Policy, error) {
+func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connected, error) {
 	sid, err := ConnectionSession(connID)
 	if err != nil {
-		return nil, Policy{}, err
+		return nil, err
 	}
 	var (
 		conn Connection
 		p    *Policy
 	)
-	_, err = m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Change, error) {
+	n, err := m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Change, error) {
 		if _, err := m.checkLive(ctx, s); err != nil {
 			return nil, err
 		}
@@ -96,11 +97,11 @@ func (m *Manager) Heartbeat(ctx context.Context, connID string) (*Connection, Po
 	})
 	switch {
 	case err == nil:
-		return &conn, *p, nil
+		return &Connected{Session: n.Clone(), Conn: conn, Policy: *p}, nil
 	case errors.Is(err, ErrNotFound):
-		return nil, Policy{}, ErrConnectionNotFound
+		return nil, ErrConnectionNotFound
 	}
-	return nil, Policy{}, err
+	return nil, err
 }
 
 // connDue handles a connection's claimed entry in the deadline index (its

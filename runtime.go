@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 )
 
 // RuntimeAction is what a session's runtime is asked to do.
@@ -33,6 +34,33 @@ type RuntimeCall struct {
 	// died, so a runtime can use it as an idempotency key; the next
 	// hibernation has a new one.
 	Key string
+}
+
+// RuntimeMessage is a runtime call as the server's runtimes send it, in
+// JSON: the body of a runtime webhook, the standard input of a runtime
+// command.
+//
+//	{"type":"session.wake","timestamp":"...","data":{"action":"wake",
+//	 "key":"<session id>.<cycle>.wake","session":{...}}}
+type RuntimeMessage struct {
+	Type      string          `json:"type"` // "session." and the action
+	Timestamp time.Time       `json:"timestamp"`
+	Data      RuntimeCallData `json:"data"`
+}
+
+// RuntimeCallData is what a runtime call is about.
+type RuntimeCallData struct {
+	Action  RuntimeAction `json:"action"` // hibernate, wake or dispose
+	Key     string        `json:"key"`
+	Session *Session      `json:"session"` // as it was when the transition began
+}
+
+// Message returns the call as a RuntimeMessage sent at now.
+func (c RuntimeCall) Message(now time.Time) RuntimeMessage {
+	return RuntimeMessage{
+		Type: "session." + string(c.Action), Timestamp: now.UTC(),
+		Data: RuntimeCallData{Action: c.Action, Key: c.Key, Session: c.Session},
+	}
 }
 
 // Runtime carries out what hibernating and waking a session mean to the

@@ -71,6 +71,73 @@ func (c *Client) Validate(ctx context.Context, token string, dev *sessiond.Devic
 	return &out, c.do(ctx, "POST", "/v1/sessions/validate", wire.ValidateRequest{Token: token, Device: dev}, &out, http.StatusOK)
 }
 
+// ValidateAndWake is Validate that also begins waking a hibernated
+// session (the request's "wake": true): the session returned is then
+// "waking"; Wake waits for it.
+func (c *Client) ValidateAndWake(ctx context.Context, token string, dev *sessiond.Device) (*ValidateResponse, error) {
+	var out ValidateResponse
+	return &out, c.do(ctx, "POST", "/v1/sessions/validate", wire.ValidateRequest{Token: token, Device: dev, Wake: true}, &out, http.StatusOK)
+}
+
+// Hibernate puts a session with no connections to sleep now, and returns
+// it once its runtime did (hibernated). A session with connections is
+// refused with sessiond.ErrInvalidState; a runtime that failed is
+// sessiond.ErrRuntimeFailed (the session is active again). The call may
+// take up to the policy's wake_timeout: it is bounded by ctx, and by
+// LongCallTimeout if ctx has no deadline, not by HTTP's Timeout.
+func (c *Client) Hibernate(ctx context.Context, id string) (*sessiond.Session, error) {
+	var out sessiond.Session
+	return &out, c.doLong(ctx, "POST", "/v1/sessions/"+url.PathEscape(id)+"/hibernate", &out)
+}
+
+// Wake wakes a hibernated session now, and returns it once its runtime
+// did (active). A runtime that failed is sessiond.ErrRuntimeFailed (the
+// session is hibernated again). Bounded like Hibernate.
+func (c *Client) Wake(ctx context.Context, id string) (*sessiond.Session, error) {
+	var out sessiond.Session
+	return &out, c.doLong(ctx, "POST", "/v1/sessions/"+url.PathEscape(id)+"/wake", &out)
+}
+
+// LongCallTimeout bounds Hibernate and Wake when their ctx has no
+// deadline.
+const LongCallTimeout = 5 * time.Minute
+
+// doLong is do for calls that wait on a session's runtime: HTTP's Timeout
+// does not cut them, ctx (or LongCallTimeout) does.
+func (c *Client) doLong(ctx context.Context, method, path string, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, LongCallTimeout)
+		defer cancel()
+	}
+	long := *c
+	h := *c.HTTP
+	h.Timeout = 0
+	long.HTTP = &h
+	return long.do(ctx, method, path, nil, out, http.StatusOK)
+}
+
+// AddConnection registers a connection of a kind other than WebSocket
+// (an HTTP or VNC proxy's, say) to a session; keep it alive with
+// Heartbeat every HeartbeatInterval. A connection to a hibernated session
+// wakes it: State is then "waking", and heartbeats say when it is
+// "active".
+func (c *Client) AddConnection(ctx context.Context, sessionID string, req wire.ConnectionRequest) (*wire.ConnectionResponse, error) {
+	var out wire.ConnectionResponse
+	return &out, c.do(ctx, "POST", "/v1/sessions/"+url.PathEscape(sessionID)+"/connections", req, &out, http.StatusCreated)
+}
+
+// Heartbeat keeps a connection registered by AddConnection alive.
+func (c *Client) Heartbeat(ctx context.Context, connID string) (*wire.ConnectionResponse, error) {
+	var out wire.ConnectionResponse
+	return &out, c.do(ctx, "POST", "/v1/connections/"+url.PathEscape(connID)+"/heartbeat", nil, &out, http.StatusOK)
+}
+
+// RemoveConnection detaches a connection registered by AddConnection.
+func (c *Client) RemoveConnection(ctx context.Context, connID string) error {
+	return c.do(ctx, "DELETE", "/v1/connections/"+url.PathEscape(connID), nil, nil, http.StatusNoContent)
+}
+
 // Get returns a session by id, in any state.
 func (c *Client) Get(ctx context.Context, id string) (*sessiond.Session, error) {
 	var out sessiond.Session

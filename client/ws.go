@@ -27,9 +27,15 @@ import (
 // in order:
 //
 //	connecting ──► connected ──► disconnected ──► reconnecting ──► connecting ...
-//	     │  dial failed, may pass                      ▲
+//	     │  dial failed,  │                            ▲
+//	     │  may pass      └─► ready ──► disconnected   │
 //	     └─────────────────────────────────────────────┘
 //	any of them ──► stopped (a terminal close code or refusal, or Close)
+//
+// Ready follows connected only when the connection woke a hibernated
+// session (its Connected event has Waking set): it comes once the
+// session's runtime woke it. A wake that failed closes the socket with
+// wire.CloseWakeFailed, which reconnects (and wakes it again).
 type WSState int32
 
 // States of a WSConn.
@@ -39,6 +45,7 @@ const (
 	WSDisconnected                // the socket was lost or closed
 	WSReconnecting                // waiting out a backoff before the next dial
 	WSStopped                     // for good: a terminal error, or Close
+	WSReady                       // a session this connection woke is awake
 )
 
 func (s WSState) String() string {
@@ -53,6 +60,8 @@ func (s WSState) String() string {
 		return "reconnecting"
 	case WSStopped:
 		return "stopped"
+	case WSReady:
+		return "ready"
 	}
 	return fmt.Sprintf("WSState(%d)", int32(s))
 }
@@ -68,10 +77,14 @@ type WSEvent struct {
 	Attempt int
 	// Wait is the backoff before the next dial. Reconnecting.
 	Wait time.Duration
-	// SessionID, ConnectionID and Resumed are the ack's. Connected.
+	// SessionID, ConnectionID and Resumed are the ack's. Connected, and
+	// SessionID Ready.
 	SessionID    string
 	ConnectionID string
 	Resumed      bool
+	// Waking: the session was hibernated and this connection is waking
+	// it; Ready follows when it is awake. Connected.
+	Waking bool
 	// Code and Reason are how the connection closed: the server's close
 	// code and the reason text of its close frame, wire.CloseNormal when
 	// Close closed it, wire.CloseAbnormal when it was lost without a close
@@ -154,7 +167,8 @@ type WSAck struct {
 	ConnectionID string
 	// Resumed: the session existed before this connection.
 	Resumed bool
-	// State is the session's state, "active".
+	// State is the session's state: "active", or "waking" until a Ready
+	// event (then "active").
 	State             string
 	HeartbeatInterval time.Duration
 	HeartbeatTimeout  time.Duration
@@ -531,7 +545,8 @@ func (c *WSConn) loop(ctx context.Context) error {
 			c.credExpires = l.ack.CredentialExpires
 			c.mu.Unlock()
 			c.log.Info("websocket connected", "sid", sessiond.LogID(l.ack.SessionID), "resumed", l.ack.Resumed)
-			c.emit(WSEvent{State: WSConnected, SessionID: l.ack.SessionID, ConnectionID: l.ack.ConnectionID, Resumed: l.ack.Resumed})
+			c.emit(WSEvent{State: WSConnected, SessionID: l.ack.SessionID, ConnectionID: l.ack.ConnectionID, Resumed: l.ack.Resumed,
+				Waking: l.ack.State == sessiond.StateWaking.String()})
 			if !c.connected {
 				c.connected = true
 				c.first <- nil
@@ -794,6 +809,19 @@ func (c *WSConn) handle(l *link, b []byte) {
 		c.credExpires = m.ExpiresAt
 		c.mu.Unlock()
 		c.log.Debug("websocket credential refreshed", "expires", m.ExpiresAt)
+		return
+	case wire.TypeReady:
+		var m wire.Ready
+		if !c.decode(b, &m) {
+			return
+		}
+		c.mu.Lock()
+		if c.link == l {
+			c.ack.State = m.State
+		}
+		c.mu.Unlock()
+		c.log.Info("websocket session ready", "sid", sessiond.LogID(l.ack.SessionID))
+		c.emit(WSEvent{State: WSReady, SessionID: l.ack.SessionID})
 		return
 	case wire.TypePong:
 		l.mu.Lock()

@@ -56,6 +56,12 @@ func testPolicies() []sessiond.Policy {
 			DisconnectGrace: 30 * time.Second, OnConnect: sessiond.ConnectReplace,
 			HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 100 * time.Millisecond,
 		},
+		{
+			// Hibernates; no runtime is configured, so a wake completes
+			// as soon as it begins.
+			Name: "sleepy", TTL: 8 * time.Hour, IdleTimeout: time.Hour, HibernateAfter: 5 * time.Minute,
+			HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 25 * time.Second,
+		},
 	}
 }
 
@@ -362,8 +368,8 @@ func TestWSConfig(t *testing.T) {
 }
 
 func TestWSStateString(t *testing.T) {
-	want := []string{"connecting", "connected", "disconnected", "reconnecting", "stopped", "WSState(9)"}
-	for i, s := range []WSState{WSConnecting, WSConnected, WSDisconnected, WSReconnecting, WSStopped, 9} {
+	want := []string{"connecting", "connected", "disconnected", "reconnecting", "stopped", "ready", "WSState(9)"}
+	for i, s := range []WSState{WSConnecting, WSConnected, WSDisconnected, WSReconnecting, WSStopped, WSReady, 9} {
 		if s.String() != want[i] {
 			t.Errorf("%d: %q, want %q", i, s.String(), want[i])
 		}
@@ -769,6 +775,35 @@ func TestWSSessionTokenFollowsRotation(t *testing.T) {
 	}
 	if sess := s.session(created.Session.ID); sess.State != sessiond.StateActive {
 		t.Fatalf("session %v (%v); want it active", sess.State, sess.EndReason)
+	}
+}
+
+// A connection to a hibernated session is connected "waking", then ready
+// once the server woke the session; the ready message is the client's
+// own, not passed on to Messages.
+func TestWSWakesAHibernatedSession(t *testing.T) {
+	s := newTestServer(t, ws.Config{}, "")
+	created, err := s.m.Create(context.Background(), sessiond.CreateRequest{Subject: "alice", Policy: "sleepy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.m.Hibernate(context.Background(), created.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	c, rec := s.mustDial(WSConfig{Token: s.tokens("alice", time.Hour).source, SessionToken: created.Token})
+	if ev := rec.await(t, WSConnected); !ev.Waking || ev.SessionID != created.Session.ID {
+		t.Fatalf("connected %+v, want waking", ev)
+	}
+	if ev := rec.await(t, WSReady); ev.SessionID != created.Session.ID {
+		t.Fatalf("ready %+v", ev)
+	}
+	if c.State() != WSReady || c.Ack().State != "active" {
+		t.Fatalf("state %v, ack state %q; want ready, active", c.State(), c.Ack().State)
+	}
+	select {
+	case m := <-c.Messages():
+		t.Fatalf("the protocol's ready reached Messages: %s", m)
+	default:
 	}
 }
 

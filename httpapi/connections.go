@@ -25,10 +25,15 @@ func (s *Server) addConnection(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/connections/"+c.Conn.ID) // it answers DELETE and /heartbeat
-	wire.WriteJSON(w, http.StatusCreated, wire.ConnectionResponse{
-		Connection: c.Conn, HeartbeatInterval: c.Policy.HeartbeatInterval.String(), HeartbeatTimeout: c.Policy.HeartbeatTimeout.String(),
-	})
+	wire.WriteJSON(w, http.StatusCreated, connectionResponse(c))
 	return nil
+}
+
+func connectionResponse(c *sessiond.Connected) wire.ConnectionResponse {
+	return wire.ConnectionResponse{
+		Connection: c.Conn, State: c.Session.State,
+		HeartbeatInterval: c.Policy.HeartbeatInterval.String(), HeartbeatTimeout: c.Policy.HeartbeatTimeout.String(),
+	}
 }
 
 func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
@@ -44,13 +49,11 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
-	c, p, err := s.m.Heartbeat(r.Context(), r.PathValue("id"))
+	c, err := s.m.Heartbeat(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	wire.WriteJSON(w, http.StatusOK, wire.ConnectionResponse{
-		Connection: *c, HeartbeatInterval: p.HeartbeatInterval.String(), HeartbeatTimeout: p.HeartbeatTimeout.String(),
-	})
+	wire.WriteJSON(w, http.StatusOK, connectionResponse(c))
 	return nil
 }
 

@@ -42,6 +42,7 @@ type htConn struct {
 // htConnResp is the body of a registration or a heartbeat.
 type htConnResp struct {
 	Connection        htConn `json:"connection"`
+	State             string `json:"state"`
 	HeartbeatInterval string `json:"heartbeat_interval"`
 	HeartbeatTimeout  string `json:"heartbeat_timeout"`
 }

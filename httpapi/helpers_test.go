@@ -62,6 +62,12 @@ func htPolicies() []sessiond.Policy {
 		},
 		// One connection at a time: a new one replaces the others.
 		{Name: "single", TTL: time.Hour, OnConnect: sessiond.ConnectReplace},
+		// Workspaces hibernate 5m after the last activity with no
+		// connection (hibernate_test.go).
+		{
+			Name: "workspace", TTL: time.Hour, IdleTimeout: 30 * time.Minute, HibernateAfter: 5 * time.Minute,
+			HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 30 * time.Second, WakeTimeout: time.Minute,
+		},
 	}
 }
 
@@ -100,8 +106,18 @@ func (e *htEnv) in(t *testing.T) *htEnv {
 // config. Everything is closed when the test ends.
 func htStart(t *testing.T, edit func(*httpapi.Config)) *htEnv {
 	t.Helper()
+	return htStartWith(t, nil, edit)
+}
+
+// htStartWith is htStart with the Manager's config edited too.
+func htStartWith(t *testing.T, editManager func(*sessiond.Config), edit func(*httpapi.Config)) *htEnv {
+	t.Helper()
 	e := &htEnv{t: t, clock: sessiondtest.NewManualClock(htEpoch), obs: &htObserved{}}
-	m, err := sessiond.New(sessiond.Config{Store: inmem.New(inmem.Options{}), Policies: htPolicies(), Clock: e.clock})
+	mcfg := sessiond.Config{Store: inmem.New(inmem.Options{}), Policies: htPolicies(), Clock: e.clock}
+	if editManager != nil {
+		editManager(&mcfg)
+	}
+	m, err := sessiond.New(mcfg)
 	if err != nil {
 		t.Fatalf("sessiond.New: %v", err)
 	}

@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -136,6 +137,8 @@ func Routes() []Route {
 		{"GET", "/v1/sessions/{id}", true, (*Server).get},
 		{"DELETE", "/v1/sessions/{id}", true, (*Server).revoke},
 		{"POST", "/v1/sessions/{id}/rotate", true, (*Server).rotate},
+		{"POST", "/v1/sessions/{id}/hibernate", true, (*Server).hibernate},
+		{"POST", "/v1/sessions/{id}/wake", true, (*Server).wake},
 		{"GET", "/v1/subjects/{subject}/sessions", true, (*Server).listSubject},
 		{"DELETE", "/v1/subjects/{subject}/sessions", true, (*Server).revokeSubject},
 		{"GET", "/v1/sessions/{id}/history", true, (*Server).sessionHistory},
@@ -495,7 +498,11 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) error {
 	if body.Device != nil {
 		dev = *body.Device
 	}
-	v, err := s.m.Validate(r.Context(), body.Token, dev)
+	validate := s.m.Validate
+	if body.Wake {
+		validate = s.m.ValidateAndWake
+	}
+	v, err := validate(r.Context(), body.Token, dev)
 	if err != nil {
 		return err
 	}
@@ -520,6 +527,27 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	wire.WriteJSON(w, http.StatusOK, wire.ValidateResponse{Session: v.Session, Token: v.Token})
+	return nil
+}
+
+// hibernate and wake answer once the session's runtime did it (or failed
+// to, within the policy's wake_timeout): longer than most calls, so the
+// answer's write deadline starts then.
+func (s *Server) hibernate(w http.ResponseWriter, r *http.Request) error {
+	return s.transition(w, r, s.m.Hibernate)
+}
+
+func (s *Server) wake(w http.ResponseWriter, r *http.Request) error {
+	return s.transition(w, r, s.m.Wake)
+}
+
+func (s *Server) transition(w http.ResponseWriter, r *http.Request, do func(context.Context, string) (*sessiond.Session, error)) error {
+	sess, err := do(r.Context(), r.PathValue("id"))
+	s.setWriteDeadline(w)
+	if err != nil {
+		return err
+	}
+	wire.WriteJSON(w, http.StatusOK, sess)
 	return nil
 }
 

@@ -131,6 +131,7 @@ func TestEveryRouteSucceeds(t *testing.T) {
 	victim := e.createFor("alice")
 	beating := e.addConn(alice.ID, "vnc").Connection.ID
 	leaving := e.addConn(alice.ID, "http").Connection.ID
+	sleeper := e.create(`{"subject":"alice","policy":"workspace"}`) // hibernated, then woken: Routes lists hibernate first
 
 	type call struct {
 		path, body string
@@ -143,6 +144,8 @@ func TestEveryRouteSucceeds(t *testing.T) {
 		"GET /v1/sessions/{id}":                  {"/v1/sessions/" + alice.ID, "", 200},
 		"DELETE /v1/sessions/{id}":               {"/v1/sessions/" + victim.ID, "", 204},
 		"POST /v1/sessions/{id}/rotate":          {"/v1/sessions/" + alice.ID + "/rotate", "", 200},
+		"POST /v1/sessions/{id}/hibernate":       {"/v1/sessions/" + sleeper.ID + "/hibernate", "", 200},
+		"POST /v1/sessions/{id}/wake":            {"/v1/sessions/" + sleeper.ID + "/wake", "", 200},
 		"GET /v1/subjects/{subject}/sessions":    {"/v1/subjects/alice/sessions", "", 200},
 		"DELETE /v1/subjects/{subject}/sessions": {"/v1/subjects/zed/sessions", "", 200},
 		"GET /v1/sessions/{id}/history":          {"/v1/sessions/" + alice.ID + "/history", "", 200},

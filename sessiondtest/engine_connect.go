@@ -360,7 +360,7 @@ func testHeartbeatTimeoutLosesTheConnection(t *testing.T, h Harness) {
 		}
 		for range 5 { // heartbeats every 20s keep it (timeout 30s)
 			time.Sleep(20 * time.Second)
-			if _, _, err := e.m.Heartbeat(t.Context(), vnc.Conn.ID); err != nil {
+			if _, err := e.m.Heartbeat(t.Context(), vnc.Conn.ID); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -375,9 +375,9 @@ func testHeartbeatTimeoutLosesTheConnection(t *testing.T, h Harness) {
 		if s.ConnCount != 0 || s.State != sessiond.StateDisconnected || s.DisconnectedAt.Sub(lastBeat) != 30*time.Second {
 			t.Fatalf("after heartbeats stopped: %d connections, %v at +%v", s.ConnCount, s.State, s.DisconnectedAt.Sub(lastBeat))
 		}
-		_, _, err = e.m.Heartbeat(t.Context(), vnc.Conn.ID)
+		_, err = e.m.Heartbeat(t.Context(), vnc.Conn.ID)
 		wantCode(t, err, sessiond.CodeConnectionNotFound)
-		_, _, err = e.m.Heartbeat(t.Context(), "not-a-connection")
+		_, err = e.m.Heartbeat(t.Context(), "not-a-connection")
 		wantCode(t, err, sessiond.CodeInvalidArgument)
 	})
 }
@@ -391,7 +391,7 @@ func testHeartbeatsHoldOnEveryNode(t *testing.T, h Harness) {
 		t.Helper()
 		for range n { // every 10s, the workspace policy's interval
 			time.Sleep(10 * time.Second)
-			if _, _, err := e.m.Heartbeat(t.Context(), connID); err != nil {
+			if _, err := e.m.Heartbeat(t.Context(), connID); err != nil {
 				t.Fatalf("heartbeat at %v: %v", time.Now(), err)
 			}
 		}

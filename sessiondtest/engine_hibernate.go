@@ -153,7 +153,7 @@ func testHibernateAndWakeCycles(t *testing.T, h Harness) {
 		// Connected, it stays awake for ten times hibernate_after.
 		for range 10 {
 			time.Sleep(2900 * time.Millisecond)
-			if _, _, err := e.m.Heartbeat(t.Context(), conn.Conn.ID); err != nil {
+			if _, err := e.m.Heartbeat(t.Context(), conn.Conn.ID); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -236,7 +236,7 @@ func testRuntimeFailures(t *testing.T, h Harness) {
 		if s.State != sessiond.StateHibernated || s.ConnCount != 0 || len(e.conns(id)) != 0 {
 			t.Fatalf("after a failed wake: %v with %d connections, want hibernated with none", s.State, s.ConnCount)
 		}
-		_, _, err = e.m.Heartbeat(t.Context(), conn.Conn.ID)
+		_, err = e.m.Heartbeat(t.Context(), conn.Conn.ID)
 		wantCode(t, err, sessiond.CodeConnectionNotFound)
 
 		// A wake the runtime refuses.
@@ -446,7 +446,7 @@ func testHeartbeatsKeepAWorkspaceAwake(t *testing.T, h Harness) {
 		conn := e.connectKind(c.Session.ID, "http")
 		for range 12 { // 9s of heartbeats, three times hibernate_after
 			time.Sleep(750 * time.Millisecond)
-			if _, _, err := e.m.Heartbeat(t.Context(), conn.Conn.ID); err != nil {
+			if _, err := e.m.Heartbeat(t.Context(), conn.Conn.ID); err != nil {
 				t.Fatal(err)
 			}
 		}

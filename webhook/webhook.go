@@ -166,11 +166,7 @@ func (s *Sender) attempt(ctx context.Context, m Message) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	at := now()
+	at := s.now()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sessiond-webhook/1")
 	req.Header.Set(HeaderID, m.ID)
@@ -200,6 +196,13 @@ func (s *Sender) backoff(n int) time.Duration {
 		limit = base << (n - 1)
 	}
 	return time.Duration(rand.Int64N(int64(limit) + 1)) //nolint:gosec // jitter, not a secret
+}
+
+func (s *Sender) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 func (s *Sender) sleep(ctx context.Context, d time.Duration) error {

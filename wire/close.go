@@ -28,6 +28,10 @@ const (
 	CloseReconnect         CloseCode = 4000 // the server asks the client to reconnect
 	CloseCredentialExpired CloseCode = 4001 // the JWT expired without a refresh: reconnect with a fresh one
 	CloseHeartbeatTimeout  CloseCode = 4002 // nothing heard for the heartbeat timeout
+	// CloseWakeFailed: the session was hibernated and its runtime did not
+	// wake it within the policy's wake_timeout; it is hibernated again.
+	// Reconnecting wakes it again.
+	CloseWakeFailed CloseCode = 4003
 
 	CloseSessionRevoked     CloseCode = 4500
 	CloseSessionExpired     CloseCode = 4501 // ttl or idle timeout
@@ -54,6 +58,7 @@ var closeReasons = map[CloseCode]string{ //nolint:gosec // G101: close reasons, 
 	CloseReconnect:          "reconnect",
 	CloseCredentialExpired:  "credential expired",
 	CloseHeartbeatTimeout:   "heartbeat timeout",
+	CloseWakeFailed:         "wake failed",
 	CloseSessionRevoked:     "session revoked",
 	CloseSessionExpired:     "session expired",
 	CloseReplaced:           "replaced by a newer connection",
@@ -114,6 +119,8 @@ func CloseForError(err error) CloseCode {
 		return CloseTooManyConnections
 	case sessiond.CodeUnavailable:
 		return CloseGoingAway
+	case sessiond.CodeRuntimeFailed:
+		return CloseWakeFailed
 	}
 	return CloseInternalError
 }

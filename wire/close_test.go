@@ -29,6 +29,7 @@ var closeCodes = []struct {
 	{wire.CloseReconnect, "reconnect", true},
 	{wire.CloseCredentialExpired, "credential expired", true},
 	{wire.CloseHeartbeatTimeout, "heartbeat timeout", true},
+	{wire.CloseWakeFailed, "wake failed", true},
 	{wire.CloseSessionRevoked, "session revoked", false},
 	{wire.CloseSessionExpired, "session expired", false},
 	{wire.CloseReplaced, "replaced by a newer connection", false},
@@ -150,6 +151,7 @@ func TestCloseForError(t *testing.T) {
 		{sessiond.ErrEnded, wire.CloseSessionEnded},
 		{sessiond.ErrTooManyConnections, wire.CloseTooManyConnections},
 		{sessiond.ErrUnavailable, wire.CloseGoingAway},
+		{sessiond.ErrRuntimeFailed, wire.CloseWakeFailed},
 		{errors.New("disk on fire"), wire.CloseInternalError},
 	} {
 		if got := wire.CloseForError(c.err); got != c.want {

@@ -35,6 +35,8 @@ var statusOf = map[sessiond.Code]int{
 	sessiond.CodeTooManyConnections: http.StatusConflict,
 	sessiond.CodeConnectionNotFound: http.StatusNotFound,
 	sessiond.CodeRateLimited:        http.StatusTooManyRequests,
+	sessiond.CodeInvalidState:       http.StatusConflict,
+	sessiond.CodeRuntimeFailed:      http.StatusBadGateway,
 	sessiond.CodeUnavailable:        http.StatusServiceUnavailable,
 	sessiond.CodeStoreFull:          http.StatusServiceUnavailable,
 	sessiond.CodeStoreUnavailable:   http.StatusServiceUnavailable,

@@ -11,6 +11,7 @@ import (
 const (
 	// From the server.
 	TypeConnected = "connected" // Connected: the first message, the ack
+	TypeReady     = "ready"     // Ready: a waking session is awake (after an ack with state "waking")
 	TypeRefresh   = "refresh"   // Refresh: send a new credential (also the client's answer)
 	TypeRefreshed = "refreshed" // Refreshed: a new credential was accepted
 	TypePong      = "pong"      // Envelope: the answer to a ping
@@ -42,7 +43,9 @@ type Connected struct {
 	ConnectionID string `json:"connection_id"`
 	// Resumed is true when the session existed before this connection.
 	Resumed bool `json:"resumed"`
-	// State is the session's state: "active".
+	// State is the session's state: "active", or "waking" when this
+	// connection woke a hibernated session: a Ready message follows once
+	// its runtime woke it (or the socket closes with CloseWakeFailed).
 	State               string `json:"state"`
 	HeartbeatIntervalMS int64  `json:"heartbeat_interval_ms"`
 	HeartbeatTimeoutMS  int64  `json:"heartbeat_timeout_ms"`
@@ -53,6 +56,13 @@ type Connected struct {
 	// connection (the session was created now, or its token rotated); it
 	// is shown once.
 	SessionToken string `json:"session_token,omitempty"`
+}
+
+// Ready tells a connection whose ack said "waking" that its session is
+// awake: its runtime answered the wake.
+type Ready struct {
+	Type  string `json:"type"`  // TypeReady
+	State string `json:"state"` // the session's state now: "active"
 }
 
 // Refresh is the server asking for a new credential before ExpiresAt, when

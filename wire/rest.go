@@ -32,6 +32,10 @@ type CreateResponse struct {
 type ValidateRequest struct {
 	Token  string           `json:"token"`
 	Device *sessiond.Device `json:"device,omitempty"`
+	// Wake, for a hibernated session, begins waking it: the session
+	// returned is then "waking". Without it a validation of a hibernated
+	// session returns it as it is and changes nothing.
+	Wake bool `json:"wake,omitempty"`
 }
 
 // ValidateResponse is the body of a 200 from validate and rotate. Token is
@@ -121,6 +125,9 @@ type ConnectionRequest struct {
 // /v1/sessions/{id}/connections and of a 200 from a heartbeat.
 type ConnectionResponse struct {
 	Connection sessiond.Connection `json:"connection"`
+	// State is the session's: "waking" while the runtime wakes the
+	// hibernated session this connection woke, "active" once it is awake.
+	State sessiond.State `json:"state"`
 	// HeartbeatInterval is how often to send heartbeats; the connection is
 	// lost after HeartbeatTimeout without one.
 	HeartbeatInterval string `json:"heartbeat_interval"`

@@ -112,6 +112,25 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 	c.mu.Unlock()
 	c.send(ack)
 	c.schedule()
+	if a.Session.State == sessiond.StateWaking {
+		go c.awaitAwake(a.Session)
+	}
+}
+
+// awaitAwake tells a connection that woke its session when the session is
+// awake ({"type":"ready"}), or closes it if the wake failed: 4003, which
+// means reconnect (and wake it again). The wait is bounded by the
+// policy's wake_timeout and ends early when the edge shuts down.
+func (c *conn) awaitAwake(s *sessiond.Session) {
+	s, err := c.e.m.AwaitAwake(c.e.life, s)
+	switch {
+	case c.e.life.Err() != nil:
+		// Shutting down: the socket is closed with 1001.
+	case err != nil:
+		c.close(wire.CloseForError(err))
+	case c.closeCode.Load() == 0:
+		c.send(wire.Ready{Type: wire.TypeReady, State: s.State.String()})
+	}
 }
 
 // schedule arms the connection's one timer for whatever comes first: the

@@ -128,7 +128,10 @@ type Edge struct {
 
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
-	detacher    detacher
+	// life ends when Shutdown begins: the waits of sockets for their
+	// session to wake end with it.
+	life     context.Context
+	detacher detacher
 
 	stats counters
 }
@@ -215,7 +218,7 @@ func New(cfg Config) (*Edge, error) {
 	e.detacher.start()
 	e.m.OnFenced(e.fenced)
 	ctx, cancel := context.WithCancel(context.Background())
-	e.watchCancel, e.watchDone = cancel, make(chan struct{})
+	e.watchCancel, e.watchDone, e.life = cancel, make(chan struct{}), ctx
 	go e.watch(ctx)
 	return e, nil
 }

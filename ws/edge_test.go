@@ -63,7 +63,7 @@ func newEnvWith(t testing.TB, edgeCfg ws.Config, mcfg sessiond.Config) *wsEnv {
 		st = mcfg.Store // a test's wrapper of a memory store
 	}
 	mcfg.Store, mcfg.Clock, mcfg.Node = st, clock, "node-1"
-	mcfg.Policies = []sessiond.Policy{sessiond.DefaultPolicy(), device(), workspace()}
+	mcfg.Policies = []sessiond.Policy{sessiond.DefaultPolicy(), device(), workspace(), sleepy()}
 	m, err := sessiond.New(mcfg)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/exechook"
 	"github.com/sessiond/sessiond/internal/realip"
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/pebble"
@@ -110,6 +111,8 @@ type Config struct {
 	// EndingHookSecret, "whsec_<base64>" as Standard Webhooks libraries
 	// take it, signs the ending hook's deliveries (webhook-signature).
 	EndingHookSecret string `yaml:"ending_hook_secret"`
+	// Hooks are the calls the server makes to the application.
+	Hooks HooksConfig `yaml:"hooks"`
 	// DisposeTimeout bounds each resource disposal and the ending hook: 5s.
 	DisposeTimeout Duration `yaml:"dispose_timeout"`
 	// History, a PostgreSQL URL (postgres://...), keeps every lifecycle
@@ -186,6 +189,42 @@ type WebSocketConfig struct {
 	ConnectsPerAddress int `yaml:"connects_per_address"`
 }
 
+// HooksConfig are the calls the server makes to the application.
+type HooksConfig struct {
+	// Runtime carries out hibernating, waking and disposing of the sessions
+	// of policies with hibernate_after (docs/hibernation.md): a signed
+	// webhook (url) or a command, not both. Without one, sessions still
+	// hibernate and wake, with nothing called.
+	Runtime RuntimeHookConfig `yaml:"runtime"`
+}
+
+// RuntimeHookConfig is the session runtime: a webhook or a command.
+type RuntimeHookConfig struct {
+	// URL is POSTed each call as {"type":"session.hibernate",
+	// "timestamp":...,"data":{"action","key","session"}} with the Standard
+	// Webhooks headers, webhook-id the call's key (--runtime-hook-url).
+	// Any 2xx completes the transition; failures are retried with
+	// backoff within the policy's wake_timeout.
+	URL string `yaml:"url"`
+	// Secret, "whsec_<base64>", signs the webhook (--runtime-hook-secret).
+	Secret string `yaml:"secret"`
+	// Attempts is how many times a call is posted in all, within the
+	// wake_timeout: 5.
+	Attempts int `yaml:"attempts"`
+	// Command is a program and its arguments, run once per call with the
+	// session in its environment (SESSIOND_ACTION, SESSIOND_SESSION_ID,
+	// ...) and the webhook's body on its standard input; exit status 0
+	// completes the transition, and one still running at the wake_timeout
+	// is killed with its children.
+	Command []string `yaml:"command"`
+	// Env adds to the command's environment ("NAME=value", or "NAME" to
+	// pass the server's own); it gets only PATH, HOME, LANG and TZ besides.
+	Env []string `yaml:"env"`
+}
+
+// on reports whether a runtime is configured.
+func (r RuntimeHookConfig) on() bool { return r.URL != "" || len(r.Command) > 0 }
+
 // PolicyConfig is a policy as written in the config file.
 type PolicyConfig struct {
 	TTL               Duration `yaml:"ttl"`
@@ -201,6 +240,8 @@ type PolicyConfig struct {
 	HeartbeatTimeout  Duration `yaml:"heartbeat_timeout"`
 	MaxConnections    int      `yaml:"max_connections"`
 	OnConnect         string   `yaml:"on_connect"`
+	HibernateAfter    Duration `yaml:"hibernate_after"`
+	WakeTimeout       Duration `yaml:"wake_timeout"`
 }
 
 func (pc PolicyConfig) policy(name string) sessiond.Policy {
@@ -211,7 +252,8 @@ func (pc PolicyConfig) policy(name string) sessiond.Policy {
 		OnLimit: sessiond.LimitAction(pc.OnLimit), BindDevice: pc.BindDevice,
 		DisconnectGrace: time.Duration(pc.DisconnectGrace), HeartbeatInterval: time.Duration(pc.HeartbeatInterval),
 		HeartbeatTimeout: time.Duration(pc.HeartbeatTimeout), MaxConnections: pc.MaxConnections,
-		OnConnect: sessiond.ConnectAction(pc.OnConnect),
+		OnConnect:      sessiond.ConnectAction(pc.OnConnect),
+		HibernateAfter: time.Duration(pc.HibernateAfter), WakeTimeout: time.Duration(pc.WakeTimeout),
 	}
 }
 
@@ -222,6 +264,7 @@ func policyConfig(p sessiond.Policy) PolicyConfig {
 		MaxPerSubject: p.MaxPerSubject, OnLimit: string(p.OnLimit), BindDevice: p.BindDevice,
 		DisconnectGrace: Duration(p.DisconnectGrace), HeartbeatInterval: Duration(p.HeartbeatInterval),
 		HeartbeatTimeout: Duration(p.HeartbeatTimeout), MaxConnections: p.MaxConnections, OnConnect: string(p.OnConnect),
+		HibernateAfter: Duration(p.HibernateAfter), WakeTimeout: Duration(p.WakeTimeout),
 	}
 }
 
@@ -328,6 +371,7 @@ func defaultConfig() Config {
 		Retention: Duration(sessiond.DefaultRetention), EventRetention: 100_000,
 		MaxMetadataBytes: sessiond.DefaultMaxMetadata, ShutdownTimeout: Duration(15 * time.Second),
 		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(), AccessLog: true,
+		Hooks:    HooksConfig{Runtime: RuntimeHookConfig{Attempts: webhook.DefaultAttempts}},
 		LeaseTTL: Duration(sessiond.DefaultLeaseTTL), ValidationCacheSize: sessiond.DefaultValidationCacheSize, MinFreeSpace: ByteSize(pebble.DefaultMinFreeBytes),
 	}
 }
@@ -431,6 +475,8 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200; negative: no limit)"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 	{"ending-hook-secret", "SESSIOND_ENDING_HOOK_SECRET", "whsec_<base64> secret signing the ending hook's deliveries (Standard Webhooks)"},
+	{"runtime-hook-url", "SESSIOND_RUNTIME_HOOK_URL", "URL POSTed to hibernate, wake and dispose of sessions (docs/hibernation.md)"},
+	{"runtime-hook-secret", "SESSIOND_RUNTIME_HOOK_SECRET", "whsec_<base64> secret signing the runtime hook's deliveries (Standard Webhooks)"},
 	{"history", "SESSIOND_HISTORY", "PostgreSQL URL (postgres://...) to keep every lifecycle event in"},
 	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
 	{"max-subscribers", "SESSIOND_MAX_SUBSCRIBERS", "event streams (GET /v1/events) open at once, the WebSocket edge's own included (default 1024)"},
@@ -604,6 +650,10 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.EndingHookURL = v
 		case "ending-hook-secret":
 			cfg.EndingHookSecret = v
+		case "runtime-hook-url":
+			cfg.Hooks.Runtime.URL = v
+		case "runtime-hook-secret":
+			cfg.Hooks.Runtime.Secret = v
 		case "history":
 			cfg.History = v
 		case "min-free-space":
@@ -745,6 +795,9 @@ func (cfg *Config) validate() error {
 			return fmt.Errorf("ending_hook_secret: %w", err)
 		}
 	}
+	if err := cfg.Hooks.Runtime.check(); err != nil {
+		return err
+	}
 	if (cfg.TLS.Cert == "") != (cfg.TLS.Key == "") {
 		return errors.New("tls: the certificate and its key go together: set both tls.cert and tls.key (--tls-cert, --tls-key)")
 	}
@@ -877,6 +930,9 @@ func (cfg *Config) effective() ([]byte, error) {
 	if out.EndingHookSecret != "" {
 		out.EndingHookSecret = "(set; hidden)"
 	}
+	if out.Hooks.Runtime.Secret != "" {
+		out.Hooks.Runtime.Secret = "(set; hidden)"
+	}
 	out.History = redactDSN(out.History)
 	if cfg.redisStore() {
 		if o, err := redis.ParseURL(cfg.Store); err == nil {
@@ -935,4 +991,48 @@ func parseLevel(s string) (level int, err error) {
 		return 8, nil
 	}
 	return 0, fmt.Errorf("log_level: must be debug, info, warn or error (got %q)", s)
+}
+
+// check reports what is wrong with the runtime hook.
+func (r RuntimeHookConfig) check() error {
+	switch {
+	case r.URL != "" && len(r.Command) > 0:
+		return errors.New("hooks.runtime: a url or a command, not both")
+	case r.URL != "":
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("hooks.runtime.url: must be an http or https URL (got %q)", r.URL)
+		}
+	case len(r.Command) > 0:
+		if err := (exechook.Command{Argv: r.Command, Env: r.Env}).Check(); err != nil {
+			return fmt.Errorf("hooks.runtime.command: %w", err)
+		}
+	}
+	if r.Secret != "" {
+		if r.URL == "" {
+			return errors.New("hooks.runtime.secret: set, but hooks.runtime.url is not")
+		}
+		if _, err := webhook.ParseSecret(r.Secret); err != nil {
+			return fmt.Errorf("hooks.runtime.secret: %w", err)
+		}
+	}
+	if r.Attempts < 0 {
+		return errors.New("hooks.runtime.attempts: must not be negative")
+	}
+	if len(r.Env) > 0 && len(r.Command) == 0 {
+		return errors.New("hooks.runtime.env: set, but hooks.runtime.command is not")
+	}
+	return nil
+}
+
+// runtime is the configured session runtime: nil if none.
+func (r RuntimeHookConfig) runtime() sessiond.Runtime {
+	switch {
+	case r.URL != "":
+		secret, _ := webhook.ParseSecret(r.Secret) // checked by validate; nil when unset
+		return webhook.Runtime(&webhook.Sender{URL: r.URL, Secret: secret, Attempts: r.Attempts,
+			AttemptTimeout: 10 * time.Second, BaseDelay: 200 * time.Millisecond, MaxDelay: 5 * time.Second})
+	case len(r.Command) > 0:
+		return exechook.Runtime(exechook.Command{Argv: r.Command, Env: r.Env})
+	}
+	return nil
 }

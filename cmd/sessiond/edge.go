@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/jwt"
-	"github.com/sessiond/sessiond/webhook"
 )
 
 // newVerifier builds the WebSocket credential verifier, or returns nil when
@@ -96,25 +94,4 @@ func verifierConfig(c JWTConfig, log *slog.Logger) (_ *jwt.Config, paths []strin
 		paths = append(paths, path)
 	}
 	return cfg, paths, nil
-}
-
-// endingHook POSTs each ending session to url, signed with secret if it
-// is set (Standard Webhooks), retrying failures; the session is recorded
-// as ended once it answers 2xx, or the dispose timeout passes.
-func endingHook(url string, secret webhook.Secret) func(context.Context, *sessiond.Session) error {
-	sender := &webhook.Sender{URL: url, Secret: secret, AttemptTimeout: 2 * time.Second, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}
-	return func(ctx context.Context, s *sessiond.Session) error {
-		body, err := json.Marshal(struct {
-			Type      string            `json:"type"`
-			Timestamp time.Time         `json:"timestamp"`
-			Event     string            `json:"event"`
-			Session   *sessiond.Session `json:"session"`
-		}{"session.ending", time.Now().UTC(), "ending", s})
-		if err != nil {
-			return err
-		}
-		// The engine bounds the hook with dispose_timeout: the retries
-		// happen within it.
-		return sender.Send(ctx, webhook.Message{ID: s.ID + ".ending", Body: body})
-	}
 }

@@ -7,6 +7,8 @@
 //	sessiond sessions show ID
 //	sessiond sessions revoke ID
 //	sessiond sessions revoke --subject S
+//	sessiond sessions hibernate ID
+//	sessiond sessions wake ID
 //	sessiond token --subject S [--ttl 1h]   a development JWT for /v1/connect
 //	sessiond connect --subject S [--device D]  hold a WebSocket, printing what happens
 //	sessiond store check                 verify every record of a stopped server's store
@@ -62,6 +64,8 @@ Usage:
   sessiond sessions show ID [--json]
   sessiond sessions revoke ID
   sessiond sessions revoke --subject S
+  sessiond sessions hibernate ID [--json]   put a session with no connections to sleep now
+  sessiond sessions wake ID [--json]        wake a hibernated session now
   sessiond history ID | --subject S [--since 1h] [--until T] [--limit N] [--json]
                                           lifecycle history (a server run with --history)
   sessiond token --subject S [--ttl 1h]   print a development JWT (HS256, the configured --jwt-secret)
@@ -441,7 +445,7 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer, getenv func
 
 func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return usageError{"sessions: want ls, show or revoke"}
+		return usageError{"sessions: want ls, show, revoke, hibernate or wake"}
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("sessions "+sub, flag.ContinueOnError)
@@ -462,13 +466,15 @@ func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv fu
 		return usageError{"sessions ls takes no arguments"}
 	case (sub == "show" || sub == "get") && len(pos) != 1:
 		return usageError{"sessions show takes one session id"}
+	case (sub == "hibernate" || sub == "wake") && len(pos) != 1:
+		return usageError{"sessions " + sub + " takes one session id"}
 	case (sub == "revoke" || sub == "rm") && (len(pos) == 1) == (*subject != "") || len(pos) > 1:
 		return usageError{"sessions revoke takes a session id or --subject S"}
 	}
 	switch sub {
-	case "ls", "list", "show", "get", "revoke", "rm":
+	case "ls", "list", "show", "get", "revoke", "rm", "hibernate", "wake":
 	default:
-		return usageError{fmt.Sprintf("sessions: unknown subcommand %q (want ls, show or revoke)", sub)}
+		return usageError{fmt.Sprintf("sessions: unknown subcommand %q (want ls, show, revoke, hibernate or wake)", sub)}
 	}
 	c, err := adminClient(cf, getenv)
 	if err != nil {
@@ -510,6 +516,22 @@ func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv fu
 			return json.NewEncoder(stdout).Encode(s)
 		}
 		return printSession(stdout, s)
+	case "hibernate", "wake":
+		// Both wait for the session's runtime, up to the policy's
+		// wake_timeout.
+		do := c.Hibernate
+		if sub == "wake" {
+			do = c.Wake
+		}
+		s, err := do(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(s)
+		}
+		fmt.Fprintf(stdout, "%s is %s\n", s.ID, s.State)
+		return nil
 	default: // revoke
 		if *subject == "" {
 			if err := c.Revoke(ctx, pos[0]); err != nil {
@@ -576,6 +598,7 @@ func printSession(w io.Writer, s *sessiond.Session) error {
 	row("log id", sessiond.LogID(s.ID))
 	row("subject", s.Subject)
 	row("state", s.State.String())
+	row("state since", ts(s.StateSince))
 	row("end reason", string(s.EndReason))
 	row("policy", s.Policy)
 	row("created", ts(s.CreatedAt))
@@ -587,6 +610,9 @@ func printSession(w io.Writer, s *sessiond.Session) error {
 	row("rotated", ts(s.RotatedAt))
 	row("ended", ts(s.EndedAt))
 	row("generation", fmt.Sprint(s.Generation))
+	if s.Cycle > 0 {
+		row("hibernations", fmt.Sprint(s.Cycle))
+	}
 	row("version", fmt.Sprint(s.Version))
 	d := s.Device
 	var dev []string

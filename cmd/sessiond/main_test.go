@@ -495,10 +495,12 @@ func checkDefaultPolicy(t *testing.T, got Config) {
 	for name, want := range map[string]PolicyConfig{
 		"default": {TTL: Duration(24 * time.Hour), IdleTimeout: Duration(30 * time.Minute), TouchInterval: Duration(time.Minute),
 			RotationGrace: Duration(30 * time.Second), OnLimit: "reject", MaxPerSubject: sessiond.DefaultMaxPerSubject,
-			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections},
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections,
+			WakeTimeout: Duration(sessiond.DefaultWakeTimeout)},
 		"device": {TTL: Duration(24 * time.Hour), IdleTimeout: Duration(time.Hour), TouchInterval: Duration(time.Minute),
 			OnLimit: "reject", DisconnectGrace: Duration(30 * time.Second), MaxPerSubject: sessiond.DefaultMaxPerSubject,
-			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, MaxConnections: 1, OnConnect: "replace"},
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, MaxConnections: 1, OnConnect: "replace",
+			WakeTimeout: Duration(sessiond.DefaultWakeTimeout)},
 	} {
 		if p := got.Policies[name]; p != want {
 			t.Errorf("config: %s policy %+v, want %+v", name, p, want)
@@ -655,9 +657,11 @@ policies:
 	wantPolicies := map[string]PolicyConfig{
 		"web": {TTL: Duration(12 * time.Hour), IdleTimeout: Duration(20 * time.Minute),
 			TouchInterval: Duration(time.Minute), OnLimit: "reject", MaxPerSubject: sessiond.DefaultMaxPerSubject,
-			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections},
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections,
+			WakeTimeout: Duration(sessiond.DefaultWakeTimeout)},
 		"device": {TTL: Duration(720 * time.Hour), MaxPerSubject: 3, OnLimit: "evict_oldest", BindDevice: true,
-			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections},
+			HeartbeatInterval: hb, HeartbeatTimeout: hbTimeout, OnConnect: "allow_multiple", MaxConnections: sessiond.DefaultMaxConnections,
+			WakeTimeout: Duration(sessiond.DefaultWakeTimeout)},
 	}
 	check := func(t *testing.T, got Config, addr, dataDir, store, format, level string) {
 		t.Helper()
@@ -774,6 +778,15 @@ func TestConfigErrors(t *testing.T) {
 		{"negative jwks refresh", "jwt:\n  jwks_refresh: -1m\n", 2, []string{"jwt.jwks_refresh: must not be negative (got -1m0s)"}},
 		{"negative socket cap", "websocket:\n  max_sockets: -5\n", 2, []string{"websocket.max_sockets (--ws-max-sockets): must not be negative (got -5)"}},
 		{"negative leeway", "jwt:\n  leeway: -1s\n", 2, []string{"jwt.leeway (--jwt-leeway): must not be negative (got -1s)"}},
+		{"hibernate_after past idle", "policies:\n  ws:\n    ttl: 1h\n    idle_timeout: 5m\n    hibernate_after: 10m\n", 2,
+			[]string{"policies.ws.idle_timeout", "hibernate_after"}},
+		{"runtime url and command", "hooks:\n  runtime:\n    url: http://127.0.0.1:1/h\n    command: [sh]\n", 2,
+			[]string{"hooks.runtime: a url or a command, not both"}},
+		{"runtime secret not whsec", "hooks:\n  runtime:\n    url: http://127.0.0.1:1/h\n    secret: hunter2\n", 2,
+			[]string{"hooks.runtime.secret"}},
+		{"runtime command missing", "hooks:\n  runtime:\n    command: [/no/such/hook]\n", 2,
+			[]string{"hooks.runtime.command", "/no/such/hook"}},
+		{"runtime url not http", "hooks:\n  runtime:\n    url: ftp://x/h\n", 2, []string{"hooks.runtime.url"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, "sessiond.yaml", tc.yaml)

@@ -155,7 +155,17 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	}
 	if cfg.EndingHookURL != "" {
 		secret, _ := webhook.ParseSecret(cfg.EndingHookSecret) // checked by validate; nil when unset
-		mcfg.EndingHooks = append(mcfg.EndingHooks, endingHook(cfg.EndingHookURL, secret))
+		mcfg.EndingHooks = append(mcfg.EndingHooks, webhook.EndingHook(&webhook.Sender{URL: cfg.EndingHookURL, Secret: secret,
+			AttemptTimeout: 2 * time.Second, BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}))
+	}
+	mcfg.Runtime = cfg.Hooks.Runtime.runtime()
+	if !cfg.Hooks.Runtime.on() {
+		for _, p := range policies {
+			if p.HibernateAfter > 0 {
+				s.log.Warn("a policy hibernates sessions, but no runtime hook is configured (hooks.runtime): hibernating and waking change only the sessions' state",
+					"policy", p.Name)
+			}
+		}
 	}
 	if s.m, err = sessiond.New(mcfg); err != nil {
 		return nil, err

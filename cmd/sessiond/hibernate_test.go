@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/sessiondtest"
+	"github.com/sessiond/sessiond/wire"
+)
+
+// runtimeHook is a workspace runtime reached over HTTP, as a user would
+// write one: it verifies each call with the Standard Webhooks library and
+// records it, and answers with status (200 unless the test changes it).
+type runtimeHook struct {
+	*httptest.Server
+	t      *testing.T
+	wh     *standardwebhooks.Webhook
+	status atomic.Int32
+	mu     sync.Mutex
+	calls  []hookCall
+}
+
+type hookCall struct {
+	id   string // webhook-id
+	body sessiond.RuntimeMessage
+}
+
+const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+func newRuntimeHook(t *testing.T) *runtimeHook {
+	h := &runtimeHook{t: t}
+	h.status.Store(http.StatusOK)
+	var err error
+	if h.wh, err = standardwebhooks.NewWebhook(hookSecret); err != nil {
+		t.Fatal(err)
+	}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if err := h.wh.Verify(b, r.Header); err != nil {
+			t.Errorf("a runtime call does not verify: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var m sessiond.RuntimeMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Errorf("runtime call %s: %v", b, err)
+		}
+		h.mu.Lock()
+		h.calls = append(h.calls, hookCall{r.Header.Get("webhook-id"), m})
+		h.mu.Unlock()
+		w.WriteHeader(int(h.status.Load()))
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+// actions lists the actions the hook was called with, retries included.
+func (h *runtimeHook) actions() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, c := range h.calls {
+		out = append(out, string(c.body.Data.Action))
+	}
+	return out
+}
+
+func (h *runtimeHook) last() hookCall {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls[len(h.calls)-1]
+}
+
+// The issue's walk-through, on a real server with a runtime webhook: a
+// workspace whose connection stops its heartbeats hibernates
+// hibernate_after later; a WebSocket wakes it and is told when it is
+// ready; the CLI hibernates and wakes it by hand; and a runtime that is
+// down fails the wake into a hibernated session, with an event.
+//
+// The server runs on the real clock here (short durations); the timings
+// themselves are tested on the engine with synctest (sessiondtest).
+func TestHibernationThroughTheServer(t *testing.T) {
+	hook := newRuntimeHook(t)
+	cfg := testConfig(t)
+	cfg.JWT.Secret = testSecret
+	cfg.Hooks.Runtime.URL, cfg.Hooks.Runtime.Secret = hook.URL, hookSecret
+	cfg.Policies = map[string]PolicyConfig{"workspace": {
+		TTL: Duration(time.Hour), IdleTimeout: Duration(10 * time.Minute), HibernateAfter: Duration(time.Second),
+		HeartbeatInterval: Duration(200 * time.Millisecond), HeartbeatTimeout: Duration(600 * time.Millisecond),
+		WakeTimeout: Duration(3 * time.Second),
+	}}
+	ts := startServer(t, cfg)
+	c := ts.client()
+	cli := func(args ...string) string {
+		return mustCLI(t, append(args, "--addr", ts.addr, "--data-dir", cfg.DataDir)...)
+	}
+
+	// 1. A vnc connection that stops its heartbeats is lost; the session
+	// hibernates a second after it left.
+	created := create(t, c, "alice")
+	id := created.ID
+	conn, err := c.AddConnection(t.Context(), id, wire.ConnectionRequest{Kind: "vnc"})
+	if err != nil || conn.State != sessiond.StateActive {
+		t.Fatalf("register: %+v, %v", conn, err)
+	}
+	sessiondtest.Eventually(t, "the session hibernated", func() bool {
+		s, err := c.Get(t.Context(), id)
+		return err == nil && s.State == sessiond.StateHibernated
+	})
+	if got := hook.actions(); len(got) != 1 || got[0] != "hibernate" {
+		t.Fatalf("hook calls %v, want one hibernate", got)
+	}
+	if call := hook.last(); call.id != call.body.Data.Key || !strings.HasPrefix(call.id, id+".") || call.body.Data.Session.ID != id {
+		t.Fatalf("hibernate call id %q body %+v", call.id, call.body)
+	}
+	out := cli("sessions", "show", id)
+	if !hasField(out, "state", "hibernated") || !strings.Contains(out, "state since:") {
+		t.Fatalf("sessions show:\n%s", out)
+	}
+
+	// 2. A WebSocket wakes it: acked waking, then ready once the hook
+	// answered.
+	ws, ack := wsConnect(t, "ws://"+ts.addr+"/v1/connect", wsOpts{token: cliToken(t, "alice", "1h"),
+		header: http.Header{"X-Session-Token": {created.Token}}})
+	if ack.State != "waking" || ack.SessionID != id {
+		t.Fatalf("ack %+v, want waking", ack)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, b, err := ws.Read(ctx)
+	if err != nil || !strings.Contains(string(b), `"type":"ready"`) {
+		t.Fatalf("after the ack: %s, %v; want ready", b, err)
+	}
+	if s, err := c.Get(t.Context(), id); err != nil || s.State != sessiond.StateActive {
+		t.Fatalf("after ready: %v, %v", s, err)
+	}
+	if got := hook.actions(); len(got) != 2 || got[1] != "wake" {
+		t.Fatalf("hook calls %v, want hibernate, wake", got)
+	}
+	_ = ws.Close(websocket.StatusNormalClosure, "")
+	sessiondtest.Eventually(t, "the socket's close reached the session", func() bool {
+		s, err := c.Get(t.Context(), id)
+		return err == nil && s.ConnCount == 0
+	})
+
+	// 3. By hand, with the CLI.
+	if out := cli("sessions", "hibernate", id); !strings.Contains(out, "hibernated") {
+		t.Fatalf("sessions hibernate: %s", out)
+	}
+	if out := cli("sessions", "wake", id); !strings.Contains(out, "active") {
+		t.Fatalf("sessions wake: %s", out)
+	}
+
+	// The runtime down: the wake is retried with one id, then fails; the
+	// session is hibernated again, with a wake_failed event.
+	if _, err := c.Hibernate(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	hook.status.Store(http.StatusServiceUnavailable)
+	before := len(hook.actions())
+	if _, err := c.Wake(t.Context(), id); sessiond.ErrorCode(err) != sessiond.CodeRuntimeFailed {
+		t.Fatalf("wake with the runtime down: %v, want runtime_failed", err)
+	}
+	hook.mu.Lock()
+	retries := hook.calls[before:]
+	hook.mu.Unlock()
+	if len(retries) < 2 {
+		t.Fatalf("%d wake attempts, want retries", len(retries))
+	}
+	for _, r := range retries {
+		if r.id != retries[0].id || r.body.Data.Action != sessiond.RuntimeWake {
+			t.Fatalf("attempt %q %s, want every attempt to be the wake %q", r.id, r.body.Data.Action, retries[0].id)
+		}
+	}
+	s, err := c.Get(t.Context(), id)
+	if err != nil || s.State != sessiond.StateHibernated {
+		t.Fatalf("after a failed wake: %v, %v; want hibernated", s, err)
+	}
+}
