@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,9 @@ type runtimeHook struct {
 	status atomic.Int32
 	mu     sync.Mutex
 	calls  []hookCall
+	// hold, if set, is waited on before answering a call of that action
+	// (or until the caller gives up).
+	hold map[sessiond.RuntimeAction]chan struct{}
 }
 
 type hookCall struct {
@@ -59,7 +63,15 @@ func newRuntimeHook(t *testing.T) *runtimeHook {
 		}
 		h.mu.Lock()
 		h.calls = append(h.calls, hookCall{r.Header.Get("webhook-id"), m})
+		hold := h.hold[m.Data.Action]
 		h.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		w.WriteHeader(int(h.status.Load()))
 	}))
 	t.Cleanup(h.Close)
@@ -75,6 +87,27 @@ func (h *runtimeHook) actions() []string {
 		out = append(out, string(c.body.Data.Action))
 	}
 	return out
+}
+
+// holdAction makes calls of the action wait until the returned function
+// is called (or their caller gives up).
+func (h *runtimeHook) holdAction(a sessiond.RuntimeAction) (release func()) {
+	ch := make(chan struct{})
+	h.mu.Lock()
+	if h.hold == nil {
+		h.hold = map[sessiond.RuntimeAction]chan struct{}{}
+	}
+	h.hold[a] = ch
+	h.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			delete(h.hold, a)
+			h.mu.Unlock()
+			close(ch)
+		})
+	}
 }
 
 func (h *runtimeHook) last() hookCall {
@@ -98,7 +131,7 @@ func TestHibernationThroughTheServer(t *testing.T) {
 	cfg.Hooks.Runtime.URL, cfg.Hooks.Runtime.Secret = hook.URL, hookSecret
 	cfg.Policies = map[string]PolicyConfig{"workspace": {
 		TTL: Duration(time.Hour), IdleTimeout: Duration(10 * time.Minute), HibernateAfter: Duration(time.Second),
-		HeartbeatInterval: Duration(200 * time.Millisecond), HeartbeatTimeout: Duration(600 * time.Millisecond),
+		HeartbeatInterval: Duration(300 * time.Millisecond), HeartbeatTimeout: Duration(1500 * time.Millisecond),
 		WakeTimeout: Duration(3 * time.Second),
 	}}
 	ts := startServer(t, cfg)
@@ -187,5 +220,69 @@ func TestHibernationThroughTheServer(t *testing.T) {
 	s, err := c.Get(t.Context(), id)
 	if err != nil || s.State != sessiond.StateHibernated {
 		t.Fatalf("after a failed wake: %v, %v; want hibernated", s, err)
+	}
+
+	// A slow runtime: a wake it does not answer within wake_timeout fails
+	// the same way, and the waiting socket is closed with 4003.
+	hook.status.Store(http.StatusOK)
+	release := hook.holdAction(sessiond.RuntimeWake)
+	ws, ack = wsConnect(t, "ws://"+ts.addr+"/v1/connect", wsOpts{token: cliToken(t, "alice", "1h"),
+		header: http.Header{"X-Session-Token": {created.Token}}})
+	if ack.State != "waking" {
+		t.Fatalf("ack %+v, want waking", ack)
+	}
+	if code := closeCode(t, ws); code != websocket.StatusCode(wire.CloseWakeFailed) {
+		t.Fatalf("a wake past wake_timeout closed the socket with %d, want %d", code, wire.CloseWakeFailed)
+	}
+	release()
+	if s, err := c.Get(t.Context(), id); err != nil || s.State != sessiond.StateHibernated {
+		t.Fatalf("after a wake that timed out: %v, %v; want hibernated", s, err)
+	}
+
+	// A connect that arrives while the session is going to sleep waits for
+	// it to be hibernated, then wakes it: one hibernate, one wake.
+	if _, err := c.Wake(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	release = hook.holdAction(sessiond.RuntimeHibernate)
+	hibernated := make(chan error, 1)
+	go func() {
+		_, err := c.Hibernate(context.Background(), id)
+		hibernated <- err
+	}()
+	sessiondtest.Eventually(t, "the session is hibernating, its hook called", func() bool {
+		s, err := c.Get(t.Context(), id)
+		a := hook.actions()
+		return err == nil && s.State == sessiond.StateHibernating && a[len(a)-1] == "hibernate"
+	})
+	before = len(hook.actions())
+	acked := make(chan wire.Connected, 1)
+	go func() {
+		c, _, err := wsDial(t, "ws://"+ts.addr+"/v1/connect", wsOpts{token: cliToken(t, "alice", "1h"),
+			header: http.Header{"X-Session-Token": {created.Token}}})
+		if err != nil {
+			t.Error(err)
+			close(acked)
+			return
+		}
+		ack, err := readAck(c)
+		if err != nil {
+			t.Error(err)
+		}
+		acked <- ack
+	}()
+	release()
+	if err := <-hibernated; err != nil {
+		t.Fatalf("hibernate with a connect waiting: %v", err)
+	}
+	if ack := <-acked; ack.State != "waking" {
+		t.Fatalf("the connect that waited: ack %+v, want waking", ack)
+	}
+	sessiondtest.Eventually(t, "the session is awake", func() bool {
+		s, err := c.Get(t.Context(), id)
+		return err == nil && s.State == sessiond.StateActive
+	})
+	if got := hook.actions()[before:]; !slices.Equal(got, []string{"wake"}) {
+		t.Fatalf("hook calls after the hibernate answered: %v, want one wake", got)
 	}
 }
