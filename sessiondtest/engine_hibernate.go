@@ -323,27 +323,31 @@ func testConnectDuringHibernating(t *testing.T, h Harness) {
 // is told to dispose of it.
 func testTTLRunsWhileHibernated(t *testing.T, h Harness) {
 	synctest.Test(t, func(t *testing.T) {
+		// Minutes rather than hours: on a shared store every few seconds
+		// of the bubble's time cost real round trips (lease renewals).
 		rt := newFakeRuntime()
-		e := sleepyEnv(t, h, rt, sessiond.Config{})
-		c := e.createSleepy("alice")
-		time.Sleep(8 * time.Hour)
+		p := sleepy()
+		p.TTL, p.IdleTimeout = 10*time.Minute, 2*time.Minute
+		e := start(t, h, sessiond.Config{Policies: []sessiond.Policy{p}, Runtime: rt.call, Node: "node-a"})
+		c := e.create("alice")
+		time.Sleep(3 * time.Minute)
 		synctest.Wait()
 		s := e.session(c.Session.ID)
-		if s.State != sessiond.StateEnded || s.EndReason != sessiond.EndIdle || !s.EndedAt.Equal(c.Session.CreatedAt.Add(time.Hour)) {
+		if s.State != sessiond.StateEnded || s.EndReason != sessiond.EndIdle || !s.EndedAt.Equal(c.Session.CreatedAt.Add(2*time.Minute)) {
 			t.Fatalf("a hibernated session after its idle timeout: %v/%v at +%v", s.State, s.EndReason, s.EndedAt.Sub(c.Session.CreatedAt))
 		}
 		if call, _ := rt.last(); call.Action != sessiond.RuntimeDispose || call.Key != c.Session.ID+".1.dispose" {
 			t.Fatalf("last runtime call %s %q, want dispose", call.Action, call.Key)
 		}
 		// Without an idle timeout, the ttl ends it.
-		p := sleepy()
 		p.Name, p.IdleTimeout = "long", 0
 		e2 := start(t, h, sessiond.Config{Policies: []sessiond.Policy{p}, Runtime: rt.call, Node: "node-b"})
 		c = e2.create("bob")
-		time.Sleep(8 * time.Hour)
+		time.Sleep(11 * time.Minute)
 		synctest.Wait()
-		if s := e2.session(c.Session.ID); s.State != sessiond.StateEnded || s.EndReason != sessiond.EndExpired {
-			t.Fatalf("a hibernated session past its ttl: %v/%v", s.State, s.EndReason)
+		if s := e2.session(c.Session.ID); s.State != sessiond.StateEnded || s.EndReason != sessiond.EndExpired ||
+			!s.EndedAt.Equal(c.Session.CreatedAt.Add(10*time.Minute)) {
+			t.Fatalf("a hibernated session past its ttl: %v/%v at +%v", s.State, s.EndReason, s.EndedAt.Sub(c.Session.CreatedAt))
 		}
 	})
 }
