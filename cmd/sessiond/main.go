@@ -60,6 +60,7 @@ Usage:
   sessiond serve                          run the server
   sessiond config                         print the effective configuration
   sessiond status                         show a running server's state
+  sessiond healthcheck                    exit 0 if the server is ready (GET /readyz), else 1: for containers
   sessiond sessions ls [--subject S] [--state STATE] [--limit N] [--all] [--json]
   sessiond sessions show ID [--json]
   sessiond sessions revoke ID
@@ -112,6 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdConfig(args, stdout, getenv)
 	case "status":
 		err = cmdStatus(ctx, args, stdout, getenv)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, args, stdout, getenv)
 	case "sessions":
 		err = cmdSessions(ctx, args, stdout, getenv)
 	case "history":
@@ -408,6 +411,36 @@ func (cfg *Config) serverURL(scheme string) (string, *http.Client, error) {
 		return "", nil, err
 	}
 	return u, hc, nil
+}
+
+// cmdHealthcheck exits 0 once the server answers GET /readyz with 200,
+// and 1 otherwise, within five seconds: a container's health check. It
+// needs no API key.
+func cmdHealthcheck(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	cf := newConfigFlags(fs)
+	if _, err := parse(fs, args, stdout); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(cf, getenv)
+	if err != nil {
+		return err
+	}
+	base, hc, err := cfg.serverURL("http")
+	if err != nil {
+		return err
+	}
+	c := client.New(base, "")
+	if hc != nil {
+		c.HTTP = hc
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.Ready(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "ready")
+	return nil
 }
 
 func cmdStatus(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
