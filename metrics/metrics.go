@@ -102,7 +102,23 @@ func New(reg prometheus.Registerer) *Metrics {
 		ops:       make(map[string]prometheus.Observer),
 	}
 	reg.MustRegister(m.validations, m.transitions, m.storeOps, m.storeErrors, m.schedLag, m.dropped, m.requests, m.disposals, m.hbTimeouts, m.fenced, m.authFails, m.rtCalls, m.rtDuration)
-	for _, a := range []sessiond.RuntimeAction{sessiond.RuntimeHibernate, sessiond.RuntimeWake} {
+	// Labelled counters are exported from the start, at 0, so that their
+	// series exist before the first event (rate() and alerts see them).
+	for _, t := range sessiond.EventTypes {
+		switch t {
+		case sessiond.EventEnding, sessiond.EventEnded:
+			for _, r := range sessiond.EndReasons {
+				m.transitions.WithLabelValues(string(t), string(r))
+			}
+		default:
+			m.transitions.WithLabelValues(string(t), "")
+		}
+	}
+	for _, r := range []string{"ok", "error", "panic", "timeout"} {
+		m.disposals.WithLabelValues(r)
+	}
+	for _, a := range []sessiond.RuntimeAction{sessiond.RuntimeHibernate, sessiond.RuntimeWake, sessiond.RuntimeDispose} {
+		m.rtDuration.WithLabelValues(string(a))
 		for _, r := range []string{"ok", "error", "timeout", "panic"} {
 			m.rtCalls.WithLabelValues(string(a), r) // exported from the start, at 0
 		}
@@ -121,6 +137,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	for _, op := range []string{"create", "get", "find_token", "update", "delete", "live", "list", "stats"} {
 		m.ops[op] = m.storeOps.WithLabelValues(op)
+		m.storeErrors.WithLabelValues(op)
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -345,5 +346,111 @@ func TestSystemdUnit(t *testing.T) {
 	out, err := exec.CommandContext(t.Context(), "systemd-analyze", "verify", path).CombinedOutput() //nolint:gosec // G204: the test's own paths
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// The Grafana dashboard and the Prometheus alert rules name only metrics a
+// running server exports, and those metrics have series from the start
+// (labelled counters initialised at 0), so that rate() and the alerts
+// work before the first event. The rules also pass promtool.
+func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.JWT.Secret = testSecret // the WebSocket edge's metrics
+	testHistory(t, &cfg)        // and the history's
+	ts := startServer(t, cfg)
+	resp, err := ts.hc.Get(ts.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	scrape, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Series by name: a histogram's come as _bucket, _sum and _count.
+	series := map[string]bool{}
+	for line := range strings.Lines(string(scrape)) {
+		if name, _, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(line, "#") {
+			name, _, _ = strings.Cut(name, "{")
+			series[name] = true
+		}
+	}
+	// Open-ended label values: a series per value, from its first event.
+	const openEnded = "sessiond_heartbeat_timeouts_total" // {kind}: any connection kind
+	metric := regexp.MustCompile(`\bsessiond_[a-z_]+`)
+	check := func(where, expr string) {
+		names := metric.FindAllString(expr, -1)
+		if len(names) == 0 && !strings.Contains(expr, "up{") {
+			t.Errorf("%s: %q names no sessiond metric", where, expr)
+		}
+		for _, n := range names {
+			if !series[n] && n != openEnded {
+				t.Errorf("%s: %s is not among the series a fresh server exports", where, n)
+			}
+		}
+	}
+
+	rules, err := os.ReadFile(filepath.Join(deployDir, "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(rules, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, g := range doc.Groups {
+		for _, r := range g.Rules {
+			check("alert "+r.Alert, r.Expr)
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no alert rules")
+	}
+
+	b, err := os.ReadFile(filepath.Join(deployDir, "grafana", "sessiond-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	if len(dash.Panels) == 0 {
+		t.Fatal("the dashboard has no panels")
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			check("panel "+p.Title, q.Expr)
+		}
+	}
+
+	if _, err := exec.LookPath("promtool"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool is not installed (apt-get install prometheus)")
+		}
+		t.Skip("promtool is not installed")
+	}
+	out, err := exec.CommandContext(t.Context(), "promtool", "check", "rules", filepath.Join(deployDir, "prometheus", "alerts.yml")).CombinedOutput() //nolint:gosec // G204: the test's own path
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
 	}
 }

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,26 +18,8 @@ import (
 // TestHistoryThroughTheServer: a server started with --history keeps the
 // lifecycle events of what it serves in PostgreSQL.
 func TestHistoryThroughTheServer(t *testing.T) {
-	dsn := os.Getenv("SESSIOND_TEST_POSTGRES_URL")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SESSIOND_TEST_POSTGRES_URL is not set, and under CI a skip is a failure")
-		}
-		t.Skip("SESSIOND_TEST_POSTGRES_URL is not set")
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "t_" + hex.EncodeToString(b[:])
-	admin, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
-		_ = admin.Close(context.Background())
-	})
 	cfg := testConfig(t)
-	cfg.History, cfg.historySchema = dsn, schema
+	admin, schema := testHistory(t, &cfg)
 	ts := startServer(t, cfg)
 	s := create(t, ts.client(), "alice")
 	if err := ts.client().Revoke(t.Context(), s.ID); err != nil {
