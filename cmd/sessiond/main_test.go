@@ -575,7 +575,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad flag on serve", []string{"serve", "--port", "1"}, 2, []string{"port"}},
 		{"serve takes no arguments", []string{"serve", "now"}, 2, []string{"no arguments"}},
 		{"flag without value", []string{"config", "--addr"}, 2, []string{"addr"}},
-		{"sessions without subcommand", []string{"sessions"}, 2, []string{"ls, show or revoke"}},
+		{"sessions without subcommand", []string{"sessions"}, 2, []string{"ls, show, revoke, hibernate or wake"}},
 		{"sessions unknown subcommand", append([]string{"sessions", "frob"}, conn...), 2, []string{`"frob"`}},
 		{"show without id", append([]string{"sessions", "show"}, conn...), 2, []string{"one session id"}},
 		{"show two ids", append([]string{"sessions", "show", s.ID, s.ID}, conn...), 2, []string{"one session id"}},
