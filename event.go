@@ -27,6 +27,14 @@ const (
 	EventEnded      EventType = "ended"
 )
 
+// EventTypes lists every event type, in the order of the constants above
+// (a test holds it to them): what a configuration may name.
+var EventTypes = []EventType{
+	EventCreated, EventRotated, EventConnected, EventDisconnected, EventResumed,
+	EventHibernating, EventHibernated, EventWaking, EventWoke, EventHibernateFailed,
+	EventWakeFailed, EventEnding, EventEnded,
+}
+
 // Event records one transition of one session.
 type Event struct {
 	// Partition and Seq are assigned by the store when the event is
