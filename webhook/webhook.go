@@ -115,6 +115,10 @@ type Sender struct {
 	// Now and Sleep default to the system clock; tests replace them.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
+	// OnAttempt, if set, is told of each attempt but one that failed
+	// because ctx ended: its number (1 for the first), the answer's status (0 if none
+	// came) and its error (nil if an answer came).
+	OnAttempt func(n, status int, err error)
 }
 
 // DeliveryError is a message that no attempt delivered.
@@ -147,11 +151,15 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 			}
 		}
 		status, err := s.attempt(ctx, m)
-		if err == nil && status/100 == 2 {
-			return nil
-		}
-		if ctx.Err() != nil {
+		ok := err == nil && status/100 == 2
+		if !ok && ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if s.OnAttempt != nil {
+			s.OnAttempt(n, status, err)
+		}
+		if ok {
+			return nil
 		}
 		last = DeliveryError{Attempts: n, Status: status, Err: err}
 	}
