@@ -11,6 +11,10 @@
 // base64. A Sender retries what fails (no answer, a timeout, a non-2xx
 // status) with exponential backoff and full jitter, up to a number of
 // attempts, each bounded by its own timeout.
+//
+// A Notifier (notify.go) follows a store's event log and sends the events
+// each endpoint subscribed to through a Sender: at least once, in order
+// per session, from a cursor kept in the store (docs/webhooks.md).
 package webhook
 
 import (
