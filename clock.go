@@ -1,6 +1,9 @@
 package sessiond
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Clock tells the time and runs functions later. The engine takes all its
 // time from its Clock; tests inject a fake one or run under testing/synctest.
@@ -26,3 +29,17 @@ func (SystemClock) Now() time.Time { return time.Now() }
 
 // AfterFunc wraps time.AfterFunc.
 func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// Sleep waits d on the clock c, or until ctx is done: then it returns
+// ctx's error.
+func Sleep(ctx context.Context, c Clock, d time.Duration) error {
+	done := make(chan struct{})
+	t := c.AfterFunc(d, func() { close(done) })
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

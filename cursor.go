@@ -51,6 +51,17 @@ func (c Cursor) IsFromNow() bool { return c.now }
 // Covers reports whether the cursor is past e: e was read before it.
 func (c Cursor) Covers(e Event) bool { return e.Seq <= c.Seq(e.Partition) }
 
+// Missed returns how many events of e's partition the log no longer held
+// between c and e: 0 when e follows c in its partition (or c covers it),
+// more when events older than e fell out of the log's retention before
+// they were read.
+func (c Cursor) Missed(e Event) uint64 {
+	if want := c.Seq(e.Partition) + 1; e.Seq > want {
+		return e.Seq - want
+	}
+	return 0
+}
+
 // After returns the cursor past e as well.
 func (c Cursor) After(e Event) Cursor {
 	if c.Covers(e) {

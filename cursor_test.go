@@ -76,3 +76,22 @@ func FuzzParseCursor(f *testing.F) {
 		}
 	})
 }
+
+func TestCursorMissed(t *testing.T) {
+	c := CursorOf(3, 10)
+	for _, tc := range []struct {
+		e    Event
+		want uint64
+	}{
+		{Event{Partition: 0, Seq: 4}, 0},  // the next one
+		{Event{Partition: 0, Seq: 2}, 0},  // covered
+		{Event{Partition: 0, Seq: 7}, 3},  // 4, 5, 6 gone
+		{Event{Partition: 1, Seq: 12}, 1}, // 11 gone
+		{Event{Partition: 5, Seq: 1}, 0},  // a partition the cursor does not name
+		{Event{Partition: 5, Seq: 3}, 2},
+	} {
+		if got := c.Missed(tc.e); got != tc.want {
+			t.Errorf("CursorOf(3, 10).Missed(%d/%d) = %d, want %d", tc.e.Partition, tc.e.Seq, got, tc.want)
+		}
+	}
+}

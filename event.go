@@ -27,11 +27,12 @@ const (
 	EventEnded      EventType = "ended"
 )
 
-// EventTypes lists every event type, in the order of a session's life.
+// EventTypes lists every event type, in the order of the constants above
+// (a test holds it to them): what a configuration may name.
 var EventTypes = []EventType{
 	EventCreated, EventRotated, EventConnected, EventDisconnected, EventResumed,
-	EventHibernating, EventHibernated, EventWaking, EventWoke, EventHibernateFailed, EventWakeFailed,
-	EventEnding, EventEnded,
+	EventHibernating, EventHibernated, EventWaking, EventWoke, EventHibernateFailed,
+	EventWakeFailed, EventEnding, EventEnded,
 }
 
 // Event records one transition of one session.

@@ -124,17 +124,7 @@ func (m *Manager) awaitOwnClaim(ctx context.Context) ([]NodeLease, error) {
 }
 
 // sleep waits for d on the engine's clock, or for ctx.
-func (m *Manager) sleep(ctx context.Context, d time.Duration) error {
-	done := make(chan struct{})
-	t := m.clock.AfterFunc(d, func() { close(done) })
-	defer t.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (m *Manager) sleep(ctx context.Context, d time.Duration) error { return Sleep(ctx, m.clock, d) }
 
 func (m *Manager) armRenewal() {
 	m.lease.mu.Lock()

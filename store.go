@@ -195,6 +195,32 @@ type EventWaiter interface {
 	WaitEvents(ctx context.Context, after Cursor) (Cursor, error)
 }
 
+// Consumers is the capability of a store that keeps named, durable
+// cursors for readers that follow its event log apart from the engine (the
+// webhook notifier), each claimed by one owner at a time for a while: of
+// the nodes sharing a store, one follows the log for each consumer, and
+// another takes over once it stops renewing its claim (it died) or
+// releases it. Names are checked with CheckConsumer; a bad name, an empty
+// owner, a ttl that is not positive (for a claim) or negative (for a
+// commit), or a cursor of partitions the store does not have (or FromNow)
+// gives an error matching ErrInvalidArgument. Like everything else in a
+// store, the times are the caller's: a store never reads a clock.
+type Consumers interface {
+	// ClaimConsumer claims the named consumer for owner until now+ttl
+	// and returns its stored cursor; a consumer that does not exist yet
+	// is recorded at start, which is returned. It fails with an error
+	// matching ErrConsumerClaimed while another owner's claim is live
+	// (its until is after now). Claiming what owner holds renews it.
+	ClaimConsumer(ctx context.Context, name, owner string, start Cursor, now time.Time, ttl time.Duration) (Cursor, error)
+	// CommitConsumer stores c as the consumer's cursor and extends the
+	// claim to now+ttl; ttl 0 releases it (the cursor is stored, and any
+	// owner may claim the consumer at once). It fails with an error
+	// matching ErrConsumerClaimed, storing nothing, if the consumer is
+	// not owner's: another owner claimed it (after owner's claim lapsed or
+	// was released), or there is no such consumer.
+	CommitConsumer(ctx context.Context, name, owner string, c Cursor, now time.Time, ttl time.Duration) error
+}
+
 // Change is one atomic write of a session: its new version, the
 // connections it gains (or whose records change), those it loses, the
 // events that record it, and its deadlines.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/memindex"
@@ -26,6 +27,7 @@ type Options struct {
 type Store struct {
 	memindex.Reads // Get, FindToken, FindDevice, Live, List, Stats, Conns, Conn, NodeConns, ConnNodes, Leases, ClaimDue, Reschedule
 	leases         memindex.Leases
+	consumers      memindex.Consumers
 
 	closed atomic.Bool
 
@@ -36,6 +38,7 @@ type Store struct {
 var (
 	_ sessiond.Store       = (*Store)(nil)
 	_ sessiond.EventWaiter = (*Store)(nil)
+	_ sessiond.Consumers   = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -186,5 +189,39 @@ func (s *Store) WaitEvents(ctx context.Context, after sessiond.Cursor) (sessiond
 // Close implements sessiond.Store. Data is dropped.
 func (s *Store) Close() error {
 	s.closed.Store(true)
+	return nil
+}
+
+// ClaimConsumer implements sessiond.Consumers.
+func (s *Store) ClaimConsumer(ctx context.Context, name, owner string, start sessiond.Cursor, now time.Time, ttl time.Duration) (sessiond.Cursor, error) {
+	if err := s.check(ctx); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	if err := sessiond.CheckConsumerCall(name, owner, start, 1, ttl, true); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	defer s.consumers.Lock()()
+	rec, err := s.consumers.Claim(name, owner, start, now, ttl)
+	if err != nil {
+		return sessiond.Cursor{}, err
+	}
+	s.consumers.Put(name, rec)
+	return rec.Cursor, nil
+}
+
+// CommitConsumer implements sessiond.Consumers.
+func (s *Store) CommitConsumer(ctx context.Context, name, owner string, c sessiond.Cursor, now time.Time, ttl time.Duration) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := sessiond.CheckConsumerCall(name, owner, c, 1, ttl, false); err != nil {
+		return err
+	}
+	defer s.consumers.Lock()()
+	rec, err := s.consumers.Commit(name, owner, c, now, ttl)
+	if err != nil {
+		return err
+	}
+	s.consumers.Put(name, rec)
 	return nil
 }

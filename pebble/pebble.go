@@ -97,13 +97,14 @@ type Options struct {
 
 // Key space. One byte of prefix per kind of record.
 const (
-	prefixSession = 's' // s<id> -> session record (codec.go)
-	prefixConn    = 'c' // c<connection id> -> connection record (its id names its session)
-	prefixEvent   = 'e' // e<seq, 8 bytes big-endian> -> event record (codec.go)
-	prefixLease   = 'n' // n<node> -> lease record
-	prefixMeta    = 'm' // m<name> -> value
-	prefixQuar    = 'q' // q<key> -> a record that did not decode, as found under key
-	maxGroup      = 512 // writes per group commit at most
+	prefixSession  = 's' // s<id> -> session record (codec.go)
+	prefixConn     = 'c' // c<connection id> -> connection record (its id names its session)
+	prefixEvent    = 'e' // e<seq, 8 bytes big-endian> -> event record (codec.go)
+	prefixLease    = 'n' // n<node> -> lease record
+	prefixConsumer = 'f' // f<name> -> a consumer of the event log (sessiond.Consumers): owner, claim, cursor
+	prefixMeta     = 'm' // m<name> -> value
+	prefixQuar     = 'q' // q<key> -> a record that did not decode, as found under key
+	maxGroup       = 512 // writes per group commit at most
 )
 
 var metaFormat = []byte("mformat")
@@ -114,6 +115,7 @@ const format = "1"
 type Store struct {
 	memindex.Reads // every read: from memory
 	leases         memindex.Leases
+	consumers      memindex.Consumers
 
 	db     *cpebble.DB
 	retain uint64
@@ -145,6 +147,7 @@ const tailSize = 8192
 var (
 	_ sessiond.Store       = (*Store)(nil)
 	_ sessiond.EventWaiter = (*Store)(nil)
+	_ sessiond.Consumers   = (*Store)(nil)
 )
 
 // op is one caller's write, handed to the committer.
@@ -338,6 +341,17 @@ func (s *Store) load(ctx context.Context) error {
 			return
 		}
 		s.leases.Put(l)
+	})
+	if err != nil {
+		return err
+	}
+	err = scan(ctx, s.db, prefixConsumer, func(k, v []byte) {
+		name, rec, err := decodeConsumerAt(k, v)
+		if err != nil {
+			bad = append(bad, record{Key: bytes.Clone(k), Value: bytes.Clone(v), Err: err})
+			return
+		}
+		s.consumers.Put(name, rec)
 	})
 	if err != nil {
 		return err
@@ -820,6 +834,56 @@ func (s *Store) DeleteLease(ctx context.Context, node string, version uint64) er
 	})
 }
 
+// ClaimConsumer implements sessiond.Consumers: the claim is durable
+// (fsynced) before it is answered.
+func (s *Store) ClaimConsumer(ctx context.Context, name, owner string, start sessiond.Cursor, now time.Time, ttl time.Duration) (sessiond.Cursor, error) {
+	if err := sessiond.CheckConsumerCall(name, owner, start, 1, ttl, true); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	end, err := s.begin(ctx)
+	if err != nil {
+		return sessiond.Cursor{}, err
+	}
+	defer end()
+	defer s.consumers.Lock()()
+	rec, err := s.consumers.Claim(name, owner, start, now, ttl)
+	if err != nil {
+		return sessiond.Cursor{}, err
+	}
+	if err := s.writeConsumer(ctx, name, rec); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	return rec.Cursor, nil
+}
+
+// CommitConsumer implements sessiond.Consumers: the cursor is durable
+// (fsynced) before the call returns.
+func (s *Store) CommitConsumer(ctx context.Context, name, owner string, c sessiond.Cursor, now time.Time, ttl time.Duration) error {
+	if err := sessiond.CheckConsumerCall(name, owner, c, 1, ttl, false); err != nil {
+		return err
+	}
+	end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	defer s.consumers.Lock()()
+	rec, err := s.consumers.Commit(name, owner, c, now, ttl)
+	if err != nil {
+		return err
+	}
+	return s.writeConsumer(ctx, name, rec)
+}
+
+// writeConsumer makes a consumer's record durable, then installs it. The
+// caller holds the consumers' lock.
+func (s *Store) writeConsumer(ctx context.Context, name string, rec memindex.Consumer) error {
+	return s.write(ctx, &op{
+		sets:  [][2][]byte{{consumerKey(name), codec.EncodeConsumer(name, rec.Owner, rec.Until, rec.Cursor)}},
+		apply: func() { s.consumers.Put(name, rec) },
+	})
+}
+
 // Events implements sessiond.Store: one partition.
 func (s *Store) Events(ctx context.Context, cur sessiond.Cursor, limit int) (_ []sessiond.Event, err error) {
 	if err := s.check(ctx); err != nil {
@@ -941,6 +1005,13 @@ func leaseKey(node string) []byte {
 	k := make([]byte, 1+len(node))
 	k[0] = prefixLease
 	copy(k[1:], node)
+	return k
+}
+
+func consumerKey(name string) []byte {
+	k := make([]byte, 1+len(name))
+	k[0] = prefixConsumer
+	copy(k[1:], name)
 	return k
 }
 

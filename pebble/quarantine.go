@@ -11,6 +11,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/codec"
+	"github.com/sessiond/sessiond/internal/memindex"
 )
 
 // record is one key and value of the store, with what is wrong with it.
@@ -55,6 +56,19 @@ func decodeLeaseAt(k, v []byte) (sessiond.NodeLease, error) {
 		return l, fmt.Errorf("%w: lease of %q stored under key %q", codec.ErrCorrupt, l.Node, k)
 	}
 	return l, nil
+}
+
+// decodeConsumerAt decodes the consumer record under key k, which must
+// name the consumer.
+func decodeConsumerAt(k, v []byte) (string, memindex.Consumer, error) {
+	name, owner, until, cur, err := codec.DecodeConsumer(v)
+	if err != nil {
+		return "", memindex.Consumer{}, err
+	}
+	if name != string(k[1:]) {
+		return "", memindex.Consumer{}, fmt.Errorf("%w: consumer %q stored under key %q", codec.ErrCorrupt, name, k)
+	}
+	return name, memindex.Consumer{Owner: owner, Until: until, Cursor: cur}, nil
 }
 
 // decodeEventAt decodes the event record under key k.
@@ -158,6 +172,8 @@ func describeKey(k []byte) (kind, id string) {
 		return "connection", "sid:" + sessiond.LogID(sid)
 	case len(k) > 0 && k[0] == prefixLease:
 		return "lease", "node:" + string(k[1:])
+	case len(k) > 0 && k[0] == prefixConsumer:
+		return "consumer", "consumer:" + string(k[1:])
 	case len(k) == 9 && k[0] == prefixEvent:
 		return "event", fmt.Sprintf("seq:%d", binary.BigEndian.Uint64(k[1:]))
 	case len(k) > 0 && k[0] == prefixEvent:
@@ -169,7 +185,7 @@ func describeKey(k []byte) (kind, id string) {
 // Record is a record Check found wrong.
 type Record struct {
 	Key   []byte // its key (for a quarantined record, the key it had)
-	Kind  string // session, connection, lease, event or unknown
+	Kind  string // session, connection, lease, consumer, event or unknown
 	Size  int    // bytes of its value
 	Error string // why it does not decode
 }
@@ -182,6 +198,7 @@ type CheckReport struct {
 	Sessions    int    // session records that decode
 	Connections int    // connection records that decode
 	Leases      int    // lease records that decode
+	Consumers   int    // consumer records (of the event log) that decode
 	Events      int    // event records that decode
 	// Corrupt records do not decode; the next Open quarantines them.
 	Corrupt []Record
@@ -257,6 +274,12 @@ func Check(ctx context.Context, dir string) (_ *CheckReport, err error) {
 			} else {
 				r.Leases++
 			}
+		case prefixConsumer:
+			if _, _, err := decodeConsumerAt(k, v); err != nil {
+				r.Corrupt = append(r.Corrupt, bad(k, len(v), err))
+			} else {
+				r.Consumers++
+			}
 		case prefixEvent:
 			if _, err := decodeEventAt(k, v); err != nil {
 				r.Corrupt = append(r.Corrupt, bad(k, len(v), err))
@@ -273,6 +296,8 @@ func Check(ctx context.Context, dir string) (_ *CheckReport, err error) {
 				_, err = decodeConnAt(orig, v)
 			case "lease":
 				_, err = decodeLeaseAt(orig, v)
+			case "consumer":
+				_, _, err = decodeConsumerAt(orig, v)
 			case "event":
 				_, err = decodeEventAt(orig, v)
 			}

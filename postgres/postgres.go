@@ -231,13 +231,7 @@ func (h *History) Follow(ctx context.Context, st sessiond.Store) error {
 // wait returns once the store's log may hold events past pos, or after
 // the poll interval.
 func (h *History) wait(ctx context.Context, st sessiond.Store, pos sessiond.Cursor) {
-	ctx, cancel := context.WithTimeout(ctx, h.o.Poll)
-	defer cancel()
-	if w, ok := st.(sessiond.EventWaiter); ok {
-		_, _ = w.WaitEvents(ctx, pos)
-		return
-	}
-	<-ctx.Done()
+	sessiond.AwaitEvents(ctx, sessiond.SystemClock{}, st, pos, h.o.Poll)
 }
 
 // Step writes the next batch of the store's events past the cursor, and
@@ -259,10 +253,10 @@ func (h *History) Step(ctx context.Context, st sessiond.Store) (int, sessiond.Cu
 	}
 	next, gaps := pos, 0
 	for _, e := range evs {
-		if want := next.Seq(e.Partition) + 1; e.Seq > want {
+		if next.Missed(e) > 0 {
 			gaps++
 			if _, err := tx.Exec(ctx, "INSERT INTO "+h.schema+".sessiond_history_gaps VALUES (now(), $1, $2, $3)",
-				e.Partition, int64(want-1), int64(e.Seq)); err != nil { //nolint:gosec // Seqs stay far below 2^63
+				e.Partition, int64(next.Seq(e.Partition)), int64(e.Seq)); err != nil { //nolint:gosec // Seqs stay far below 2^63
 				return 0, pos, err
 			}
 		}

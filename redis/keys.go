@@ -53,6 +53,10 @@ const minPartitionRetention = 1000
 //	<prefix>{p}:claim:<id>     string "<q>:<token>": a session with this id is
 //	                           stored in partition q (see Store.Create)
 //	<prefix>leases             hash: node -> "<version>|<lease record>"
+//	<prefix>consumer:{<name>}  hash: a consumer of the event log
+//	                           (sessiond.Consumers): owner, until (the
+//	                           claim's end, Unix microseconds), cursor (its
+//	                           text form); one key, its own hash tag
 type keys struct {
 	prefix string
 	n      int      // partitions: the const, but for tests of partitioning
@@ -91,6 +95,7 @@ func (k keys) events(p int) string           { return k.tag(p) + "events" }
 func (k keys) due(p int) string              { return k.tag(p) + "due" }
 func (k keys) claim(p int, id string) string { return k.tag(p) + "claim:" + id }
 func (k keys) leases() string                { return k.prefix + "leases" }
+func (k keys) consumer(name string) string   { return k.prefix + "consumer:{" + name + "}" }
 
 // sessionKeys are the keys a session's write touches, in the order the
 // scripts take them (KEYS[1] to KEYS[13]).

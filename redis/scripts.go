@@ -348,3 +348,25 @@ if string.match(cur, '^(%d+)|') ~= ARGV[2] then return {'CONFLICT'} end
 redis.call('HDEL', KEYS[1], ARGV[1])
 return {'OK'}
 `)
+
+// claimConsumerScript claims a consumer of the event log: KEYS = its
+// hash; ARGV = owner, the cursor to record if it is new, now and the
+// claim's end (Unix microseconds). CLAIMED, the holder and its claim's
+// end while another owner's claim is live; else OK and the cursor.
+var claimConsumerScript = rueidis.NewLuaScript(`
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'until', 'cursor')
+if cur[1] and cur[1] ~= ARGV[1] and tonumber(cur[2]) > tonumber(ARGV[3]) then return {'CLAIMED', cur[1], cur[2]} end
+local c = cur[3] or ARGV[2]
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'until', ARGV[4], 'cursor', c)
+return {'OK', c}
+`)
+
+// commitConsumerScript stores a consumer's cursor and extends its claim
+// if owner holds it: KEYS = its hash; ARGV = owner, cursor, the claim's
+// end (Unix microseconds). CLAIMED and the holder (” for none) if not.
+var commitConsumerScript = rueidis.NewLuaScript(`
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'until')
+if cur[1] ~= ARGV[1] then return {'CLAIMED', cur[1] or '', cur[2] or '0'} end
+redis.call('HSET', KEYS[1], 'until', ARGV[3], 'cursor', ARGV[2])
+return {'OK'}
+`)

@@ -87,6 +87,7 @@ type Store struct {
 var (
 	_ sessiond.Store       = (*Store)(nil)
 	_ sessiond.EventWaiter = (*Store)(nil)
+	_ sessiond.Consumers   = (*Store)(nil)
 )
 
 // OpenStore connects to the deployment rawURL names (see Open), checks
@@ -1072,6 +1073,70 @@ func (s *Store) DeleteLease(ctx context.Context, node string, version uint64) er
 	}
 	return nil
 }
+
+// ClaimConsumer implements sessiond.Consumers: a script on the
+// consumer's hash.
+func (s *Store) ClaimConsumer(ctx context.Context, name, owner string, start sessiond.Cursor, now time.Time, ttl time.Duration) (sessiond.Cursor, error) {
+	if err := s.check(ctx); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	if err := sessiond.CheckConsumerCall(name, owner, start, s.k.n, ttl, true); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	args := []string{owner, start.String(), micros(now), micros(now.Add(ttl))}
+	out, err := s.run(ctx, "claim consumer", claimConsumerScript, []string{s.k.consumer(name)}, args)
+	if err != nil {
+		return sessiond.Cursor{}, err
+	}
+	if err := consumerRefusal("claim consumer", out); err != nil {
+		return sessiond.Cursor{}, err
+	}
+	if len(out) != 2 {
+		return sessiond.Cursor{}, fault("claim consumer", fmt.Errorf("unexpected answer %q from the script", out))
+	}
+	c, err := sessiond.ParseCursor(out[1])
+	if err != nil {
+		return sessiond.Cursor{}, fault("claim consumer", fmt.Errorf("the cursor of %q: %w", name, err))
+	}
+	return c, nil
+}
+
+// CommitConsumer implements sessiond.Consumers: a script on the
+// consumer's hash.
+func (s *Store) CommitConsumer(ctx context.Context, name, owner string, c sessiond.Cursor, now time.Time, ttl time.Duration) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if err := sessiond.CheckConsumerCall(name, owner, c, s.k.n, ttl, false); err != nil {
+		return err
+	}
+	out, err := s.run(ctx, "commit consumer", commitConsumerScript, []string{s.k.consumer(name)}, []string{owner, c.String(), micros(now.Add(ttl))})
+	if err != nil {
+		return err
+	}
+	if err := consumerRefusal("commit consumer", out); err != nil {
+		return err
+	}
+	return nil
+}
+
+// consumerRefusal is the error of a consumer script's answer other than OK.
+func consumerRefusal(op string, out []string) error {
+	switch {
+	case out[0] == "OK":
+		return nil
+	case out[0] == "CLAIMED" && len(out) == 3 && out[1] == "":
+		return fmt.Errorf("%w: no such consumer", sessiond.ErrConsumerClaimed)
+	case out[0] == "CLAIMED" && len(out) == 3:
+		us, _ := strconv.ParseInt(out[2], 10, 64)
+		return memindex.Claimed(out[1], time.UnixMicro(us))
+	}
+	return fault(op, fmt.Errorf("unexpected answer %q from the script", out))
+}
+
+// micros is a time as the consumer scripts compare them: Unix
+// microseconds (exact in Lua's numbers, unlike nanoseconds).
+func micros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
 
 // Events implements sessiond.Store: one XRANGE per partition's stream,
 // pipelined, merged by time (each partition's events in their order).

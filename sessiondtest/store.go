@@ -67,6 +67,11 @@ func TestStore(t *testing.T, h Harness) {
 	}
 	t.Run("EventsFollowChanges", func(t *testing.T) { testEventsFollowChanges(t, open(t)) })
 	t.Run("Isolation", func(t *testing.T) { testIsolation(t, open(t)) })
+	if _, ok := open(t).(sessiond.Consumers); ok {
+		t.Run("Consumers", func(t *testing.T) { testConsumers(t, open(t)) })
+		t.Run("ConsumersBadInput", func(t *testing.T) { testConsumersBadInput(t, open(t)) })
+		t.Run("ConsumersRace", func(t *testing.T) { testConsumersRace(t, open(t)) })
+	}
 	t.Run("Closed", func(t *testing.T) { testClosed(t, h.Open(t)) })
 	if h.Reopen != nil {
 		t.Run("Reopen", func(t *testing.T) {
@@ -76,6 +81,14 @@ func TestStore(t *testing.T, h Harness) {
 				t.Fatal(err)
 			}
 		})
+		if _, ok := open(t).(sessiond.Consumers); ok {
+			t.Run("ConsumersReopen", func(t *testing.T) {
+				s := testConsumersReopen(t, h.Open(t), h.Reopen)
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
 	}
 }
 

@@ -11,6 +11,10 @@
 // base64. A Sender retries what fails (no answer, a timeout, a non-2xx
 // status) with exponential backoff and full jitter, up to a number of
 // attempts, each bounded by its own timeout.
+//
+// A Notifier (notify.go) follows a store's event log and sends the events
+// each endpoint subscribed to through a Sender: at least once, in order
+// per session, from a cursor kept in the store (docs/webhooks.md).
 package webhook
 
 import (
@@ -115,6 +119,10 @@ type Sender struct {
 	// Now and Sleep default to the system clock; tests replace them.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
+	// OnAttempt, if set, is told of each attempt but one that failed
+	// because ctx ended: its number (1 for the first), the answer's status (0 if none
+	// came) and its error (nil if an answer came).
+	OnAttempt func(n, status int, err error)
 }
 
 // DeliveryError is a message that no attempt delivered.
@@ -147,11 +155,15 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 			}
 		}
 		status, err := s.attempt(ctx, m)
-		if err == nil && status/100 == 2 {
-			return nil
-		}
-		if ctx.Err() != nil {
+		ok := err == nil && status/100 == 2
+		if !ok && ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if s.OnAttempt != nil {
+			s.OnAttempt(n, status, err)
+		}
+		if ok {
+			return nil
 		}
 		last = DeliveryError{Attempts: n, Status: status, Err: err}
 	}

@@ -118,6 +118,9 @@ type Config struct {
 	// History, a PostgreSQL URL (postgres://...), keeps every lifecycle
 	// event there (docs/history.md): off by default.
 	History string `yaml:"history"`
+	// Webhooks are notification endpoints, each POSTed the events of the
+	// types it lists (docs/webhooks.md): none; at most 16.
+	Webhooks []WebhookConfig `yaml:"webhooks"`
 	// ValidationCache, if set, keeps the sessions validations read for up
 	// to this long, so that a validation needs no store read: off (0) by
 	// default. A revoke through this node is seen at once; one through
@@ -417,6 +420,7 @@ func (cfg *Config) fillDefaults() {
 	if ws.ConnectsPerAddress == 0 {
 		ws.ConnectsPerAddress = wsedge.DefaultConnectsPerAddress
 	}
+	cfg.fillWebhookDefaults()
 	if cfg.ConnectPolicy == "" {
 		// As the engine chooses: "device" if there is one, else the default.
 		if policies, def, err := cfg.policies(); err == nil {
@@ -798,6 +802,9 @@ func (cfg *Config) validate() error {
 	if err := cfg.Hooks.Runtime.check(); err != nil {
 		return err
 	}
+	if err := cfg.checkWebhooks(); err != nil {
+		return err
+	}
 	if (cfg.TLS.Cert == "") != (cfg.TLS.Key == "") {
 		return errors.New("tls: the certificate and its key go together: set both tls.cert and tls.key (--tls-cert, --tls-key)")
 	}
@@ -934,6 +941,7 @@ func (cfg *Config) effective() ([]byte, error) {
 		out.Hooks.Runtime.Secret = "(set; hidden)"
 	}
 	out.History = redactDSN(out.History)
+	out.Webhooks = redactedWebhooks(out.Webhooks)
 	if cfg.redisStore() {
 		if o, err := redis.ParseURL(cfg.Store); err == nil {
 			out.Store = o.String() // without its passwords

@@ -59,6 +59,8 @@ type server struct {
 	certs *certReloader // nil: plain HTTP
 	hist  *historySink  // nil: no --history
 
+	notify *notifier // nil: no webhooks
+
 	keySource string // configured, saved or generated
 	textLogs  bool   // logs are for a human: print a banner too
 }
@@ -177,6 +179,13 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	if cfg.History != "" {
 		s.hist = startHistory(cfg.History, postgres.Options{Schema: cfg.historySchema, Logger: s.log}, s.store, s.log)
 		metrics.RegisterHistory(reg, s.hist.stats)
+	}
+	if len(cfg.Webhooks) > 0 {
+		stage = "starting the webhooks"
+		if s.notify, err = startNotifier(cfg, s.store, s.log); err != nil {
+			return nil, err
+		}
+		metrics.RegisterWebhooks(reg, s.notify.stats)
 	}
 
 	api := httpapi.Config{
@@ -469,6 +478,9 @@ func (s *server) close() error {
 	}
 	if s.hist != nil {
 		s.hist.close()
+	}
+	if s.notify != nil {
+		s.notify.close()
 	}
 	if s.m != nil {
 		_ = s.m.Close() // always nil

@@ -16,14 +16,15 @@ import (
 // varint of Unix nanoseconds (0 for the zero time), integers as varints.
 // A new field means a new version byte; decoders keep reading old ones.
 const (
-	sessionV1 = 1
-	sessionV2 = 2 // + DisconnectedAt, Conns
-	SessionV3 = 3 // - Conns (records of their own), + RetiredTokens
-	sessionV4 = 4 // + StateSince, Cycle
-	eventV1   = 1
-	eventV2   = 2 // + Connection, Replaced
-	connV1    = 1
-	leaseV1   = 1
+	sessionV1  = 1
+	sessionV2  = 2 // + DisconnectedAt, Conns
+	SessionV3  = 3 // - Conns (records of their own), + RetiredTokens
+	sessionV4  = 4 // + StateSince, Cycle
+	eventV1    = 1
+	eventV2    = 2 // + Connection, Replaced
+	connV1     = 1
+	leaseV1    = 1
+	consumerV1 = 1
 )
 
 var ErrCorrupt = errors.New("corrupt record")
@@ -259,6 +260,36 @@ func DecodeLease(b []byte) (sessiond.NodeLease, error) {
 		return sessiond.NodeLease{}, ErrCorrupt
 	}
 	return l, nil
+}
+
+// EncodeConsumer encodes the record of a consumer of the event log
+// (sessiond.Consumers): its name, its owner, the end of the owner's claim
+// and its cursor (in its text form).
+func EncodeConsumer(name, owner string, until time.Time, cursor sessiond.Cursor) []byte {
+	e := encoder{b: make([]byte, 0, 32+len(name)+len(owner))}
+	e.b = append(e.b, consumerV1)
+	e.str(name)
+	e.str(owner)
+	e.time(until)
+	e.str(cursor.String())
+	return e.b
+}
+
+// DecodeConsumer decodes what EncodeConsumer encodes.
+func DecodeConsumer(b []byte) (name, owner string, until time.Time, cursor sessiond.Cursor, err error) {
+	if len(b) == 0 || b[0] != consumerV1 {
+		return "", "", time.Time{}, sessiond.Cursor{}, ErrCorrupt
+	}
+	d := decoder{b: b[1:]}
+	name, owner, until = d.str(), d.str(), d.time()
+	text := d.str()
+	if d.err != nil || len(d.b) != 0 || sessiond.CheckConsumer(name) != nil || owner == "" {
+		return "", "", time.Time{}, sessiond.Cursor{}, ErrCorrupt
+	}
+	if cursor, err = sessiond.ParseCursor(text); err != nil {
+		return "", "", time.Time{}, sessiond.Cursor{}, ErrCorrupt
+	}
+	return name, owner, until, cursor, nil
 }
 
 func EncodeEvent(ev *sessiond.Event) []byte {

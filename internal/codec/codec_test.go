@@ -52,6 +52,20 @@ func TestConnAndLeaseRoundTrip(t *testing.T) {
 	}
 }
 
+func TestConsumerRoundTrip(t *testing.T) {
+	until := sessiondtest.Epoch.Add(15 * time.Second)
+	name, owner, gotUntil, cur, err := DecodeConsumer(EncodeConsumer("webhook:billing", "node-1", until, sessiond.CursorOf(4, 0, 9)))
+	if err != nil || name != "webhook:billing" || owner != "node-1" || !gotUntil.Equal(until) || cur.String() != "4.0.9" {
+		t.Fatalf("consumer round trip: %q %q %v %v, %v", name, owner, gotUntil, cur, err)
+	}
+	for _, bad := range [][]byte{nil, {2}, EncodeConsumer("a b", "o", until, sessiond.Cursor{}), EncodeConsumer("n", "", until, sessiond.Cursor{}),
+		append(EncodeConsumer("n", "o", until, sessiond.Cursor{}), 0)} {
+		if _, _, _, _, err := DecodeConsumer(bad); err == nil {
+			t.Errorf("DecodeConsumer(%q) decoded", bad)
+		}
+	}
+}
+
 func TestEventRoundTrip(t *testing.T) {
 	ev := sessiond.Event{Type: sessiond.EventEnded, SessionID: "id", Subject: "sub", Time: sessiondtest.Epoch,
 		State: sessiond.StateEnded, Reason: sessiond.EndIdle, Version: 4, Generation: 2}
@@ -71,6 +85,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(EncodeEvent(&sessiond.Event{Type: "created", SessionID: "x"}))
 	f.Add(EncodeConn(&sessiond.Connection{ID: "abcdefghijklmnop.x", Kind: "vnc"}))
 	f.Add(EncodeLease(&sessiond.NodeLease{Node: "n", Version: 1}))
+	f.Add(EncodeConsumer("webhook:a", "n", sessiondtest.Epoch, sessiond.CursorOf(3, 4)))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if s, _, err := DecodeSession(b); err == nil {
@@ -88,6 +103,11 @@ func FuzzDecode(f *testing.F) {
 		if l, err := DecodeLease(b); err == nil {
 			if again, err := DecodeLease(EncodeLease(&l)); err != nil || again.Node != l.Node || again.Version != l.Version {
 				t.Fatalf("re-encoding a decoded lease: %+v, %v", again, err)
+			}
+		}
+		if name, owner, until, cur, err := DecodeConsumer(b); err == nil {
+			if n2, o2, u2, c2, err := DecodeConsumer(EncodeConsumer(name, owner, until, cur)); err != nil || n2 != name || o2 != owner || !u2.Equal(until) || c2.String() != cur.String() {
+				t.Fatalf("re-encoding a decoded consumer: %q %q %v %v, %v", n2, o2, u2, c2, err)
 			}
 		}
 		DecodeEvent(b, 1)
