@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	cpebble "github.com/cockroachdb/pebble/v2"
 
@@ -253,4 +254,51 @@ func TestQuarantinedSessionLosesItsConnections(t *testing.T) {
 		t.Fatalf("the restored session: %+v, %v; want it without connections", got, err)
 	}
 	noneOfAlices(st, "after restoring the session record")
+}
+
+// The consumers' records (sessiond.Consumers) are known to Check, and one
+// that does not decode is quarantined at open like any other record: the
+// store opens, without it (the consumer starts afresh).
+func TestConsumerRecordsChecked(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir, 0)
+	ctx := context.Background()
+	for _, name := range []string{"webhook:a", "webhook:b"} {
+		if _, err := st.ClaimConsumer(ctx, name, "n1", sessiond.CursorOf(3), sessiondtest.Epoch, 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := pebble.Check(ctx, dir)
+	if err != nil || !rep.OK() || rep.Consumers != 2 {
+		t.Fatalf("Check of a store with two consumers: %+v, %v", rep, err)
+	}
+
+	db, err := cpebble.Open(dir, &cpebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte("fwebhook:b"), []byte{1, 0xff}, cpebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err = pebble.Check(ctx, dir); err != nil || rep.OK() || len(rep.Corrupt) != 1 || rep.Corrupt[0].Kind != "consumer" || rep.Consumers != 1 {
+		t.Fatalf("Check with a corrupt consumer record: %+v, %v", rep, err)
+	}
+	st = open(t, dir, 0)
+	defer st.Close()
+	// webhook:a kept its claim and cursor; webhook:b is new again.
+	if _, err := st.ClaimConsumer(ctx, "webhook:a", "n2", sessiond.Cursor{}, sessiondtest.Epoch, 15*time.Second); !errors.Is(err, sessiond.ErrConsumerClaimed) {
+		t.Fatalf("webhook:a after the quarantine: %v", err)
+	}
+	if c, err := st.ClaimConsumer(ctx, "webhook:b", "n2", sessiond.CursorOf(9), sessiondtest.Epoch, 15*time.Second); err != nil || c.String() != "9" {
+		t.Fatalf("webhook:b after its record was quarantined: %v, %v; want it new", c, err)
+	}
+	if d := st.Disk(); d.Quarantined != 1 {
+		t.Fatalf("quarantined %d records, want 1", d.Quarantined)
+	}
 }
