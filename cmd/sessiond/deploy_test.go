@@ -355,8 +355,9 @@ func TestSystemdUnit(t *testing.T) {
 // work before the first event. The rules also pass promtool.
 func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.JWT.Secret = testSecret // the WebSocket edge's metrics
-	testHistory(t, &cfg)        // and the history's
+	cfg.JWT.Secret = testSecret                                                                                                   // the WebSocket edge's metrics
+	testHistory(t, &cfg)                                                                                                          // and the history's
+	cfg.Webhooks = []WebhookConfig{{Name: "crm", URL: "http://127.0.0.1:1/hooks", Secret: hookSecret, Events: []string{"ended"}}} // and the notifier's
 	ts := startServer(t, cfg)
 	resp, err := ts.hc.Get(ts.url + "/metrics")
 	if err != nil {
