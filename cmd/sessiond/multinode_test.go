@@ -181,13 +181,18 @@ policies:
 		if e.Reason != "" {
 			k += ":" + string(e.Reason)
 		}
+		if e.Conn != nil && e.Conn.CloseReason != "" {
+			k += "/" + string(e.Conn.CloseReason)
+		}
 		count[e.SessionID][k]++
 	}
 	for i, id := range ids {
 		c := count[id]
 		if i >= back {
-			if c["connected"] != 1 || c["disconnected"] != 1 || c["ending:grace_elapsed"] != 1 || c["ended:grace_elapsed"] != 1 || len(c) != 5 {
-				t.Errorf("session %s of a client that stayed away: events %v; want created, connected, then disconnected and ended with grace_elapsed once each", id, c)
+			if c["connected"] != 1 || c["connection_closed/node_lost"] != 1 || c["disconnected"] != 1 || c["ending:grace_elapsed"] != 1 ||
+				c["ended:grace_elapsed"] != 1 || len(c) != 6 {
+				t.Errorf("session %s of a client that stayed away: events %v; want created, connected, then its connection closed as node_lost, "+
+					"disconnected and ended with grace_elapsed once each", id, c)
 			}
 			continue
 		}
@@ -195,7 +200,8 @@ policies:
 		if err != nil || s.State != sessiond.StateActive || s.ConnCount != 1 {
 			t.Errorf("session %s resumed on node-2: %+v, %v; want active with its one connection", id, s, err)
 		}
-		if c["ended:grace_elapsed"] != 0 || c["disconnected"] != 0 {
+		// Its node-1 connection closed once: replaced by the reconnect.
+		if c["ended:grace_elapsed"] != 0 || c["disconnected"] != 0 || c["connected"] != 2 || c["connection_closed/replaced"] != 1 || len(c) != 3 {
 			t.Errorf("session %s resumed on node-2 has events %v", id, c)
 		}
 	}
