@@ -92,10 +92,17 @@ func (d *detacher) detach(connID string, why sessiond.CloseCause) {
 	}
 }
 
+// try detaches once. A detach the engine refuses as invalid (which no
+// retry would change) is logged and counts as done.
 func (d *detacher) try(connID string, why sessiond.CloseCause) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return d.e.m.DisconnectWith(ctx, connID, why)
+	err := d.e.m.DisconnectWith(ctx, connID, why)
+	if sessiond.ErrorCode(err) == sessiond.CodeInvalidArgument {
+		d.e.log.Error("a detach was refused; the node's reconcile or lease settles the connection", "err", err)
+		return nil
+	}
+	return err
 }
 
 // later schedules another attempt after between half of p.backoff and all
