@@ -282,14 +282,13 @@ func (m *Manager) attachOnce(ctx context.Context, s *Session, req ConnectRequest
 			n.State = StateWaking
 			events = append(events, newEvent(EventWaking, n, now))
 		}
-		ev := newEvent(typ, n, now)
-		ev.Connection = conn.ID
+		ev := attachedEvent(typ, n, &conn, now)
 		c := &Change{Session: n, PutConns: []Connection{conn}}
 		for _, r := range replaced {
 			ev.Replaced = append(ev.Replaced, r.ID)
 			c.DropConns = append(c.DropConns, r.ID)
 		}
-		c.Events = append(events, ev)
+		c.Events = append(append(events, ev), closedEvents(n, replaced, CloseCause{Reason: ClosedReplaced}, now)...)
 		return c, nil
 	})
 	if err != nil {
@@ -301,24 +300,39 @@ func (m *Manager) attachOnce(ctx context.Context, s *Session, req ConnectRequest
 	return &Connected{Session: n.Clone(), Conn: conn, Policy: *p, Resumed: resumed, Replaced: replaced}, nil
 }
 
-// Disconnect detaches a connection: closed by its client, lost to a
-// heartbeat timeout, or dropped by the node. When it was the session's last
-// connection and the policy has a disconnect grace, the session becomes
-// disconnected until a connection resumes it or the grace ends it.
+// Disconnect detaches a connection closed by its client: DisconnectWith
+// with the cause ClosedByClient and no close code.
+func (m *Manager) Disconnect(ctx context.Context, connID string) error {
+	return m.DisconnectWith(ctx, connID, CloseCause{Reason: ClosedByClient})
+}
+
+// DisconnectWith detaches a connection for the cause whoever detaches it
+// knows (its edge saw its client close it, with a WebSocket close code;
+// its heartbeats stopped; its node is gone), recorded on the
+// connection_closed event written with the detach. When it was the
+// session's last connection and the policy has a disconnect grace, the
+// session becomes disconnected until a connection resumes it or the grace
+// ends it.
 //
 // A connection that is no longer attached (replaced, or its session ended
 // or gone) changes nothing: a late close from an old connection never
-// disconnects the session a newer one holds.
-func (m *Manager) Disconnect(ctx context.Context, connID string) error {
+// disconnects the session a newer one holds, and records nothing (what
+// dropped it recorded its close). A cause with an unknown reason or a
+// close code outside 1000-4999 is an invalid_argument error.
+func (m *Manager) DisconnectWith(ctx context.Context, connID string, why CloseCause) error {
 	sid, err := ConnectionSession(connID)
 	if err != nil {
+		return err
+	}
+	if why, err = why.check(); err != nil {
 		return err
 	}
 	_, err = m.change(ctx, sid, nil, func(s *Session, now time.Time) (*Change, error) {
 		if !s.State.Live() {
 			return nil, nil
 		}
-		if _, err := m.store.Conn(ctx, connID); errors.Is(err, ErrNotFound) {
+		conn, err := m.store.Conn(ctx, connID)
+		if errors.Is(err, ErrNotFound) {
 			return nil, nil
 		} else if err != nil {
 			return nil, err
@@ -327,8 +341,12 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 		n.LastActive = now // the connection was alive until now: activity
 		n.ConnCount--
 		c := &Change{Session: n, DropConns: []string{connID}}
-		if n.ConnCount == 0 && n.State == StateActive && m.policyOf(s).DisconnectGrace > 0 {
+		last := n.ConnCount == 0 && n.State == StateActive && m.policyOf(s).DisconnectGrace > 0
+		if last {
 			n.State, n.DisconnectedAt = StateDisconnected, now
+		}
+		c.Events = append(c.Events, closedEvent(n, conn, why, now))
+		if last {
 			ev := newEvent(EventDisconnected, n, now)
 			ev.Connection = connID
 			c.Events = append(c.Events, ev)
@@ -345,7 +363,7 @@ func (m *Manager) Disconnect(ctx context.Context, connID string) error {
 }
 
 // RemoveConnection detaches a connection registered over REST, like
-// Disconnect. WebSocket connections are refused: their socket stays open
+// Disconnect, recording it closed as removed. WebSocket connections are refused: their socket stays open
 // until it closes (or its session ends), and removing the record alone
 // would leave a socket the session no longer knows.
 func (m *Manager) RemoveConnection(ctx context.Context, connID string) error {
@@ -356,7 +374,7 @@ func (m *Manager) RemoveConnection(ctx context.Context, connID string) error {
 	if c != nil && c.Kind == KindWebSocket {
 		return Errorf(CodeInvalidArgument, "connection", "a websocket connection ends when its socket closes; revoke the session to close it")
 	}
-	return m.Disconnect(ctx, connID)
+	return m.DisconnectWith(ctx, connID, CloseCause{Reason: ClosedRemoved})
 }
 
 // Connections returns a session's live connections, oldest first, with the
@@ -423,10 +441,11 @@ func (m *Manager) findConn(ctx context.Context, connID string) (*Connection, err
 }
 
 // dropNodeConns detaches every connection recorded as held by the node:
-// its process died (this node's previous process, on Start) or its lease
-// expired. Each detach is a compare-and-set, so racing droppers detach each
-// connection once, and every session follows its grace logic.
-func (m *Manager) dropNodeConns(ctx context.Context, node string) (int, error) {
+// its process died (this node's previous process, on Start: why is
+// ClosedNodeRestarted) or its lease expired (ClosedNodeLost). Each detach
+// is a compare-and-set, so racing droppers detach each connection once,
+// and every session follows its grace logic.
+func (m *Manager) dropNodeConns(ctx context.Context, node string, why CloseReason) (int, error) {
 	done := make(map[string]bool)
 	for {
 		start := time.Now()
@@ -440,7 +459,7 @@ func (m *Manager) dropNodeConns(ctx context.Context, node string) (int, error) {
 			if done[c.ID] {
 				continue
 			}
-			if err := m.Disconnect(ctx, c.ID); err != nil {
+			if err := m.DisconnectWith(ctx, c.ID, CloseCause{Reason: why}); err != nil {
 				return len(done), err
 			}
 			done[c.ID], progress = true, true

@@ -98,9 +98,7 @@ func (m *Manager) create(ctx context.Context, req CreateRequest, conn *ConnectRe
 		a := m.newConn(s.ID, *conn, now)
 		attached = &a
 		s.ConnCount = 1
-		ev := newEvent(EventConnected, s, now)
-		ev.Connection = a.ID
-		c.PutConns, c.Events = []Connection{a}, append(c.Events, ev)
+		c.PutConns, c.Events = []Connection{a}, append(c.Events, attachedEvent(EventConnected, s, &a, now))
 	}
 	lim := Limit{
 		Max: p.MaxPerSubject, EvictOldest: p.OnLimit == LimitEvictOldest, Now: now, UniqueDevice: conn != nil,

@@ -130,7 +130,16 @@ func (m *Manager) end(ctx context.Context, s *Session, reason EndReason, wait bo
 			}
 			reason = r
 		}
-		n, events := Ending(cur, reason, now)
+		// The connections it loses are recorded closed (session_ended):
+		// read only when it has some, so ending costs no read otherwise.
+		var conns []Connection
+		if cur.ConnCount > 0 {
+			var err error
+			if conns, err = m.store.Conns(ctx, cur.ID); err != nil {
+				return nil, err
+			}
+		}
+		n, events := Ending(cur, conns, reason, now)
 		twoPhase = len(m.hooks) > 0 || m.res.holds(cur.ID)
 		if !twoPhase {
 			// Nothing to dispose of: record ending and ended in one write.

@@ -25,6 +25,12 @@ const (
 	EventWakeFailed EventType = "wake_failed"
 	EventEnding     EventType = "ending"
 	EventEnded      EventType = "ended"
+
+	// EventConnectionClosed: a connection left the session (Event.Conn
+	// says when and why). Every connection gets exactly one, whatever
+	// dropped it (connevent.go); disconnected, which may come with it,
+	// is the session's state.
+	EventConnectionClosed EventType = "connection_closed"
 )
 
 // EventTypes lists every event type, in the order of the constants above
@@ -32,7 +38,7 @@ const (
 var EventTypes = []EventType{
 	EventCreated, EventRotated, EventConnected, EventDisconnected, EventResumed,
 	EventHibernating, EventHibernated, EventWaking, EventWoke, EventHibernateFailed,
-	EventWakeFailed, EventEnding, EventEnded,
+	EventWakeFailed, EventEnding, EventEnded, EventConnectionClosed,
 }
 
 // Event records one transition of one session.
@@ -49,14 +55,18 @@ type Event struct {
 	Subject    string    `json:"subject"`
 	Time       time.Time `json:"time"`
 	State      State     `json:"state,omitzero"`   // state after the transition
-	Reason     EndReason `json:"reason,omitempty"` // for ending and ended
+	Reason     EndReason `json:"reason,omitempty"` // for ending and ended (and connection_closed as its session ends)
 	Version    uint64    `json:"version"`          // session version after the transition
 	Generation uint64    `json:"generation"`
-	// Connection is the connection that caused a connected, resumed or
-	// disconnected event.
+	// Connection is the connection that caused a connected, resumed,
+	// connection_closed or disconnected event.
 	Connection string `json:"connection,omitempty"`
 	// Replaced lists connections closed because this one replaced them.
 	Replaced []string `json:"replaced,omitempty"`
+	// Conn describes the connection of a connected, resumed or
+	// connection_closed event; nil on other events (and on events
+	// recorded before connections were described).
+	Conn *ConnDetail `json:"conn,omitempty"`
 }
 
 func newEvent(t EventType, s *Session, now time.Time) Event {
@@ -67,15 +77,16 @@ func newEvent(t EventType, s *Session, now time.Time) Event {
 }
 
 // Ending returns s moved to StateEnding with the reason, one version on, and
-// the events that record it. It is the transition a Store applies to the
-// sessions it evicts in Create (see Store.Create), exported so that every
-// store applies it the same way.
-func Ending(s *Session, reason EndReason, now time.Time) (*Session, []Event) {
+// the events that record it: ending, then connection_closed
+// (session_ended) for each of conns, the connections s loses. It is the
+// transition a Store applies to the sessions it evicts in Create (see
+// Store.Create), exported so that every store applies it the same way.
+func Ending(s *Session, conns []Connection, reason EndReason, now time.Time) (*Session, []Event) {
 	n := s.Clone()
 	n.State = StateEnding
 	n.EndReason = reason
 	n.EndedAt, n.StateSince = now, now
 	n.ConnCount = 0 // a session leaving the live states loses its connections
 	n.Version++
-	return n, []Event{newEvent(EventEnding, n, now)}
+	return n, append([]Event{newEvent(EventEnding, n, now)}, closedEvents(n, conns, CloseCause{Reason: ClosedSessionEnded}, now)...)
 }

@@ -136,5 +136,5 @@ func (m *Manager) connDue(ctx context.Context, connID string) error {
 	}
 	m.obs.HeartbeatTimeout(c.Kind)
 	m.log.Info("connection lost: no heartbeat", "sid", LogID(s.ID), "kind", c.Kind)
-	return m.Disconnect(ctx, connID)
+	return m.DisconnectWith(ctx, connID, CloseCause{Reason: ClosedHeartbeatTimeout})
 }

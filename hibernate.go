@@ -353,6 +353,7 @@ func (m *Manager) completeTransition(s *Session, callErr error) error {
 		default:
 			// The connections that waited are detached: a hibernated
 			// session has none. Their edges close them (AwaitAwake).
+			// Each is recorded closed (wake_failed).
 			conns, err := m.store.Conns(ctx, cur.ID)
 			if err != nil {
 				return nil, err
@@ -361,8 +362,9 @@ func (m *Manager) completeTransition(s *Session, callErr error) error {
 				c.DropConns = append(c.DropConns, c2.ID)
 			}
 			n.State, n.ConnCount, typ = StateHibernated, 0, EventWakeFailed
+			c.Events = closedEvents(n, conns, CloseCause{Reason: ClosedWakeFailed}, now)
 		}
-		c.Events = []Event{newEvent(typ, n, now)}
+		c.Events = append([]Event{newEvent(typ, n, now)}, c.Events...)
 		return c, nil
 	})
 	if callErr != nil {

@@ -80,7 +80,7 @@ func (m *Manager) startLeases(ctx context.Context) error {
 	m.lease.mu.Lock()
 	m.lease.own = own
 	m.lease.mu.Unlock()
-	n, err := m.dropNodeConns(ctx, m.node)
+	n, err := m.dropNodeConns(ctx, m.node, ClosedNodeRestarted)
 	if err != nil {
 		return err
 	}
@@ -253,7 +253,7 @@ func (m *Manager) leaseDue(ctx context.Context, node string) error {
 	// Working it off must finish before the claim lapses; if this node
 	// dies meanwhile, another claims it again and finishes.
 	m.scheduleAt(schedKey{keyLease, node}, claim.Until)
-	n, err := m.dropNodeConns(ctx, node)
+	n, err := m.dropNodeConns(ctx, node, ClosedNodeLost)
 	if err != nil {
 		return err
 	}

@@ -51,8 +51,9 @@ type Store interface {
 	// the insert. If there are lim.Max or more: with lim.EvictOldest false,
 	// Create stores nothing and returns ErrLimitReached; with it true, the
 	// oldest live sessions (by CreatedAt, then ID) are moved to StateEnding
-	// with reason EndEvicted exactly as Ending(old, EndEvicted, lim.Now) does
-	// (losing their connections), their events recorded before c's, until
+	// with reason EndEvicted exactly as Ending(old, conns, EndEvicted,
+	// lim.Now) does, conns their connections (which they lose, each
+	// recorded closed), their events recorded before c's, until
 	// lim.Max-1 remain. The evicted sessions, as stored after the change,
 	// are returned.
 	//

@@ -190,9 +190,12 @@ func (c *Client) ListSubject(ctx context.Context, subject string) ([]*sessiond.S
 }
 
 // HistoryOptions select a page of history: Since and Until take an RFC
-// 3339 time or a duration back from now ("1h"); zero values do not filter.
+// 3339 time or a duration back from now ("1h"); Types keeps events of
+// those types only (sessiond.EventConnectionClosed: every connection that
+// closed, with its duration); zero values do not filter.
 type HistoryOptions struct {
 	Since, Until, Cursor string
+	Types                []sessiond.EventType
 	Limit                int
 }
 
@@ -217,6 +220,9 @@ func (c *Client) history(ctx context.Context, path string, o HistoryOptions) (*w
 	}
 	if o.Limit > 0 {
 		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	for _, t := range o.Types {
+		q.Add("type", string(t))
 	}
 	if len(q) > 0 {
 		path += "?" + q.Encode()

@@ -144,8 +144,9 @@ func TestConnectionLifecycle(t *testing.T) {
 		t.Errorf("after registering: got state %q, connections %d, last_active_at %v; want active, 1, %v", s.State, s.Connections, s.LastActive, t1)
 	}
 	created := htWantEvents(t, st, 0, [2]string{"created", c.ID}, [2]string{"connected", c.ID})
-	if ev := created[1].data; ev.Connection != vnc.ID || ev.State != sessiond.StateActive {
-		t.Errorf("connected event: got connection %q, state %v; want %q, active", ev.Connection, ev.State, vnc.ID)
+	if ev := created[1].data; ev.Connection != vnc.ID || ev.State != sessiond.StateActive || ev.Conn == nil ||
+		*ev.Conn != (sessiond.ConnDetail{Kind: "vnc", ClientIP: "203.0.113.7", UserAgent: "TigerVNC/1.13.1", OpenedAt: t1}) {
+		t.Errorf("connected event: got connection %q, state %v, detail %+v; want %q, active, the connection as registered", ev.Connection, ev.State, ev.Conn, vnc.ID)
 	}
 
 	// List.
@@ -183,6 +184,10 @@ func TestConnectionLifecycle(t *testing.T) {
 	// Deleting one is idempotent; the session keeps its other connection.
 	htWantStatus(t, e.deleteConn(other.ID), http.StatusNoContent)
 	htWantStatus(t, e.deleteConn(other.ID), http.StatusNoContent)
+	if ev := htWantEvents(t, st, 3, [2]string{"connection_closed", c.ID})[0].data; ev.Connection != other.ID || ev.Conn == nil ||
+		ev.Conn.CloseReason != sessiond.ClosedRemoved || ev.Conn.Kind != "http" || !ev.Conn.ClosedAt.Equal(t2) {
+		t.Errorf("the deleted connection's connection_closed: %+v (%+v); want removed at %v", ev, ev.Conn, t2)
+	}
 	htWantError(t, e.heartbeat(other.ID), http.StatusNotFound, sessiond.CodeConnectionNotFound, "")
 	if got := htConnIDs(e.conns(c.ID)); !slices.Equal(got, []string{vnc.ID}) {
 		t.Errorf("after the delete: got connections %v, want [%s]", got, vnc.ID)
@@ -209,7 +214,12 @@ func TestConnectionLifecycle(t *testing.T) {
 	if s.State != "disconnected" || s.Connections != 0 || s.DisconnectedAt == nil || !s.DisconnectedAt.Equal(lost) {
 		t.Errorf("after the heartbeat timeout: got state %q, connections %d, disconnected_at %v; want disconnected, 0, %v", s.State, s.Connections, s.DisconnectedAt, lost)
 	}
-	disc := htWantEvents(t, st, 3, [2]string{"disconnected", c.ID})[0].data
+	lostEvs := htWantEvents(t, st, 4, [2]string{"connection_closed", c.ID}, [2]string{"disconnected", c.ID})
+	if cl := lostEvs[0].data; cl.Connection != vnc.ID || cl.Conn == nil || cl.Conn.CloseReason != sessiond.ClosedHeartbeatTimeout ||
+		!cl.Conn.ClosedAt.Equal(lost) || cl.Conn.Duration() != lost.Sub(t1) || cl.Conn.ClientIP != "203.0.113.7" {
+		t.Errorf("the lost connection's connection_closed: %+v (%+v); want heartbeat_timeout at %v", cl, cl.Conn, lost)
+	}
+	disc := lostEvs[1].data
 	if disc.Connection != vnc.ID || disc.State != sessiond.StateDisconnected || !disc.Time.Equal(lost) {
 		t.Errorf("disconnected event: got connection %q, state %v, time %v; want %q, disconnected, %v", disc.Connection, disc.State, disc.Time, vnc.ID, lost)
 	}
@@ -221,7 +231,7 @@ func TestConnectionLifecycle(t *testing.T) {
 	if s.State != "active" || s.Connections != 1 || s.DisconnectedAt != nil {
 		t.Errorf("after a connection within the grace: got state %q, connections %d, disconnected_at %v; want active, 1, none", s.State, s.Connections, s.DisconnectedAt)
 	}
-	res := htWantEvents(t, st, 4, [2]string{"resumed", c.ID})[0].data
+	res := htWantEvents(t, st, 6, [2]string{"resumed", c.ID})[0].data
 	if res.Connection != back.ID || res.State != sessiond.StateActive {
 		t.Errorf("resumed event: got connection %q, state %v; want %q, active", res.Connection, res.State, back.ID)
 	}
@@ -339,9 +349,12 @@ func TestNewConnectionReplacesOthersUnderReplacePolicy(t *testing.T) {
 	}
 	htWantError(t, e.heartbeat(first), http.StatusNotFound, sessiond.CodeConnectionNotFound, "")
 	htWantStatus(t, e.heartbeat(second), http.StatusOK)
-	evs := htWantEvents(t, st, 0, [2]string{"created", c.ID}, [2]string{"connected", c.ID}, [2]string{"connected", c.ID})
+	evs := htWantEvents(t, st, 0, [2]string{"created", c.ID}, [2]string{"connected", c.ID}, [2]string{"connected", c.ID}, [2]string{"connection_closed", c.ID})
 	if ev := evs[2].data; ev.Connection != second || !slices.Equal(ev.Replaced, []string{first}) {
 		t.Errorf("second connected event: got connection %q, replaced %v; want %q, [%s]", ev.Connection, ev.Replaced, second, first)
+	}
+	if ev := evs[3].data; ev.Connection != first || ev.Conn == nil || ev.Conn.CloseReason != sessiond.ClosedReplaced {
+		t.Errorf("the replaced connection's connection_closed: %+v (%+v); want replaced", ev, ev.Conn)
 	}
 }
 

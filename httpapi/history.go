@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -41,10 +43,23 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request, read func(
 	return nil
 }
 
+// eventTypeName is what an event type looks like; one that no event has
+// matches nothing.
+var eventTypeName = regexp.MustCompile(`^[a-z_]{1,32}$`)
+
 // historyQuery reads since, until (RFC 3339 times, or durations back from
-// now: since=1h), cursor and limit.
+// now: since=1h), type (event types, comma-separated or repeated), cursor
+// and limit.
 func historyQuery(q url.Values, now time.Time) (sessiond.HistoryQuery, error) {
 	out := sessiond.HistoryQuery{Cursor: q.Get("cursor")}
+	for _, v := range q["type"] {
+		for t := range strings.SplitSeq(v, ",") {
+			if !eventTypeName.MatchString(t) {
+				return out, sessiond.Errorf(sessiond.CodeInvalidArgument, "type", "event types are lower-case words (connected,connection_closed), not %q", t)
+			}
+			out.Types = append(out.Types, sessiond.EventType(t))
+		}
+	}
 	for _, f := range []struct {
 		name string
 		into *time.Time

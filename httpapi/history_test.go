@@ -3,6 +3,8 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +24,8 @@ func (p pagedHistory) read(key string, q sessiond.HistoryQuery, match func(sessi
 	}
 	page := sessiond.HistoryPage{Events: []sessiond.Event{}}
 	for i, e := range p.events {
-		if match(e) != key || (q.Cursor == "next" && i == 0) || (!q.Since.IsZero() && e.Time.Before(q.Since)) {
+		if match(e) != key || (q.Cursor == "next" && i == 0) || (!q.Since.IsZero() && e.Time.Before(q.Since)) ||
+			(len(q.Types) > 0 && !slices.Contains(q.Types, e.Type)) {
 			continue
 		}
 		if q.Limit > 0 && len(page.Events) == q.Limit {
@@ -47,6 +50,9 @@ func testHistory() pagedHistory {
 	return pagedHistory{events: []sessiond.Event{
 		{Seq: 1, Type: sessiond.EventCreated, SessionID: "s1", Subject: "alice", Time: now.Add(-2 * time.Hour), State: sessiond.StateActive, Version: 1},
 		{Seq: 2, Type: sessiond.EventEnding, SessionID: "s1", Subject: "alice", Time: now.Add(-time.Minute), State: sessiond.StateEnding, Reason: sessiond.EndRevoked, Version: 2},
+		{Seq: 3, Type: sessiond.EventConnectionClosed, SessionID: "s1", Subject: "alice", Time: now.Add(-time.Minute), State: sessiond.StateEnding,
+			Reason: sessiond.EndRevoked, Version: 2, Connection: "abcdefghijklmnop.s1", Conn: &sessiond.ConnDetail{Kind: "vnc", ClientIP: "203.0.113.7",
+				OpenedAt: now.Add(-90 * time.Minute), ClosedAt: now.Add(-time.Minute), CloseReason: sessiond.ClosedSessionEnded}},
 	}}
 }
 
@@ -61,17 +67,33 @@ func TestHistoryRoutes(t *testing.T) {
 	r = e.send("GET", "/v1/sessions/s1/history?cursor=next", "")
 	htWantStatus(t, r, http.StatusOK)
 	page = htDecode[wire.HistoryResponse](t, r)
-	if len(page.Events) != 1 || page.Events[0].Type != sessiond.EventEnding || page.NextCursor != "" {
+	if len(page.Events) != 2 || page.Events[0].Type != sessiond.EventEnding || page.NextCursor != "" {
 		t.Fatalf("second page: %+v", page)
 	}
 	r = e.send("GET", "/v1/subjects/alice/history?since=1h", "")
 	htWantStatus(t, r, http.StatusOK)
 	page = htDecode[wire.HistoryResponse](t, r)
-	if len(page.Events) != 1 || page.Events[0].Type != sessiond.EventEnding {
+	if len(page.Events) != 2 || page.Events[0].Type != sessiond.EventEnding {
 		t.Fatalf("alice's last hour: %+v", page)
+	}
+	// Connections that closed, with what they were: the JSON carries the
+	// duration and close code.
+	r = e.send("GET", "/v1/subjects/alice/history?type=connection_closed", "")
+	htWantStatus(t, r, http.StatusOK)
+	body := string(r.body)
+	page = htDecode[wire.HistoryResponse](t, r)
+	if len(page.Events) != 1 || page.Events[0].Conn == nil || page.Events[0].Conn.Duration() != 89*time.Minute ||
+		!strings.Contains(body, `"duration_ms":5340000`) || !strings.Contains(body, `"close_code":0`) || !strings.Contains(body, `"close_reason":"session_ended"`) {
+		t.Fatalf("alice's closed connections: %s", body)
+	}
+	r = e.send("GET", "/v1/subjects/alice/history?type=created,ending&type=rotated", "")
+	htWantStatus(t, r, http.StatusOK)
+	if page = htDecode[wire.HistoryResponse](t, r); len(page.Events) != 2 {
+		t.Fatalf("alice's created and ending events: %+v", page)
 	}
 	for _, bad := range []struct{ query, field string }{
 		{"since=yesterday", "since"}, {"until=-1h", "until"}, {"limit=0", "limit"}, {"limit=1001", "limit"}, {"cursor=bogus", "cursor"},
+		{"type=Connected", "type"}, {"type=created,,ended", "type"}, {"type=", "type"},
 	} {
 		htWantError(t, e.send("GET", "/v1/subjects/alice/history?"+bad.query, ""), http.StatusBadRequest, sessiond.CodeInvalidArgument, bad.field)
 	}

@@ -474,14 +474,21 @@ func oaFullStats() wire.StatsResponse {
 func oaFullEvent() sessiond.Event {
 	return sessiond.Event{Partition: 3, Seq: 1, Type: sessiond.EventResumed, SessionID: "s1", Subject: "u1", Time: time.Now(),
 		State: sessiond.StateActive, Reason: sessiond.EndRevoked, Version: 2, Generation: 1,
-		Connection: "c2", Replaced: []string{"c1"}}
+		Connection: "c2", Replaced: []string{"c1"}, Conn: oaFullConnDetail()}
+}
+
+// oaFullConnDetail has every field set: a closed connection.
+func oaFullConnDetail() *sessiond.ConnDetail {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	return &sessiond.ConnDetail{Kind: "websocket", Node: "node-1", ClientIP: "203.0.113.7", UserAgent: "ua", OpenedAt: now,
+		ClosedAt: now.Add(time.Minute), CloseCode: 1000, CloseReason: sessiond.ClosedByClient}
 }
 
 // TestOpenAPIFullValuesAreFull keeps the builders above honest: a field
 // added to Session, Event, Connection or StatsResponse must be set there,
 // so that the schema checks see its JSON key.
 func TestOpenAPIFullValuesAreFull(t *testing.T) {
-	for name, v := range map[string]any{"Session": *oaFullSession(), "Event": oaFullEvent(),
+	for name, v := range map[string]any{"Session": *oaFullSession(), "Event": oaFullEvent(), "ConnDetail": *oaFullConnDetail(),
 		"Connection": oaFullConnection(), "StatsResponse": oaFullStats()} {
 		rv := reflect.ValueOf(v)
 		for i := range rv.NumField() {
@@ -593,8 +600,9 @@ func TestOpenAPIBodySchemas(t *testing.T) {
 	full := oaFullSession()
 	dev := &full.Device
 	for name, v := range map[string]any{
-		"Device": dev,
-		"Event":  oaFullEvent(),
+		"Device":     dev,
+		"Event":      oaFullEvent(),
+		"ConnDetail": oaFullConnDetail(),
 		"CreateRequest": wire.CreateRequest{ID: "s1", Subject: "u1", Device: dev, Metadata: json.RawMessage(`{"a":1}`),
 			Policy: "web", TTL: "1h", IdleTimeout: "1m"},
 		"CreateResponse":        wire.CreateResponse{ID: "s1", Token: "t", Session: full, Evicted: []string{"s0"}},
@@ -613,6 +621,12 @@ func TestOpenAPIBodySchemas(t *testing.T) {
 	} {
 		d.checkSchema(t, name, v)
 	}
+	var closeReasons []string
+	for _, r := range sessiond.CloseReasons {
+		closeReasons = append(closeReasons, string(r))
+	}
+	detailProps := oaGet(d.schema(t, "ConnDetail"), "properties")
+	oaSameSet(t, "ConnDetail.close_reason enum", "the document", d.enum(t, "ConnDetail.close_reason", oaGet(detailProps, "close_reason")), "sessiond.CloseReasons", closeReasons)
 	// The server rejects unknown fields in request bodies; so must the schemas.
 	for _, name := range []string{"CreateRequest", "ValidateRequest", "Device", "ConnectionRequest"} {
 		if d.schema(t, name)["additionalProperties"] != false {

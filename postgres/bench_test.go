@@ -58,6 +58,69 @@ func BenchmarkHistoryAppend(b *testing.B) {
 	b.ReportMetric(float64(written)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkHistoryAppendConnections is BenchmarkHistoryAppend with the
+// events of connections: sessions of ten connections each, every one
+// attached and closed (a connected and a connection_closed event, with
+// their details), so that nearly every event also writes a row of
+// sessiond_connections (a close in the same batch as its open folds into
+// one insert; one in the next batch updates the row). It reports
+// events/s.
+//
+//	SESSIOND_TEST_POSTGRES_URL=... go test ./postgres -run '^$' -bench HistoryAppendConnections -benchtime 200000x
+func BenchmarkHistoryAppendConnections(b *testing.B) {
+	dsn := benchDSN(b)
+	schema := fmt.Sprintf("b_%d", time.Now().UnixNano())
+	h, err := Open(context.Background(), dsn, Options{Schema: schema, Batch: 1000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_, _ = h.pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		h.Close()
+	}()
+	st := inmem.New(inmem.Options{EventRetention: b.N + 1000})
+	m, err := sessiond.New(sessiond.Config{Store: st, Node: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	events := 0
+	for i := 0; events < b.N; i++ {
+		c, err := m.Create(ctx, sessiond.CreateRequest{Subject: fmt.Sprint("user-", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		events++
+		for j := 0; j < 10 && events < b.N; j++ {
+			a, err := m.ConnectTo(ctx, c.Session.ID, sessiond.ConnectRequest{Kind: "vnc", ClientIP: "198.51.100.7", UserAgent: "TigerVNC/1.13.1"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.DisconnectWith(ctx, a.Conn.ID, sessiond.CloseCause{Reason: sessiond.ClosedByClient, Code: 1000}); err != nil {
+				b.Fatal(err)
+			}
+			events += 2
+		}
+	}
+	b.ResetTimer()
+	written := 0
+	for written < events {
+		n, _, err := h.Step(ctx, st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n == 0 {
+			b.Fatalf("the log ran dry after %d of %d events", written, events)
+		}
+		written += n
+	}
+	b.ReportMetric(float64(written)/b.Elapsed().Seconds(), "events/s")
+}
+
 func benchDSN(b *testing.B) string {
 	dsn := os.Getenv("SESSIOND_TEST_POSTGRES_URL")
 	if dsn == "" {

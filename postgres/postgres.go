@@ -12,7 +12,10 @@
 // shows as a gap, recorded in sessiond_history_gaps and counted.
 //
 // Events go to a table partitioned by day (sessiond_events, made as events
-// arrive); Prune drops the days older than the retention. The schema is in
+// arrive), and every connection the events describe to one row of
+// sessiond_connections (opened by its connected or resumed event, closed
+// by its connection_closed, in the same transaction), partitioned by the
+// day it opened; Prune drops the days older than the retention. The schema is in
 // migrations/, applied by Open under an advisory lock, so nodes that start
 // together apply it once.
 package postgres
@@ -35,6 +38,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sessiond/sessiond"
@@ -78,7 +82,7 @@ type History struct {
 	schema string // quoted
 
 	mu   sync.Mutex
-	days map[string]bool // partitions known to exist, by day
+	days map[string]bool // partitions known to exist, by name (sessiond_events_20260102)
 
 	written, gaps, failures atomic.Int64
 }
@@ -262,8 +266,12 @@ func (h *History) Step(ctx context.Context, st sessiond.Store) (int, sessiond.Cu
 		}
 		next = next.After(e)
 	}
-	if err := h.insert(ctx, tx, evs); err != nil {
-		return 0, pos, err
+	var made []string // partitions this transaction makes
+	if err := h.insert(ctx, tx, evs, &made); err != nil {
+		return 0, pos, h.partitionGone(err)
+	}
+	if err := h.upsertConns(ctx, tx, evs, &made); err != nil {
+		return 0, pos, h.partitionGone(err)
 	}
 	if _, err := tx.Exec(ctx, "UPDATE "+h.schema+".sessiond_history_cursor SET position = $2, updated_at = now() WHERE name = $1",
 		h.o.Name, next.String()); err != nil {
@@ -272,6 +280,7 @@ func (h *History) Step(ctx context.Context, st sessiond.Store) (int, sessiond.Cu
 	if err := tx.Commit(ctx); err != nil {
 		return 0, pos, err
 	}
+	h.known(made)
 	h.written.Add(int64(len(evs)))
 	if gaps > 0 {
 		h.gaps.Add(int64(gaps))
@@ -300,7 +309,7 @@ func (h *History) lockCursor(ctx context.Context, tx pgx.Tx) (sessiond.Cursor, e
 // insert writes events in one statement (arrays unnested), into day
 // partitions made first if need be. An event already there (same time,
 // partition and Seq) is left as it is.
-func (h *History) insert(ctx context.Context, tx pgx.Tx, evs []sessiond.Event) error {
+func (h *History) insert(ctx context.Context, tx pgx.Tx, evs []sessiond.Event, made *[]string) error {
 	n := len(evs)
 	at, part, seq := make([]time.Time, n), make([]int32, n), make([]int64, n)
 	typ, sid, subj, state, reason, conn := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -320,7 +329,7 @@ func (h *History) insert(ctx context.Context, tx pgx.Tx, evs []sessiond.Event) e
 		days[d.Format("20060102")] = d
 	}
 	for name, day := range days {
-		if err := h.ensureDay(ctx, tx, name, day); err != nil {
+		if err := h.ensureDay(ctx, tx, "sessiond_events", name, day, made); err != nil {
 			return err
 		}
 	}
@@ -333,35 +342,60 @@ func (h *History) insert(ctx context.Context, tx pgx.Tx, evs []sessiond.Event) e
 	return err
 }
 
-// ensureDay makes the partition of a day, if this process has not seen it.
-func (h *History) ensureDay(ctx context.Context, tx pgx.Tx, name string, day time.Time) error {
+// ensureDay makes the day partition of table (sessiond_events or
+// sessiond_connections) in tx, if this process does not know it exists,
+// and adds its name to made: it is known once tx commits (known). A
+// partition made in a transaction that rolls back is gone with it, so it
+// must not be taken for made before then; IF NOT EXISTS makes making it
+// again, or one another node made, cost nothing.
+func (h *History) ensureDay(ctx context.Context, tx pgx.Tx, table, name string, day time.Time, made *[]string) error {
+	part := table + "_" + name
 	h.mu.Lock()
-	known := h.days[name]
+	known := h.days[part]
 	h.mu.Unlock()
 	if known {
 		return nil
 	}
-	_, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.sessiond_events_%s PARTITION OF %s.sessiond_events FOR VALUES FROM ('%s') TO ('%s')",
-		h.schema, name, h.schema, day.Format(time.RFC3339), day.Add(24*time.Hour).Format(time.RFC3339)))
+	_, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s PARTITION OF %s.%s FOR VALUES FROM ('%s') TO ('%s')",
+		h.schema, part, h.schema, table, day.Format(time.RFC3339), day.Add(24*time.Hour).Format(time.RFC3339)))
 	if err != nil {
 		return err
 	}
-	// Known once the transaction commits; a rollback makes the next batch
-	// create it again (IF NOT EXISTS), which costs nothing.
-	h.mu.Lock()
-	h.days[name] = true
-	h.mu.Unlock()
+	*made = append(*made, part)
 	return nil
 }
 
-var dayPartition = regexp.MustCompile(`^sessiond_events_(\d{8})$`)
+// partitionGone returns err, and if it says a row had no partition (one
+// this process took for made was dropped: by another node's Prune), forgets
+// the partitions it knows, so that the next batch makes them again.
+func (h *History) partitionGone(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23514" && strings.Contains(pe.Message, "no partition") {
+		h.mu.Lock()
+		clear(h.days)
+		h.mu.Unlock()
+	}
+	return err
+}
 
-// Prune drops the day partitions that end before now less the retention.
+// known records partitions a committed transaction made.
+func (h *History) known(parts []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range parts {
+		h.days[p] = true
+	}
+}
+
+var dayPartition = regexp.MustCompile(`^sessiond_(?:events|connections)_(\d{8})$`)
+
+// Prune drops the day partitions (of events, and of connections by the
+// day they opened) that end before now less the retention.
 func (h *History) Prune(ctx context.Context, now time.Time) error {
 	rows, err := h.pool.Query(ctx, `SELECT c.relname FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
 		JOIN pg_namespace n ON n.oid = p.relnamespace
-		WHERE p.relname = 'sessiond_events' AND n.nspname = $1`, h.o.Schema)
+		WHERE p.relname IN ('sessiond_events', 'sessiond_connections') AND n.nspname = $1`, h.o.Schema)
 	if err != nil {
 		return err
 	}
@@ -385,7 +419,7 @@ func (h *History) Prune(ctx context.Context, now time.Time) error {
 			continue
 		}
 		h.mu.Lock()
-		delete(h.days, m[1])
+		delete(h.days, name)
 		h.mu.Unlock()
 	}
 	return errors.Join(errs...)

@@ -149,9 +149,11 @@ func TestEveryEventOnceWithTwoSinks(t *testing.T) {
 	}
 }
 
-// PostgreSQL cuts the sink's connections again and again while sessions
-// are made: every event arrives, once.
-func TestConnectionsCutUnderLoad(t *testing.T) {
+// PostgreSQL cuts the sink's connections (its backends) again and again
+// while sessions are made, and connections attach to them and leave: every
+// event arrives, once, and every connection is one row, closed as the log
+// says.
+func TestBackendsCutUnderLoad(t *testing.T) {
 	dsn := testDSN(t)
 	schema := testSchema(t, dsn)
 	cfgDSN := dsn + sep(dsn) + "application_name=sessiond-history-" + schema
@@ -181,9 +183,33 @@ func TestConnectionsCutUnderLoad(t *testing.T) {
 			cut.Add(n)
 		}
 	})
+	ctx := context.Background()
+	var open []string
 	for i := range 600 {
-		if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: fmt.Sprint("user-", i)}); err != nil {
+		c, err := m.Create(ctx, sessiond.CreateRequest{Subject: fmt.Sprint("user-", i)})
+		if err != nil {
 			t.Fatal(err)
+		}
+		switch i % 4 {
+		case 0, 1: // a connection that stays a while
+			a, err := m.ConnectTo(ctx, c.Session.ID, sessiond.ConnectRequest{Kind: "vnc", ClientIP: "192.0.2.1", UserAgent: fmt.Sprint("viewer/", i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			open = append(open, a.Conn.ID)
+		case 2: // the session ends with it
+			if _, err := m.ConnectTo(ctx, c.Session.ID, sessiond.ConnectRequest{Kind: "http"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Revoke(ctx, c.Session.ID, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(open) > 10 { // the oldest open one closes
+			if err := m.DisconnectWith(ctx, open[0], sessiond.CloseCause{Reason: sessiond.ClosedByClient, Code: 4000 + i%500}); err != nil {
+				t.Fatal(err)
+			}
+			open = open[1:]
 		}
 		if i%100 == 0 { // a cut lands among each hundred creates
 			before := cut.Load()
@@ -193,10 +219,18 @@ func TestConnectionsCutUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	want := logLen(t, st)
-	sessiondtest.Eventually(t, "the history holds every event after the cuts", func() bool {
-		rows, _ := counts(t, dsn, schema)
-		return rows >= want
-	})
+	// The sink may be pausing (up to 5s after failures in a row) and has
+	// many small batches to write: wait while it makes progress.
+	for progress := -1; ; {
+		var rows int
+		sessiondtest.Eventually(t, "the sink to write more of the log after the cuts", func() bool {
+			rows, _ = counts(t, dsn, schema)
+			return rows > progress || rows >= want
+		})
+		if progress = rows; rows >= want {
+			break
+		}
+	}
 	rows, distinct := counts(t, dsn, schema)
 	t.Logf("%d connections cut; %d batches failed and were tried again; %d events written", cut.Load(), h.Stats().Failures, rows)
 	if cut.Load() == 0 || h.Stats().Failures == 0 {
@@ -204,6 +238,11 @@ func TestConnectionsCutUnderLoad(t *testing.T) {
 	}
 	if rows != want || distinct != want {
 		t.Fatalf("history: %d rows, %d distinct; the log holds %d", rows, distinct, want)
+	}
+	log := logConnections(t, st)
+	sameConnections(t, connTable(t, dsn, schema), log)
+	if len(log) != 450 {
+		t.Fatalf("the log describes %d connections, want 450", len(log))
 	}
 }
 
@@ -251,7 +290,8 @@ func TestAGapIsRecorded(t *testing.T) {
 	}
 }
 
-// Days past the retention are dropped with their partition.
+// Days past the retention are dropped with their partition, of events and
+// of connections (by the day they opened).
 func TestPruneDropsOldDays(t *testing.T) {
 	dsn := testDSN(t)
 	schema := testSchema(t, dsn)
@@ -267,16 +307,22 @@ func TestPruneDropsOldDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	for range 3 { // days -5, -4, -3 ... then today
-		if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: "old"}); err != nil {
+	attach := func(subject string) {
+		t.Helper()
+		c, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: subject})
+		if err != nil {
 			t.Fatal(err)
 		}
+		if _, err := m.ConnectTo(context.Background(), c.Session.ID, sessiond.ConnectRequest{Kind: "http"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 { // days -5, -4, -3 ... then today
+		attach("old")
 		clock.Jump(24 * time.Hour)
 	}
 	clock.Jump(2 * 24 * time.Hour)
-	if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: "new"}); err != nil {
-		t.Fatal(err)
-	}
+	attach("new")
 	if _, _, err := h.Step(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}
@@ -285,8 +331,11 @@ func TestPruneDropsOldDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	after, _ := counts(t, dsn, schema)
-	if before < 4 || after != 1 {
-		t.Fatalf("rows before pruning %d, after %d; want the 3 events of 3 to 5 days ago gone and today's kept", before, after)
+	if before < 8 || after != 2 {
+		t.Fatalf("rows before pruning %d, after %d; want the 6 events of 3 to 5 days ago gone and today's 2 kept", before, after)
+	}
+	if conns := connTable(t, dsn, schema); len(conns) != 1 {
+		t.Fatalf("%d connections after pruning, want today's one", len(conns))
 	}
 }
 

@@ -82,6 +82,14 @@ func (h *History) read(ctx context.Context, column, value string, q sessiond.His
 		args = append(args, q.Until)
 		sql += " AND at < $" + strconv.Itoa(len(args))
 	}
+	if len(q.Types) > 0 {
+		types := make([]string, len(q.Types))
+		for i, t := range q.Types {
+			types[i] = string(t)
+		}
+		args = append(args, types)
+		sql += " AND type = ANY($" + strconv.Itoa(len(args)) + "::text[])"
+	}
 	args = append(args, limit+1)
 	sql += " ORDER BY at, log_part, seq LIMIT $" + strconv.Itoa(len(args))
 	rows, err := h.pool.Query(ctx, sql, args...)

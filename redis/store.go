@@ -364,7 +364,15 @@ func (s *Store) create(ctx context.Context, p int, c sessiond.Change, lim sessio
 			}
 			evicted, evEvents = nil, nil
 			for _, old := range olds {
-				n, evs := sessiond.Ending(old, sessiond.EndEvicted, lim.Now)
+				// Its connections are recorded closed with it. The script
+				// checks its version, which any change of them moves.
+				var conns []sessiond.Connection
+				if old.ConnCount > 0 {
+					if conns, err = s.connsIn(ctx, p, old.ID); err != nil {
+						return nil, err
+					}
+				}
+				n, evs := sessiond.Ending(old, conns, sessiond.EndEvicted, lim.Now)
 				evicted = append(evicted, n)
 				evEvents = append(evEvents, evs...)
 			}
@@ -909,6 +917,13 @@ func (s *Store) Conns(ctx context.Context, sessionID string) ([]sessiond.Connect
 	if err != nil {
 		return nil, err
 	}
+	return s.connsIn(ctx, p, sessionID)
+}
+
+// connsIn returns the connections of the session with the id in
+// partition p, oldest first.
+func (s *Store) connsIn(ctx context.Context, p int, sessionID string) ([]sessiond.Connection, error) {
+	out := []sessiond.Connection{}
 	m, err := s.rc.Do(ctx, s.rc.B().Hgetall().Key(s.k.conns(p, sessionID)).Build()).AsStrMap()
 	if err != nil {
 		return nil, fault("conns", err)

@@ -79,6 +79,10 @@ func TestEngine(t *testing.T, h Harness) {
 		{"HeartbeatsHoldOnEveryNode", testHeartbeatsHoldOnEveryNode},
 		{"ConnectedSessionsDoNotIdle", testConnectedSessionsDoNotIdle},
 		{"AttachCostsTheSameWithManyConnections", testAttachCostsTheSameWithManyConnections},
+		// engine_connhist.go
+		{"EveryDetachRecordsItsClose", testEveryDetachRecordsItsClose},
+		{"EvictionClosesConnections", testEvictionClosesConnections},
+		{"ReplacedConnectionsAreClosedOnce", testReplacedConnectionsAreClosedOnce},
 		// engine_hibernate.go
 		{"HibernateAndWakeCycles", testHibernateAndWakeCycles},
 		{"RuntimeFailures", testRuntimeFailures},
@@ -251,7 +255,8 @@ func (e *env) events() []sessiond.Event {
 }
 
 // eventsOf returns the types of the session's events, with their reasons
-// ("ended:idle"), in order.
+// ("ended:idle") and the close reasons of connections
+// ("connection_closed/replaced"), in order.
 func (e *env) eventsOf(id string) []string {
 	e.t.Helper()
 	var out []string
@@ -260,6 +265,9 @@ func (e *env) eventsOf(id string) []string {
 			s := string(ev.Type)
 			if ev.Reason != "" {
 				s += ":" + string(ev.Reason)
+			}
+			if ev.Conn != nil && ev.Conn.CloseReason != "" {
+				s += "/" + string(ev.Conn.CloseReason)
 			}
 			out = append(out, s)
 		}

@@ -33,7 +33,7 @@ func testDeviceConnectCreatesThenResumes(t *testing.T, h Harness) {
 			t.Fatalf("reconnect within grace: created %v resumed %v same %v", again.Created, again.Resumed, again.Session.ID == first.Session.ID)
 		}
 		got := e.eventsOf(first.Session.ID)
-		if fmt.Sprint(got) != "[created connected disconnected resumed]" {
+		if fmt.Sprint(got) != "[created connected connection_closed/closed disconnected resumed]" {
 			t.Fatalf("events %v", got)
 		}
 		// Another device of the same subject gets its own session.
@@ -104,7 +104,7 @@ func testGraceElapsedEndsTheSession(t *testing.T, h Harness) {
 		if s.State != sessiond.StateEnded || s.EndReason != sessiond.EndGraceElapsed || s.EndedAt.Sub(disconnectedAt) != 30*time.Second {
 			t.Fatalf("after the grace: %v/%v at +%v", s.State, s.EndReason, s.EndedAt.Sub(disconnectedAt))
 		}
-		if got := e.eventsOf(c.Session.ID); fmt.Sprint(got) != "[created connected disconnected ending:grace_elapsed ended:grace_elapsed]" {
+		if got := e.eventsOf(c.Session.ID); fmt.Sprint(got) != "[created connected connection_closed/closed disconnected ending:grace_elapsed ended:grace_elapsed]" {
 			t.Fatalf("events %v", got)
 		}
 		// The next connection of the device starts a new session.
@@ -136,7 +136,7 @@ func testLateCloseFromReplacedConnectionChangesNothing(t *testing.T, h Harness) 
 		if s := e.session(old.Session.ID); s.State != sessiond.StateActive {
 			t.Fatalf("session %v after a late close", s.State)
 		}
-		if got := e.eventsOf(old.Session.ID); fmt.Sprint(got) != "[created connected connected]" {
+		if got := e.eventsOf(old.Session.ID); fmt.Sprint(got) != "[created connected connected connection_closed/replaced]" {
 			t.Fatalf("events %v", got)
 		}
 	})
@@ -375,6 +375,11 @@ func testHeartbeatTimeoutLosesTheConnection(t *testing.T, h Harness) {
 		if s.ConnCount != 0 || s.State != sessiond.StateDisconnected || s.DisconnectedAt.Sub(lastBeat) != 30*time.Second {
 			t.Fatalf("after heartbeats stopped: %d connections, %v at +%v", s.ConnCount, s.State, s.DisconnectedAt.Sub(lastBeat))
 		}
+		closed := closeOf(t, e.events(), vnc.Conn.ID)
+		if closed.Conn.CloseReason != sessiond.ClosedHeartbeatTimeout || !closed.Conn.ClosedAt.Equal(s.DisconnectedAt) ||
+			closed.Conn.Duration() != s.DisconnectedAt.Sub(vnc.Conn.ConnectedAt) || closed.Conn.Kind != "vnc" {
+			t.Fatalf("the lost connection's close: %+v; want heartbeat_timeout at %v", *closed.Conn, s.DisconnectedAt)
+		}
 		_, err = e.m.Heartbeat(t.Context(), vnc.Conn.ID)
 		wantCode(t, err, sessiond.CodeConnectionNotFound)
 		_, err = e.m.Heartbeat(t.Context(), "not-a-connection")
@@ -451,6 +456,9 @@ func testRestartDropsThisNodesWebSockets(t *testing.T, h Harness) {
 	}
 	if s := second.session(ws.Session.ID); s.ConnCount != 1 || second.conns(ws.Session.ID)[0].ID != vnc.Conn.ID {
 		t.Fatal("a heartbeat-tracked connection was dropped by the restart")
+	}
+	if got := second.eventsOf(mine.Session.ID); fmt.Sprint(got) != "[created connected connection_closed/node_restarted disconnected]" {
+		t.Fatalf("events of the restarted node's websocket's session: %v", got)
 	}
 	// Another node's websockets are not this node's to drop.
 	third := connectEnv(t, h, sessiond.Config{Clock: clock, Store: first.store.Store, Node: "node-b"})

@@ -174,7 +174,7 @@ func testHibernateAndWakeCycles(t *testing.T, h Harness) {
 		if got := rt.keys(); !slices.Equal(got, want) {
 			t.Fatalf("runtime calls %q, want %q", got, want)
 		}
-		wantEvents := "created hibernating hibernated waking connected woke hibernating hibernated"
+		wantEvents := "created hibernating hibernated waking connected woke connection_closed/removed hibernating hibernated"
 		if got := strings.Join(e.eventsOf(id), " "); got != wantEvents {
 			t.Fatalf("events %s\nwant   %s", got, wantEvents)
 		}
@@ -243,12 +243,23 @@ func testRuntimeFailures(t *testing.T, h Harness) {
 		rt.set(sessiond.RuntimeWake, errors.New("no capacity"), nil)
 		_, err = e.m.Wake(t.Context(), id)
 		wantCode(t, err, sessiond.CodeRuntimeFailed)
+		// And one a connection waits for (a WebSocket: its edge times it,
+		// so it waits out the wake): it is detached, closed as wake_failed.
+		waiting := e.connectKind(id, sessiond.KindWebSocket)
+		_, err = e.m.AwaitAwake(t.Context(), waiting.Session)
+		wantCode(t, err, sessiond.CodeRuntimeFailed)
+		if s := e.session(id); s.State != sessiond.StateHibernated || s.ConnCount != 0 {
+			t.Fatalf("after a failed wake a connection waited for: %v with %d connections", s.State, s.ConnCount)
+		}
 		rt.set(sessiond.RuntimeWake, nil, nil)
 		if s, err := e.m.Wake(t.Context(), id); err != nil || s.State != sessiond.StateActive {
 			t.Fatalf("a wake after two failed: %v, %v", s, err)
 		}
 		got := strings.Join(e.eventsOf(id), " ")
-		want := "created hibernating hibernate_failed hibernating hibernated waking connected wake_failed waking wake_failed waking woke"
+		// The connection that waited out the hung wake stopped its
+		// heartbeats (3s) before the wake_timeout (10s).
+		want := "created hibernating hibernate_failed hibernating hibernated waking connected connection_closed/heartbeat_timeout wake_failed " +
+			"waking wake_failed waking connected wake_failed connection_closed/wake_failed waking woke"
 		if got != want {
 			t.Fatalf("events %s\nwant   %s", got, want)
 		}

@@ -38,8 +38,8 @@ func testConnectionsOfAGoneNodeAreLost(t *testing.T, h Harness) {
 		if s := b.session(c.Session.ID); s.State != sessiond.StateEnded || s.EndReason != sessiond.EndGraceElapsed {
 			t.Fatalf("after the grace: %v (%s)", s.State, s.EndReason)
 		}
-		if got := b.eventsOf(c.Session.ID); len(got) != 5 || got[2] != "disconnected" {
-			t.Fatalf("events %v; want created, connected, one disconnected, ending and ended", got)
+		if got := b.eventsOf(c.Session.ID); len(got) != 6 || got[2] != "connection_closed/node_lost" || got[3] != "disconnected" {
+			t.Fatalf("events %v; want created, connected, the connection closed as node_lost, one disconnected, ending and ended", got)
 		}
 	})
 }

@@ -49,6 +49,7 @@ func TestStore(t *testing.T, h Harness) {
 	t.Run("LiveIndex", func(t *testing.T) { testLiveIndex(t, open(t)) })
 	t.Run("LimitReject", func(t *testing.T) { testLimitReject(t, open(t)) })
 	t.Run("LimitEvict", func(t *testing.T) { testLimitEvict(t, open(t)) })
+	t.Run("LimitEvictClosesConnections", func(t *testing.T) { testLimitEvictClosesConnections(t, open(t)) })
 	t.Run("UniqueDevice", func(t *testing.T) { testUniqueDevice(t, open(t)) })
 	t.Run("Connections", func(t *testing.T) { testConnections(t, open(t)) })
 	t.Run("ManyConnections", func(t *testing.T) { testManyConnections(t, open(t)) })
@@ -480,6 +481,58 @@ func testLimitEvict(t *testing.T, st sessiond.Store) {
 	ev, err := st.Create(ctx, sessiond.Change{Session: newer, Events: created(newer)}, sessiond.Limit{Max: 1, EvictOldest: true, Now: Epoch})
 	if err != nil || len(ev) != 1 || ev[0].ID != solo.ID {
 		t.Fatalf("evicting create: %v, %v; want the oldest session %s evicted", ids(ev), err, solo.ID)
+	}
+}
+
+// An evicted session loses its connections in the evicting create, and
+// each is recorded closed there (sessiond.Ending with them): after the
+// ending event, a connection_closed per connection, session_ended, with
+// what the connection was.
+func testLimitEvictClosesConnections(t *testing.T, st sessiond.Store) {
+	ctx := context.Background()
+	old, _ := NewSession("alice", Epoch)
+	a, b := conn(old, "a", "websocket", "n1", Epoch), conn(old, "b", "vnc", "", Epoch.Add(time.Second))
+	a.ClientIP, b.UserAgent = "203.0.113.7", "vncviewer"
+	old.ConnCount = 2
+	if _, err := st.Create(ctx, sessiond.Change{Session: old, PutConns: []sessiond.Connection{a, b}, Events: created(old)}, sessiond.Limit{}); err != nil {
+		t.Fatal(err)
+	}
+	now := Epoch.Add(time.Minute)
+	newer, _ := NewSession("alice", now)
+	evicted, err := st.Create(ctx, sessiond.Change{Session: newer, Events: created(newer)}, sessiond.Limit{Max: 1, EvictOldest: true, Now: now})
+	if err != nil || len(evicted) != 1 || evicted[0].ID != old.ID {
+		t.Fatalf("evicting create: %v, %v", ids(evicted), err)
+	}
+	if conns, _ := st.Conns(ctx, old.ID); len(conns) != 0 {
+		t.Fatalf("the evicted session keeps connections %+v", conns)
+	}
+	evs, err := st.Events(ctx, sessiond.Cursor{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	closed := map[string]*sessiond.ConnDetail{}
+	for _, ev := range evs {
+		if ev.SessionID != old.ID {
+			continue
+		}
+		got = append(got, string(ev.Type))
+		if ev.Type == sessiond.EventConnectionClosed {
+			if ev.State != sessiond.StateEnding || ev.Reason != sessiond.EndEvicted || !ev.Time.Equal(now) || ev.Conn == nil {
+				t.Fatalf("connection_closed of an evicted session: %+v", ev)
+			}
+			closed[ev.Connection] = ev.Conn
+		}
+	}
+	if fmt.Sprint(got) != "[created ending connection_closed connection_closed]" {
+		t.Fatalf("events of the evicted session: %v", got)
+	}
+	for _, c := range []sessiond.Connection{a, b} {
+		d := closed[c.ID]
+		if d == nil || d.CloseReason != sessiond.ClosedSessionEnded || d.Kind != c.Kind || d.Node != c.Node || d.ClientIP != c.ClientIP ||
+			d.UserAgent != c.UserAgent || !d.OpenedAt.Equal(c.ConnectedAt) || !d.ClosedAt.Equal(now) {
+			t.Fatalf("connection %s closed as %+v; want it as attached, session_ended at %v", c.ID, d, now)
+		}
 	}
 }
 

@@ -381,6 +381,52 @@ func (c *conn) close(code wire.CloseCode) {
 	_ = c.ws.WriteClose(uint16(code), []byte(code.Reason()))
 }
 
+// closeCause is why a socket closed, for its connection_closed event: the
+// code this side closed it with (sent), or else what gws saw: a close
+// frame from the client with its code, a protocol error gws closed it for
+// (with the code it sent), or a socket lost without a close (1006).
+func closeCause(sent wire.CloseCode, err error) sessiond.CloseCause {
+	if sent != 0 {
+		return sessiond.CloseCause{Reason: closeReason(sent), Code: int(sent)}
+	}
+	var ce *gws.CloseError
+	if errors.As(err, &ce) {
+		code := int(ce.Code)
+		if code < 1000 || code > 4999 {
+			code = 0 // 1005 (no status) comes as 0; anything else is not a code to record
+		}
+		return sessiond.CloseCause{Reason: sessiond.ClosedByClient, Code: code}
+	}
+	var sc interface{ Uint16() uint16 } // gws's own close codes (a message over the read limit: 1009)
+	if errors.As(err, &sc) {
+		if code := int(sc.Uint16()); code >= 1000 && code <= 4999 {
+			return sessiond.CloseCause{Reason: sessiond.ClosedProtocolError, Code: code}
+		}
+	}
+	return sessiond.CloseCause{Reason: sessiond.ClosedLost, Code: int(wire.CloseAbnormal)}
+}
+
+// closeReason is the close reason of a code the server closes with.
+func closeReason(code wire.CloseCode) sessiond.CloseReason {
+	switch code {
+	case wire.CloseHeartbeatTimeout:
+		return sessiond.ClosedHeartbeatTimeout
+	case wire.CloseCredentialExpired:
+		return sessiond.ClosedCredentialExpired
+	case wire.CloseGoingAway:
+		return sessiond.ClosedShutdown
+	case wire.CloseReplaced:
+		return sessiond.ClosedReplaced
+	case wire.CloseWakeFailed:
+		return sessiond.ClosedWakeFailed // recorded by the engine already, as it dropped the connection
+	case wire.CloseUnsupportedData, wire.ClosePolicyViolation, wire.CloseMessageTooBig, wire.CloseBadRequest:
+		return sessiond.ClosedProtocolError
+	case wire.CloseSessionRevoked, wire.CloseSessionExpired, wire.CloseSessionEnded:
+		return sessiond.ClosedSessionEnded
+	}
+	return sessiond.ClosedByServer
+}
+
 // dispose is the connection as a resource of its session: the session is
 // ending, so the socket closes with the code of the reason.
 func (c *conn) dispose(ctx context.Context) error {
@@ -392,9 +438,10 @@ func (c *conn) dispose(ctx context.Context) error {
 	return nil
 }
 
-// closed runs once, when the socket is gone (OnClose): it stops the timer,
-// forgets the connection and tells the engine.
-func (c *conn) closed(error) {
+// closed runs once, when the socket is gone (OnClose, with what gws saw):
+// it stops the timer, forgets the connection and tells the engine why it
+// closed.
+func (c *conn) closed(err error) {
 	c.mu.Lock()
 	if c.done {
 		c.mu.Unlock()
@@ -422,7 +469,7 @@ func (c *conn) closed(error) {
 		c.release()
 	}
 	if c.id != "" {
-		e.detach(c.id)
+		e.detach(c.id, closeCause(wire.CloseCode(c.closeCode.Load()), err))
 	}
 	if c.counted {
 		e.live.Done()

@@ -34,12 +34,18 @@ const (
 // detachWorkers bounds the retries that run at once.
 const detachWorkers = 4
 
+// pendingDetach is a detach that failed and waits for its next attempt.
+type pendingDetach struct {
+	backoff time.Duration // the wait before the next attempt
+	why     sessiond.CloseCause
+}
+
 type detacher struct {
 	e     *Edge
 	sched *deadline.Scheduler[string] // connection id -> its next attempt
 
 	mu      sync.Mutex
-	backoff map[string]time.Duration // the wait before each pending attempt
+	pending map[string]pendingDetach // by connection id
 	recon   sessiond.Timer
 	every   time.Duration
 	stopped bool
@@ -49,7 +55,7 @@ func (d *detacher) start() {
 	clock := d.e.clock
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.backoff = make(map[string]time.Duration)
+	d.pending = make(map[string]pendingDetach)
 	d.sched = deadline.New(deadline.Clock{
 		Now:       clock.Now,
 		AfterFunc: func(t time.Duration, f func()) deadline.Timer { return clock.AfterFunc(t, f) },
@@ -63,7 +69,7 @@ func (d *detacher) stop() {
 	if d.recon != nil {
 		d.recon.Stop()
 	}
-	if n := len(d.backoff); n > 0 {
+	if n := len(d.pending); n > 0 {
 		d.e.log.Warn("stopping with detaches still failing; the node's lease hands them to whoever starts next", "connections", n)
 	}
 	d.mu.Unlock()
@@ -74,34 +80,41 @@ func (d *detacher) stop() {
 func (d *detacher) count() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.backoff)
+	return len(d.pending)
 }
 
-// detach tells the engine that a connection is gone; if that fails, it is
-// retried until it lands.
-func (d *detacher) detach(connID string) {
-	if err := d.try(connID); err != nil {
+// detach tells the engine that a connection is gone, and why; if that
+// fails, it is retried (with the same cause) until it lands.
+func (d *detacher) detach(connID string, why sessiond.CloseCause) {
+	if err := d.try(connID, why); err != nil {
 		d.e.log.Warn("detaching a connection failed; retrying", "err", err)
-		d.later(connID, retryMin)
+		d.later(connID, pendingDetach{backoff: retryMin, why: why})
 	}
 }
 
-func (d *detacher) try(connID string) error {
+// try detaches once. A detach the engine refuses as invalid (which no
+// retry would change) is logged and counts as done.
+func (d *detacher) try(connID string, why sessiond.CloseCause) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return d.e.m.Disconnect(ctx, connID)
+	err := d.e.m.DisconnectWith(ctx, connID, why)
+	if sessiond.ErrorCode(err) == sessiond.CodeInvalidArgument {
+		d.e.log.Error("a detach was refused; the node's reconcile or lease settles the connection", "err", err)
+		return nil
+	}
+	return err
 }
 
-// later schedules another attempt after between half of backoff and all
+// later schedules another attempt after between half of p.backoff and all
 // of it.
-func (d *detacher) later(connID string, backoff time.Duration) {
+func (d *detacher) later(connID string, p pendingDetach) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
 		return
 	}
-	d.backoff[connID] = backoff
-	d.sched.Set(connID, d.e.clock.Now().Add(backoff/2+jitter(backoff/2)))
+	d.pending[connID] = p
+	d.sched.Set(connID, d.e.clock.Now().Add(p.backoff/2+jitter(p.backoff/2)))
 }
 
 // retry is the scheduler's Func: it tries a detach whose time came, and on
@@ -109,15 +122,25 @@ func (d *detacher) later(connID string, backoff time.Duration) {
 // counts as pending until it lands.
 func (d *detacher) retry(connID string, _ time.Time) {
 	d.mu.Lock()
-	backoff := d.backoff[connID]
+	p := d.pending[connID]
 	d.mu.Unlock()
-	if err := d.try(connID); err != nil {
-		d.later(connID, min(2*backoff, retryMax))
+	if err := d.try(connID, p.why); err != nil {
+		p.backoff = min(2*p.backoff, retryMax)
+		d.later(connID, p)
 		return
 	}
 	d.mu.Lock()
-	delete(d.backoff, connID)
+	delete(d.pending, connID)
 	d.mu.Unlock()
+}
+
+// isPending reports whether a failed detach of the connection waits for
+// its next attempt.
+func (d *detacher) isPending(connID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.pending[connID]
+	return ok
 }
 
 // reconcile compares the sockets this node holds with the store's records
@@ -150,9 +173,11 @@ func (d *detacher) reconcile() {
 	inStore := make(map[string]bool, len(recorded))
 	for _, r := range recorded {
 		inStore[r.ID] = true
-		if held[r.ID] == nil && now.Sub(r.ConnectedAt) >= settleAge {
+		// A record without a socket, whose detach is not already on its
+		// way (with the cause its socket closed for), was lost here.
+		if held[r.ID] == nil && now.Sub(r.ConnectedAt) >= settleAge && !d.isPending(r.ID) {
 			e.stats.reconciled.Add(1)
-			d.detach(r.ID)
+			d.detach(r.ID, sessiond.CloseCause{Reason: sessiond.ClosedLost})
 		}
 	}
 	for id, c := range held {

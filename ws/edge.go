@@ -348,7 +348,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// The upgrader answered the client already.
 		if connected != nil {
-			e.detach(connected.Conn.ID)
+			e.detach(connected.Conn.ID, sessiond.CloseCause{Reason: sessiond.ClosedLost})
 		}
 		return
 	}
@@ -469,10 +469,10 @@ func (e *Edge) Open() int {
 	return len(e.conns) + len(e.pending)
 }
 
-// detach tells the engine a connection is gone, retrying until it lands.
-// It runs on the goroutine of the closing socket, which ends anyway, so it
-// may wait for the store.
-func (e *Edge) detach(connID string) { e.detacher.detach(connID) }
+// detach tells the engine a connection is gone and why, retrying until it
+// lands. It runs on the goroutine of the closing socket, which ends
+// anyway, so it may wait for the store.
+func (e *Edge) detach(connID string, why sessiond.CloseCause) { e.detacher.detach(connID, why) }
 
 // watch closes local connections that a connection on another engine
 // replaced. (Replacements made here are closed at once, in attached.)

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -123,7 +125,10 @@ func (hs *historySink) SubjectHistory(ctx context.Context, subject string, q ses
 
 // cmdHistory prints the lifecycle history of a session (sessiond history
 // ID) or of a subject's sessions (--subject), oldest first, from a server
-// started with --history.
+// started with --history: every event, and with those about a connection
+// (connected, resumed, connection_closed) what the connection was, and
+// for connection_closed when it opened, how long it lasted and why it
+// closed. --type connection_closed lists every connection that closed.
 func cmdHistory(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("history", flag.ContinueOnError)
 	cf := newConfigFlags(fs)
@@ -132,6 +137,7 @@ func cmdHistory(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	since := fs.String("since", "", "from this time (RFC 3339) or this long ago (1h)")
 	until := fs.String("until", "", "before this time (RFC 3339) or this long ago")
 	limit := fs.Int("limit", 0, "print at most this many events (default: all)")
+	types := fs.String("type", "", "only events of these types, comma-separated (connection_closed: every connection that closed)")
 	pos, err := parse(fs, args, stdout)
 	if err != nil {
 		return err
@@ -144,13 +150,18 @@ func cmdHistory(ctx context.Context, args []string, stdout io.Writer, getenv fun
 		return err
 	}
 	o := client.HistoryOptions{Since: *since, Until: *until, Limit: 1000}
+	if *types != "" {
+		for t := range strings.SplitSeq(*types, ",") {
+			o.Types = append(o.Types, sessiond.EventType(strings.TrimSpace(t)))
+		}
+	}
 	read := func() (*wire.HistoryResponse, error) { return c.SubjectHistory(ctx, *subject, o) }
 	if *subject == "" {
 		read = func() (*wire.HistoryResponse, error) { return c.SessionHistory(ctx, pos[0], o) }
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	if !*asJSON {
-		fmt.Fprintln(tw, "TIME	SESSION	SUBJECT	EVENT	STATE	REASON	CONNECTION")
+		fmt.Fprintln(tw, "TIME\tSESSION\tSUBJECT\tEVENT\tSTATE\tREASON\tCONNECTION\tKIND\tNODE\tCLIENT_IP\tOPENED\tDURATION\tCLOSE\tCODE\tUSER_AGENT")
 	}
 	n := 0
 	for {
@@ -169,11 +180,32 @@ func cmdHistory(ctx context.Context, args []string, stdout io.Writer, getenv fun
 				}
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.SessionID, e.Subject, e.Type, e.State, e.Reason, e.Connection)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.SessionID, e.Subject, e.Type, e.State, e.Reason, e.Connection, connColumns(e.Conn))
 		}
 		if page.NextCursor == "" {
 			return tw.Flush()
 		}
 		o.Cursor = page.NextCursor
 	}
+}
+
+// connColumns are the history's columns that describe an event's
+// connection (KIND to USER_AGENT), tab-separated; empty for an event
+// without one. OPENED to CODE are of a connection_closed event.
+func connColumns(d *sessiond.ConnDetail) string {
+	if d == nil {
+		return strings.Repeat("\t", 7)
+	}
+	var opened, duration, code string
+	if !d.ClosedAt.IsZero() {
+		opened, duration = d.OpenedAt.Format(time.RFC3339), d.Duration().Round(time.Millisecond).String()
+		if d.CloseCode != 0 {
+			code = strconv.Itoa(d.CloseCode)
+		}
+	}
+	ua := d.UserAgent
+	if ua != "" {
+		ua = strconv.Quote(ua) // it has spaces
+	}
+	return strings.Join([]string{d.Kind, d.Node, d.ClientIP, opened, duration, string(d.CloseReason), code, ua}, "\t")
 }

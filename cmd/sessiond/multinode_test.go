@@ -181,13 +181,18 @@ policies:
 		if e.Reason != "" {
 			k += ":" + string(e.Reason)
 		}
+		if e.Conn != nil && e.Conn.CloseReason != "" {
+			k += "/" + string(e.Conn.CloseReason)
+		}
 		count[e.SessionID][k]++
 	}
 	for i, id := range ids {
 		c := count[id]
 		if i >= back {
-			if c["connected"] != 1 || c["disconnected"] != 1 || c["ending:grace_elapsed"] != 1 || c["ended:grace_elapsed"] != 1 || len(c) != 5 {
-				t.Errorf("session %s of a client that stayed away: events %v; want created, connected, then disconnected and ended with grace_elapsed once each", id, c)
+			if c["connected"] != 1 || c["connection_closed/node_lost"] != 1 || c["disconnected"] != 1 || c["ending:grace_elapsed"] != 1 ||
+				c["ended:grace_elapsed"] != 1 || len(c) != 6 {
+				t.Errorf("session %s of a client that stayed away: events %v; want created, connected, then its connection closed as node_lost, "+
+					"disconnected and ended with grace_elapsed once each", id, c)
 			}
 			continue
 		}
@@ -196,9 +201,12 @@ policies:
 			t.Errorf("session %s resumed on node-2: %+v, %v; want active with its one connection", id, s, err)
 		}
 		// A reconnect that lands before node-1's lease lapses replaces its
-		// connection; one that lands after finds it dropped (disconnected)
-		// and resumes it. Either way the session never ends.
-		if c["ended:grace_elapsed"] != 0 || c["disconnected"] != c["resumed"] || c["resumed"] > 1 {
+		// connection (closed as replaced); one that lands after finds it
+		// dropped (closed as node_lost, the session disconnected) and
+		// resumes the session. Either way the session never ends.
+		replaced := c["disconnected"] == 0 && c["connected"] == 2 && c["connection_closed/replaced"] == 1 && len(c) == 3
+		resumed := c["disconnected"] == 1 && c["resumed"] == 1 && c["connected"] == 1 && c["connection_closed/node_lost"] == 1 && len(c) == 5
+		if !replaced && !resumed {
 			t.Errorf("session %s resumed on node-2 has events %v", id, c)
 		}
 	}

@@ -22,6 +22,7 @@ const (
 	sessionV4  = 4 // + StateSince, Cycle
 	eventV1    = 1
 	eventV2    = 2 // + Connection, Replaced
+	eventV3    = 3 // + Conn (written only for events that carry it)
 	connV1     = 1
 	leaseV1    = 1
 	consumerV1 = 1
@@ -292,9 +293,16 @@ func DecodeConsumer(b []byte) (name, owner string, until time.Time, cursor sessi
 	return name, owner, until, cursor, nil
 }
 
+// EncodeEvent encodes an event: in version 3 if it describes its
+// connection (Event.Conn), otherwise in version 2, which nodes of the
+// versions before connection details still read.
 func EncodeEvent(ev *sessiond.Event) []byte {
 	e := encoder{b: make([]byte, 0, 96)}
-	e.b = append(e.b, eventV2)
+	v := byte(eventV2)
+	if ev.Conn != nil {
+		v = eventV3
+	}
+	e.b = append(e.b, v)
 	e.str(string(ev.Type))
 	e.str(ev.SessionID)
 	e.str(ev.Subject)
@@ -308,11 +316,23 @@ func EncodeEvent(ev *sessiond.Event) []byte {
 	for _, r := range ev.Replaced {
 		e.str(r)
 	}
+	if v == eventV3 {
+		e.uint(1) // a detail follows (0: none)
+		d := ev.Conn
+		e.str(d.Kind)
+		e.str(d.Node)
+		e.str(d.ClientIP)
+		e.str(d.UserAgent)
+		e.time(d.OpenedAt)
+		e.time(d.ClosedAt)
+		e.uint(uint64(max(d.CloseCode, 0))) //nolint:gosec // a close code, checked when recorded
+		e.str(string(d.CloseReason))
+	}
 	return e.b
 }
 
 func DecodeEvent(b []byte, seq uint64) (sessiond.Event, error) {
-	if len(b) == 0 || b[0] != eventV1 && b[0] != eventV2 {
+	if len(b) == 0 || b[0] < eventV1 || b[0] > eventV3 {
 		return sessiond.Event{}, ErrCorrupt
 	}
 	d := decoder{b: b[1:]}
@@ -328,6 +348,21 @@ func DecodeEvent(b []byte, seq uint64) (sessiond.Event, error) {
 		}
 		for range n {
 			ev.Replaced = append(ev.Replaced, d.str())
+		}
+	}
+	if b[0] >= eventV3 {
+		switch d.uint() {
+		case 0:
+		case 1:
+			c := &sessiond.ConnDetail{Kind: d.str(), Node: d.str(), ClientIP: d.str(), UserAgent: d.str(), OpenedAt: d.time(), ClosedAt: d.time()}
+			code := d.uint()
+			if code > 0xffff {
+				return sessiond.Event{}, ErrCorrupt
+			}
+			c.CloseCode, c.CloseReason = int(code), sessiond.CloseReason(d.str())
+			ev.Conn = c
+		default:
+			return sessiond.Event{}, ErrCorrupt
 		}
 	}
 	if d.err != nil || len(d.b) != 0 {

@@ -77,12 +77,54 @@ func TestEventRoundTrip(t *testing.T) {
 	}
 }
 
+// An event that describes its connection keeps every detail, open or
+// closed; one that does not is written in version 2, which the versions
+// before connection details read.
+func TestEventWithConnectionRoundTrip(t *testing.T) {
+	opened := sessiond.ConnDetail{Kind: "websocket", Node: "node-1", ClientIP: "2001:db8::7", UserAgent: "Mozilla/5.0 (X11) Ä",
+		OpenedAt: sessiondtest.Epoch.Add(time.Millisecond)}
+	closed := opened
+	closed.ClosedAt, closed.CloseCode, closed.CloseReason = sessiondtest.Epoch.Add(90*time.Minute+time.Nanosecond), 4002, sessiond.ClosedHeartbeatTimeout
+	for _, d := range []sessiond.ConnDetail{opened, closed, {Kind: "vnc"}} {
+		ev := sessiond.Event{Type: sessiond.EventConnectionClosed, SessionID: "id", Subject: "sub", Time: sessiondtest.Epoch,
+			State: sessiond.StateDisconnected, Version: 4, Connection: "abcdefghijklmnop.id", Conn: &d}
+		b := EncodeEvent(&ev)
+		if b[0] != eventV3 {
+			t.Fatalf("an event with a connection detail is written in version %d, want %d", b[0], eventV3)
+		}
+		got, err := DecodeEvent(b, 5)
+		ev.Seq = 5
+		if err != nil || !reflect.DeepEqual(got, ev) {
+			t.Fatalf("round trip: %+v (%+v), %v; want %+v (%+v)", got, got.Conn, err, ev, ev.Conn)
+		}
+	}
+	plain := sessiond.Event{Type: sessiond.EventCreated, SessionID: "id", Subject: "sub", Time: sessiondtest.Epoch, Version: 1}
+	if b := EncodeEvent(&plain); b[0] != eventV2 {
+		t.Fatalf("an event without a connection detail is written in version %d, want %d", b[0], eventV2)
+	}
+	// Version 3 without a detail (flag 0) reads too; a bad flag or close
+	// code is corruption.
+	v3 := append([]byte{eventV3}, EncodeEvent(&plain)[1:]...)
+	if got, err := DecodeEvent(append(v3, 0), 1); err != nil || got.Conn != nil || got.SessionID != "id" {
+		t.Fatalf("v3 event without a detail: %+v, %v", got, err)
+	}
+	if _, err := DecodeEvent(append(v3, 2), 1); err == nil {
+		t.Fatal("a v3 event with detail flag 2 decoded")
+	}
+	ev := sessiond.Event{Type: sessiond.EventConnected, SessionID: "id", Conn: &sessiond.ConnDetail{Kind: "vnc", CloseCode: 70000}}
+	if _, err := DecodeEvent(EncodeEvent(&ev), 1); err == nil {
+		t.Fatal("an event with close code 70000 decoded")
+	}
+}
+
 // FuzzDecode: records read from disk may be torn or corrupt; decoding them
 // must fail cleanly, never panic.
 func FuzzDecode(f *testing.F) {
 	s, _ := sessiondtest.NewSession("alice", sessiondtest.Epoch)
 	f.Add(EncodeSession(s))
 	f.Add(EncodeEvent(&sessiond.Event{Type: "created", SessionID: "x"}))
+	f.Add(EncodeEvent(&sessiond.Event{Type: "connection_closed", SessionID: "x", Connection: "c",
+		Conn: &sessiond.ConnDetail{Kind: "websocket", OpenedAt: sessiondtest.Epoch, ClosedAt: sessiondtest.Epoch.Add(time.Second), CloseCode: 1000, CloseReason: "closed"}}))
 	f.Add(EncodeConn(&sessiond.Connection{ID: "abcdefghijklmnop.x", Kind: "vnc"}))
 	f.Add(EncodeLease(&sessiond.NodeLease{Node: "n", Version: 1}))
 	f.Add(EncodeConsumer("webhook:a", "n", sessiondtest.Epoch, sessiond.CursorOf(3, 4)))
@@ -110,7 +152,12 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("re-encoding a decoded consumer: %q %q %v %v, %v", n2, o2, u2, c2, err)
 			}
 		}
-		DecodeEvent(b, 1)
+		if ev, err := DecodeEvent(b, 1); err == nil {
+			again, err := DecodeEvent(EncodeEvent(&ev), 1)
+			if err != nil || !reflect.DeepEqual(again, ev) {
+				t.Fatalf("re-encoding a decoded event: %+v, %v; want %+v", again, err, ev)
+			}
+		}
 	})
 }
 

@@ -276,7 +276,7 @@ func (x *Index) PlanCreate(c sessiond.Change, lim sessiond.Limit, reserve bool) 
 				return nil, sessiond.ErrLimitReached
 			}
 			for _, old := range live[:over] {
-				n, ev := sessiond.Ending(old, sessiond.EndEvicted, lim.Now)
+				n, ev := sessiond.Ending(old, x.Conns(old.ID), sessiond.EndEvicted, lim.Now)
 				p.Evicted = append(p.Evicted, n)
 				p.Events = append(p.Events, ev...)
 			}
