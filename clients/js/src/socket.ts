@@ -228,10 +228,16 @@ class Link {
   refreshing = false;
   pongs: Array<{ resolve(): void; reject(e: Error): void }> = [];
   readonly stop = new AbortController();
+  /** Messages that came after the ack, before the socket took them (its connected event first). */
+  inbox: string[] | undefined = [];
+  onText: (text: string) => void = (text) => this.inbox?.push(text);
   #finish!: (e: Ended) => void;
   #finished = false;
   readonly ended: Promise<Ended>;
-  constructor(readonly transport: Transport) {
+  constructor(
+    readonly transport: Transport,
+    readonly impl: Implementation,
+  ) {
     this.ended = new Promise((resolve) => (this.#finish = resolve));
   }
   finish(e: Ended): void {
@@ -582,7 +588,7 @@ export class SessionSocket {
           if (settled) {
             if (link) {
               link.heard = this.#clock.now();
-              this.#handle(link, text);
+              link.onText(text);
             }
             return;
           }
@@ -594,7 +600,7 @@ export class SessionSocket {
           }
           settled = true;
           signal.removeEventListener("abort", onAbort);
-          link = new Link(transport);
+          link = new Link(transport, impl);
           link.ack = ack;
           link.heard = this.#clock.now();
           resolve(link);
@@ -637,13 +643,18 @@ export class SessionSocket {
    */
   async #serve(link: Link): Promise<Ended> {
     const stopping = this.#stopping.signal;
+    // What came before the connected event was emitted, then the rest as
+    // it comes.
+    const inbox = link.inbox ?? [];
+    link.inbox = undefined;
+    link.onText = (text) => this.#handle(link, text);
+    for (const text of inbox) this.#handle(link, text);
     const hb = link.ack.heartbeatTimeout;
     const interval = link.ack.heartbeatInterval;
-    const impl = await this.#impl;
     // Where the server's WebSocket pings cannot be seen (the standard
     // WebSocket), an application ping every heartbeat interval keeps
     // something coming back.
-    const appPings = !impl.isWsPackage && interval > 0;
+    const appPings = !link.impl.isWsPackage && interval > 0;
     let nextPing = this.#clock.now() + interval;
     let timer: unknown;
     const tick = () => {
