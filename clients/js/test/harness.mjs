@@ -19,11 +19,12 @@ const defaultBinary = join(packageRoot, "node_modules/.cache/sessiond-test/sessi
 
 /**
  * Builds the server into node_modules/.cache (go build is incremental) and
- * returns its path.
+ * returns its path. `flags` go to go build: CI passes -race, which reuses
+ * what go test -race compiled and checks the server for races meanwhile.
  */
-export function buildServer() {
+export function buildServer(flags = []) {
   mkdirSync(dirname(defaultBinary), { recursive: true });
-  execFileSync("go", ["build", "-o", defaultBinary, "./cmd/sessiond"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
+  execFileSync("go", ["build", ...flags, "-o", defaultBinary, "./cmd/sessiond"], { cwd: repoRoot, stdio: ["ignore", "inherit", "inherit"] });
   return defaultBinary;
 }
 
@@ -111,14 +112,19 @@ export async function startServer(o = {}) {
     dataDir,
     logs,
     api: new SessiondClient({ baseUrl: url, apiKey: API_KEY }),
-    /** Stops the server gracefully (SIGTERM: its sockets get 1001) and waits for it to exit. */
+    /**
+     * Stops the server gracefully (SIGTERM: its sockets get 1001), waits
+     * for it to exit, and fails unless it exited 0 (a server built with
+     * -race that saw a data race exits 66).
+     */
     async stop() {
       if (stopped) return;
       stopped = true;
       child.kill("SIGTERM");
       const t = setTimeout(() => child.kill("SIGKILL"), 15_000);
-      await exited;
+      const { code, signal } = await exited;
       clearTimeout(t);
+      if (code !== 0) throw new Error(`sessiond exited with ${code ?? signal} on SIGTERM:\n${logs.slice(-50).join("\n")}`);
     },
     /** Freezes (SIGSTOP) or thaws (SIGCONT) the server process. */
     pause: () => child.kill("SIGSTOP"),
