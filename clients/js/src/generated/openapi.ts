@@ -218,6 +218,11 @@ export interface paths {
          *     `--history` the route answers `404 not_found`. The history follows the store's event log
          *     in the background, so an event shows here shortly after it happened (see
          *     `docs/history.md`).
+         *
+         *     Every connection is in it through its events: its `connected` (or `resumed`) event
+         *     and its one `connection_closed` event carry it in `conn` (kind, node, client IP, user
+         *     agent, opened at); the close adds when it closed, its duration, close code and reason.
+         *     `type=connection_closed` lists the connections that closed, one event each.
          */
         get: operations["sessionHistory"];
         put?: never;
@@ -627,15 +632,17 @@ export interface components {
         EndReason: "expired" | "idle" | "grace_elapsed" | "revoked" | "rotated_reuse" | "evicted" | "shutdown";
         /**
          * @description The transition an event records. This server records `created`, `rotated`,
-         *     `connected` (a connection attached to a live session), `disconnected` (the session lost
-         *     its last connection and waits out its disconnect grace), `resumed` (a connection
-         *     brought it back from `disconnected`), `hibernating`, `hibernated`, `waking`, `woke`,
-         *     `hibernate_failed` (the runtime did not hibernate it: active again), `wake_failed` (the
-         *     runtime did not wake it within `wake_timeout`: hibernated again, its waiting
-         *     connections closed), `ending` and `ended`. Ignore types you do not know.
+         *     `connected` (a connection attached to a live session), `connection_closed` (a connection
+         *     left the session: every connection gets exactly one, with `conn` saying when and why,
+         *     whatever dropped it), `disconnected` (the session lost its last connection and waits
+         *     out its disconnect grace), `resumed` (a connection brought it back from
+         *     `disconnected`), `hibernating`, `hibernated`, `waking`, `woke`, `hibernate_failed` (the
+         *     runtime did not hibernate it: active again), `wake_failed` (the runtime did not wake it
+         *     within `wake_timeout`: hibernated again, its waiting connections closed), `ending` and
+         *     `ended`. Ignore types you do not know.
          * @enum {string}
          */
-        EventType: "created" | "rotated" | "connected" | "disconnected" | "resumed" | "hibernating" | "hibernated" | "waking" | "woke" | "hibernate_failed" | "wake_failed" | "ending" | "ended";
+        EventType: "created" | "rotated" | "connected" | "connection_closed" | "disconnected" | "resumed" | "hibernating" | "hibernated" | "waking" | "woke" | "hibernate_failed" | "wake_failed" | "ending" | "ended";
         /**
          * @description What a session is bound to, as reported by the caller. Every field is optional and
          *     omitted when empty; a session without any device field has no `device`. Text fields
@@ -759,16 +766,57 @@ export interface components {
             time: string;
             /** @description The session's state after the transition. */
             state?: components["schemas"]["State"];
-            /** @description The end reason, on `ending` and `ended` events. */
+            /** @description The end reason, on `ending` and `ended` events, and on the `connection_closed` events of the connections a session lost as it ended. */
             reason?: components["schemas"]["EndReason"];
             /** @description The session's version after the transition. */
             version: number;
             /** @description The session's generation (rotation count) after the transition. */
             generation: number;
-            /** @description The connection that caused a `connected`, `resumed` or `disconnected` event. */
+            /** @description The connection that caused a `connected`, `resumed`, `connection_closed` or `disconnected` event. */
             connection?: components["schemas"]["ConnectionID"];
-            /** @description On `connected` and `resumed`, connections closed because the session's policy replaces older connections with the new one. */
+            /** @description On `connected` and `resumed`, connections closed because the session's policy replaces older connections with the new one (each also gets its `connection_closed`, reason `replaced`). */
             replaced?: components["schemas"]["ConnectionID"][];
+            /** @description On `connected`, `resumed` and `connection_closed`, the connection the event is about. Absent on other events, and on events recorded by versions before it. */
+            conn?: components["schemas"]["ConnDetail"];
+        };
+        /**
+         * @description A connection as an event records it: as it attached (`connected`, `resumed`), and on
+         *     `connection_closed` also when and why it closed. `closed_at`, `duration_ms` and
+         *     `close_code` are present exactly when the connection closed.
+         */
+        ConnDetail: {
+            /** @description `websocket`, or the kind a connection registered over REST named (`vnc`, `http`, ...). */
+            kind: string;
+            /** @description The node that held it (WebSocket connections). */
+            node?: string;
+            /** @description The client's address, as the edge saw it. */
+            client_ip?: string;
+            user_agent?: string;
+            /**
+             * Format: date-time
+             * @description When it attached.
+             */
+            opened_at: string;
+            /**
+             * Format: date-time
+             * @description When it closed (the event's `time`).
+             */
+            closed_at?: string;
+            /** @description How long it was attached, `closed_at - opened_at`, in milliseconds. */
+            duration_ms?: number;
+            /** @description The WebSocket close code it closed with, as its edge saw it (sent by its client, or by the server; `1006` for a socket lost without a close frame); `0` for none (connections of other kinds, and connections the engine dropped itself). */
+            close_code?: number;
+            /**
+             * @description Why it closed: `closed` (its client closed it), `lost` (it broke without a close),
+             *     `removed` (`DELETE /v1/connections/{id}`), `heartbeat_timeout`, `credential_expired`,
+             *     `protocol_error` (its client broke the protocol: a binary frame, a message too big,
+             *     too many messages), `shutdown` (its node shut down), `server_closed` (its node
+             *     closed it for another reason), `node_lost` (its node died), `node_restarted`,
+             *     `replaced` (by a newer connection), `wake_failed` (it waited for a wake that
+             *     failed), `session_ended` (its session ended: the event's `reason` says why).
+             * @enum {string}
+             */
+            close_reason?: "closed" | "lost" | "removed" | "heartbeat_timeout" | "credential_expired" | "protocol_error" | "shutdown" | "server_closed" | "node_lost" | "node_restarted" | "replaced" | "wake_failed" | "session_ended";
         };
         /** @description The body of `POST /v1/sessions`. Unknown fields are rejected. */
         CreateRequest: {
@@ -1758,7 +1806,9 @@ export interface operations {
                 since?: string;
                 /** @description Events before this time, as `since`. */
                 until?: string;
-                /** @description The `next_cursor` of the previous page. */
+                /** @description Only events of these types (`EventType`), comma-separated or repeated (`type=connected,connection_closed`). A type no event has matches nothing. */
+                type?: string;
+                /** @description The `next_cursor` of the previous page, read with the same `since`, `until` and `type`. */
                 cursor?: string;
                 /** @description Most events on the page, 1 to 1000 (default 100). */
                 limit?: number;
@@ -1782,8 +1832,9 @@ export interface operations {
                 };
             };
             /**
-             * @description `invalid_argument`: `since` or `until` neither a time nor a duration, `limit` out of
-             *     range, or a `cursor` this server did not issue (`field` names it).
+             * @description `invalid_argument`: `since` or `until` neither a time nor a duration, a `type` that
+             *     is not a lower-case word, `limit` out of range, or a `cursor` this server did not
+             *     issue (`field` names it).
              */
             400: {
                 headers: {
@@ -1807,7 +1858,9 @@ export interface operations {
                 since?: string;
                 /** @description Events before this time, as `since`. */
                 until?: string;
-                /** @description The `next_cursor` of the previous page. */
+                /** @description Only events of these types (`EventType`), comma-separated or repeated (`type=connected,connection_closed`). A type no event has matches nothing. */
+                type?: string;
+                /** @description The `next_cursor` of the previous page, read with the same `since`, `until` and `type`. */
                 cursor?: string;
                 /** @description Most events on the page, 1 to 1000 (default 100). */
                 limit?: number;
@@ -1831,8 +1884,9 @@ export interface operations {
                 };
             };
             /**
-             * @description `invalid_argument`: `since` or `until` neither a time nor a duration, `limit` out of
-             *     range, or a `cursor` this server did not issue (`field` names it).
+             * @description `invalid_argument`: `since` or `until` neither a time nor a duration, a `type` that
+             *     is not a lower-case word, `limit` out of range, or a `cursor` this server did not
+             *     issue (`field` names it).
              */
             400: {
                 headers: {
