@@ -17,6 +17,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/sessiondtest"
 	"github.com/sessiond/sessiond/wire"
 )
@@ -134,6 +135,7 @@ func TestHibernationThroughTheServer(t *testing.T) {
 		HeartbeatInterval: Duration(300 * time.Millisecond), HeartbeatTimeout: Duration(1500 * time.Millisecond),
 		WakeTimeout: Duration(3 * time.Second),
 	}}
+	testHistory(t, &cfg) // step 4: the history in PostgreSQL
 	ts := startServer(t, cfg)
 	c := ts.client()
 	cli := func(args ...string) string {
@@ -284,5 +286,50 @@ func TestHibernationThroughTheServer(t *testing.T) {
 	})
 	if got := hook.actions()[before:]; !slices.Equal(got, []string{"wake"}) {
 		t.Fatalf("hook calls after the hibernate answered: %v, want one wake", got)
+	}
+
+	// 4. The history holds every lifecycle event and every connection:
+	// the vnc connection lost to its heartbeats, the sockets.
+	want := []sessiond.EventType{sessiond.EventHibernating, sessiond.EventHibernated, sessiond.EventWaking,
+		sessiond.EventWoke, sessiond.EventWakeFailed, sessiond.EventConnectionClosed}
+	var events []sessiond.Event
+	sessiondtest.Eventually(t, "the history caught up", func() bool {
+		events = nil
+		o := client.HistoryOptions{Limit: 1000}
+		for {
+			page, err := c.SessionHistory(t.Context(), id, o)
+			if err != nil {
+				return false
+			}
+			events = append(events, page.Events...)
+			if o.Cursor = page.NextCursor; o.Cursor == "" {
+				break
+			}
+		}
+		seen := map[sessiond.EventType]bool{}
+		for _, e := range events {
+			seen[e.Type] = true
+		}
+		for _, w := range want {
+			if !seen[w] {
+				return false
+			}
+		}
+		return true
+	})
+	var vnc *sessiond.ConnDetail
+	for _, e := range events {
+		if e.Type == sessiond.EventConnectionClosed && e.Connection == conn.Connection.ID {
+			vnc = e.Conn
+		}
+	}
+	if vnc == nil || vnc.Kind != "vnc" || vnc.CloseReason != sessiond.ClosedHeartbeatTimeout || vnc.ClosedAt.Before(vnc.OpenedAt) {
+		t.Fatalf("the vnc connection in the history: %+v", vnc)
+	}
+	out = cli("history", "--subject", "alice", "--since", "1h")
+	for _, w := range []string{"hibernated", "woke", "wake_failed", "vnc", "heartbeat_timeout", "websocket"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("sessiond history --subject alice --since 1h lacks %q:\n%s", w, out)
+		}
 	}
 }
