@@ -2,15 +2,18 @@ package main
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -450,6 +454,40 @@ func TestTokenCheck(t *testing.T) {
 		t.Errorf("token check with another issuer: exit %d, %q", code, errOut)
 	}
 
+	// A JWKS: the key named by kid, fetched as the edge fetches it; while
+	// the set cannot be fetched, the token is not verified, and not
+	// refused for a reason of its own.
+	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idpUp atomic.Bool
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !idpUp.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","use":"sig","alg":"EdDSA","x":%q}]}`,
+			base64.RawURLEncoding.EncodeToString(edPub))
+	}))
+	defer idp.Close()
+	ed := gojwt.NewWithClaims(gojwt.SigningMethodEdDSA, gojwt.MapClaims{"sub": "carol", "aud": "sessiond",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	ed.Header["kid"] = "k1"
+	edTok, err := ed.SignedString(edPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := []string{"token", "check", edTok, "--jwt-jwks-url", idp.URL + "/jwks.json", "--jwt-audience", "sessiond"}
+	if code, _, errOut := cli(t, noEnv, jwks...); code != 1 || !strings.Contains(errOut, "token not verified: signing keys not loaded yet") {
+		t.Errorf("token check with the JWKS down: exit %d, %q", code, errOut)
+	}
+	idpUp.Store(true)
+	if code, out, errOut := cli(t, noEnv, jwks...); code != 0 || !hasField(out, "subject (sub)", "carol") ||
+		!strings.Contains(out, "EdDSA, kid k1, verified with that key of the JWKS") {
+		t.Errorf("token check with a JWKS: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// Without keys, or with keys serve refuses: a usage error.
 	for _, tc := range []struct {
 		args []string
@@ -543,9 +581,12 @@ func TestCompletionScripts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("completing %q: %v\n%s", line, err, out)
 		}
-		return strings.Fields(string(out))
+		return strings.FieldsFunc(string(out), func(r rune) bool { return r == '\n' })
 	}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "my config.yaml"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -567,7 +608,8 @@ func TestCompletionScripts(t *testing.T) {
 		{"sessiond serve --log-level ", []string{"debug", "info", "warn", "error"}, []string{"--addr"}},
 		{"sessiond sessions ls --state e", []string{"ended", "ending"}, []string{"active"}},
 		{"sessiond serve --data-dir ", []string{"data"}, []string{"bash"}},
-		{"sessiond serve --config ", []string{"bash", "zsh", "data"}, nil},
+		{"sessiond serve --config ", []string{"bash", "zsh", "data", "my config.yaml"}, nil},
+		{"sessiond config check --config my", []string{"my config.yaml"}, []string{"my"}},
 		{"sessiond serve --addr ", nil, []string{"--addr", "serve"}},
 		{"sessiond sessions show ID ", nil, []string{"ls"}},
 		{"sessiond completion ", []string{"bash", "zsh"}, nil},

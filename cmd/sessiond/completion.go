@@ -172,6 +172,15 @@ func writeBashCompletion(w io.Writer, d completionData) {
 	fmt.Fprintf(w, `# bash completion for sessiond, written by sessiond completion bash.
 # Load it with: source <(sessiond completion bash)
 
+# _sessiond_compgen sets COMPREPLY to what compgen prints, a line a word.
+_sessiond_compgen() {
+	local w
+	COMPREPLY=()
+	while IFS= read -r w; do
+		COMPREPLY+=("$w")
+	done < <(compgen "$@")
+}
+
 _sessiond() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
 	local cmd= next i help=
@@ -197,15 +206,15 @@ _sessiond() {
 		case $prev in
 		%s)
 			compopt -o filenames 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+			_sessiond_compgen -f -- "$cur"
 			return ;;
 		%s)
 			compopt -o filenames 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+			_sessiond_compgen -d -- "$cur"
 			return ;;
 `, dashed(d.files, "|"), dashed(d.dirs, "|"))
 	for _, name := range slices.Sorted(maps.Keys(d.choices)) {
-		fmt.Fprintf(w, "\t\t--%s)\n\t\t\tmapfile -t COMPREPLY < <(compgen -W %s -- \"$cur\")\n\t\t\treturn ;;\n",
+		fmt.Fprintf(w, "\t\t--%s)\n\t\t\t_sessiond_compgen -W %s -- \"$cur\"\n\t\t\treturn ;;\n",
 			name, shq(strings.Join(d.choices[name], " ")))
 	}
 	fmt.Fprintf(w, `		%s)
@@ -229,9 +238,9 @@ _sessiond() {
 		[[ $cmd == help ]] && subs=
 	fi
 	if [[ $cur == -* ]]; then
-		mapfile -t COMPREPLY < <(compgen -W "$flags" -- "$cur")
+		_sessiond_compgen -W "$flags" -- "$cur"
 	elif ((i == COMP_CWORD)); then
-		mapfile -t COMPREPLY < <(compgen -W "$subs" -- "$cur")
+		_sessiond_compgen -W "$subs" -- "$cur"
 	fi
 }
 

@@ -100,8 +100,9 @@ func (cfg *Config) writeChecked(w io.Writer) error {
 	case cfg.Store == "memory":
 		row("store", "memory: sessions are lost on restart")
 	case cfg.redisStore():
-		o, _ := redis.ParseURL(cfg.Store) // validate parsed it
-		row("store", "%s (the URL parsed; not dialled)", o.String())
+		if o, err := redis.ParseURL(cfg.Store); err == nil { // validate parsed it
+			row("store", "%s (the URL parsed; not dialled)", o.String())
+		}
 	default:
 		free := "no free space kept"
 		if cfg.MinFreeSpace > 0 {

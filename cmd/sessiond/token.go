@@ -85,7 +85,7 @@ func cmdTokenCheck(*flag.FlagSet) action {
 			if errors.As(verr, &se) && se.Code == sessiond.CodeUnauthorized {
 				return fmt.Errorf("token refused: %s", se.Message)
 			}
-			return fmt.Errorf("token not verified: %w", verr) // the JWKS has not loaded
+			return fmt.Errorf("token not verified: %v", verr) // the JWKS has not loaded: said, not a server's answer
 		}
 		return nil
 	}
