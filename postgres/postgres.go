@@ -89,6 +89,16 @@ type History struct {
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
+// CheckDSN reports whether dsn is a connection string Open can use,
+// without connecting: a postgres:// URL or key=value pairs that parse. Its
+// error does not show the password.
+func CheckDSN(dsn string) error {
+	if _, err := pgxpool.ParseConfig(dsn); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}
+
 // Open connects to the database the DSN names, and creates or updates the
 // tables.
 func Open(ctx context.Context, dsn string, o Options) (*History, error) {

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"syscall"
+
+	"github.com/sessiond/sessiond/postgres"
 )
 
 // minAPIKeyLen is the least length of a configured API key: 256 bits if
@@ -14,7 +16,8 @@ const minAPIKeyLen = 32
 
 // check makes the checks serve makes before it opens anything, so that
 // `sessiond config` fails as serve would: plain HTTP only on loopback unless
-// insecure_http, the API key's length, the JWT material, the TLS files.
+// insecure_http, the API key's length, the JWT material, the TLS files,
+// the history's URL. (load has checked the rest: validate.)
 func (cfg *Config) check() error {
 	if !cfg.TLS.on() && !cfg.InsecureHTTP && !isLoopback(cfg.Addr) {
 		return fmt.Errorf("addr: refusing plain HTTP on %s, which is not a loopback address: "+
@@ -37,6 +40,13 @@ func (cfg *Config) check() error {
 	if cfg.TLS.on() {
 		if _, err := loadKeyPair(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
 			return err
+		}
+	}
+	if cfg.History != "" {
+		// Parsed, not connected to: the server starts without PostgreSQL,
+		// but a URL that cannot parse would never connect.
+		if err := postgres.CheckDSN(cfg.History); err != nil {
+			return fmt.Errorf("history: %w", err)
 		}
 	}
 	return nil

@@ -450,19 +450,19 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"config", "SESSIOND_CONFIG", "config file (YAML); policies live there"},
 	{"addr", "SESSIOND_ADDR", "listen address (serve) or server address (admin commands)"},
 	{"data-dir", "SESSIOND_DATA_DIR", "data directory of the embedded store and the generated API key"},
-	{"api-key", "SESSIOND_API_KEY", "admin API key"},
+	{"api-key", "SESSIOND_API_KEY", "admin API key; none: the one generated into the data directory"},
 	{"store", "SESSIOND_STORE", "embedded, memory, or a Redis URL (redis://, rediss://, redis+sentinel://, redis+cluster://) for a cluster of nodes"},
 	{"log-format", "SESSIOND_LOG_FORMAT", "auto, text or json"},
 	{"log-level", "SESSIOND_LOG_LEVEL", "debug, info, warn or error"},
-	{"node", "SESSIOND_NODE", "this server's name among those sharing a store (default: host name)"},
+	{"node", "SESSIOND_NODE", "this server's name among those sharing a store; keep it across restarts"},
 	{"jwt-secret", "SESSIOND_JWT_SECRET", "HS256 secret for WebSocket credentials (at least 32 bytes)"},
 	{"jwt-public-key", "SESSIOND_JWT_PUBLIC_KEYS", "PEM public key files for WebSocket credentials, comma-separated (RS256, ES256, EdDSA)"},
 	{"jwt-jwks-url", "SESSIOND_JWT_JWKS_URL", "JWKS URL for WebSocket credentials"},
 	{"jwt-issuer", "SESSIOND_JWT_ISSUER", "required iss of credentials"},
 	{"jwt-audience", "SESSIOND_JWT_AUDIENCE", "required aud of credentials"},
-	{"jwt-subject-claim", "SESSIOND_JWT_SUBJECT_CLAIM", "claim naming the subject (default sub)"},
-	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times (default 30s; negative is refused)"},
-	{"jwt-max-lifetime", "SESSIOND_JWT_MAX_LIFETIME", "longest credential accepted, exp - iat (default 24h; negative: no limit)"},
+	{"jwt-subject-claim", "SESSIOND_JWT_SUBJECT_CLAIM", "claim naming the subject, e.g. email"},
+	{"jwt-leeway", "SESSIOND_JWT_LEEWAY", "clock skew allowed on credentials' times; negative is refused"},
+	{"jwt-max-lifetime", "SESSIOND_JWT_MAX_LIFETIME", "longest credential accepted, exp - iat; negative: no limit"},
 	{"jwt-allow-any-audience", "SESSIOND_JWT_ALLOW_ANY_AUDIENCE", "accept credentials from public keys or JWKS without --jwt-audience"},
 	// Transport and credentials.
 	{"api-key-file", "SESSIOND_API_KEY_FILE", "file holding the admin API key (at least 32 bytes), kept out of ps"},
@@ -471,19 +471,19 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"tls-key", "SESSIOND_TLS_KEY", "TLS private key file (PEM)"},
 	{"insecure-http", "SESSIOND_INSECURE_HTTP", "allow plain HTTP on a non-loopback address, behind a TLS-terminating proxy"},
 	{"trusted-proxies", "SESSIOND_TRUSTED_PROXIES", "CIDRs of proxies whose X-Forwarded-For is believed, comma-separated"},
-	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request (default true)"},
+	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request"},
 	{"debug-addr", "SESSIOND_DEBUG_ADDR", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060"},
-	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated (default any)"},
-	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds (default and most: the open files limit less the larger of 256 and a tenth of it, at least 1)"},
-	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject (default 10; negative: no limit)"},
-	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address (default 200; negative: no limit)"},
+	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated; none: any"},
+	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds; by default, and at most, the open files limit less the larger of 256 and a tenth of it, at least 1"},
+	{"ws-connects-per-subject", "SESSIOND_WS_CONNECTS_PER_SUBJECT", "WebSocket handshakes per second of one subject; negative: no limit"},
+	{"ws-connects-per-address", "SESSIOND_WS_CONNECTS_PER_ADDRESS", "WebSocket handshakes per second of one client address; negative: no limit"},
 	{"ending-hook-url", "SESSIOND_ENDING_HOOK_URL", "URL POSTed every ending session"},
 	{"ending-hook-secret", "SESSIOND_ENDING_HOOK_SECRET", "whsec_<base64> secret signing the ending hook's deliveries (Standard Webhooks)"},
 	{"runtime-hook-url", "SESSIOND_RUNTIME_HOOK_URL", "URL POSTed to hibernate, wake and dispose of sessions (docs/hibernation.md)"},
 	{"runtime-hook-secret", "SESSIOND_RUNTIME_HOOK_SECRET", "whsec_<base64> secret signing the runtime hook's deliveries (Standard Webhooks)"},
 	{"history", "SESSIOND_HISTORY", "PostgreSQL URL (postgres://...) to keep every lifecycle event in"},
-	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused (default 256MiB; 0: off)"},
-	{"max-subscribers", "SESSIOND_MAX_SUBSCRIBERS", "event streams (GET /v1/events) open at once, the WebSocket edge's own included (default 1024)"},
+	{"min-free-space", "SESSIOND_MIN_FREE_SPACE", "free space the embedded store keeps; below it writes are refused; 0: off"},
+	{"max-subscribers", "SESSIOND_MAX_SUBSCRIBERS", "event streams (GET /v1/events) open at once, the WebSocket edge's own included"},
 }
 
 // durationFlags and countFlags are the flags that hold a duration or a
@@ -505,9 +505,31 @@ var (
 // means true; --access-log=false turns the access log off.
 var switchFlags = map[string]bool{"insecure-http": true, "access-log": true, "jwt-allow-any-audience": true}
 
-func newConfigFlags(fs *flag.FlagSet) *configFlags {
+// configFlagNames are the names of every configuration flag, as serve
+// and config take them.
+func configFlagNames() []string {
+	names := make([]string, len(flagEnv))
+	for i, f := range flagEnv {
+		names[i] = f.flag
+	}
+	return names
+}
+
+// newConfigFlags registers the configuration flags named (a command's own
+// set: see commandTable) on fs. load reads the environment variables of
+// all of them whatever a command registers, so a SESSIOND_* variable
+// works with every command, as the config file does.
+func newConfigFlags(fs *flag.FlagSet, names []string) *configFlags {
 	c := &configFlags{fs: fs, set: map[string]*string{}}
+	for _, name := range names {
+		if !slices.Contains(configFlagNames(), name) {
+			panic("sessiond: no configuration flag " + name) // a mistake in commandTable
+		}
+	}
 	for _, f := range flagEnv {
+		if !slices.Contains(names, f.flag) {
+			continue
+		}
 		v := new(string)
 		c.set[f.flag] = v
 		usage := fmt.Sprintf("%s (env %s)", f.help, f.env)

@@ -20,7 +20,7 @@ const exampleConfig = "../../docs/sessiond.example.yaml"
 // The example shipped in docs/ must load as written.
 func TestExampleConfigLoads(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
+	cf := newConfigFlags(fs, configFlagNames())
 	if err := fs.Parse([]string{"--config", exampleConfig}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,8 +72,8 @@ func TestMaxSocketsDefault(t *testing.T) {
 			t.Errorf("socketsWithin(%d) = %d, want %d", n, got, want)
 		}
 	}
-	_, _, help := cli(t, noEnv, "serve", "-h") // serve prints its help on stderr, with its logs
-	if !strings.Contains(help, "the open files limit less the larger of 256 and a tenth of it, at least 1") {
+	_, help, _ := cli(t, noEnv, "serve", "-h")
+	if !strings.Contains(strings.Join(strings.Fields(help), " "), "the open files limit less the larger of 256 and a tenth of it, at least 1") {
 		t.Errorf("serve -h does not state the default of --ws-max-sockets:\n%s", help)
 	}
 	var got Config

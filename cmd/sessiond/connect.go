@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/sessiond/sessiond/client"
@@ -16,19 +15,22 @@ import (
 // state change and each message from the server until interrupted or
 // stopped for good. It signs its own credential with the configured HS256
 // secret, renewing it for every reconnect and refresh.
-func cmdConnect(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
-	subject := fs.String("subject", "", "the subject to connect as; required")
-	device := fs.String("device", "", "device id: find or create the subject's session for this device (none: the default device)")
-	sessionToken := fs.String("session-token", "", "attach to this session instead (a token from POST /v1/sessions)")
+func cmdConnect(fs *flag.FlagSet) action {
+	subject := fs.String("subject", "", "connect as `SUBJECT`; required")
+	device := fs.String("device", "", "find or create the subject's session for device `ID` (none: the default device)")
+	sessionToken := fs.String("session-token", "", "attach to the session of `TOKEN` instead (from POST /v1/sessions)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of each credential signed")
-	if pos, err := parse(fs, args, stdout); err != nil {
-		return err
-	} else if len(pos) > 0 || *subject == "" || (*device != "" && *sessionToken != "") {
-		return usageError{"connect takes --subject S and at most one of --device ID or --session-token T"}
+	return func(ctx context.Context, in *input) error {
+		if len(in.args) > 0 || *subject == "" || (*device != "" && *sessionToken != "") {
+			return usageError{"connect takes --subject S and at most one of --device ID or --session-token T"}
+		}
+		return connect(ctx, in, *subject, *device, *sessionToken, *ttl)
 	}
-	cfg, err := loadConfig(cf, getenv)
+}
+
+func connect(ctx context.Context, in *input, subject, device, sessionToken string, ttl time.Duration) error {
+	stdout := in.stdout
+	cfg, err := in.config()
 	if err != nil {
 		return err
 	}
@@ -46,9 +48,9 @@ func cmdConnect(ctx context.Context, args []string, stdout io.Writer, getenv fun
 	c, err := client.DialWS(ctx, client.WSConfig{
 		URL: url, HTTPClient: hc,
 		Token: func(context.Context) (string, error) {
-			return jwt.Sign(secret, *subject, *ttl, time.Now())
+			return jwt.Sign(secret, subject, ttl, time.Now())
 		},
-		DeviceID: *device, SessionToken: *sessionToken,
+		DeviceID: device, SessionToken: sessionToken,
 		OnState: func(ev client.WSEvent) {
 			switch ev.State {
 			case client.WSConnected:
@@ -56,7 +58,11 @@ func cmdConnect(ctx context.Context, args []string, stdout io.Writer, getenv fun
 			case client.WSDisconnected:
 				say("disconnected: close code %d (%s)", ev.Code, ev.Reason)
 			case client.WSReconnecting:
-				say("reconnecting in %v (attempt %d)", ev.Wait.Round(time.Millisecond), ev.Attempt)
+				if ev.Err != nil {
+					say("reconnecting in %v (attempt %d): %v", ev.Wait.Round(time.Millisecond), ev.Attempt, reason(ev.Err))
+				} else {
+					say("reconnecting in %v (attempt %d)", ev.Wait.Round(time.Millisecond), ev.Attempt)
+				}
 			case client.WSStopped:
 				say("stopped: %v", ev.Err)
 			}

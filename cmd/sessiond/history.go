@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -129,38 +128,39 @@ func (hs *historySink) SubjectHistory(ctx context.Context, subject string, q ses
 // (connected, resumed, connection_closed) what the connection was, and
 // for connection_closed when it opened, how long it lasted and why it
 // closed. --type connection_closed lists every connection that closed.
-func cmdHistory(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("history", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
+func cmdHistory(fs *flag.FlagSet) action {
 	asJSON := fs.Bool("json", false, "print the events as JSON, one a line")
-	subject := fs.String("subject", "", "the subject whose sessions' history to print")
-	since := fs.String("since", "", "from this time (RFC 3339) or this long ago (1h)")
-	until := fs.String("until", "", "before this time (RFC 3339) or this long ago")
-	limit := fs.Int("limit", 0, "print at most this many events (default: all)")
-	types := fs.String("type", "", "only events of these types, comma-separated (connection_closed: every connection that closed)")
-	pos, err := parse(fs, args, stdout)
-	if err != nil {
-		return err
+	subject := fs.String("subject", "", "the history of every session of `SUBJECT`")
+	since := fs.String("since", "", "from `TIME` (RFC 3339) or this long ago (1h)")
+	until := fs.String("until", "", "before `TIME` (RFC 3339) or this long ago")
+	limit := fs.Int("limit", 0, "print at most `N` events; 0: all")
+	types := fs.String("type", "", "only events of these `TYPES`, comma-separated (connection_closed: every connection that closed)")
+	return func(ctx context.Context, in *input) error {
+		return history(ctx, in, *asJSON, *subject, *since, *until, *types, *limit)
 	}
-	if (len(pos) == 1) == (*subject != "") || len(pos) > 1 {
+}
+
+func history(ctx context.Context, in *input, asJSON bool, subject, since, until, types string, limit int) error {
+	pos, stdout := in.args, in.stdout
+	if (len(pos) == 1) == (subject != "") || len(pos) > 1 {
 		return usageError{"history takes a session id or --subject S"}
 	}
-	c, err := adminClient(cf, getenv)
+	c, err := adminClient(in)
 	if err != nil {
 		return err
 	}
-	o := client.HistoryOptions{Since: *since, Until: *until, Limit: 1000}
-	if *types != "" {
-		for t := range strings.SplitSeq(*types, ",") {
+	o := client.HistoryOptions{Since: since, Until: until, Limit: 1000}
+	if types != "" {
+		for t := range strings.SplitSeq(types, ",") {
 			o.Types = append(o.Types, sessiond.EventType(strings.TrimSpace(t)))
 		}
 	}
-	read := func() (*wire.HistoryResponse, error) { return c.SubjectHistory(ctx, *subject, o) }
-	if *subject == "" {
+	read := func() (*wire.HistoryResponse, error) { return c.SubjectHistory(ctx, subject, o) }
+	if subject == "" {
 		read = func() (*wire.HistoryResponse, error) { return c.SessionHistory(ctx, pos[0], o) }
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	if !*asJSON {
+	if !asJSON {
 		fmt.Fprintln(tw, "TIME\tSESSION\tSUBJECT\tEVENT\tSTATE\tREASON\tCONNECTION\tKIND\tNODE\tCLIENT_IP\tOPENED\tDURATION\tCLOSE\tCODE\tUSER_AGENT")
 	}
 	n := 0
@@ -170,11 +170,11 @@ func cmdHistory(ctx context.Context, args []string, stdout io.Writer, getenv fun
 			return err
 		}
 		for _, e := range page.Events {
-			if *limit > 0 && n == *limit {
+			if limit > 0 && n == limit {
 				return tw.Flush()
 			}
 			n++
-			if *asJSON {
+			if asJSON {
 				if err := json.NewEncoder(stdout).Encode(e); err != nil {
 					return err
 				}

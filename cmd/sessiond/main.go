@@ -1,21 +1,8 @@
-// Command sessiond runs the session lifecycle server and administers it.
-//
-//	sessiond serve                      run the server (embedded store in ./sessiond-data)
-//	sessiond config                     print the effective configuration
-//	sessiond status                     show a running server's state
-//	sessiond sessions ls [--subject S] [--state X]
-//	sessiond sessions show ID
-//	sessiond sessions revoke ID
-//	sessiond sessions revoke --subject S
-//	sessiond sessions hibernate ID
-//	sessiond sessions wake ID
-//	sessiond token --subject S [--ttl 1h]   a development JWT for /v1/connect
-//	sessiond connect --subject S [--device D]  hold a WebSocket, printing what happens
-//	sessiond store check                 verify every record of a stopped server's store
-//	sessiond version
-//
-// Every command takes --config, --addr, --data-dir, --api-key, --store,
-// --log-format and --log-level, each with a SESSIOND_* environment twin.
+// Command sessiond runs the session lifecycle server and administers it:
+// `sessiond serve` runs it, the other commands check its configuration and
+// call a running server. `sessiond help` lists them; `sessiond help
+// COMMAND` describes one and its flags, each with its SESSIOND_*
+// environment twin. The table of commands is commandTable (commands.go).
 package main
 
 import (
@@ -38,7 +25,6 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
-	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/pebble"
 )
 
@@ -54,102 +40,42 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
-const usage = `sessiond: session lifecycle server
-
-Usage:
-  sessiond serve                          run the server
-  sessiond config                         print the effective configuration
-  sessiond status                         show a running server's state
-  sessiond healthcheck                    exit 0 if the server is ready (GET /readyz), else 1: for containers
-  sessiond sessions ls [--subject S] [--state STATE] [--limit N] [--all] [--json]
-  sessiond sessions show ID [--json]
-  sessiond sessions revoke ID
-  sessiond sessions revoke --subject S
-  sessiond sessions hibernate ID [--json]   put a session with no connections to sleep now
-  sessiond sessions wake ID [--json]        wake a hibernated session now
-  sessiond history ID | --subject S [--since 1h] [--until T] [--limit N] [--json]
-                                          lifecycle history (a server run with --history)
-  sessiond token --subject S [--ttl 1h]   print a development JWT (HS256, the configured --jwt-secret)
-  sessiond connect --subject S [--device D]  hold a WebSocket to the session of device D (without
-                                          --device: the subject's default device); print what happens
-  sessiond connect --subject S --session-token T   ... or to a session created over REST
-  sessiond store check [--data-dir DIR]   verify every record of the embedded store (server stopped);
-                                          list corrupt and quarantined ones; exit 1 if any
-  sessiond version
-
-Common flags (each also read from its environment variable):
-  --config FILE      SESSIOND_CONFIG      YAML config file; policies live there
-  --addr HOST:PORT   SESSIOND_ADDR        listen address / server to talk to (127.0.0.1:7600)
-  --data-dir DIR     SESSIOND_DATA_DIR    data directory (sessiond-data)
-  --api-key KEY      SESSIOND_API_KEY     admin API key (default: generated, saved in DATA_DIR/api_key)
-  --api-key-file F   SESSIOND_API_KEY_FILE  ... or a file holding it, kept out of ps
-  --tls-cert FILE    SESSIOND_TLS_CERT    serve HTTPS: certificate (PEM); reloaded on change and SIGHUP
-  --tls-key FILE     SESSIOND_TLS_KEY     ... and its key
-  --insecure-http    SESSIOND_INSECURE_HTTP  plain HTTP on an address that is not loopback (behind a proxy)
-  --trusted-proxies  SESSIOND_TRUSTED_PROXIES  CIDRs of proxies whose X-Forwarded-For is believed
-  --store KIND       SESSIOND_STORE       embedded (default), memory, or a Redis URL for a cluster (docs/redis.md)
-  --log-format F     SESSIOND_LOG_FORMAT  auto, text or json
-  --log-level L      SESSIOND_LOG_LEVEL   debug, info, warn or error
-  --min-free-space N SESSIOND_MIN_FREE_SPACE  free space the store keeps, e.g. 512MiB (256MiB; 0: off)
-  --jwt-secret S     SESSIOND_JWT_SECRET  HS256 secret of WebSocket credentials (also --jwt-public-key,
-                                          --jwt-jwks-url, --jwt-issuer, --jwt-audience, --jwt-subject-claim)
-  (also --jwt-secret-file, --access-log=false, --ws-allowed-origins: sessiond serve -h lists every flag)
-
-Docs: README.md and docs/ in the source tree.
-`
-
 // run is main without the process: testable end to end.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return 2
 	}
-	cmd, args := args[0], args[1:]
-	var err error
-	switch cmd {
-	case "serve":
-		err = cmdServe(ctx, args, stderr, getenv)
-	case "config":
-		err = cmdConfig(args, stdout, getenv)
-	case "status":
-		err = cmdStatus(ctx, args, stdout, getenv)
-	case "healthcheck":
-		err = cmdHealthcheck(ctx, args, stdout, getenv)
-	case "sessions":
-		err = cmdSessions(ctx, args, stdout, getenv)
-	case "history":
-		err = cmdHistory(ctx, args, stdout, getenv)
-	case "token":
-		err = cmdToken(args, stdout, getenv)
-	case "connect":
-		err = cmdConnect(ctx, args, stdout, getenv)
-	case "store":
-		err = cmdStore(ctx, args, stdout, getenv)
-	case "version":
-		fmt.Fprintln(stdout, "sessiond", version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	switch args[0] {
+	case "-h", "-help", "--help":
+		fmt.Fprint(stdout, usageText())
+		return 0
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
+	}
+	cmd, rest, err := lookup(commandTable(), args)
+	if err == nil {
+		err = execute(ctx, cmd, rest, stdout, stderr, getenv)
+	}
+	if err == nil {
+		return 0
+	}
+	var se *sessiond.Error
+	var unreachable *unreachableError
+	switch {
+	case errors.As(err, &unreachable):
+		// Said in words: the wrapping (the request, the dial) adds nothing.
+		fmt.Fprintln(stderr, "sessiond:", unreachable)
+	case errors.As(err, &se):
+		// A server's answer: show its stable code too.
+		fmt.Fprintf(stderr, "sessiond: %s: %s\n", se.Code, se.Error())
 	default:
-		fmt.Fprintf(stderr, "sessiond: unknown command %q\n\n%s", cmd, usage)
-		return 2
+		fmt.Fprintln(stderr, "sessiond:", err)
 	}
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		var se *sessiond.Error
-		if errors.As(err, &se) {
-			// A server's answer: show its stable code too.
-			fmt.Fprintf(stderr, "sessiond: %s: %s\n", se.Code, se.Error())
-		} else {
-			fmt.Fprintln(stderr, "sessiond:", err)
-		}
-		if isUsage(err) || se != nil && se.Code == sessiond.CodeInvalidArgument {
-			return 2 // the command line was wrong, as the server saw it
-		}
-		return 1
+	if isUsage(err) || se != nil && se.Code == sessiond.CodeInvalidArgument {
+		return 2 // the command line was wrong, as the server saw it
 	}
-	return 0
+	return 1
 }
 
 // usageError is a mistake in the command line or the configuration: exit 2.
@@ -172,19 +98,17 @@ func isUsage(err error) bool {
 }
 
 // parse parses flags that may come before or after positional arguments
-// and returns the positional ones. -h prints the flags to out.
-func parse(fs *flag.FlagSet, args []string, out io.Writer) ([]string, error) {
-	fs.SetOutput(io.Discard)
+// and returns the positional ones. It returns flag.ErrHelp for -h and
+// --help, and flag errors with the flag named as the usage text writes
+// it (--name).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(out, "Usage of sessiond %s:\n", fs.Name())
-				fs.SetOutput(out)
-				fs.PrintDefaults()
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			return nil, errors.New(flagMessage(err.Error()))
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
@@ -194,28 +118,41 @@ func parse(fs *flag.FlagSet, args []string, out io.Writer) ([]string, error) {
 	}
 }
 
-func cmdServe(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
-	if pos, err := parse(fs, args, stderr); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"serve takes no arguments"}
+// flagMessage is a message of package flag, which names flags with one
+// dash, with two.
+func flagMessage(msg string) string {
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return "unknown flag --" + strings.TrimPrefix(name, "-")
 	}
-	cfg, err := loadConfig(cf, getenv)
-	if err != nil {
-		return err
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return "--" + strings.TrimPrefix(name, "-") + " needs a value"
 	}
-	privateUmask() // before anything is created: the data directory is the server user's alone
-	// openServer checks cfg first, with the check config makes.
-	s, err := openInterruptibly(ctx, cfg, stderr)
-	if errors.Is(err, errInterrupted) {
-		return nil // asked to stop: logged
+	if before, after, ok := strings.Cut(msg, " for flag -"); ok {
+		return before + " for --" + strings.TrimPrefix(after, "-")
 	}
-	if err != nil {
-		return err
+	return msg
+}
+
+func cmdServe(*flag.FlagSet) action {
+	return func(ctx context.Context, in *input) error {
+		if len(in.args) > 0 {
+			return usageError{"serve takes no arguments"}
+		}
+		cfg, err := in.config()
+		if err != nil {
+			return err
+		}
+		privateUmask() // before anything is created: the data directory is the server user's alone
+		// openServer checks cfg first, with the check config makes.
+		s, err := openInterruptibly(ctx, cfg, in.stderr)
+		if errors.Is(err, errInterrupted) {
+			return nil // asked to stop: logged
+		}
+		if err != nil {
+			return err
+		}
+		return s.run(ctx)
 	}
-	return s.run(ctx)
 }
 
 // startGrace is how long a start stopped by a signal may take to close
@@ -256,24 +193,23 @@ func openInterruptibly(ctx context.Context, cfg Config, stderr io.Writer) (*serv
 	}
 }
 
-// cmdStore runs `sessiond store check`: it reads every record of the
+// cmdStoreCheck is `sessiond store check`: it reads every record of the
 // embedded store of a stopped server and lists those that do not decode
 // and those quarantined.
-func cmdStore(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	if len(args) == 0 || args[0] != "check" {
-		return usageError{"store: want check"}
+func cmdStoreCheck(*flag.FlagSet) action {
+	return func(ctx context.Context, in *input) error {
+		if len(in.args) > 0 {
+			return usageError{"store check takes no arguments"}
+		}
+		cfg, err := in.config()
+		if err != nil {
+			return err
+		}
+		return storeCheck(ctx, cfg, in.stdout)
 	}
-	fs := flag.NewFlagSet("store check", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
-	if pos, err := parse(fs, args[1:], stdout); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{"store check takes no arguments"}
-	}
-	cfg, err := loadConfig(cf, getenv)
-	if err != nil {
-		return err
-	}
+}
+
+func storeCheck(ctx context.Context, cfg Config, stdout io.Writer) error {
 	privateUmask()
 	dir := filepath.Join(cfg.DataDir, "store")
 	rep, err := pebble.Check(ctx, dir)
@@ -317,58 +253,10 @@ func describeRecord(r pebble.Record) string {
 	return fmt.Sprintf("%s key %x", r.Kind, r.Key)
 }
 
-func cmdConfig(args []string, stdout io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("config", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
-	if _, err := parse(fs, args, stdout); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(cf, getenv)
-	if err != nil {
-		return err
-	}
-	if err := cfg.check(); err != nil {
-		return usageError{err.Error()}
-	}
-	out, err := cfg.effective()
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(out)
-	return err
-}
-
-// cmdToken prints a development credential for /v1/connect, signed with
-// the configured HS256 secret.
-func cmdToken(args []string, stdout io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
-	subject := fs.String("subject", "", "the subject (sub claim); required")
-	ttl := fs.Duration("ttl", time.Hour, "lifetime")
-	if pos, err := parse(fs, args, stdout); err != nil {
-		return err
-	} else if len(pos) > 0 || *subject == "" {
-		return usageError{"token takes --subject S and optionally --ttl 1h"}
-	}
-	cfg, err := loadConfig(cf, getenv)
-	if err != nil {
-		return err
-	}
-	if cfg.JWT.Secret == "" {
-		return usageError{"token needs the HS256 secret: --jwt-secret or SESSIOND_JWT_SECRET (or jwt.secret in the config file)"}
-	}
-	tok, err := jwt.Sign([]byte(cfg.JWT.Secret), *subject, *ttl, time.Now())
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	_, err = fmt.Fprintln(stdout, tok)
-	return err
-}
-
 // adminClient builds a client for the configured server, with the
 // configured API key or the one saved in the data directory.
-func adminClient(cf *configFlags, getenv func(string) string) (*client.Client, error) {
-	cfg, err := loadConfig(cf, getenv)
+func adminClient(in *input) (*client.Client, error) {
+	cfg, err := in.config()
 	if err != nil {
 		return nil, err
 	}
@@ -385,16 +273,15 @@ func adminClient(cf *configFlags, getenv func(string) string) (*client.Client, e
 		return nil, err
 	}
 	c := client.New(base, key)
-	if hc != nil {
-		c.HTTP = hc
-	}
+	c.HTTP = hc
 	return c, nil
 }
 
 // serverURL is where the admin commands reach the configured server: addr
 // as given if it has a scheme, else with scheme (http or ws) made secure
-// (https, wss) when TLS is configured. With TLS, the client returned trusts
-// the configured certificate; else it is nil, and the default one does.
+// (https, wss) when TLS is configured. The client returned trusts the
+// configured certificate with TLS, and says in words why a server does
+// not answer (reachTransport).
 func (cfg *Config) serverURL(scheme string) (string, *http.Client, error) {
 	u := cfg.Addr
 	if !strings.Contains(u, "://") {
@@ -403,54 +290,58 @@ func (cfg *Config) serverURL(scheme string) (string, *http.Client, error) {
 		}
 		u = scheme + "://" + u
 	}
-	if !cfg.TLS.on() {
-		return u, nil, nil
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport}
+	if cfg.TLS.on() {
+		var err error
+		if hc, err = cfg.clientTLS(); err != nil {
+			return "", nil, err
+		}
 	}
-	hc, err := cfg.clientTLS()
-	if err != nil {
-		return "", nil, err
-	}
+	hc.Transport = reachTransport{next: hc.Transport, base: u}
 	return u, hc, nil
 }
 
 // cmdHealthcheck exits 0 once the server answers GET /readyz with 200,
 // and 1 otherwise, within five seconds: a container's health check. It
 // needs no API key.
-func cmdHealthcheck(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
-	if _, err := parse(fs, args, stdout); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(cf, getenv)
-	if err != nil {
-		return err
-	}
-	base, hc, err := cfg.serverURL("http")
-	if err != nil {
-		return err
-	}
-	c := client.New(base, "")
-	if hc != nil {
+func cmdHealthcheck(*flag.FlagSet) action {
+	return func(ctx context.Context, in *input) error {
+		if len(in.args) > 0 {
+			return usageError{"healthcheck takes no arguments"}
+		}
+		cfg, err := in.config()
+		if err != nil {
+			return err
+		}
+		base, hc, err := cfg.serverURL("http")
+		if err != nil {
+			return err
+		}
+		c := client.New(base, "")
 		c.HTTP = hc
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := c.Ready(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(in.stdout, "ready")
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := c.Ready(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "ready")
-	return nil
 }
 
-func cmdStatus(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
+func cmdStatus(fs *flag.FlagSet) action {
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args, stdout); err != nil {
-		return err
+	return func(ctx context.Context, in *input) error {
+		if len(in.args) > 0 {
+			return usageError{"status takes no arguments"}
+		}
+		return status(ctx, in, *asJSON)
 	}
-	c, err := adminClient(cf, getenv)
+}
+
+func status(ctx context.Context, in *input, asJSON bool) error {
+	stdout := in.stdout
+	c, err := adminClient(in)
 	if err != nil {
 		return err
 	}
@@ -462,7 +353,7 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer, getenv func
 	if err := c.Ready(ctx); err != nil {
 		ready = "not ready (" + err.Error() + ")"
 	}
-	if *asJSON {
+	if asJSON {
 		return json.NewEncoder(stdout).Encode(st)
 	}
 	fmt.Fprintf(stdout, "server:     %s, version %s, up %s\n", ready, st.Version, st.Uptime)
@@ -476,45 +367,24 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer, getenv func
 	return nil
 }
 
-func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
-	if len(args) == 0 {
-		return usageError{"sessions: want ls, show, revoke, hibernate or wake"}
-	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("sessions "+sub, flag.ContinueOnError)
-	cf := newConfigFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	subject := fs.String("subject", "", "subject")
-	state := fs.String("state", "", "state filter (ls)")
-	limit := fs.Int("limit", 100, "page size (ls)")
-	cursor := fs.String("cursor", "", "resume a listing (ls)")
-	all := fs.Bool("all", false, "follow cursors to the end (ls)")
-	pos, err := parse(fs, args, stdout)
-	if err != nil {
-		return err
-	}
-	// Check the command line before anything needs the server or the key.
-	switch {
-	case (sub == "ls" || sub == "list") && len(pos) > 0:
-		return usageError{"sessions ls takes no arguments"}
-	case (sub == "show" || sub == "get") && len(pos) != 1:
-		return usageError{"sessions show takes one session id"}
-	case (sub == "hibernate" || sub == "wake") && len(pos) != 1:
-		return usageError{"sessions " + sub + " takes one session id"}
-	case (sub == "revoke" || sub == "rm") && (len(pos) == 1) == (*subject != "") || len(pos) > 1:
-		return usageError{"sessions revoke takes a session id or --subject S"}
-	}
-	switch sub {
-	case "ls", "list", "show", "get", "revoke", "rm", "hibernate", "wake":
-	default:
-		return usageError{fmt.Sprintf("sessions: unknown subcommand %q (want ls, show, revoke, hibernate or wake)", sub)}
-	}
-	c, err := adminClient(cf, getenv)
-	if err != nil {
-		return err
-	}
-	switch sub {
-	case "ls", "list":
+// jsonFlag is the --json flag of the commands that print JSON on request.
+func jsonFlag(fs *flag.FlagSet) *bool { return fs.Bool("json", false, "print JSON") }
+
+func cmdSessionsList(fs *flag.FlagSet) action {
+	asJSON := jsonFlag(fs)
+	subject := fs.String("subject", "", "only the sessions of `SUBJECT`")
+	state := fs.String("state", "", "only the sessions in `STATE`: "+stateNames())
+	limit := fs.Int("limit", 100, "at most `N` sessions a page")
+	cursor := fs.String("cursor", "", "the page after the one that ended with `CURSOR`")
+	all := fs.Bool("all", false, "follow the cursors to the end: every page")
+	return func(ctx context.Context, in *input) error {
+		if len(in.args) > 0 {
+			return usageError{"sessions ls takes no arguments"}
+		}
+		c, err := adminClient(in)
+		if err != nil {
+			return err
+		}
 		opts := client.ListOptions{Subject: *subject, State: *state, Limit: *limit, Cursor: *cursor}
 		var sessions []*sessiond.Session
 		next := ""
@@ -531,53 +401,110 @@ func cmdSessions(ctx context.Context, args []string, stdout io.Writer, getenv fu
 			opts.Cursor = next
 		}
 		if *asJSON {
-			return json.NewEncoder(stdout).Encode(client.ListResponse{Sessions: sessions, NextCursor: next})
+			return json.NewEncoder(in.stdout).Encode(client.ListResponse{Sessions: sessions, NextCursor: next})
 		}
-		if err := printTable(stdout, sessions); err != nil {
+		if err := printTable(in.stdout, sessions); err != nil {
 			return err
 		}
 		if next != "" {
-			fmt.Fprintf(stdout, "\nmore: --cursor %s (or --all)\n", next)
+			fmt.Fprintf(in.stdout, "\nmore: --cursor %s (or --all)\n", next)
 		}
 		return nil
-	case "show", "get":
-		s, err := c.Get(ctx, pos[0])
+	}
+}
+
+// stateNames lists the session states: "active, disconnected, ...".
+func stateNames() string {
+	names := make([]string, len(sessiond.States))
+	for i, s := range sessiond.States {
+		names[i] = s.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// oneID is the check of the commands that take one session id.
+func oneID(in *input) error {
+	if len(in.args) != 1 {
+		return usageError{in.cmd.name + " takes one session id"}
+	}
+	return nil
+}
+
+func cmdSessionsShow(fs *flag.FlagSet) action {
+	asJSON := jsonFlag(fs)
+	return func(ctx context.Context, in *input) error {
+		if err := oneID(in); err != nil {
+			return err
+		}
+		c, err := adminClient(in)
+		if err != nil {
+			return err
+		}
+		s, err := c.Get(ctx, in.args[0])
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return json.NewEncoder(stdout).Encode(s)
+			return json.NewEncoder(in.stdout).Encode(s)
 		}
-		return printSession(stdout, s)
-	case "hibernate", "wake":
-		// Both wait for the session's runtime, up to the policy's
-		// wake_timeout.
-		do := c.Hibernate
-		if sub == "wake" {
-			do = c.Wake
+		return printSession(in.stdout, s)
+	}
+}
+
+func cmdSessionsRevoke(fs *flag.FlagSet) action {
+	subject := fs.String("subject", "", "revoke every live session of `SUBJECT` instead")
+	return func(ctx context.Context, in *input) error {
+		if (len(in.args) == 1) == (*subject != "") || len(in.args) > 1 {
+			return usageError{"sessions revoke takes a session id or --subject S"}
 		}
-		s, err := do(ctx, pos[0])
+		c, err := adminClient(in)
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			return json.NewEncoder(stdout).Encode(s)
-		}
-		fmt.Fprintf(stdout, "%s is %s\n", s.ID, s.State)
-		return nil
-	default: // revoke
 		if *subject == "" {
-			if err := c.Revoke(ctx, pos[0]); err != nil {
+			if err := c.Revoke(ctx, in.args[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "revoked %s\n", pos[0])
+			fmt.Fprintf(in.stdout, "revoked %s\n", in.args[0])
 			return nil
 		}
 		n, err := c.RevokeSubject(ctx, *subject)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "revoked %d sessions of %s\n", n, *subject)
+		fmt.Fprintf(in.stdout, "revoked %d sessions of %s\n", n, *subject)
+		return nil
+	}
+}
+
+func cmdSessionsHibernate(fs *flag.FlagSet) action {
+	return hibernateOrWake(fs, (*client.Client).Hibernate)
+}
+
+func cmdSessionsWake(fs *flag.FlagSet) action {
+	return hibernateOrWake(fs, (*client.Client).Wake)
+}
+
+// hibernateOrWake is sessions hibernate and sessions wake: both wait for
+// the session's runtime, up to the policy's wake_timeout.
+func hibernateOrWake(fs *flag.FlagSet, do func(*client.Client, context.Context, string) (*sessiond.Session, error)) action {
+	asJSON := jsonFlag(fs)
+	return func(ctx context.Context, in *input) error {
+		if err := oneID(in); err != nil {
+			return err
+		}
+		c, err := adminClient(in)
+		if err != nil {
+			return err
+		}
+		s, err := do(c, ctx, in.args[0])
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(in.stdout).Encode(s)
+		}
+		fmt.Fprintf(in.stdout, "%s is %s\n", s.ID, s.State)
 		return nil
 	}
 }

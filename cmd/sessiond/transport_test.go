@@ -226,14 +226,14 @@ func TestTLSCertificateReloadsWhenItsFilesChange(t *testing.T) {
 
 func TestPlainHTTPOnlyOnLoopbackUnlessInsecureHTTP(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:7600", "[::]:0", "example.com:7600"} {
-		for _, cmd := range [][]string{{"serve"}, {"config"}} {
+		for _, cmd := range [][]string{{"serve"}, {"config"}, {"config", "check"}} {
 			code, out, errOut := cli(t, noEnv, append(cmd, "--addr", addr, "--data-dir", t.TempDir())...)
 			if code != 2 || out != "" {
-				t.Errorf("%s --addr %s: exit %d, stdout %q; want exit 2 and nothing printed", cmd[0], addr, code, out)
+				t.Errorf("%s --addr %s: exit %d, stdout %q; want exit 2 and nothing printed", strings.Join(cmd, " "), addr, code, out)
 			}
 			for _, want := range []string{"refusing plain HTTP on " + addr, "not a loopback address", "--tls-cert", "--insecure-http"} {
 				if !strings.Contains(errOut, want) {
-					t.Errorf("%s --addr %s: stderr %q lacks %q", cmd[0], addr, errOut, want)
+					t.Errorf("%s --addr %s: stderr %q lacks %q", strings.Join(cmd, " "), addr, errOut, want)
 				}
 			}
 		}
@@ -505,7 +505,7 @@ func TestSecretsFromFiles(t *testing.T) {
 func loadTestConfig(t *testing.T, getenv func(string) string, args ...string) Config {
 	t.Helper()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	cf := newConfigFlags(fs)
+	cf := newConfigFlags(fs, configFlagNames())
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -694,15 +694,15 @@ func TestConfigChecksJWTAndTLSMaterialAsServeDoes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderrs []string
-			for _, cmd := range []string{"config", "serve"} {
-				code, out, errOut := cli(t, noEnv, append([]string{cmd, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)...)
+			for _, cmd := range [][]string{{"config"}, {"serve"}, {"config", "check"}} {
+				code, out, errOut := cli(t, noEnv, append(append(cmd, "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()), tc.args...)...)
 				if code != 2 || out != "" || !strings.Contains(errOut, tc.want) {
 					t.Errorf("%s %v: exit %d, stdout %q, stderr %q; want exit 2 and %q", cmd, tc.args, code, out, errOut, tc.want)
 				}
 				stderrs = append(stderrs, errOut)
 			}
-			if stderrs[0] != stderrs[1] {
-				t.Errorf("config says %q, serve %q: want serve's message", stderrs[0], stderrs[1])
+			if stderrs[0] != stderrs[1] || stderrs[2] != stderrs[1] {
+				t.Errorf("config says %q, config check %q, serve %q: want serve's message", stderrs[0], stderrs[2], stderrs[1])
 			}
 		})
 	}
