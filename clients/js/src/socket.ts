@@ -188,6 +188,9 @@ class Refusal extends Error {
   }
 }
 
+/** A connect that cannot work as configured: it stops the socket rather than being retried. */
+class UsageError extends Error {}
+
 class TokenError extends Error {
   constructor(cause: unknown) {
     super(`sessiond: credential: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
@@ -212,7 +215,7 @@ function terminal(err: unknown): boolean {
     return err.status >= 400 && err.status < 500;
   }
   if (err instanceof CloseError) return !shouldReconnect(err.code);
-  return false;
+  return err instanceof UsageError;
 }
 
 interface Ended {
@@ -298,6 +301,7 @@ export class SessionSocket {
     if (!(this.#factor >= 1) || !Number.isFinite(this.#factor)) throw new RangeError(`sessiond: backoffFactor must be at least 1 (got ${this.#factor})`);
     this.#sessionToken = opts.sessionToken;
     this.#impl = opts.WebSocket ? Promise.resolve(implementation(opts.WebSocket)) : defaultImplementation();
+    this.#impl.catch(() => {}); // the first dial reports it
 
     let opened!: { resolve(): void; reject(e: Error): void };
     this.opened = new Promise<void>((resolve, reject) => (opened = { resolve, reject }));
@@ -549,13 +553,18 @@ export class SessionSocket {
         throw new TokenError(e);
       }
       if (typeof cred !== "string" || cred === "") throw new TokenError(new Error("the token function returned no credential"));
-      const impl = await this.#impl;
+      let impl: Implementation;
+      try {
+        impl = await this.#impl;
+      } catch (e) {
+        throw new UsageError(e instanceof Error ? e.message : String(e), { cause: e });
+      }
       const mode = this.#o.credentials ?? (impl.isWsPackage ? "header" : "query");
       const url = new URL(this.#url);
       const headers: Record<string, string> = {};
       const sessionToken = this.#o.sessionToken !== undefined ? this.#sessionToken : undefined;
       if (mode === "header") {
-        if (!impl.isWsPackage) throw new TypeError('sessiond: credentials "header" needs the ws package: this WebSocket cannot set headers');
+        if (!impl.isWsPackage) throw new UsageError('sessiond: credentials "header" needs the ws package: this WebSocket cannot set headers');
         headers["authorization"] = `Bearer ${cred}`;
         if (sessionToken) headers["x-session-token"] = sessionToken;
       } else {

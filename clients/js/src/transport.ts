@@ -113,12 +113,30 @@ function openStandard(Ctor: WebSocketConstructor, url: string, h: TransportHandl
   const sock = new Ctor(url);
   sock.binaryType = "arraybuffer";
   let closed = false;
-  sock.addEventListener("open", () => h.onOpen());
+  let opened = false;
+  sock.addEventListener("open", () => {
+    opened = true;
+    h.onOpen();
+  });
   sock.addEventListener("message", (e: { data: unknown }) => {
     if (typeof e.data === "string") h.onText(e.data);
     else h.onBinary((e.data as { byteLength?: number; size?: number })?.byteLength ?? (e.data as { size?: number })?.size ?? 0);
   });
-  sock.addEventListener("error", () => h.onError(new Error("sessiond: websocket error")));
+  sock.addEventListener("error", () => {
+    h.onError(new Error("websocket error (a network failure, or the server refused the handshake)"));
+    // A failed handshake is an error, then a close with 1006; Node's
+    // WebSocket (undici, Node 20-21) never sends that close and stays
+    // CONNECTING: the error ends the dial.
+    if (!opened && !closed) {
+      closed = true;
+      h.onClose(1006, "");
+      try {
+        sock.close();
+      } catch {
+        // not closable
+      }
+    }
+  });
   sock.addEventListener("close", (e: { code: number; reason: string }) => {
     if (closed) return;
     closed = true;

@@ -131,3 +131,16 @@ test("a connect bounded by an aborted signal stops, with the last failure in its
   assert.match(err.message, /last attempt/);
   assert.deepEqual(events.map((e) => e.state), ["connecting", "reconnecting", "stopped"]);
 });
+
+test("a WebSocket that cannot do what the options ask stops the socket at once instead of retrying", async () => {
+  class StandardLike {
+    constructor() {
+      throw new Error("never constructed");
+    }
+  }
+  const events = [];
+  const socket = new SessionSocket({ url: "ws://127.0.0.1:1", token: () => "a.b.c", WebSocket: StandardLike, credentials: "header", onState: (e) => events.push(e.state) });
+  const err = await socket.closed;
+  assert.match(err.message, /needs the ws package/);
+  assert.deepEqual(events, ["connecting", "stopped"]);
+});

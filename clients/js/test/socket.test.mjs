@@ -232,6 +232,43 @@ describe("session-token mode", () => {
 });
 
 describe("credential refresh", () => {
+  test("a refresh that fails lets the credential expire: the server closes with 4001 and the reconnect, with a new credential and the rotated session token, resumes", async () => {
+    const subject = uniqueSubject("expiring");
+    const created = await server.api.create({ subject, policy: "rotating" });
+    await waitFor(() => Date.now() - Date.parse(created.session.created_at) > 1100, "rotate_after to pass", 5000);
+    const rec = recorder();
+    const calls = [];
+    const socket = await connect({
+      url: server.wsUrl,
+      token: () => {
+        calls.push(Date.now());
+        if (calls.length === 1) return signJwt(subject, 2);
+        if (calls.length === 2) throw new Error("identity provider down"); // the refresh
+        return signJwt(subject, 3600);
+      },
+      sessionToken: created.token,
+      onState: rec.onState,
+      minBackoff: 10,
+      maxBackoff: 20,
+    });
+    const rotated = socket.sessionToken;
+    assert.notEqual(rotated, created.token, "the connect rotated the token");
+    const lost = await rec.next("disconnected", 8000);
+    assert.equal(lost.code, CloseCode.CredentialExpired);
+    const back = await rec.next("connected", 8000);
+    // The old token is past its rotation grace by now: had the reconnect
+    // used it, the server would have ended the session as stolen.
+    assert.equal(back.sessionId, created.id);
+    assert.equal(back.resumed, true);
+    assert.equal(calls.length, 3);
+    // Over a second since the last rotation: the reconnect rotated it again.
+    assert.match(socket.ack.sessionToken ?? "", /^sd_/);
+    assert.equal(socket.sessionToken, socket.ack.sessionToken);
+    assert.notEqual(socket.sessionToken, rotated);
+    assert.equal((await server.api.validate(socket.sessionToken)).session.id, created.id);
+    assert.equal((await server.api.get(created.id)).state, "active");
+  });
+
   test("the server's refresh is answered with a new token, and the socket outlives the first credential", async () => {
     const subject = uniqueSubject("refresh");
     const rec = recorder();
