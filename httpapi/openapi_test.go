@@ -831,6 +831,11 @@ func TestOpenAPIServerResponses(t *testing.T) {
 	want(call(bg, "DELETE /v1/subjects/{subject}/sessions", "/v1/subjects/"+strings.Repeat("x", 300)+"/sessions", "", true), http.StatusBadRequest)
 
 	want(call(bg, "GET /healthz", "/healthz", "", false), http.StatusOK)
+	doc := call(bg, "GET /v1/openapi.yaml", "/v1/openapi.yaml", "", false)
+	want(doc, http.StatusOK)
+	if !strings.HasPrefix(doc.Body.String(), "openapi: ") {
+		t.Errorf("GET /v1/openapi.yaml: %.80q, want the document", doc.Body.String())
+	}
 	want(call(bg, "GET /readyz", "/readyz", "", false), http.StatusServiceUnavailable)
 	s.SetReady(true)
 	want(call(bg, "GET /readyz", "/readyz", "", false), http.StatusOK)

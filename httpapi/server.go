@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/docs"
 	"github.com/sessiond/sessiond/internal/ratelimit"
 	"github.com/sessiond/sessiond/internal/realip"
 	"github.com/sessiond/sessiond/wire"
@@ -149,6 +150,7 @@ func Routes() []Route {
 		{"DELETE", "/v1/connections/{id}", true, (*Server).removeConnection},
 		{"GET", "/v1/stats", true, (*Server).stats},
 		{"GET", "/v1/events", true, (*Server).events},
+		{"GET", "/v1/openapi.yaml", false, (*Server).openapi},
 		{"GET", "/healthz", false, (*Server).healthz},
 		{"GET", "/readyz", false, (*Server).readyz},
 		{"GET", "/metrics", false, (*Server).metrics},
@@ -673,6 +675,14 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 		resp.WebSocket = &edge
 	}
 	wire.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// openapi serves the API's OpenAPI document, as this build has it.
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = io.WriteString(w, docs.OpenAPI)
 	return nil
 }
 

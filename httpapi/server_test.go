@@ -156,6 +156,7 @@ func TestEveryRouteSucceeds(t *testing.T) {
 		"DELETE /v1/connections/{id}":            {"/v1/connections/" + leaving, "", 204},
 		"GET /v1/stats":                          {"/v1/stats", "", 200},
 		"GET /v1/events":                         {"/v1/events", "", 200},
+		"GET /v1/openapi.yaml":                   {"/v1/openapi.yaml", "", 200},
 		"GET /healthz":                           {"/healthz", "", 200},
 		"GET /readyz":                            {"/readyz", "", 200},
 		"GET /metrics":                           {"/metrics", "", 200},

@@ -189,7 +189,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	}
 
 	api := httpapi.Config{
-		Manager: s.m, APIKey: cfg.APIKey, Logger: s.log, Version: version,
+		Manager: s.m, APIKey: cfg.APIKey, Logger: s.log, Version: serverVersion(),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Observe: obs.ObserveRequest, ClientIP: clientIP, AuthFailed: obs.AdminAuthFailed,
 		Connect: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -508,7 +508,7 @@ func (s *server) banner() {
 	if s.cfg.Store == "embedded" {
 		where = "embedded, in " + filepath.Join(s.cfg.DataDir, "store")
 	}
-	s.log.Info("sessiond listening", "url", url, "store", s.cfg.Store, "version", version,
+	s.log.Info("sessiond listening", "url", url, "store", s.cfg.Store, "version", serverVersion(),
 		"api_key", s.keySource, "api_key_file", s.cfg.apiKeyFile())
 	if s.certs == nil && !isLoopback(s.cfg.Addr) {
 		s.log.Warn("plain HTTP on a non-loopback address (insecure_http): a TLS-terminating proxy must sit in front", "addr", s.cfg.Addr)
@@ -516,7 +516,7 @@ func (s *server) banner() {
 	if !s.textLogs {
 		return // the line above says it all for log collectors
 	}
-	fmt.Fprintf(s.stderr, "\nsessiond %s listening on %s\n  store: %s\n", version, url, where)
+	fmt.Fprintf(s.stderr, "\nsessiond %s listening on %s\n  store: %s\n", serverVersion(), url, where)
 	key := "$(cat " + s.cfg.apiKeyFile() + ")"
 	switch s.keySource {
 	case "generated":

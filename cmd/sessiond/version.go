@@ -30,13 +30,10 @@ func cmdVersion(*flag.FlagSet) action {
 // 1.24 stamped one, or with -buildvcs=false), it is ldflagsVersion: the
 // -ldflags "-X main.version=..." one, or "dev".
 func versionText(info *debug.BuildInfo, ldflagsVersion string) string {
-	v, goVersion := ldflagsVersion, runtime.Version()
+	v, goVersion := moduleVersion(info, ldflagsVersion), runtime.Version()
 	var rev, at string
 	modified := false
 	if info != nil {
-		if mv := info.Main.Version; mv != "" && mv != "(devel)" {
-			v = mv
-		}
 		if info.GoVersion != "" {
 			goVersion = info.GoVersion
 		}
@@ -65,4 +62,22 @@ func versionText(info *debug.BuildInfo, ldflagsVersion string) string {
 	}
 	fmt.Fprintf(&b, "%s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
 	return b.String()
+}
+
+// moduleVersion is the version of a build: the main module's, or else
+// ldflagsVersion.
+func moduleVersion(info *debug.BuildInfo, ldflagsVersion string) string {
+	if info != nil {
+		if mv := info.Main.Version; mv != "" && mv != "(devel)" {
+			return mv
+		}
+	}
+	return ldflagsVersion
+}
+
+// serverVersion is what the server reports as its version (GET
+// /v1/stats, its start banner): the version `sessiond version` prints.
+func serverVersion() string {
+	info, _ := debug.ReadBuildInfo()
+	return moduleVersion(info, version)
 }
