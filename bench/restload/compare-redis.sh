@@ -37,7 +37,8 @@ if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
 fi
 
 . bench/restload/redisdb.sh # rcli, redis_cpu; refuses a database with keys
-. bench/restload/wrk.sh     # wrk_stats
+. bench/restload/wrk.sh     # wrk_stats, wrk_ratios
+. bench/restload/servers.sh # start_server
 
 B=$(mktemp -d)
 PIDS=()
@@ -52,19 +53,8 @@ trap cleanup EXIT
 go build -o "$B/sessiond" ./cmd/sessiond
 go build -o "$B/restload" ./bench/restload
 
-# start NAME STORE PORT [ARGS...]: a server with its own data directory
-# (API key).
-start() {
-	"${SERVER_CPU[@]}" "$B/sessiond" serve --store "$2" --addr "127.0.0.1:$3" --data-dir "$B/$1" \
-		--node "bench-$1" --access-log="$ACCESS_LOG" --log-format json "${@:4}" 2>"$B/$1.log" &
-	PIDS+=($!)
-	for _ in $(seq 100); do curl -sf "http://127.0.0.1:$3/readyz" >/dev/null && break; sleep 0.1; done
-	curl -sf "http://127.0.0.1:$3/readyz" >/dev/null || { echo "$1 did not start:" >&2; cat "$B/$1.log" >&2; exit 1; }
-	SESSIOND_API_KEY=$(cat "$B/$1/api_key") "$B/restload" -addr "127.0.0.1:$3" -data-dir "$B/$1" \
-		-op tokens -sessions 1000 >"$B/$1.tokens"
-}
-start memory memory 7692
-start redis "$REDIS_URL" 7693 ${REDIS_CONFIG:+--config "$REDIS_CONFIG"}
+start_server memory 7692 --store memory
+start_server redis 7693 --store "$REDIS_URL" ${REDIS_CONFIG:+--config "$REDIS_CONFIG"}
 
 
 # run NAME PORT CONNS: prints "NAME CONNS req/s p99(ms) [redis cpu %]".
@@ -94,10 +84,4 @@ done
 echo
 echo "redis / memory, each round against the memory run just before it, then the"
 echo "median over the rounds:"
-for conns in 16 64; do
-	awk -v c="$conns" '$2 == c && $1 == "memory" {mr = $3; mp = $4}
-		$2 == c && $1 == "redis" {n++; r[n] = $3 / mr; p[n] = $4 / mp}
-		function med(a, n,   i, s) { for (i = 1; i <= n; i++) s[i] = a[i]; asort(s); return s[int((n + 1) / 2)] }
-		END { printf "  %d connections: throughput %.2f (rounds:", c, med(r, n); for (i = 1; i <= n; i++) printf " %.2f", r[i]
-			printf "); p99 %.2fx (rounds:", med(p, n); for (i = 1; i <= n; i++) printf " %.2f", p[i]; print ")" }' "$B/results.txt"
-done
+wrk_ratios "$B/results.txt" memory redis 16 64

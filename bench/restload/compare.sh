@@ -45,7 +45,7 @@ export SESSIOND_API_KEY=$(cat "$B/data/api_key")
 "$B/restload" -addr "$ADDR" -data-dir "$B/data" -op tokens -sessions 1000 >"$B/tokens.txt"
 export SESSIOND_TOKENS=$B/tokens.txt
 
-. bench/restload/wrk.sh # wrk_stats
+. bench/restload/wrk.sh # wrk_stats, wrk_ratios
 
 # run NAME CONNS [wrk args...]: prints "NAME CONNS req/s p99(ms)".
 run() {
@@ -70,10 +70,4 @@ done
 echo
 echo "validate / healthz, each round against the healthz run just before it (the"
 echo "machine's speed drifts between rounds), then the median over the rounds:"
-for conns in 16 64; do
-	awk -v c="$conns" '$2 == c && $1 == "healthz" {hr = $3; hp = $4}
-		$2 == c && $1 == "validate" {n++; r[n] = $3 / hr; p[n] = $4 / hp; vr = vr " " $3; h = h " " hr}
-		function med(a, n,   i, s) { for (i = 1; i <= n; i++) s[i] = a[i]; asort(s); return s[int((n + 1) / 2)] }
-		END { printf "  %d connections: throughput %.2f (rounds:", c, med(r, n); for (i = 1; i <= n; i++) printf " %.2f", r[i]
-			printf "); p99 %.2fx (rounds:", med(p, n); for (i = 1; i <= n; i++) printf " %.2f", p[i]; print ")" }' "$B/results.txt"
-done
+wrk_ratios "$B/results.txt" healthz validate 16 64

@@ -7,7 +7,9 @@
 // is an error: they are listed by status with a sample body, and the program
 // exits 1 if there was any. -op create measures POST /v1/sessions instead
 // (201 expected); -op tokens only creates -sessions sessions and prints
-// their tokens, one a line, for wrk.
+// their tokens, one a line, for wrk; -op churn is background load for
+// another measurement: it creates and revokes -rate sessions a second for
+// -d (churn.go).
 //
 // Validation is read-only here: the default policy has no rotation, and its
 // touch_interval of 1m means a validation writes a session at most once a
@@ -91,6 +93,7 @@ type options struct {
 	timeout   time.Duration
 	serverPID int
 	cpuprof   string
+	rate      float64
 }
 
 func main() {
@@ -102,7 +105,8 @@ func main() {
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "measured duration")
 	flag.IntVar(&o.sessions, "sessions", 1000, "sessions to create first and validate in round-robin")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load sent before measuring, not counted")
-	flag.StringVar(&o.op, "op", "validate", "validate, create, or tokens (create -sessions sessions, print their tokens, exit)")
+	flag.StringVar(&o.op, "op", "validate", "validate, create, tokens (create -sessions sessions, print their tokens, exit) or churn (create and revoke -rate sessions a second for -d)")
+	flag.Float64Var(&o.rate, "rate", 100, "-op churn: sessions created and revoked a second")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "per-request timeout")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "the server's pid, to report the CPU time it used during the run (Linux)")
 	flag.StringVar(&o.cpuprof, "cpuprofile", "", "write this program's CPU profile to the file")
@@ -115,12 +119,12 @@ func main() {
 
 func run(o options) error {
 	switch o.op {
-	case "validate", "create", "tokens":
+	case "validate", "create", "tokens", "churn":
 	default:
-		return fmt.Errorf("-op must be validate, create or tokens (got %q)", o.op)
+		return fmt.Errorf("-op must be validate, create, tokens or churn (got %q)", o.op)
 	}
-	if o.conns < 1 || o.sessions < 1 || o.duration <= 0 || o.warmup < 0 {
-		return errors.New("-c and -sessions must be at least 1, -d positive and -warmup not negative")
+	if o.conns < 1 || o.sessions < 1 || o.duration <= 0 || o.warmup < 0 || o.rate <= 0 {
+		return errors.New("-c and -sessions must be at least 1, -d and -rate positive and -warmup not negative")
 	}
 	base := o.addr
 	if !strings.Contains(base, "://") {
@@ -149,6 +153,9 @@ func run(o options) error {
 		return err
 	}
 
+	if o.op == "churn" {
+		return c.churn(o)
+	}
 	if o.op == "tokens" {
 		tokens, _, err := c.createSessions(o.sessions, min(o.conns, 32), "restload-wrk-")
 		if err != nil {
