@@ -20,7 +20,9 @@ type command struct {
 	// args is what follows the name in the usage text: positional
 	// arguments, and flags that are required or exclude each other
 	// ("ID | --subject S"). The optional flags are listed by help.
-	args    string
+	args string
+	// noArgs: it takes no positional arguments, and execute refuses them.
+	noArgs  bool
 	summary string // one line, lower case, no period
 	help    string // paragraphs help prints after the summary; may be ""
 	// config are the configuration flags the command takes, by name
@@ -75,7 +77,7 @@ var (
 func commandTable() []*command {
 	all := configFlagNames()
 	return []*command{
-		{name: "serve", summary: "run the server", config: all, flags: cmdServe, help: `
+		{name: "serve", noArgs: true, summary: "run the server", config: all, flags: cmdServe, help: `
 Serves REST and the WebSocket edge on --addr (plain HTTP on loopback, HTTPS
 with --tls-cert and --tls-key), the sessions in the embedded store in
 --data-dir unless --store says otherwise. On first start it generates an
@@ -87,7 +89,7 @@ environment and the flags merged, every default filled in, secrets
 hidden. It checks the configuration as serve does first, and fails as
 serve would (exit 2).`,
 			subs: []*command{
-				{name: "config check", summary: "check the configuration as serve does, without serving", config: all, flags: cmdConfigCheck, help: `
+				{name: "config check", noArgs: true, summary: "check the configuration as serve does, without serving", config: all, flags: cmdConfigCheck, help: `
 Checks everything serve checks before it starts: the config file's keys and
 values, the policies, the listen address, the API key, the TLS certificate
 and key, the JWT material (the secret, the public key files, the JWKS
@@ -100,14 +102,14 @@ tree): every key, with its default where it has one, commented. It refuses
 to overwrite a file unless --force. Then: sessiond config check --config
 FILE.`},
 			}},
-		{name: "status", summary: "show a running server's state", config: adminConfig, flags: cmdStatus, help: `
+		{name: "status", noArgs: true, summary: "show a running server's state", config: adminConfig, flags: cmdStatus, help: `
 Prints whether the server is ready, its version and uptime, and its
 sessions by state.`},
-		{name: "healthcheck", summary: "exit 0 if the server is ready, else 1 (for containers)", config: healthConfig, flags: cmdHealthcheck, help: `
+		{name: "healthcheck", noArgs: true, summary: "exit 0 if the server is ready, else 1 (for containers)", config: healthConfig, flags: cmdHealthcheck, help: `
 Asks the server's GET /readyz, which needs no API key, and gives up after
 five seconds: a container's health check.`},
 		{name: "sessions", summary: "list, show, revoke, hibernate and wake a running server's sessions", subs: []*command{
-			{name: "sessions ls", aliases: []string{"list"}, summary: "list sessions, a page at a time", config: adminConfig, flags: cmdSessionsList, help: `
+			{name: "sessions ls", noArgs: true, aliases: []string{"list"}, summary: "list sessions, a page at a time", config: adminConfig, flags: cmdSessionsList, help: `
 Lists the sessions, live and ended (ended ones stay for the retention),
 filtered by subject and state. A page that has more after it ends with
 the cursor of the next; --all follows them to the end.`},
@@ -149,12 +151,12 @@ secret, prints each state change and message, reconnects (resuming the
 session) when the server allows it, and stops on Ctrl-C or a terminal
 close code (exit 1).`},
 		{name: "store", summary: "the embedded store of a stopped server", subs: []*command{
-			{name: "store check", summary: "verify every record of a stopped server's store", config: []string{"config", "data-dir"}, flags: cmdStoreCheck, help: `
+			{name: "store check", noArgs: true, summary: "verify every record of a stopped server's store", config: []string{"config", "data-dir"}, flags: cmdStoreCheck, help: `
 Reads every record of the embedded store in DATA_DIR/store, with the
 server stopped, and lists those that do not decode (quarantined when the
 server next starts) and those already quarantined. Exit 1 if any.`},
 		}},
-		{name: "version", summary: "print the version and VCS revision of this build", flags: cmdVersion},
+		{name: "version", noArgs: true, summary: "print the version and VCS revision of this build", flags: cmdVersion},
 		{name: "completion", args: "bash | zsh", summary: "print a shell completion script", flags: cmdCompletion, help: `
 Completes the commands, subcommands and each command's flags. For bash:
     source <(sessiond completion bash)
@@ -256,6 +258,8 @@ func execute(ctx context.Context, cmd *command, words []string, stdout, stderr i
 		return usageError{fmt.Sprintf("%s: %v (sessiond help %s lists its flags)", cmd.name, err, cmd.name)}
 	case act == nil && len(pos) == 0:
 		return usageError{fmt.Sprintf("%s: want a subcommand: %s (sessiond help %s)", cmd.name, cmd.subNames(), cmd.name)}
+	case cmd.noArgs && len(pos) > 0:
+		return usageError{cmd.name + " takes no arguments"}
 	case len(cmd.subs) > 0 && len(pos) > 0:
 		// A group takes no arguments of its own: this is a subcommand
 		// mistyped (lookup took the right ones).

@@ -43,9 +43,6 @@ func cmdConfig(*flag.FlagSet) action {
 // and says what it checked.
 func cmdConfigCheck(*flag.FlagSet) action {
 	return func(_ context.Context, in *input) error {
-		if len(in.args) > 0 {
-			return usageError{"config check takes no arguments"}
-		}
 		cfg, err := in.config() // the file, every value, the policies, the hooks: validate
 		if err != nil {
 			return err

@@ -135,9 +135,6 @@ func flagMessage(msg string) string {
 
 func cmdServe(*flag.FlagSet) action {
 	return func(ctx context.Context, in *input) error {
-		if len(in.args) > 0 {
-			return usageError{"serve takes no arguments"}
-		}
 		cfg, err := in.config()
 		if err != nil {
 			return err
@@ -198,9 +195,6 @@ func openInterruptibly(ctx context.Context, cfg Config, stderr io.Writer) (*serv
 // and those quarantined.
 func cmdStoreCheck(*flag.FlagSet) action {
 	return func(ctx context.Context, in *input) error {
-		if len(in.args) > 0 {
-			return usageError{"store check takes no arguments"}
-		}
 		cfg, err := in.config()
 		if err != nil {
 			return err
@@ -306,9 +300,6 @@ func (cfg *Config) serverURL(scheme string) (string, *http.Client, error) {
 // needs no API key.
 func cmdHealthcheck(*flag.FlagSet) action {
 	return func(ctx context.Context, in *input) error {
-		if len(in.args) > 0 {
-			return usageError{"healthcheck takes no arguments"}
-		}
 		cfg, err := in.config()
 		if err != nil {
 			return err
@@ -332,9 +323,6 @@ func cmdHealthcheck(*flag.FlagSet) action {
 func cmdStatus(fs *flag.FlagSet) action {
 	asJSON := fs.Bool("json", false, "print JSON")
 	return func(ctx context.Context, in *input) error {
-		if len(in.args) > 0 {
-			return usageError{"status takes no arguments"}
-		}
 		return status(ctx, in, *asJSON)
 	}
 }
@@ -378,9 +366,6 @@ func cmdSessionsList(fs *flag.FlagSet) action {
 	cursor := fs.String("cursor", "", "the page after the one that ended with `CURSOR`")
 	all := fs.Bool("all", false, "follow the cursors to the end: every page")
 	return func(ctx context.Context, in *input) error {
-		if len(in.args) > 0 {
-			return usageError{"sessions ls takes no arguments"}
-		}
 		c, err := adminClient(in)
 		if err != nil {
 			return err

@@ -11,9 +11,6 @@ import (
 
 func cmdVersion(*flag.FlagSet) action {
 	return func(_ context.Context, in *input) error {
-		if len(in.args) > 0 {
-			return usageError{"version takes no arguments"}
-		}
 		info, ok := debug.ReadBuildInfo()
 		if !ok {
 			info = nil
