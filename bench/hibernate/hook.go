@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/workers"
 	"github.com/sessiond/sessiond/pebble"
 )
 
@@ -110,7 +111,7 @@ func hookMode(o options) error {
 	// Create the sessions, 16 at a time.
 	tokens := make([]string, o.n)
 	t0 := time.Now()
-	if err := parallel(o.n, 16, func(i int) error {
+	if err := workers.Each(o.n, 16, func(i int) error {
 		c, err := m.Create(ctx, sessiond.CreateRequest{Subject: "hib-" + strconv.Itoa(i), Policy: "workspace"})
 		if err != nil {
 			return err
@@ -130,7 +131,7 @@ func hookMode(o options) error {
 	start := time.Now().Add(50 * time.Millisecond)
 	lastValidated := make([]time.Time, o.n)
 	var validations atomic.Int64
-	if err := parallel(o.n, o.n, func(i int) error {
+	if err := workers.Each(o.n, o.n, func(i int) error {
 		end := start.Add(time.Duration(i+1) * o.window / time.Duration(o.n))
 		at := start.Add(time.Duration(rand.Int64N(int64(o.every))))
 		for {
@@ -199,30 +200,4 @@ func hookMode(o options) error {
 		return errors.New("not every session hibernated")
 	}
 	return nil
-}
-
-// parallel runs f(0..n-1) on `workers` goroutines and returns the first
-// error; after one, the remaining indexes are skipped.
-func parallel(n, workers int, f func(i int) error) error {
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					once.Do(func() { first = err })
-					next.Store(int64(n))
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return first
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
+	"github.com/sessiond/sessiond/internal/workers"
 	"github.com/sessiond/sessiond/jwt"
 	"github.com/sessiond/sessiond/wire"
 )
@@ -175,7 +176,7 @@ policies:
 	targets := make([]target, o.n)
 	run := strconv.FormatInt(time.Now().Unix(), 36)
 	t0 := time.Now()
-	if err := parallel(o.n, o.conc, func(i int) error {
+	if err := workers.Each(o.n, o.conc, func(i int) error {
 		subject := "hib-" + run + "-" + strconv.Itoa(i)
 		cr, err := c.Create(ctx, client.CreateRequest{Subject: subject, Policy: "workspace"})
 		if err != nil {
@@ -202,7 +203,7 @@ policies:
 	toHook := make([]time.Duration, o.n)
 	total := make([]time.Duration, o.n)
 	t0 = time.Now()
-	if err := parallel(o.n, o.conc, func(i int) error {
+	if err := workers.Each(o.n, o.conc, func(i int) error {
 		tg := targets[i]
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/internal/redistest"
+	"github.com/sessiond/sessiond/internal/workers"
 	"github.com/sessiond/sessiond/sessiondtest"
 	"github.com/sessiond/sessiond/wire"
 )
@@ -318,30 +317,10 @@ const expiryBound = 2500 * time.Millisecond
 
 // parallel runs f(0..n-1) on workers goroutines and fails the test with
 // the first error.
-func parallel(t *testing.T, n, workers int, f func(i int) error) {
+func parallel(t *testing.T, n, conc int, f func(i int) error) {
 	t.Helper()
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					once.Do(func() { first = err })
-					next.Store(int64(n))
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		t.Fatal(first)
+	if err := workers.Each(n, conc, f); err != nil {
+		t.Fatal(err)
 	}
 }
 
