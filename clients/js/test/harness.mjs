@@ -146,6 +146,21 @@ export function signJwt(subject, ttlSeconds = 3600, now = Date.now()) {
   return `${head}.${body}.${sig}`;
 }
 
+/**
+ * A token source for `subject` that counts its calls: `source` is what
+ * connect takes, `calls()` how many credentials it handed out.
+ */
+export function countingTokens(subject) {
+  let calls = 0;
+  return {
+    source: () => {
+      calls++;
+      return signJwt(subject);
+    },
+    calls: () => calls,
+  };
+}
+
 /** A subject no other test uses (the server limits connects per subject). */
 let n = 0;
 export function uniqueSubject(prefix = "user") {

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { CloseCode, NotConnectedError, SilenceError, connect } from "../dist/index.js";
-import { recorder, signJwt, startServer, tempDir, uniqueSubject, waitFor } from "./harness.mjs";
+import { countingTokens, recorder, signJwt, startServer, tempDir, uniqueSubject, waitFor } from "./harness.mjs";
 
 const config = `
 default_policy: device
@@ -29,13 +29,10 @@ test("a restarted server (same port, same data directory) gives the same session
   cleanup.push(() => server.stop());
   const subject = uniqueSubject("glasses");
   const rec = recorder();
-  let tokens = 0;
+  const tokens = countingTokens(subject);
   const socket = await connect({
     url: server.wsUrl,
-    token: () => {
-      tokens++;
-      return signJwt(subject);
-    },
+    token: tokens.source,
     deviceId: "glasses-7",
     onState: rec.onState,
     minBackoff: 50,
@@ -67,7 +64,7 @@ test("a restarted server (same port, same data directory) gives the same session
   assert.deepEqual(states.slice(0, 4), ["connecting", "connected", "disconnected", "reconnecting"]);
   assert.ok(!states.includes("stopped"));
   // Each dial asked the token source for a credential.
-  assert.equal(tokens, rec.events.filter((e) => e.state === "connecting").length);
+  assert.equal(tokens.calls(), rec.events.filter((e) => e.state === "connecting").length);
   const s = await server.api.get(sessionId);
   assert.equal(s.state, "active");
   assert.equal(s.connections, 1);

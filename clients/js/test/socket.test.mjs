@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CloseCode, CloseError, ClosedError, SessiondError, connect as dial } from "../dist/index.js";
-import { recorder, signJwt, startServer, uniqueSubject, waitFor } from "./harness.mjs";
+import { countingTokens, recorder, signJwt, startServer, uniqueSubject, waitFor } from "./harness.mjs";
 
 const config = `
 default_policy: web
@@ -51,20 +51,17 @@ describe("device mode", () => {
     const subject = uniqueSubject("glasses");
     const rec = recorder();
     const messages = [];
-    let tokens = 0;
+    const tokens = countingTokens(subject);
     const socket = await connect({
       url: server.wsUrl,
-      token: () => {
-        tokens++;
-        return signJwt(subject);
-      },
+      token: tokens.source,
       deviceId: "glasses-7",
       deviceType: "glasses",
       onState: rec.onState,
       onMessage: (m) => messages.push(m),
     });
     assert.equal(socket.state, "connected");
-    assert.equal(tokens, 1);
+    assert.equal(tokens.calls(), 1);
     const connected = rec.events[1];
     assert.deepEqual(rec.states(), ["connecting", "connected"]);
     assert.equal(rec.events[0].attempt, 0);
@@ -118,13 +115,10 @@ describe("device mode", () => {
   test("revoking the session closes the socket with 4500 and stops it without a reconnect", async () => {
     const subject = uniqueSubject("revoked");
     const rec = recorder();
-    let tokens = 0;
+    const tokens = countingTokens(subject);
     const socket = await connect({
       url: server.wsUrl,
-      token: () => {
-        tokens++;
-        return signJwt(subject);
-      },
+      token: tokens.source,
       deviceId: "d1",
       onState: rec.onState,
       minBackoff: 10,
@@ -144,16 +138,16 @@ describe("device mode", () => {
     // Nothing more: no reconnect, no new credential asked for.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(rec.events.length, 4);
-    assert.equal(tokens, 1);
+    assert.equal(tokens.calls(), 1);
   });
 
   test("a credential the server refuses rejects connect with its error, without retrying", async () => {
     const rec = recorder();
-    let tokens = 0;
+    let calls = 0;
     const err = await connect({
       url: server.wsUrl,
       token: () => {
-        tokens++;
+        calls++;
         return "not.a.jwt";
       },
       onState: rec.onState,
@@ -167,7 +161,7 @@ describe("device mode", () => {
     assert.equal(err.code, "unauthorized");
     assert.equal(err.status, 401);
     assert.deepEqual(rec.states(), ["connecting", "stopped"]);
-    assert.equal(tokens, 1);
+    assert.equal(calls, 1);
   });
 
   test("a failing token source is retried with backoff until it gives a credential", async () => {
