@@ -3,12 +3,12 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/internal/pgtest"
 )
 
 // BenchmarkHistoryAppend measures how fast the sink copies a store's log
@@ -67,7 +67,7 @@ func BenchmarkHistoryAppendConnections(b *testing.B) {
 // a schema of its own, in batches of 1,000, and reports events/s.
 func benchAppend(b *testing.B, record func(context.Context, *sessiond.Manager) int) {
 	ctx := context.Background()
-	dsn := benchDSN(b)
+	dsn := pgtest.DSN(b)
 	schema := fmt.Sprintf("b_%d", time.Now().UnixNano())
 	h, err := Open(ctx, dsn, Options{Schema: schema, Batch: 1000})
 	if err != nil {
@@ -101,12 +101,4 @@ func benchAppend(b *testing.B, record func(context.Context, *sessiond.Manager) i
 		written += n
 	}
 	b.ReportMetric(float64(written)/b.Elapsed().Seconds(), "events/s")
-}
-
-func benchDSN(b *testing.B) string {
-	dsn := os.Getenv("SESSIOND_TEST_POSTGRES_URL")
-	if dsn == "" {
-		b.Skip("SESSIOND_TEST_POSTGRES_URL is not set")
-	}
-	return dsn
 }

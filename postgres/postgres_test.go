@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,21 +15,14 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/internal/pgtest"
 	"github.com/sessiond/sessiond/sessiondtest"
 )
 
-// testDSN is the PostgreSQL the tests use: SESSIOND_TEST_POSTGRES_URL.
-// Without it they skip, but under CI (CI=true) that fails the run.
+// testDSN is the PostgreSQL the tests use (pgtest.DSN).
 func testDSN(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("SESSIOND_TEST_POSTGRES_URL")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SESSIOND_TEST_POSTGRES_URL is not set, and under CI a skip is a failure")
-		}
-		t.Skip("SESSIOND_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	return dsn
+	return pgtest.DSN(t)
 }
 
 // testSchema is a schema of the test's own, dropped when it ends.

@@ -4,25 +4,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sessiond/sessiond/internal/pgtest"
 )
 
 // testHistory points cfg's history at the PostgreSQL named by
-// SESSIOND_TEST_POSTGRES_URL, in a schema of its own that is dropped when
-// the test ends, and returns a connection to read it. Without the
-// variable the test is skipped, or fails under CI.
+// SESSIOND_TEST_POSTGRES_URL (pgtest.DSN), in a schema of its own that
+// is dropped when the test ends, and returns a connection to read it.
 func testHistory(t *testing.T, cfg *Config) (admin *pgx.Conn, schema string) {
 	t.Helper()
-	dsn := os.Getenv("SESSIOND_TEST_POSTGRES_URL")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("SESSIOND_TEST_POSTGRES_URL is not set, and under CI a skip is a failure")
-		}
-		t.Skip("SESSIOND_TEST_POSTGRES_URL is not set")
-	}
+	dsn := pgtest.DSN(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema = "t_" + hex.EncodeToString(b[:])

@@ -1,6 +1,7 @@
-// Package pgtest runs throwaway PostgreSQL servers for tests that must
-// stop or restart one (the shared test server, SESSIOND_TEST_POSTGRES_URL,
-// cannot be restarted under the other tests): initdb into a temporary
+// Package pgtest gives tests their PostgreSQL: the shared test server
+// named by SESSIOND_TEST_POSTGRES_URL (DSN), or a throwaway server for
+// tests that must stop or restart one, which the shared one cannot be
+// under the other tests (Start): initdb into a temporary
 // directory and pg_ctl on a free port, with the binaries of the machine's
 // PostgreSQL installation. As root (a container, CI), the server runs as
 // the postgres user, as initdb requires.
@@ -18,6 +19,22 @@ import (
 	"strconv"
 	"testing"
 )
+
+// DSN returns the shared test server's URL, SESSIOND_TEST_POSTGRES_URL
+// (postgres://postgres@127.0.0.1:5432/test?sslmode=disable on the
+// project's machines). Without it the test is skipped, except under CI
+// (CI=true), where a skip would go unnoticed: there it fails.
+func DSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("SESSIOND_TEST_POSTGRES_URL")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SESSIOND_TEST_POSTGRES_URL is not set, and under CI a skip is a failure")
+		}
+		t.Skip("SESSIOND_TEST_POSTGRES_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	return dsn
+}
 
 // Server is a running throwaway PostgreSQL server.
 type Server struct {
