@@ -79,14 +79,7 @@ func benchAppend(b *testing.B, record func(context.Context, *sessiond.Manager) i
 	}()
 	// Room for all that record makes (b.N, or one more).
 	st := inmem.New(inmem.Options{EventRetention: b.N + 1000})
-	m, err := sessiond.New(sessiond.Config{Store: st, Node: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := m.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
+	m := engineWith(b, sessiond.Config{Store: st, Node: "bench"})
 	events := record(ctx, m)
 	b.ResetTimer()
 	written := 0

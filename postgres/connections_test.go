@@ -142,14 +142,7 @@ func TestConnectionsWrittenOpenedAndClosed(t *testing.T) {
 	ws := sessiond.Policy{Name: "workspace", TTL: 8 * time.Hour, IdleTimeout: time.Hour, DisconnectGrace: 5 * time.Minute,
 		HeartbeatInterval: time.Minute, HeartbeatTimeout: 10 * time.Minute} // no heartbeats needed here
 	single := sessiond.Policy{Name: "single", TTL: time.Hour, OnConnect: sessiond.ConnectReplace, MaxConnections: 1}
-	m, err := sessiond.New(sessiond.Config{Store: st, Node: "node-7", Clock: clock, Policies: []sessiond.Policy{ws, single}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := engineWith(t, sessiond.Config{Store: st, Node: "node-7", Clock: clock, Policies: []sessiond.Policy{ws, single}})
 	ctx := context.Background()
 	c, err := m.Create(ctx, sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
 	if err != nil {
@@ -361,14 +354,7 @@ func TestAPartitionGoneIsMadeAgain(t *testing.T) {
 	h := openHistory(t, dsn, Options{Schema: schema})
 	st := inmem.New(inmem.Options{})
 	clock := sessiondtest.NewManualClock(time.Date(2026, 5, 5, 12, 0, 0, 0, time.UTC))
-	m, err := sessiond.New(sessiond.Config{Store: st, Node: "n", Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := engineWith(t, sessiond.Config{Store: st, Node: "n", Clock: clock})
 	ctx := context.Background()
 	attach := func() {
 		t.Helper()

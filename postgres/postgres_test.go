@@ -56,7 +56,17 @@ func openHistory(t *testing.T, dsn string, o Options) *History {
 // engine runs a Manager on an in-memory store.
 func engine(t *testing.T, st sessiond.Store) *sessiond.Manager {
 	t.Helper()
-	m, err := sessiond.New(sessiond.Config{Store: st, Node: "test"})
+	return engineWith(t, sessiond.Config{Store: st})
+}
+
+// engineWith runs a Manager configured so (its node "test" if it names
+// none) until the test ends.
+func engineWith(t testing.TB, cfg sessiond.Config) *sessiond.Manager {
+	t.Helper()
+	if cfg.Node == "" {
+		cfg.Node = "test"
+	}
+	m, err := sessiond.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,14 +301,7 @@ func TestPruneDropsOldDays(t *testing.T) {
 	st := inmem.New(inmem.Options{})
 	now := time.Now().UTC()
 	clock := sessiondtest.NewManualClock(now.Add(-5 * 24 * time.Hour))
-	m, err := sessiond.New(sessiond.Config{Store: st, Node: "test", Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := engineWith(t, sessiond.Config{Store: st, Node: "test", Clock: clock})
 	attach := func(subject string) {
 		t.Helper()
 		c, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: subject})
