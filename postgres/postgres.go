@@ -53,6 +53,7 @@ const (
 	DefaultRetention = 90 * 24 * time.Hour
 	DefaultBatch     = 1000
 	DefaultPoll      = time.Second
+	DefaultLinger    = 100 * time.Millisecond
 	DefaultName      = "default"
 )
 
@@ -71,7 +72,12 @@ type Options struct {
 	Batch int
 	// Poll is how long Follow waits for new events when the store cannot
 	// say when its log grows (sessiond.EventWaiter). 0 means DefaultPoll.
-	Poll   time.Duration
+	Poll time.Duration
+	// Linger is how long Follow waits, once the store's log has grown
+	// after a batch that was not full, before it reads the next: so that a
+	// trickle of events is written in a few transactions a second, not one
+	// per commit. 0 means DefaultLinger; negative, none.
+	Linger time.Duration
 	Logger *slog.Logger
 }
 
@@ -119,6 +125,9 @@ func Open(ctx context.Context, dsn string, o Options) (*History, error) {
 	}
 	if o.Poll <= 0 {
 		o.Poll = DefaultPoll
+	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -237,6 +246,9 @@ func (h *History) Follow(ctx context.Context, st sessiond.Store) error {
 		default:
 			pause = 100 * time.Millisecond
 			h.wait(ctx, st, pos)
+			if h.o.Linger > 0 {
+				_ = wait.Sleep(ctx, h.o.Linger)
+			}
 		}
 	}
 	return ctx.Err()

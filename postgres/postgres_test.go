@@ -345,6 +345,52 @@ func TestACursorSetBackWritesNothingTwice(t *testing.T) {
 	sameConnections(t, connTable(t, dsn, schema), logConnections(t, st))
 }
 
+// readCounter counts a store's Events reads (one per batch of the sink),
+// keeping its EventWaiter.
+type readCounter struct {
+	*inmem.Store
+	reads atomic.Int64
+}
+
+func (c *readCounter) Events(ctx context.Context, after sessiond.Cursor, limit int) ([]sessiond.Event, error) {
+	c.reads.Add(1)
+	return c.Store.Events(ctx, after, limit)
+}
+
+// A trickle of events, one commit every 5 ms for a second, is written in
+// a few batches (one per Linger), not one per commit (about 200); and all
+// of it.
+func TestATrickleIsWrittenInFewBatches(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	st := &readCounter{Store: inmem.New(inmem.Options{})}
+	m := engine(t, st.Store)
+	h := openHistory(t, dsn, Options{Schema: schema, Linger: 250 * time.Millisecond})
+	follow(t, h, st)
+	created := 0
+	for start := time.Now(); time.Since(start) < time.Second; created++ {
+		if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: fmt.Sprint("user-", created)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // the trickle's pace
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Stats().Written < int64(created) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events written after 10 s", h.Stats().Written, created)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A second at one batch per 250 ms: about 5; 12 allows for the
+	// batches while the sink starts and the last one.
+	if reads := st.reads.Load(); reads > 12 {
+		t.Fatalf("%d events were read in %d batches; want about one per Linger (250 ms) of the second they took", created, reads)
+	}
+	if rows, distinct := counts(t, dsn, schema); rows != created || distinct != created {
+		t.Fatalf("%d rows, %d distinct; want the %d events once", rows, distinct, created)
+	}
+}
+
 // Days past the retention are dropped with their partition, of events and
 // of connections (by the day they opened).
 func TestPruneDropsOldDays(t *testing.T) {
