@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,12 +19,14 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/internal/redistest"
 	"github.com/sessiond/sessiond/pebble"
+	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/sessiondtest"
 )
 
 // These tests run notifiers on a real store (inmem, or pebble where a
-// restart matters) against a real HTTP receiver. Time that the notifier
+// restart matters; the handover tests on every store, Redis too) against a real HTTP receiver. Time that the notifier
 // waits out (backoff, claims, commits) moves on a ManualClock; deliveries
 // themselves are real requests, waited for with Eventually.
 
@@ -470,63 +473,136 @@ func TestNotifierResumesAtTheCommittedCursor(t *testing.T) {
 	}
 }
 
+// handoverStores are the stores the handover tests run on: every store
+// with the Consumers capability, Redis standalone and Cluster included
+// (servers the tests start, internal/redistest).
+func handoverStores() []struct {
+	name string
+	open func(t *testing.T) sessiond.Store
+} {
+	return []struct {
+		name string
+		open func(t *testing.T) sessiond.Store
+	}{
+		{"inmem", func(t *testing.T) sessiond.Store { return inmem.New(inmem.Options{}) }},
+		{"pebble", func(t *testing.T) sessiond.Store {
+			st, err := pebble.Open(pebble.Options{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			return st
+		}},
+		{"redis", func(t *testing.T) sessiond.Store { return redisStore(t, redistest.Standalone(t)) }},
+		{"redis-cluster", func(t *testing.T) sessiond.Store { return redisStore(t, redistest.Cluster(t)) }},
+	}
+}
+
+var redisPrefixes atomic.Int64
+
+// redisStore is a store of its own (a key prefix) on the Redis at url.
+func redisStore(t *testing.T, url string) sessiond.Store {
+	st, err := redis.OpenStore(context.Background(), url, redis.StoreOptions{KeyPrefix: fmt.Sprintf("webhook%d:", redisPrefixes.Add(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// eachOnceInSessionOrder checks that got holds the ids of want, each
+// once, and each session's in the order want has them (a store of
+// several log partitions orders its log by partition, and promises the
+// order of each session's events only).
+func eachOnceInSessionOrder(t *testing.T, got, want []string) {
+	t.Helper()
+	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("delivered %v\nwant each event once: %v", got, want)
+	}
+	session := func(id string) string { sid, _, _ := strings.Cut(id, "."); return sid }
+	order := func(ids []string) map[string][]string {
+		out := map[string][]string{}
+		for _, id := range ids {
+			out[session(id)] = append(out[session(id)], id)
+		}
+		return out
+	}
+	wantOrder := order(want)
+	for sid, ids := range order(got) {
+		if !slices.Equal(ids, wantOrder[sid]) {
+			t.Fatalf("session %s's events delivered as %v; want %v", sid, ids, wantOrder[sid])
+		}
+	}
+}
+
 // TestTwoNotifiersDeliverEachEventOnce: of two notifiers on one store,
 // one holds the endpoint and delivers; when it stops, the other takes
-// over where it stopped.
+// over where it stopped. On every store with the Consumers capability.
 func TestTwoNotifiersDeliverEachEventOnce(t *testing.T) {
-	s := secret(t)
-	st := inmem.New(inmem.Options{})
-	w := &writer{t: t, st: st, at: time.Now().UTC()}
-	clock := sessiondtest.NewManualClock(time.Now())
-	rcv := newReceiver(t, s, nil)
-	one := start(t, options(st, clock, "node-1", subscribe("all", rcv.URL, s)))
-	waitDelivering(t, one)
-	two := start(t, options(st, clock, "node-2", subscribe("all", rcv.URL, s)))
-	sessiondtest.Eventually(t, "the second notifier to stand by", func() bool { return clock.Pending() >= 3 })
-	var v []*sessiond.Session
-	for i := range 5 {
-		v = append(v, w.create(fmt.Sprint("user-", i)))
-	}
-	rcv.waitFor(t, clock, 5)
-	waitDelivered(t, one, 5)
-	if one.Stats()[0].Delivered != 5 || two.Stats()[0].Delivered != 0 || two.Stats()[0].Delivering {
-		t.Fatalf("node-1 %+v, node-2 %+v; want node-1 to deliver all", one.Stats()[0], two.Stats()[0])
-	}
-	one.stop(t) // releases the claim
-	for _, s := range v {
-		w.record(s, sessiond.EventEnded)
-	}
-	rcv.waitFor(t, clock, 10)
-	if got, want := rcv.ids(), logIDs(t, st); !slices.Equal(got, want) {
-		t.Fatalf("delivered %v\nwant each event once, in order: %v", got, want)
-	}
-	if st := two.Stats()[0]; st.Delivered != 5 || !st.Delivering {
-		t.Fatalf("node-2 after node-1 stopped: %+v", st)
+	for _, store := range handoverStores() {
+		t.Run(store.name, func(t *testing.T) {
+			s := secret(t)
+			st := store.open(t)
+			w := &writer{t: t, st: st, at: time.Now().UTC()}
+			clock := sessiondtest.NewManualClock(time.Now())
+			rcv := newReceiver(t, s, nil)
+			one := start(t, options(st, clock, "node-1", subscribe("all", rcv.URL, s)))
+			waitDelivering(t, one)
+			two := start(t, options(st, clock, "node-2", subscribe("all", rcv.URL, s)))
+			sessiondtest.Eventually(t, "the second notifier to stand by", func() bool { return clock.Pending() >= 3 })
+			var v []*sessiond.Session
+			for i := range 5 {
+				v = append(v, w.create(fmt.Sprint("user-", i)))
+			}
+			rcv.waitFor(t, clock, 5)
+			waitDelivered(t, one, 5)
+			if one.Stats()[0].Delivered != 5 || two.Stats()[0].Delivered != 0 || two.Stats()[0].Delivering {
+				t.Fatalf("node-1 %+v, node-2 %+v; want node-1 to deliver all", one.Stats()[0], two.Stats()[0])
+			}
+			one.stop(t) // releases the claim
+			for _, s := range v {
+				w.record(s, sessiond.EventEnded)
+			}
+			rcv.waitFor(t, clock, 10)
+			eachOnceInSessionOrder(t, rcv.ids(), logIDs(t, st))
+			if st := two.Stats()[0]; st.Delivered != 5 || !st.Delivering {
+				t.Fatalf("node-2 after node-1 stopped: %+v", st)
+			}
+		})
 	}
 }
 
 // TestNotifierStopsWhenItsClaimIsTaken: a notifier whose claim another
-// node took (it was taken for dead) stops delivering and stands by.
+// node took (it was taken for dead) stops delivering and stands by. On
+// every store with the Consumers capability.
 func TestNotifierStopsWhenItsClaimIsTaken(t *testing.T) {
-	s := secret(t)
-	st := inmem.New(inmem.Options{})
-	clock := sessiondtest.NewManualClock(time.Now())
-	rcv := newReceiver(t, s, nil)
-	n := start(t, options(st, clock, "node-1", subscribe("all", rcv.URL, s)))
-	waitDelivering(t, n)
-	clock.Jump(DefaultClaimTTL) // no renewal ran: the claim lapsed
-	if _, err := st.ClaimConsumer(context.Background(), "webhook:all", "node-2", sessiond.Cursor{}, clock.Now(), DefaultClaimTTL); err != nil {
-		t.Fatal(err)
-	}
-	sessiondtest.Eventually(t, "node-1 to give the endpoint up", func() bool {
-		clock.Advance(time.Second)
-		return !n.Stats()[0].Delivering
-	})
-	w := &writer{t: t, st: st, at: time.Now().UTC()}
-	w.create("alice")
-	clock.Advance(DefaultClaimTTL / 3) // node-1 tries again: node-2's claim is live
-	if got := rcv.deliveries(); len(got) != 0 || n.Stats()[0].Delivering {
-		t.Fatalf("node-1 delivered %d after losing its claim", len(got))
+	for _, store := range handoverStores() {
+		t.Run(store.name, func(t *testing.T) {
+			s := secret(t)
+			st := store.open(t)
+			cons, ok := st.(sessiond.Consumers)
+			if !ok {
+				t.Fatalf("%T has no Consumers", st)
+			}
+			clock := sessiondtest.NewManualClock(time.Now())
+			rcv := newReceiver(t, s, nil)
+			n := start(t, options(st, clock, "node-1", subscribe("all", rcv.URL, s)))
+			waitDelivering(t, n)
+			clock.Jump(DefaultClaimTTL) // no renewal ran: the claim lapsed
+			if _, err := cons.ClaimConsumer(context.Background(), "webhook:all", "node-2", sessiond.Cursor{}, clock.Now(), DefaultClaimTTL); err != nil {
+				t.Fatal(err)
+			}
+			sessiondtest.Eventually(t, "node-1 to give the endpoint up", func() bool {
+				clock.Advance(time.Second)
+				return !n.Stats()[0].Delivering
+			})
+			w := &writer{t: t, st: st, at: time.Now().UTC()}
+			w.create("alice")
+			clock.Advance(DefaultClaimTTL / 3) // node-1 tries again: node-2's claim is live
+			if got := rcv.deliveries(); len(got) != 0 || n.Stats()[0].Delivering {
+				t.Fatalf("node-1 delivered %d after losing its claim", len(got))
+			}
+		})
 	}
 }
 
