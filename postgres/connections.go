@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -129,9 +130,67 @@ func (h *History) upsertConns(ctx context.Context, tx pgx.Tx, evs []sessiond.Eve
 			$8::text[], $9::timestamptz[], $10::int[], $11::text[])
 		ON CONFLICT (opened_at, conn_id) DO UPDATE
 			SET closed_at = EXCLUDED.closed_at, close_code = EXCLUDED.close_code, close_reason = EXCLUDED.close_reason
-			WHERE c.closed_at IS NULL AND EXCLUDED.closed_at IS NOT NULL`,
+			WHERE (c.closed_at IS NULL OR c.close_reason = '`+ClosedInGap+`') AND EXCLUDED.closed_at IS NOT NULL`,
 		openedAt, id, sid, subj, kind, node, ip, ua, closedAt, code, reason)
 	return err
+}
+
+// ClosedInGap is the close_reason of a connection the history took for
+// closed in a gap of the log (closeLostInGap).
+const ClosedInGap = "lost_in_gap"
+
+// gapCloseLimit bounds how many open rows one gap has checked against the
+// store.
+const gapCloseLimit = 10_000
+
+// closeLostInGap closes the rows of connections that a gap of the log may
+// have closed unseen: a row still open, opened before the gap ended (at
+// gapEnd, the time of the first event after it), whose connection the
+// store no longer holds. Its close_reason is ClosedInGap, its closed_at
+// gapEnd (the latest it can have closed), its close_code 0. If the
+// connection's connection_closed is in fact further on in the log, that
+// event fills the row in when the sink gets to it. It checks up to
+// gapCloseLimit rows, oldest first.
+func (h *History) closeLostInGap(ctx context.Context, tx pgx.Tx, st sessiond.Store, gapEnd time.Time) error {
+	rows, err := tx.Query(ctx, `SELECT opened_at, conn_id FROM `+h.schema+`.sessiond_connections
+		WHERE closed_at IS NULL AND opened_at < $1 ORDER BY opened_at LIMIT $2`, gapEnd, gapCloseLimit)
+	if err != nil {
+		return err
+	}
+	type key struct {
+		opened time.Time
+		id     string
+	}
+	open, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (key, error) {
+		var k key
+		return k, r.Scan(&k.opened, &k.id)
+	})
+	if err != nil {
+		return err
+	}
+	var opened []time.Time
+	var ids []string
+	for _, k := range open {
+		_, err := st.Conn(ctx, k.id)
+		switch {
+		case errors.Is(err, sessiond.ErrNotFound):
+			opened, ids = append(opened, k.opened), append(ids, k.id)
+		case err != nil:
+			return err
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE `+h.schema+`.sessiond_connections AS c
+		SET closed_at = $3, close_code = 0, close_reason = '`+ClosedInGap+`'
+		FROM unnest($1::timestamptz[], $2::text[]) AS g(opened_at, conn_id)
+		WHERE c.opened_at = g.opened_at AND c.conn_id = g.conn_id AND c.closed_at IS NULL`,
+		opened, ids, gapEnd.UTC()); err != nil {
+		return err
+	}
+	h.o.Logger.Warn("history: connections gone from the store, their close lost in a gap of the log, closed as "+ClosedInGap, "connections", len(ids))
+	return nil
 }
 
 // connColumns are the columns of sessiond_connections that upsertConns

@@ -393,3 +393,73 @@ func TestAPartitionGoneIsMadeAgain(t *testing.T) {
 		t.Fatalf("%d connections after the partition was made again, want 1", len(conns))
 	}
 }
+
+// Connections whose close fell in a gap of the log (an outage longer than
+// its retention) are closed as lost_in_gap at the end of the gap, if the
+// store no longer holds them; one the store holds stays open; and one whose
+// close the sink reads after the gap gets its real close.
+func TestAGapClosesTheConnectionsLostInIt(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	h := openHistory(t, dsn, Options{Schema: schema, Batch: 4})
+	st := inmem.New(inmem.Options{EventRetention: 12})
+	clock := sessiondtest.NewManualClock(time.Date(2026, 4, 2, 10, 0, 0, 0, time.UTC))
+	ws := sessiond.Policy{Name: "workspace", TTL: 8 * time.Hour, IdleTimeout: time.Hour, DisconnectGrace: 5 * time.Minute,
+		HeartbeatInterval: time.Minute, HeartbeatTimeout: 10 * time.Minute}
+	m := engineWith(t, sessiond.Config{Store: st, Clock: clock, Policies: []sessiond.Policy{ws}})
+	ctx := context.Background()
+	c, err := m.Create(ctx, sessiond.CreateRequest{Subject: "alice", Policy: "workspace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []*sessiond.Connected
+	for range 4 {
+		a, err := m.ConnectTo(ctx, c.Session.ID, sessiond.ConnectRequest{Kind: "vnc"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, a)
+	}
+	steps(t, h, st) // the four open in the table
+
+	clock.Advance(time.Minute)
+	for _, a := range conns[:2] { // closed, and their events pushed out of the log below
+		if err := m.DisconnectWith(ctx, a.Conn.ID, sessiond.CloseCause{Code: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 12 {
+		if _, err := m.Create(ctx, sessiond.CreateRequest{Subject: fmt.Sprint("user-", i), Policy: "workspace"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Minute)
+	// conns[2] closes after the gap: its close is in the log, a few
+	// batches on from the one that finds the gap. conns[3] stays open.
+	if err := m.DisconnectWith(ctx, conns[2].Conn.ID, sessiond.CloseCause{Code: 4000}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.Events(ctx, sessiond.Cursor{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gapEnd := evs[0].Time.UTC().Truncate(time.Microsecond)
+	steps(t, h, st)
+	if h.Stats().Gaps != 1 {
+		t.Fatalf("%d gaps counted; want 1", h.Stats().Gaps)
+	}
+
+	table := connTable(t, dsn, schema)
+	for _, a := range conns[:2] {
+		r := table[a.Conn.ID]
+		if r == nil || r.closed == nil || !r.closed.Equal(gapEnd) || *r.reason != ClosedInGap || *r.code != 0 || r.copies != 1 {
+			t.Fatalf("connection closed in the gap: %+v; want closed at the gap's end %v as %s", r, gapEnd, ClosedInGap)
+		}
+	}
+	if r := table[conns[2].Conn.ID]; r == nil || r.closed == nil || *r.reason != string(sessiond.ClosedByClient) || *r.code != 4000 {
+		t.Fatalf("connection closed after the gap: %+v; want its own close (code 4000)", r)
+	}
+	if r := table[conns[3].Conn.ID]; r == nil || r.closed != nil {
+		t.Fatalf("connection still open: %+v; want it open", r)
+	}
+}

@@ -278,9 +278,11 @@ func (h *History) Step(ctx context.Context, st sessiond.Store) (int, sessiond.Cu
 		return 0, pos, err
 	}
 	next, gaps := pos, 0
+	var gapEnd time.Time // the time of the first event after the batch's last gap
 	for _, e := range evs {
 		if next.Missed(e) > 0 {
 			gaps++
+			gapEnd = e.Time
 			if _, err := tx.Exec(ctx, "INSERT INTO "+h.schema+".sessiond_history_gaps VALUES (now(), $1, $2, $3)",
 				e.Partition, int64(next.Seq(e.Partition)), int64(e.Seq)); err != nil { //nolint:gosec // Seqs stay far below 2^63
 				return 0, pos, err
@@ -294,6 +296,11 @@ func (h *History) Step(ctx context.Context, st sessiond.Store) (int, sessiond.Cu
 	}
 	if err := h.upsertConns(ctx, tx, evs, &made); err != nil {
 		return 0, pos, h.partitionGone(err)
+	}
+	if gaps > 0 {
+		if err := h.closeLostInGap(ctx, tx, st, gapEnd); err != nil {
+			return 0, pos, err
+		}
 	}
 	if _, err := tx.Exec(ctx, "UPDATE "+h.schema+".sessiond_history_cursor SET position = $2, updated_at = now() WHERE name = $1",
 		h.o.Name, next.String()); err != nil {
