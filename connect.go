@@ -363,10 +363,30 @@ func (m *Manager) DisconnectWith(ctx context.Context, connID string, why CloseCa
 }
 
 // RemoveConnection detaches a connection registered over REST, like
-// Disconnect, recording it closed as removed. WebSocket connections are refused: their socket stays open
-// until it closes (or its session ends), and removing the record alone
-// would leave a socket the session no longer knows.
+// Disconnect, recording it closed as removed: RemoveConnectionWith with
+// the zero CloseCause.
 func (m *Manager) RemoveConnection(ctx context.Context, connID string) error {
+	return m.RemoveConnectionWith(ctx, connID, CloseCause{})
+}
+
+// RemoveConnectionWith detaches a connection registered over REST,
+// recording it closed for the cause its caller gives (a proxy that saw its
+// client close, or lost it): a Reason of "" means ClosedRemoved. The
+// reasons only the engine records (node_lost, node_restarted, replaced,
+// wake_failed, session_ended) are refused. WebSocket connections are
+// refused: their socket stays open until it closes (or its session ends),
+// and removing the record alone would leave a socket the session no
+// longer knows.
+func (m *Manager) RemoveConnectionWith(ctx context.Context, connID string, cause CloseCause) error {
+	if cause.Reason == "" {
+		cause.Reason = ClosedRemoved
+	}
+	if slices.Contains(engineCloseReasons, cause.Reason) {
+		return Errorf(CodeInvalidArgument, "close_reason", "%s is recorded by the engine itself, not given by a caller", cause.Reason)
+	}
+	if _, err := cause.check(); err != nil {
+		return err
+	}
 	c, err := m.findConn(ctx, connID)
 	if err != nil {
 		return err
@@ -374,8 +394,11 @@ func (m *Manager) RemoveConnection(ctx context.Context, connID string) error {
 	if c != nil && c.Kind == KindWebSocket {
 		return Errorf(CodeInvalidArgument, "connection", "a websocket connection ends when its socket closes; revoke the session to close it")
 	}
-	return m.DisconnectWith(ctx, connID, CloseCause{Reason: ClosedRemoved})
+	return m.DisconnectWith(ctx, connID, cause)
 }
+
+// engineCloseReasons are the close reasons only the engine records.
+var engineCloseReasons = []CloseReason{ClosedNodeLost, ClosedNodeRestarted, ClosedReplaced, ClosedWakeFailed, ClosedSessionEnded}
 
 // Connections returns a session's live connections, oldest first, with the
 // latest heartbeat this node heard from each (it may be newer than the

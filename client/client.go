@@ -134,9 +134,27 @@ func (c *Client) Heartbeat(ctx context.Context, connID string) (*wire.Connection
 	return &out, c.do(ctx, "POST", "/v1/connections/"+url.PathEscape(connID)+"/heartbeat", nil, &out, http.StatusOK)
 }
 
-// RemoveConnection detaches a connection registered by AddConnection.
+// RemoveConnection detaches a connection registered by AddConnection; its
+// close is recorded as removed.
 func (c *Client) RemoveConnection(ctx context.Context, connID string) error {
-	return c.do(ctx, "DELETE", "/v1/connections/"+url.PathEscape(connID), nil, nil, http.StatusNoContent)
+	return c.RemoveConnectionWith(ctx, connID, sessiond.CloseCause{})
+}
+
+// RemoveConnectionWith detaches a connection registered by AddConnection,
+// recording why it closed (a Reason of "": removed; a Code of 0: none).
+func (c *Client) RemoveConnectionWith(ctx context.Context, connID string, cause sessiond.CloseCause) error {
+	q := url.Values{}
+	if cause.Reason != "" {
+		q.Set("close_reason", string(cause.Reason))
+	}
+	if cause.Code != 0 {
+		q.Set("close_code", strconv.Itoa(cause.Code))
+	}
+	path := "/v1/connections/" + url.PathEscape(connID)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return c.do(ctx, "DELETE", path, nil, nil, http.StatusNoContent)
 }
 
 // Get returns a session by id, in any state.

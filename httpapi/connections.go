@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/wire"
@@ -58,7 +59,16 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) removeConnection(w http.ResponseWriter, r *http.Request) error {
-	if err := s.m.RemoveConnection(r.Context(), r.PathValue("id")); err != nil {
+	q := r.URL.Query()
+	cause := sessiond.CloseCause{Reason: sessiond.CloseReason(q.Get("close_reason"))}
+	if v := q.Get("close_code"); v != "" {
+		code, err := strconv.Atoi(v)
+		if err != nil {
+			return sessiond.Errorf(sessiond.CodeInvalidArgument, "close_code", "a WebSocket close code is a number from 1000 to 4999 (0: none)")
+		}
+		cause.Code = code
+	}
+	if err := s.m.RemoveConnectionWith(r.Context(), r.PathValue("id"), cause); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

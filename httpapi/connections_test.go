@@ -554,3 +554,32 @@ func TestHeartbeatsWriteOncePerWriteInterval(t *testing.T) {
 	e.clock.Advance(2 * time.Second)
 	sessiondtest.Eventually(e.t, "the connection lost to its heartbeat timeout", func() bool { return e.session(c.ID).ConnCount == 0 })
 }
+
+// DELETE /v1/connections/{id} records why the connection closed when its
+// caller says (close_reason, close_code), and refuses a reason only the
+// server records, or a code that is not one, changing nothing.
+func TestDeleteConnectionRecordsTheCallersCause(t *testing.T) {
+	e := htStart(t, nil)
+	st := e.openEvents("", nil)
+	c := e.create(`{"subject":"alice","policy":"conns"}`)
+	vnc := e.addConn(c.ID, "vnc").Connection
+	htWantEvents(t, st, 0, [2]string{"created", c.ID}, [2]string{"connected", c.ID})
+
+	for _, bad := range []struct{ query, field string }{
+		{"close_reason=replaced", "close_reason"},
+		{"close_reason=gone", "close_reason"},
+		{"close_code=abc", "close_code"},
+		{"close_code=999", "close_code"},
+		{"close_reason=closed&close_code=5000", "close_code"},
+	} {
+		htWantError(t, e.send("DELETE", "/v1/connections/"+vnc.ID+"?"+bad.query, ""), http.StatusBadRequest, sessiond.CodeInvalidArgument, bad.field)
+	}
+	if s := e.get(c.ID); s.Connections != 1 {
+		t.Fatalf("after refused deletes: %d connections; want 1", s.Connections)
+	}
+	htWantStatus(t, e.send("DELETE", "/v1/connections/"+vnc.ID+"?close_reason=closed&close_code=1000", ""), http.StatusNoContent)
+	ev := htWantEvents(t, st, 2, [2]string{"connection_closed", c.ID})[0].data
+	if ev.Conn == nil || ev.Conn.CloseReason != sessiond.ClosedByClient || ev.Conn.CloseCode != 1000 {
+		t.Fatalf("connection_closed %+v; want closed with 1000", ev.Conn)
+	}
+}

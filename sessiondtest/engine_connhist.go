@@ -114,6 +114,20 @@ func testEveryDetachRecordsItsClose(t *testing.T, h Harness) {
 		if d := closeOf(t, e.events(), rest.Conn.ID).Conn; d.CloseReason != sessiond.ClosedRemoved || d.CloseCode != 0 {
 			t.Fatalf("the removed connection's close: %+v", *d)
 		}
+		// Removed over REST by a proxy that saw its client close it.
+		proxied := connect("http", "", "")
+		for _, reserved := range []sessiond.CloseReason{sessiond.ClosedNodeLost, sessiond.ClosedReplaced, sessiond.ClosedSessionEnded} {
+			err := e.m.RemoveConnectionWith(ctx, proxied.Conn.ID, sessiond.CloseCause{Reason: reserved})
+			if se, _ := err.(*sessiond.Error); se == nil || se.Code != sessiond.CodeInvalidArgument || se.Field != "close_reason" {
+				t.Fatalf("RemoveConnectionWith(%s), a reason only the engine records: %v; want invalid_argument on close_reason", reserved, err)
+			}
+		}
+		if err := e.m.RemoveConnectionWith(ctx, proxied.Conn.ID, sessiond.CloseCause{Reason: sessiond.ClosedByClient, Code: 1001}); err != nil {
+			t.Fatal(err)
+		}
+		if d := closeOf(t, e.events(), proxied.Conn.ID).Conn; d.CloseReason != sessiond.ClosedByClient || d.CloseCode != 1001 {
+			t.Fatalf("the proxied connection's close: %+v; want closed, 1001", *d)
+		}
 
 		// Causes the engine does not know are refused, and change nothing.
 		for _, bad := range []struct {
@@ -159,7 +173,7 @@ func testEveryDetachRecordsItsClose(t *testing.T, h Harness) {
 				t.Fatalf("a connection of the revoked session: %+v in state %v", *d, ev.State)
 			}
 		}
-		want := "[created connected connected connection_closed/closed connected connection_closed/removed connection_closed/heartbeat_timeout " +
+		want := "[created connected connected connection_closed/closed connected connection_closed/removed connected connection_closed/closed connection_closed/heartbeat_timeout " +
 			"disconnected resumed connected ending:revoked connection_closed:revoked/session_ended connection_closed:revoked/session_ended ended:revoked]"
 		if got := fmt.Sprint(e.eventsOf(id)); got != want {
 			t.Fatalf("events %s\nwant   %s", got, want)

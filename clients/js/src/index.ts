@@ -24,6 +24,7 @@ export type {
   ListResponse,
   Node,
   ReadyResponse,
+  RemoveConnectionOptions,
   Session,
   SessionEvent,
   SessionState,

@@ -1,5 +1,5 @@
 import { errorFromResponse } from "./errors.js";
-import type { components } from "./generated/openapi.js";
+import type { components, operations } from "./generated/openapi.js";
 import { parseEventStream } from "./sse.js";
 
 type Schemas = components["schemas"];
@@ -17,6 +17,14 @@ export type ListResponse = Schemas["ListResponse"];
 export type HistoryResponse = Schemas["HistoryResponse"];
 export type StatsResponse = Schemas["StatsResponse"];
 export type Node = Schemas["Node"];
+
+/** Options of {@link SessiondClient.removeConnection}. */
+export interface RemoveConnectionOptions extends CallOptions {
+  /** Why the connection closed; `removed` when absent. */
+  closeReason?: NonNullable<operations["deleteConnection"]["parameters"]["query"]>["close_reason"];
+  /** The WebSocket close code it closed with, if it had one (1000 to 4999). */
+  closeCode?: number;
+}
 export type Connection = Schemas["Connection"];
 export type ConnectionRequest = Schemas["ConnectionRequest"];
 export type ConnectionResponse = Schemas["ConnectionResponse"];
@@ -193,9 +201,17 @@ export class SessiondClient {
     return this.#call("POST", `/v1/connections/${enc(connectionId)}/heartbeat`, { signal: opts?.signal });
   }
 
-  /** Detaches a connection. */
-  async removeConnection(connectionId: string, opts?: CallOptions): Promise<void> {
-    await this.#call("DELETE", `/v1/connections/${enc(connectionId)}`, { signal: opts?.signal });
+  /**
+   * Detaches a connection. Its close is recorded as `removed`, unless
+   * `closeReason` (and `closeCode`, a WebSocket close code) say why it
+   * closed, as a proxy that saw its client go knows.
+   */
+  async removeConnection(connectionId: string, opts?: RemoveConnectionOptions): Promise<void> {
+    const q = new URLSearchParams();
+    if (opts?.closeReason) q.set("close_reason", opts.closeReason);
+    if (opts?.closeCode) q.set("close_code", String(opts.closeCode));
+    const query = q.size > 0 ? `?${q}` : "";
+    await this.#call("DELETE", `/v1/connections/${enc(connectionId)}${query}`, { signal: opts?.signal });
   }
 
   /** Lists a session's live connections, oldest first. */

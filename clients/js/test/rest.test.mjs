@@ -122,6 +122,16 @@ describe("connections", () => {
 
     await api.removeConnection(added.connection.id);
     assert.deepEqual(await api.connections(id), []);
+
+    // A proxy that saw its client close says why; the server checks both.
+    const proxied = await api.addConnection(id, { kind: "http" });
+    const reserved = await rejection(api.removeConnection(proxied.connection.id, { closeReason: "replaced" }));
+    assert.equal(reserved.code, "invalid_argument");
+    assert.equal(reserved.field, "close_reason");
+    const badCode = await rejection(api.removeConnection(proxied.connection.id, { closeReason: "closed", closeCode: 5000 }));
+    assert.equal(badCode.field, "close_code");
+    await api.removeConnection(proxied.connection.id, { closeReason: "closed", closeCode: 1001 });
+    assert.deepEqual(await api.connections(id), []);
     const gone = await rejection(api.heartbeat(added.connection.id));
     assert.equal(gone.code, "connection_not_found");
     assert.equal(gone.status, 404);

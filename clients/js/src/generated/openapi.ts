@@ -405,6 +405,10 @@ export interface paths {
          *     Meant for the connections registered with `POST /v1/sessions/{id}/connections`. A
          *     `websocket` connection is refused (`400` with `field: connection`): it ends when its
          *     socket closes; to close a session's WebSockets, revoke the session.
+         *
+         *     The connection's `connection_closed` event (and its row of the PostgreSQL history)
+         *     records why it closed: `removed` unless `close_reason` says otherwise, as a proxy that
+         *     saw its client go can tell (`?close_reason=closed&close_code=1000`).
          */
         delete: operations["deleteConnection"];
         options?: never;
@@ -2200,7 +2204,18 @@ export interface operations {
     };
     deleteConnection: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Why the connection closed, as its caller knows it: `closed` (its client closed it),
+                 *     `lost` (it broke), `removed` (the default), `heartbeat_timeout`, `protocol_error`,
+                 *     `credential_expired`, `shutdown` or `server_closed`. The reasons only the server
+                 *     records (`node_lost`, `node_restarted`, `replaced`, `wake_failed`,
+                 *     `session_ended`) are refused.
+                 */
+                close_reason?: "closed" | "lost" | "removed" | "heartbeat_timeout" | "protocol_error" | "credential_expired" | "shutdown" | "server_closed";
+                /** @description The WebSocket close code, where the connection had one (1000 to 4999); 0 or absent for none. */
+                close_code?: number;
+            };
             header?: never;
             path: {
                 /** @description The connection's id, `<16 chars>.<session id>`, as the server issued it. */
@@ -2219,7 +2234,8 @@ export interface operations {
             };
             /**
              * @description `invalid_argument` with `field: connection`: not a connection id (16 characters, a
-             *     `.`, and a session id), or the id of a `websocket` connection.
+             *     `.`, and a session id), or the id of a `websocket` connection; with `field:
+             *     close_reason` or `close_code`: a reason or a code that is not one of those above.
              */
             400: {
                 headers: {
