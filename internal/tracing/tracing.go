@@ -1,8 +1,9 @@
 // Package tracing holds what the edges (httpapi, ws) and the store wrapper
-// (storetrace) share to trace with OpenTelemetry: how an error code is
-// recorded on a span, and the names of sessiond's own attributes. Each of
-// them takes a trace.TracerProvider; nil means no tracing at all, and none
-// of this runs.
+// (storetrace) share to trace with OpenTelemetry: how a span of an
+// incoming request starts, how an error code is recorded on a span, and
+// the names of sessiond's own attributes. Each of them takes a
+// trace.TracerProvider; nil means no tracing at all, and none of this
+// runs.
 //
 // What a span never carries: a session id (only its sessiond.LogID, as
 // the logs have it), a token, a credential, a subject, a device, a
@@ -11,10 +12,12 @@
 package tracing
 
 import (
+	"context"
 	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -33,6 +36,25 @@ func Tracer(tp trace.TracerProvider, scope string) trace.Tracer {
 		return nil
 	}
 	return tp.Tracer(scope)
+}
+
+// traceContext reads and writes the W3C traceparent and tracestate
+// headers.
+var traceContext propagation.TraceContext
+
+// StartRequest starts the span of an incoming request r: a server span,
+// child of the trace its traceparent header continues if it has one; or,
+// if r's context holds a span of this process already (a handler served
+// under another traced one: the WebSocket edge under httpapi), an internal
+// span under it.
+func StartRequest(t trace.Tracer, r *http.Request, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	ctx := r.Context()
+	kind := trace.SpanKindInternal
+	if sc := trace.SpanContextFromContext(ctx); !sc.IsValid() || sc.IsRemote() {
+		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		kind = trace.SpanKindServer
+	}
+	return t.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
 }
 
 // SetCode records on span that its operation ended with the error code:
