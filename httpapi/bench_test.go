@@ -10,9 +10,14 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
+	"github.com/sessiond/sessiond/storetrace"
 )
 
 // BenchmarkValidateHandler is the server's own cost of one
@@ -21,7 +26,32 @@ import (
 //
 //	go test -run=^$ -bench=ValidateHandler -benchmem ./httpapi/
 func BenchmarkValidateHandler(b *testing.B) {
-	m, h := benchServer(b)
+	benchValidate(b, nil)
+}
+
+// BenchmarkValidateHandlerTraced is BenchmarkValidateHandler traced
+// (Config.TracerProvider, the store wrapped by storetrace), every span
+// sampled or none, into a batch span processor whose exporter discards:
+// the difference is what tracing costs the server, without the network.
+//
+//	go test -run=^$ -bench=ValidateHandler -benchmem ./httpapi/
+func BenchmarkValidateHandlerTraced(b *testing.B) {
+	for _, sampler := range []struct {
+		name string
+		s    sdktrace.Sampler
+	}{{"always_on", sdktrace.AlwaysSample()}, {"always_off", sdktrace.NeverSample()}} {
+		b.Run(sampler.name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler.s), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			benchValidate(b, tp)
+		})
+	}
+}
+
+// benchValidate validates the tokens of 1000 sessions, round robin, on
+// the server benchServer makes with tp.
+func benchValidate(b *testing.B, tp trace.TracerProvider) {
+	m, h := benchServer(b, tp)
 	const n = 1000
 	bodies := make([]string, n)
 	for i := range bodies {
@@ -54,7 +84,7 @@ func BenchmarkValidateHandler(b *testing.B) {
 //
 //	go test -run=^$ -bench='ValidateHandler|HealthzHandler' -benchmem ./httpapi/
 func BenchmarkHealthzHandler(b *testing.B) {
-	_, h := benchServer(b)
+	_, h := benchServer(b, nil)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -71,10 +101,11 @@ func BenchmarkHealthzHandler(b *testing.B) {
 
 // benchServer is an engine on the memory store (validations write nothing:
 // no rotation, activity at most once a minute) and its HTTP handler with
-// the API key "k".
-func benchServer(b *testing.B) (*sessiond.Manager, http.Handler) {
+// the API key "k", both traced with tp if it is not nil.
+func benchServer(b *testing.B, tp trace.TracerProvider) (*sessiond.Manager, http.Handler) {
 	b.Helper()
-	m, err := sessiond.New(sessiond.Config{Store: inmem.New(inmem.Options{}), Policies: []sessiond.Policy{{Name: "p", TTL: 24 * time.Hour, IdleTimeout: time.Hour}}})
+	st := storetrace.Wrap(inmem.New(inmem.Options{}), tp, storetrace.Options{System: "memory"})
+	m, err := sessiond.New(sessiond.Config{Store: st, Policies: []sessiond.Policy{{Name: "p", TTL: 24 * time.Hour, IdleTimeout: time.Hour}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +113,7 @@ func benchServer(b *testing.B) (*sessiond.Manager, http.Handler) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { m.Close() })
-	srv, err := httpapi.New(httpapi.Config{Manager: m, APIKey: "k"})
+	srv, err := httpapi.New(httpapi.Config{Manager: m, APIKey: "k", TracerProvider: tp})
 	if err != nil {
 		b.Fatal(err)
 	}

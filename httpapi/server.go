@@ -19,10 +19,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/docs"
 	"github.com/sessiond/sessiond/internal/ratelimit"
 	"github.com/sessiond/sessiond/internal/realip"
+	"github.com/sessiond/sessiond/internal/tracing"
 	"github.com/sessiond/sessiond/wire"
 )
 
@@ -96,6 +99,15 @@ type Config struct {
 	AuthFailed func(limited bool)
 	// Clock times the windows of AuthFailureLimit: sessiond.SystemClock.
 	Clock sessiond.Clock
+
+	// TracerProvider, if set, traces every request: one server span each,
+	// named by its route's pattern ("GET /v1/sessions/{id}"), continuing
+	// the trace of an incoming W3C traceparent header, with the method,
+	// route, status and, on an error, its code (error.type); the engine's
+	// and the store's work for it carries the span in the request's
+	// context. Never the path, the query, a token or a session id. Nil
+	// means no tracing: nothing of it runs.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP edge of a Manager.
@@ -117,6 +129,7 @@ type Server struct {
 	started   time.Time
 	mux       *http.ServeMux
 	handler   http.Handler
+	tracer    trace.Tracer // nil: tracing off
 	ready     atomic.Bool
 	closing   chan struct{}
 	closed    atomic.Bool
@@ -183,6 +196,7 @@ func New(cfg Config) (*Server, error) {
 		started:   time.Now(),
 		mux:       http.NewServeMux(),
 		closing:   make(chan struct{}),
+		tracer:    tracing.Tracer(cfg.TracerProvider, "github.com/sessiond/sessiond/httpapi"),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -238,7 +252,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mux.Handle("/", s.writeDeadline(http.HandlerFunc(s.unmatched)))
 	s.handler = s.cleanPaths(s.mux)
-	if s.observe != nil || s.access != nil {
+	if s.observe != nil || s.access != nil || s.tracer != nil {
 		s.handler = s.measure(s.handler)
 	}
 	return s, nil
@@ -355,8 +369,13 @@ type statusWriter struct {
 	http.ResponseWriter
 	status   int
 	bytes    int64
-	template string // set by unmatched: the pattern of the path, for the log
+	template string        // set by unmatched: the pattern of the path, for the log
+	code     sessiond.Code // of the error answered, if one (wire.CodeRecorder)
 }
+
+// RecordCode implements wire.CodeRecorder: the code goes on the request's
+// span.
+func (w *statusWriter) RecordCode(code sessiond.Code) { w.code = code }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
@@ -386,11 +405,18 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, rw, err
 }
 
-// measure reports each request to Observe and the access log.
+// measure reports each request to Observe and the access log, and traces
+// it.
 func (s *Server) measure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		var span trace.Span
+		if s.tracer != nil {
+			var ctx context.Context
+			ctx, span = s.startSpan(r)
+			r = r.WithContext(ctx) // the router sets this request's Pattern
+		}
 		next.ServeHTTP(sw, r)
 		d := time.Since(start)
 		if sw.status == 0 {
@@ -399,6 +425,9 @@ func (s *Server) measure(next http.Handler) http.Handler {
 		route := r.Pattern
 		if route == "" || route == "/" {
 			route = "unmatched"
+		}
+		if span != nil {
+			endSpan(span, r, sw)
 		}
 		if s.observe != nil {
 			s.observe(route, sw.status, d)

@@ -94,7 +94,17 @@ func WriteErrorStatus(w http.ResponseWriter, status int, err error) {
 	if status == 0 || body.Error.Code == sessiond.CodeInternal {
 		status = Status(body.Error.Code)
 	}
+	if cr, ok := w.(CodeRecorder); ok {
+		cr.RecordCode(body.Error.Code)
+	}
 	WriteJSON(w, status, body)
+}
+
+// CodeRecorder is a ResponseWriter that wants to know the code of the
+// error answered through it (httpapi's, which records it on the request's
+// span): WriteErrorStatus tells it, before it writes the answer.
+type CodeRecorder interface {
+	RecordCode(sessiond.Code)
 }
 
 // WriteRateLimited answers 429 rate_limited with msg, and a Retry-After of

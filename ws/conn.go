@@ -40,8 +40,8 @@ type conn struct {
 	credExp     int64 // ns; 0: the credential does not expire
 	refreshAt   int64 // ns: when to send the refresh message
 	refreshSent bool
-	lastTouch   int64 // ns
-	pendingReq  *sessiond.ConnectRequest
+	lastTouch   int64          // ns
+	pending     *pendingAttach // set while the attach message is awaited
 	done        bool
 
 	// Read loop only.
@@ -51,10 +51,20 @@ type conn struct {
 	closeCode atomic.Int32 // the code this side closed with, if any
 }
 
+// pendingAttach is the connect of a socket that names its session in its
+// first message: the request, and the attempt's span, which ends once the
+// message is handled.
+type pendingAttach struct {
+	req sessiond.ConnectRequest
+	at  attempt
+}
+
 // attached finishes a connection whose session the engine attached it to:
 // it becomes a resource of the session, replaced connections close, the
-// ack goes out, and the timer starts.
-func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
+// ack goes out, and the timer starts. If the session ended meanwhile, or a
+// newer connection replaced this one, it closes the socket and returns
+// why.
+func (c *conn) attached(ctx context.Context, a *sessiond.Connected) error {
 	e := c.e
 	now := e.clock.Now().UnixNano()
 	c.id, c.sessionID = a.Conn.ID, a.Session.ID
@@ -64,7 +74,7 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 	if err != nil {
 		// The session ended between attaching and now.
 		c.close(wire.CloseForError(err))
-		return
+		return err
 	}
 	c.release = release
 	c.registered = now
@@ -90,7 +100,7 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 			code = wire.CloseInternalError
 		}
 		c.close(code)
-		return
+		return err
 	}
 	e.stats.connected(a)
 
@@ -115,6 +125,7 @@ func (c *conn) attached(ctx context.Context, a *sessiond.Connected) {
 	if a.Session.State == sessiond.StateWaking {
 		go c.awaitAwake(a.Session)
 	}
+	return nil
 }
 
 // awaitAwake tells a connection that woke its session when the session is
@@ -308,28 +319,30 @@ func (c *conn) allow() bool {
 func (c *conn) isPending() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.pendingReq != nil
+	return c.pending != nil
 }
 
 func (c *conn) attachByMessage(token string) {
 	c.mu.Lock()
-	req := *c.pendingReq
-	c.pendingReq = nil
+	p := c.pending
+	c.pending = nil
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
 	}
 	c.mu.Unlock()
+	req := p.req
 	req.Token = token
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(p.at.context(context.Background()), 10*time.Second)
 	defer cancel()
 	a, err := c.e.m.Connect(ctx, req)
 	if err != nil {
 		c.e.stats.refused.Add(1)
 		c.close(wire.CloseForError(err))
+		p.at.ended(c, false, err)
 		return
 	}
-	c.attached(ctx, a)
+	p.at.ended(c, a.Created, c.attached(ctx, a))
 }
 
 func (c *conn) refresh(token string) {
@@ -451,7 +464,14 @@ func (c *conn) closed(err error) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	p := c.pending
+	c.pending = nil
 	c.mu.Unlock()
+	if p != nil {
+		// Closed before its attach message came: its attempt ends here.
+		sent := wire.CloseCode(c.closeCode.Load())
+		p.at.closedPending(sent, closeCause(sent, err))
+	}
 	e := c.e
 	// The descriptor is closed already: its place is free at once, not
 	// after the detach (a store write that may wait out an outage).

@@ -26,10 +26,12 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/ratelimit"
 	"github.com/sessiond/sessiond/internal/realip"
+	"github.com/sessiond/sessiond/internal/tracing"
 	"github.com/sessiond/sessiond/wire"
 )
 
@@ -97,6 +99,15 @@ type Config struct {
 	// with 403 before its credential is looked at. Handshakes without an
 	// Origin header (clients that are not browsers) are not affected.
 	AllowedOrigins []string
+	// TracerProvider, if set, traces every connect: one span
+	// "sessiond.ws/connect" from the handshake to the attach (or the
+	// refusal), not for the socket's life, with its outcome (created,
+	// resumed, refused, closed, failed), the error code or close code of a
+	// refusal and the attached session's sessiond.LogID; under the span of
+	// the request if the request has one (httpapi's), else continuing an
+	// incoming traceparent header. Never a credential, a token or a
+	// subject. Nil means no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Edge serves GET /v1/connect.
@@ -106,6 +117,7 @@ type Edge struct {
 	log      *slog.Logger
 	clock    sessiond.Clock
 	upgrader *gws.Upgrader
+	tracer   trace.Tracer // nil: tracing off
 	clientIP func(*http.Request) string
 	origins  map[string]bool // nil: any origin
 
@@ -147,7 +159,8 @@ func New(cfg Config) (*Edge, error) {
 		rate: cfg.MessageRate, burst: float64(cfg.MessageBurst),
 		refreshBefore: cfg.RefreshBefore, writeTimeout: cfg.WriteTimeout, attachTimeout: cfg.AttachTimeout,
 		conns: make(map[string]*conn), pending: make(map[*conn]struct{}),
-		stats: newCounters(),
+		stats:  newCounters(),
+		tracer: tracing.Tracer(cfg.TracerProvider, "github.com/sessiond/sessiond/ws"),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -255,21 +268,24 @@ func (e *Edge) fenced() {
 
 // ServeHTTP authenticates, attaches and upgrades one connection.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	byMessage := q.Get("attach") == "message"
+	r, at := e.startAttempt(r, byMessage)
 	ctx := r.Context()
 	if e.closing.Load() {
-		wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "server is shutting down; connect elsewhere"})
+		e.refuse(w, at, 0, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "server is shutting down; connect elsewhere"})
 		return
 	}
 	if !e.originAllowed(r) {
 		e.stats.refused.Add(1)
-		wire.WriteErrorStatus(w, http.StatusForbidden, &sessiond.Error{Code: sessiond.CodeUnauthorized,
+		e.refuse(w, at, http.StatusForbidden, &sessiond.Error{Code: sessiond.CodeUnauthorized,
 			Message: "this Origin may not connect (websocket.allowed_origins)"})
 		return
 	}
 	clientIP := e.clientIP(r)
 	if key := realip.LimitKey(clientIP); key != "" {
 		if wait, ok := e.byAddress.Take(key); !ok {
-			e.refuseRate(w, wait, "too many connects from this address")
+			e.refuseRate(w, at, wait, "too many connects from this address")
 			return
 		}
 	}
@@ -278,7 +294,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.takeSocket() {
 		e.stats.refusedFull.Add(1)
 		w.Header().Set("Retry-After", "5")
-		wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "this node holds its most sockets (websocket.max_sockets); connect elsewhere or later"})
+		e.refuse(w, at, 0, &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "this node holds its most sockets (websocket.max_sockets); connect elsewhere or later"})
 		return
 	}
 	held := false
@@ -289,11 +305,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	cred := bearer(r)
 	if cred == "" {
-		cred = r.URL.Query().Get("token")
+		cred = q.Get("token")
 	}
 	if cred == "" {
 		e.stats.refused.Add(1)
-		wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing credential: Authorization: Bearer <jwt> or ?token=<jwt>"})
+		e.refuse(w, at, 0, &sessiond.Error{Code: sessiond.CodeUnauthorized, Message: "missing credential: Authorization: Bearer <jwt> or ?token=<jwt>"})
 		return
 	}
 	subject, expires, err := e.verify(ctx, cred)
@@ -307,20 +323,19 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.log.Error("verifying a credential", "err", err)
 			err = &sessiond.Error{Code: sessiond.CodeUnavailable, Message: "cannot verify credentials now"}
 		}
-		wire.WriteError(w, err)
+		e.refuse(w, at, 0, err)
 		return
 	}
 	if wait, ok := e.bySubject.Take(subject); !ok {
-		e.refuseRate(w, wait, "too many connects for this subject")
+		e.refuseRate(w, at, wait, "too many connects for this subject")
 		return
 	}
 	if !isUpgrade(r) {
 		e.stats.refused.Add(1)
-		wire.WriteError(w, &sessiond.Error{Code: sessiond.CodeInvalidArgument, Field: "Upgrade",
+		e.refuse(w, at, 0, &sessiond.Error{Code: sessiond.CodeInvalidArgument, Field: "Upgrade",
 			Message: "expected a WebSocket handshake (Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)"})
 		return
 	}
-	q := r.URL.Query()
 	req := sessiond.ConnectRequest{
 		Subject: subject,
 		Token:   r.Header.Get("X-Session-Token"),
@@ -334,13 +349,12 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		UserAgent: r.UserAgent(),
 	}
 	req.Device.IP, req.Device.UserAgent = req.ClientIP, req.UserAgent
-	byMessage := q.Get("attach") == "message"
 
 	var connected *sessiond.Connected
 	if !byMessage {
 		if connected, err = e.m.Connect(ctx, req); err != nil {
 			e.stats.refused.Add(1)
-			wire.WriteError(w, err)
+			e.refuse(w, at, 0, err)
 			return
 		}
 	}
@@ -350,6 +364,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if connected != nil {
 			e.detach(connected.Conn.ID, sessiond.CloseCause{Reason: sessiond.ClosedLost})
 		}
+		at.failed()
 		return
 	}
 	c := &conn{e: e, ws: socket, subject: subject}
@@ -369,7 +384,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 	held = true // the socket gives the slot back when it closes
 	if byMessage {
-		c.pendingReq = &req
+		// The attempt goes on until the attach message is handled, or
+		// the socket closes.
+		c.pending = &pendingAttach{req: req, at: at}
 		e.mu.Lock()
 		e.pending[c] = struct{}{}
 		e.mu.Unlock()
@@ -379,12 +396,22 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		})
 	} else {
-		c.attached(ctx, connected)
+		err = c.attached(ctx, connected)
 	}
 	if !c.counted {
 		c.close(wire.CloseGoingAway)
 	}
+	if !byMessage {
+		at.ended(c, connected.Created, err)
+	}
 	go socket.ReadLoop()
+}
+
+// refuse answers a handshake with err (wire.WriteErrorStatus) and ends its
+// attempt.
+func (e *Edge) refuse(w http.ResponseWriter, at attempt, status int, err error) {
+	wire.WriteErrorStatus(w, status, err)
+	at.refused(sessiond.ErrorCode(err))
 }
 
 // Defaults of the edge's limits.
@@ -419,9 +446,10 @@ func (e *Edge) takeSocket() bool {
 
 // refuseRate answers a handshake over a rate limit: 429, with how many
 // seconds to wait.
-func (e *Edge) refuseRate(w http.ResponseWriter, wait time.Duration, msg string) {
+func (e *Edge) refuseRate(w http.ResponseWriter, at attempt, wait time.Duration, msg string) {
 	e.stats.refusedRate.Add(1)
 	wire.WriteRateLimited(w, wait, msg+"; retry later")
+	at.refused(sessiond.CodeRateLimited)
 }
 
 // Shutdown closes every socket with 1001 (going away: reconnect), detaches

@@ -82,7 +82,9 @@ Serves REST and the WebSocket edge on --addr (plain HTTP on loopback, HTTPS
 with --tls-cert and --tls-key), the sessions in the embedded store in
 --data-dir unless --store says otherwise. On first start it generates an
 admin API key and saves it in DATA_DIR/api_key. SIGTERM or SIGINT stops it
-gracefully; the sessions are kept.`},
+gracefully; the sessions are kept. Tracing (OpenTelemetry, OTLP) is off
+unless the standard OTEL_* variables ask for it (docs/operations.md,
+"Tracing").`},
 		{name: "config", summary: "print the effective configuration", config: all, flags: cmdConfig, help: `
 Prints, as YAML, what serve would run with: the config file, the
 environment and the flags merged, every default filled in, secrets
@@ -94,8 +96,8 @@ Checks everything serve checks before it starts: the config file's keys and
 values, the policies, the listen address, the API key, the TLS certificate
 and key, the JWT material (the secret, the public key files, the JWKS
 URL's form: it is not fetched), the hooks, the history's PostgreSQL URL
-(not connected to). It prints what it checked, or serve's message and exits
-2.`},
+(not connected to), the OTEL_* variables of tracing. It prints what it
+checked, or serve's message and exits 2.`},
 				{name: "config init", summary: "write a commented config file to start from", flags: cmdConfigInit, help: `
 Writes the example configuration (docs/sessiond.example.yaml in the source
 tree): every key, with its default where it has one, commented. It refuses

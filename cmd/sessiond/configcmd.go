@@ -50,12 +50,16 @@ func cmdConfigCheck(*flag.FlagSet) action {
 		if err := cfg.check(); err != nil { // the address, the key, the TLS and JWT material, the history URL
 			return usageError{err.Error()}
 		}
-		return cfg.writeChecked(in.stdout)
+		tracing, err := tracingFromEnv(os.Getenv) // the OTEL_* variables, as serve reads them
+		if err != nil {
+			return usageError{"tracing: " + err.Error()}
+		}
+		return cfg.writeChecked(in.stdout, tracing)
 	}
 }
 
 // writeChecked says what config check found, a line a subject.
-func (cfg *Config) writeChecked(w io.Writer) error {
+func (cfg *Config) writeChecked(w io.Writer, tracing tracingSettings) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s:\t%s\n", k, fmt.Sprintf(format, args...)) }
 
@@ -140,6 +144,11 @@ func (cfg *Config) writeChecked(w io.Writer) error {
 		row("history", "%s (the URL parsed; not connected to)", redactDSN(cfg.History))
 	} else {
 		row("history", "off")
+	}
+	if tracing.on {
+		row("tracing", "OTLP %s to %s (not connected to)", tracing.protocol, tracing.endpoint)
+	} else {
+		row("tracing", "off (no OTEL_* variable asks for it)")
 	}
 	if err := tw.Flush(); err != nil {
 		return err

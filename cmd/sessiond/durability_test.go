@@ -140,8 +140,11 @@ func buildSessiond(t *testing.T) string {
 	return built.path
 }
 
-// TestMain removes the binary buildSessiond built, once every test has run.
+// TestMain removes the binary buildSessiond built, once every test has
+// run. The tests run without the OTEL_* variables of whoever runs them
+// (clearOTELEnv).
 func TestMain(m *testing.M) {
+	clearOTELEnv()
 	code := m.Run()
 	if built.dir != "" {
 		_ = os.RemoveAll(built.dir)

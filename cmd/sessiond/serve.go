@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/httpapi"
@@ -34,6 +36,7 @@ import (
 	"github.com/sessiond/sessiond/pebble"
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/redis"
+	"github.com/sessiond/sessiond/storetrace"
 	"github.com/sessiond/sessiond/webhook"
 	"github.com/sessiond/sessiond/wire"
 	"github.com/sessiond/sessiond/ws"
@@ -59,7 +62,8 @@ type server struct {
 	certs *certReloader // nil: plain HTTP
 	hist  *historySink  // nil: no --history
 
-	notify *notifier // nil: no webhooks
+	notify *notifier                // nil: no webhooks
+	traces *sdktrace.TracerProvider // nil: tracing off (the OTEL_* variables)
 
 	keySource string // configured, saved or generated
 	textLogs  bool   // logs are for a human: print a banner too
@@ -118,18 +122,22 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	obs := metrics.New(reg)
+	if s.traces, err = startTracing(ctx, os.Getenv, cfg.Node, s.log); err != nil {
+		return nil, err
+	}
 
 	stage = "opening the store"
 	var storeCheck func(context.Context) error
+	system := "pebble" // the store's db.system.name in traces
 	switch {
 	case cfg.Store == "memory":
-		s.store = inmem.New(inmem.Options{EventRetention: cfg.EventRetention})
+		s.store, system = inmem.New(inmem.Options{EventRetention: cfg.EventRetention}), "memory"
 	case cfg.redisStore():
 		st, err := redis.OpenStore(ctx, cfg.Store, redis.StoreOptions{EventRetention: cfg.EventRetention, OpTimeout: cfg.storeOpTimeout})
 		if err != nil {
 			return nil, fmt.Errorf("redis store: %w", err)
 		}
-		s.store, storeCheck = st, st.Ping
+		s.store, storeCheck, system = st, st.Ping, "redis"
 	default:
 		st, err := s.openStore(ctx)
 		if err != nil {
@@ -142,6 +150,10 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 				WritesRefused: d.WritesRefused, Failed: d.Failed, Quarantined: d.Quarantined}
 		})
 	}
+	// The store's own checks and counts (Ping, Disk) were taken from it
+	// above; everything else uses it through the wrapper, which has the
+	// store's optional interfaces.
+	s.store = storetrace.Wrap(s.store, s.tracerProvider(), storetrace.Options{System: system})
 	stage = "handling the deadlines due at start"
 
 	policies, def, err := cfg.policies()
@@ -192,6 +204,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		Manager: s.m, APIKey: cfg.APIKey, Logger: s.log, Version: serverVersion(),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Observe: obs.ObserveRequest, ClientIP: clientIP, AuthFailed: obs.AdminAuthFailed,
+		TracerProvider: s.tracerProvider(),
 		Connect: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			wire.WriteError(w, &sessiond.Error{Code: wire.CodeRouteNotFound,
 				Message: "the WebSocket edge is off: configure --jwt-secret, --jwt-public-key or --jwt-jwks-url"})
@@ -222,7 +235,7 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 			MessageBurst: cfg.WebSocket.MessageBurst, RefreshBefore: time.Duration(cfg.WebSocket.RefreshBefore),
 			ClientIP: clientIP, AllowedOrigins: cfg.WebSocket.AllowedOrigins,
 			MaxSockets: cfg.WebSocket.MaxSockets, ConnectsPerSubject: cfg.WebSocket.ConnectsPerSubject,
-			ConnectsPerAddress: cfg.WebSocket.ConnectsPerAddress,
+			ConnectsPerAddress: cfg.WebSocket.ConnectsPerAddress, TracerProvider: s.tracerProvider(),
 		})
 		if err != nil {
 			return nil, err
@@ -277,6 +290,15 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 		}
 	}
 	return s, nil
+}
+
+// tracerProvider is what the edges and the store trace with: nil, not a
+// nil *sdktrace.TracerProvider, while tracing is off.
+func (s *server) tracerProvider() trace.TracerProvider {
+	if s.traces == nil {
+		return nil
+	}
+	return s.traces
 }
 
 // errInterrupted is a start stopped by a signal.
@@ -488,10 +510,14 @@ func (s *server) close() error {
 	if s.jwt != nil {
 		s.jwt.Close()
 	}
+	var err error
 	if s.store != nil {
-		return s.store.Close()
+		err = s.store.Close()
 	}
-	return nil
+	if s.traces != nil {
+		stopTracing(s.traces, s.log) // last: the spans of everything above ended
+	}
+	return err
 }
 
 // URL is the server's base URL.
