@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/console"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
 	"github.com/sessiond/sessiond/internal/realip"
@@ -199,6 +200,9 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	}
 	if cfg.AccessLog {
 		api.AccessLog = s.log
+	}
+	if cfg.Console {
+		api.Console = console.Handler()
 	}
 	if s.hist != nil {
 		api.History = s.hist
@@ -526,6 +530,9 @@ func (s *server) banner() {
 	default:
 		fmt.Fprintf(s.stderr, "  admin API key: the configured one (--api-key, SESSIOND_API_KEY or api_key in the config file)\n")
 		key = "$SESSIOND_API_KEY"
+	}
+	if s.cfg.Console {
+		fmt.Fprintf(s.stderr, "  console: %s/console (sign in with the admin API key)\n", url)
 	}
 	fmt.Fprintf(s.stderr, "  try: curl -H \"Authorization: Bearer %s\" %s/v1/stats\n\n", key, url)
 }

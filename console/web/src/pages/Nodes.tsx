@@ -1,0 +1,55 @@
+import { listNodes } from "../nodes";
+import { Empty, ErrorBox, PageHead, Time, useLiveReload, useLoad } from "../ui";
+import { useEffect } from "preact/hooks";
+
+/** The nodes sharing the store: their leases and connections. */
+export function Nodes() {
+  const nodes = useLoad((signal) => listNodes(signal), []);
+  useLiveReload((ev) => ev.type === "connected" || ev.type === "connection_closed", nodes.reload, []);
+  useEffect(() => {
+    const t = setInterval(nodes.reload, 5000);
+    return () => clearInterval(t);
+  }, []);
+  return (
+    <>
+      <PageHead title="Nodes" sub="The servers sharing this store, each with its lease (renewed while it runs) and the connections it holds." />
+      {nodes.error ? <ErrorBox error={nodes.error} /> : null}
+      {nodes.value ? (
+        nodes.value.length === 0 ? (
+          <Empty>No nodes.</Empty>
+        ) : (
+          <table class="table" data-testid="nodes">
+            <thead>
+              <tr>
+                <th>Node</th>
+                <th>Status</th>
+                <th>Lease until</th>
+                <th class="num">Connections</th>
+              </tr>
+            </thead>
+            <tbody>
+              {nodes.value.map((n) => (
+                <tr key={n.node}>
+                  <td>
+                    <span class="mono">{n.node}</span>
+                    {n.self ? <span class="tag">this node</span> : null}
+                  </td>
+                  <td>{n.dead ? <span class="badge badge-bad">dead</span> : <span class="badge badge-ok">alive</span>}</td>
+                  <td>
+                    <Time at={n.until} />
+                  </td>
+                  <td class="num" title={n.connections_more ? "counted up to 1000; there are more" : undefined}>
+                    {n.connections}
+                    {n.connections_more ? "+" : ""}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )
+      ) : (
+        <Empty>Loading…</Empty>
+      )}
+    </>
+  );
+}
