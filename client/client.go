@@ -38,6 +38,7 @@ type (
 	ValidateResponse = wire.ValidateResponse
 	ListResponse     = wire.ListResponse
 	Stats            = wire.StatsResponse
+	Node             = wire.Node
 )
 
 // Client calls one sessiond server.
@@ -242,6 +243,16 @@ func (c *Client) RevokeSubject(ctx context.Context, subject string) (int, error)
 func (c *Client) Stats(ctx context.Context) (*Stats, error) {
 	var out Stats
 	return &out, c.do(ctx, "GET", "/v1/stats", nil, &out, http.StatusOK)
+}
+
+// Nodes lists the nodes sharing the server's store, by name
+// (GET /v1/nodes).
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var out wire.NodesResponse
+	if err := c.do(ctx, "GET", "/v1/nodes", nil, &out, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return out.Nodes, nil
 }
 
 // Ready reports whether the server answers /readyz with 200.

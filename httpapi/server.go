@@ -153,6 +153,7 @@ func Routes() []Route {
 		{"POST", "/v1/connections/{id}/heartbeat", true, (*Server).heartbeat},
 		{"DELETE", "/v1/connections/{id}", true, (*Server).removeConnection},
 		{"GET", "/v1/stats", true, (*Server).stats},
+		{"GET", "/v1/nodes", true, (*Server).nodes},
 		{"GET", "/v1/events", true, (*Server).events},
 		{"GET", "/v1/openapi.yaml", false, (*Server).openapi},
 		{"GET", "/healthz", false, (*Server).healthz},
@@ -682,6 +683,25 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) error {
 	if s.edgeStats != nil {
 		edge := s.edgeStats()
 		resp.WebSocket = &edge
+	}
+	wire.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// nodes lists the nodes sharing the store.
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request) error {
+	nodes, err := s.m.Nodes(r.Context())
+	if err != nil {
+		return err
+	}
+	resp := wire.NodesResponse{Nodes: make([]wire.Node, len(nodes))}
+	for i, n := range nodes {
+		resp.Nodes[i] = wire.Node{Node: n.Node, Dead: n.Dead, Self: n.Self,
+			Connections: n.Connections, ConnectionsMore: n.ConnectionsMore}
+		if !n.Until.IsZero() {
+			until := n.Until.UTC()
+			resp.Nodes[i].Until = &until
+		}
 	}
 	wire.WriteJSON(w, http.StatusOK, resp)
 	return nil

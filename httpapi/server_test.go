@@ -155,6 +155,7 @@ func TestEveryRouteSucceeds(t *testing.T) {
 		"POST /v1/connections/{id}/heartbeat":    {"/v1/connections/" + beating + "/heartbeat", "", 200},
 		"DELETE /v1/connections/{id}":            {"/v1/connections/" + leaving, "", 204},
 		"GET /v1/stats":                          {"/v1/stats", "", 200},
+		"GET /v1/nodes":                          {"/v1/nodes", "", 200},
 		"GET /v1/events":                         {"/v1/events", "", 200},
 		"GET /v1/openapi.yaml":                   {"/v1/openapi.yaml", "", 200},
 		"GET /healthz":                           {"/healthz", "", 200},

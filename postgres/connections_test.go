@@ -343,6 +343,9 @@ func TestConnRowsFoldsABatch(t *testing.T) {
 	if *rows[0].reason != "replaced" || *rows[1].reason != "node_lost" || !rows[0].opened.Equal(at.Truncate(time.Microsecond)) {
 		t.Fatalf("rows %+v", rows)
 	}
+	if !rows[0].opens || rows[1].opens {
+		t.Fatalf("a opens in the batch: %v, b does not: %v; want true, false (b's row is an earlier batch's)", rows[0].opens, rows[1].opens)
+	}
 }
 
 // A partition the sink took for made that is gone (another node's Prune

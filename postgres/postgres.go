@@ -53,6 +53,7 @@ const (
 	DefaultRetention = 90 * 24 * time.Hour
 	DefaultBatch     = 1000
 	DefaultPoll      = time.Second
+	DefaultLinger    = 100 * time.Millisecond
 	DefaultName      = "default"
 )
 
@@ -71,7 +72,12 @@ type Options struct {
 	Batch int
 	// Poll is how long Follow waits for new events when the store cannot
 	// say when its log grows (sessiond.EventWaiter). 0 means DefaultPoll.
-	Poll   time.Duration
+	Poll time.Duration
+	// Linger is how long Follow waits, once the store's log has grown
+	// after a batch that was not full, before it reads the next: so that a
+	// trickle of events is written in a few transactions a second, not one
+	// per commit. 0 means DefaultLinger; negative, none.
+	Linger time.Duration
 	Logger *slog.Logger
 }
 
@@ -119,6 +125,9 @@ func Open(ctx context.Context, dsn string, o Options) (*History, error) {
 	}
 	if o.Poll <= 0 {
 		o.Poll = DefaultPoll
+	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -237,6 +246,9 @@ func (h *History) Follow(ctx context.Context, st sessiond.Store) error {
 		default:
 			pause = 100 * time.Millisecond
 			h.wait(ctx, st, pos)
+			if h.o.Linger > 0 {
+				_ = wait.Sleep(ctx, h.o.Linger)
+			}
 		}
 	}
 	return ctx.Err()
@@ -316,9 +328,16 @@ func (h *History) lockCursor(ctx context.Context, tx pgx.Tx) (sessiond.Cursor, e
 	return c, nil
 }
 
-// insert writes events in one statement (arrays unnested), into day
-// partitions made first if need be. An event already there (same time,
-// partition and Seq) is left as it is.
+// eventColumns are the columns of sessiond_events that insert writes.
+var eventColumns = []string{"at", "log_part", "seq", "type", "session_id", "subject", "state", "reason", "version", "generation", "connection", "event"}
+
+// insert writes events into day partitions made first if need be, with
+// COPY: the cursor's row is locked and the events come from past it, so
+// none of them can be in the table already (a transaction that wrote one
+// moved the cursor past it). Should one be there all the same (the
+// cursor's row set back by hand), the COPY, run under a savepoint, fails
+// on the primary key, and the batch is written again with an INSERT that
+// leaves the events already there as they are.
 func (h *History) insert(ctx context.Context, tx pgx.Tx, evs []sessiond.Event, made *[]string) error {
 	n := len(evs)
 	at, part, seq := make([]time.Time, n), make([]int32, n), make([]int64, n)
@@ -343,13 +362,48 @@ func (h *History) insert(ctx context.Context, tx pgx.Tx, evs []sessiond.Event, m
 			return err
 		}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+h.schema+`.sessiond_events
-		(at, log_part, seq, type, session_id, subject, state, reason, version, generation, connection, event)
+	dup, err := copyRows(ctx, tx, pgx.Identifier{h.o.Schema, "sessiond_events"}, eventColumns, n, func(i int) []any {
+		return []any{at[i], part[i], seq[i], typ[i], sid[i], subj[i], state[i], reason[i], version[i], gen[i], conn[i], docs[i]}
+	})
+	if !dup {
+		return err
+	}
+	h.o.Logger.Warn("history: events past the cursor were in the table already (was the cursor set back?): keeping the rows there", "events", n)
+	_, err = tx.Exec(ctx, `INSERT INTO `+h.schema+`.sessiond_events (`+strings.Join(eventColumns, ", ")+`)
 		SELECT * FROM unnest($1::timestamptz[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[],
 			$7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::jsonb[])
 		ON CONFLICT DO NOTHING`,
 		at, part, seq, typ, sid, subj, state, reason, version, gen, conn, docs)
 	return err
+}
+
+// copyRows writes n rows into table with COPY, under a savepoint. If a
+// row's key is in the table already, it rolls the savepoint back and
+// returns dup: the caller writes the rows again in a way that keeps what
+// is there (the COPY is the fast path of rows that cannot be there: see
+// insert).
+func copyRows(ctx context.Context, tx pgx.Tx, table pgx.Identifier, cols []string, n int, row func(int) []any) (dup bool, err error) {
+	if n == 0 {
+		return false, nil
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, err = sp.CopyFrom(ctx, table, cols, pgx.CopyFromSlice(n, func(i int) ([]any, error) { return row(i), nil }))
+	if err == nil {
+		return false, sp.Commit(ctx)
+	}
+	if rerr := sp.Rollback(ctx); rerr != nil || !isUniqueViolation(err) {
+		return false, err
+	}
+	return true, nil
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // ensureDay makes the day partition of table (sessiond_events or

@@ -292,6 +292,105 @@ func TestAGapIsRecorded(t *testing.T) {
 	}
 }
 
+// A cursor set back by hand (an operator replaying the log) makes the
+// sink read events, and connections, the tables hold already: the batch's
+// COPY fails on the primary key, and the batch is written again keeping
+// the rows there (a connection's close still fills in its row). The sink
+// goes on; nothing is written twice.
+func TestACursorSetBackWritesNothingTwice(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	h := openHistory(t, dsn, Options{Schema: schema, Batch: 20})
+	st := inmem.New(inmem.Options{})
+	m := engine(t, st)
+	ctx := context.Background()
+	var open []string
+	for i := range 15 { // 30 events: created, connected
+		c, err := m.Create(ctx, sessiond.CreateRequest{Subject: fmt.Sprint("user-", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := m.ConnectTo(ctx, c.Session.ID, sessiond.ConnectRequest{Kind: "vnc", ClientIP: "198.51.100.7"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, a.Conn.ID)
+	}
+	steps(t, h, st)
+	if _, err := h.pool.Exec(ctx, "UPDATE "+schema+".sessiond_history_cursor SET position = '10'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range open[:10] { // 10 events: connection_closed
+		if err := m.DisconnectWith(ctx, id, sessiond.CloseCause{Reason: sessiond.ClosedByClient, Code: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := 0
+	for { // batches of 20 past 10: 20 events there already, then 10 that are not
+		n, _, err := h.Step(ctx, st)
+		if err != nil {
+			t.Fatalf("Step after the cursor was set back: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		written += n
+	}
+	if written != 30 {
+		t.Fatalf("the sink went over %d events after the cursor was set back to 10 of 40; want 30", written)
+	}
+	if rows, distinct := counts(t, dsn, schema); rows != 40 || distinct != 40 {
+		t.Fatalf("%d rows, %d distinct events; want each of the 40 once", rows, distinct)
+	}
+	sameConnections(t, connTable(t, dsn, schema), logConnections(t, st))
+}
+
+// readCounter counts a store's Events reads (one per batch of the sink),
+// keeping its EventWaiter.
+type readCounter struct {
+	*inmem.Store
+	reads atomic.Int64
+}
+
+func (c *readCounter) Events(ctx context.Context, after sessiond.Cursor, limit int) ([]sessiond.Event, error) {
+	c.reads.Add(1)
+	return c.Store.Events(ctx, after, limit)
+}
+
+// A trickle of events, one commit every 5 ms for a second, is written in
+// a few batches (one per Linger), not one per commit (about 200); and all
+// of it.
+func TestATrickleIsWrittenInFewBatches(t *testing.T) {
+	dsn := testDSN(t)
+	schema := testSchema(t, dsn)
+	st := &readCounter{Store: inmem.New(inmem.Options{})}
+	m := engine(t, st.Store)
+	h := openHistory(t, dsn, Options{Schema: schema, Linger: 250 * time.Millisecond})
+	follow(t, h, st)
+	created := 0
+	for start := time.Now(); time.Since(start) < time.Second; created++ {
+		if _, err := m.Create(context.Background(), sessiond.CreateRequest{Subject: fmt.Sprint("user-", created)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // the trickle's pace
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Stats().Written < int64(created) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events written after 10 s", h.Stats().Written, created)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A second at one batch per 250 ms: about 5; 12 allows for the
+	// batches while the sink starts and the last one.
+	if reads := st.reads.Load(); reads > 12 {
+		t.Fatalf("%d events were read in %d batches; want about one per Linger (250 ms) of the second they took", created, reads)
+	}
+	if rows, distinct := counts(t, dsn, schema); rows != created || distinct != created {
+		t.Fatalf("%d rows, %d distinct; want the %d events once", rows, distinct, created)
+	}
+}
+
 // Days past the retention are dropped with their partition, of events and
 // of connections (by the day they opened).
 func TestPruneDropsOldDays(t *testing.T) {

@@ -98,6 +98,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"AFencedNodeIsTold", testAFencedNodeIsTold},
 		{"AnOutageForAllFencesNoOne", testAnOutageForAllFencesNoOne},
 		{"ARestartedNodeWaitsForTheClaimOnIt", testARestartedNodeWaitsForTheClaimOnIt},
+		{"NodesListsLeasesAndConnections", testNodesListsLeasesAndConnections},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, h) })
 	}

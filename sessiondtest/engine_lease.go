@@ -201,3 +201,43 @@ func testAnOutageForAllFencesNoOne(t *testing.T, h Harness) {
 		}
 	})
 }
+
+// Nodes lists every node sharing the store with its lease and the
+// connections it holds, also a node that died and holds connections until
+// its lease expires, and marks the asking node as itself.
+func testNodesListsLeasesAndConnections(t *testing.T, h Harness) {
+	synctest.Test(t, func(t *testing.T) {
+		a := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-a"})
+		for i := range 3 {
+			a.connectDevice("user", string(rune('a'+i)))
+		}
+		b := connectEnv(t, h, sessiond.Config{LeaseTTL: leaseTTL, Node: "host-b", Store: a.store.Store})
+		b.connectDevice("other", "x")
+		a.stop()
+
+		nodes, err := b.m.Nodes(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) != 2 {
+			t.Fatalf("nodes %+v; want host-a and host-b", nodes)
+		}
+		ha, hb := nodes[0], nodes[1]
+		if ha.Node != "host-a" || ha.Self || ha.Connections != 3 || ha.ConnectionsMore || ha.Until.IsZero() {
+			t.Fatalf("host-a, stopped with its lease running: %+v; want 3 connections, a lease, not self", ha)
+		}
+		if hb.Node != "host-b" || !hb.Self || hb.Connections != 1 || hb.Until.Before(time.Now()) {
+			t.Fatalf("host-b: %+v; want itself, 1 connection, a live lease", hb)
+		}
+
+		time.Sleep(leaseTTL)
+		synctest.Wait()
+		nodes, err = b.m.Nodes(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) != 1 || nodes[0].Node != "host-b" || nodes[0].Connections != 1 {
+			t.Fatalf("after host-a's lease expired and was worked off: %+v; want host-b alone", nodes)
+		}
+	})
+}

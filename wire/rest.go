@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/sessiond/sessiond"
 )
@@ -87,6 +88,22 @@ type StatsResponse struct {
 	Version     string          `json:"version"`
 	// WebSocket holds this node's WebSocket counts when the edge is on.
 	WebSocket *WebSocketStats `json:"websocket,omitempty"`
+}
+
+// NodesResponse is the body of GET /v1/nodes.
+type NodesResponse struct {
+	Nodes []Node `json:"nodes"`
+}
+
+// Node is one node sharing the store: its lease, and the WebSocket
+// connections it holds, counted up to 1000 (ConnectionsMore: more).
+type Node struct {
+	Node            string     `json:"node"`
+	Until           *time.Time `json:"until,omitempty"` // the lease's end; absent for a node holding connections without a lease
+	Dead            bool       `json:"dead"`            // its lease was claimed: another node is releasing its connections
+	Self            bool       `json:"self"`            // the node that answered
+	Connections     int        `json:"connections"`
+	ConnectionsMore bool       `json:"connections_more"`
 }
 
 // ConnectionStats count the live sessions' connections.

@@ -106,6 +106,12 @@ FILE.`},
 		{name: "status", noArgs: true, summary: "show a running server's state", config: adminConfig, flags: cmdStatus, help: `
 Prints whether the server is ready, its version and uptime, and its
 sessions by state.`},
+		{name: "nodes", noArgs: true, summary: "list the nodes sharing a running server's store", config: adminConfig, flags: cmdNodes, help: `
+Lists every node with a lease in the store (one on the embedded store, each
+node of a cluster on Redis) and every node that holds connections without
+one: its lease's end, whether another node has claimed it (dead), and the
+WebSocket connections it holds (counted up to 1000). The node that answered
+is marked with *.`},
 		{name: "healthcheck", noArgs: true, summary: "exit 0 if the server is ready, else 1 (for containers)", config: healthConfig, flags: cmdHealthcheck, help: `
 Asks the server's GET /readyz, which needs no API key, and gives up after
 five seconds: a container's health check.`},

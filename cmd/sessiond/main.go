@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -26,6 +27,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/client"
 	"github.com/sessiond/sessiond/pebble"
+	"github.com/sessiond/sessiond/wire"
 )
 
 func main() {
@@ -353,6 +355,46 @@ func status(ctx context.Context, in *input, asJSON bool) error {
 	}
 	fmt.Fprintf(stdout, "deadlines:  %d scheduled\n", st.Scheduled)
 	return nil
+}
+
+func cmdNodes(fs *flag.FlagSet) action {
+	asJSON := jsonFlag(fs)
+	return func(ctx context.Context, in *input) error {
+		c, err := adminClient(in)
+		if err != nil {
+			return err
+		}
+		nodes, err := c.Nodes(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(in.stdout).Encode(wire.NodesResponse{Nodes: nodes})
+		}
+		return printNodes(in.stdout, nodes)
+	}
+}
+
+func printNodes(w io.Writer, nodes []client.Node) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE	LEASE	CONNECTIONS")
+	for _, n := range nodes {
+		name, lease, conns := n.Node, "none", strconv.Itoa(n.Connections)
+		if n.Self {
+			name += " *"
+		}
+		if n.Until != nil {
+			lease = "ends " + ago(*n.Until)
+			if n.Dead {
+				lease = "dead: its connections are being released, claim ends " + ago(*n.Until)
+			}
+		}
+		if n.ConnectionsMore {
+			conns += "+"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, lease, conns)
+	}
+	return tw.Flush()
 }
 
 // jsonFlag is the --json flag of the commands that print JSON on request.

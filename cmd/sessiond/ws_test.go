@@ -282,3 +282,30 @@ func TestConnectCommand(t *testing.T) {
 		cancel()
 	}
 }
+
+// `sessiond nodes` lists the server's node, marked as the one answering,
+// with the sockets it holds.
+func TestNodesCommand(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.JWT.Secret = testSecret
+	cfg.Node = "edge-1"
+	ts := startServer(t, cfg)
+	dialDevice(t, ts.addr, "alice", "glasses-1")
+	dialDevice(t, ts.addr, "bob", "glasses-1")
+
+	out := mustCLI(t, "nodes", "--addr", ts.addr, "--api-key", ts.key)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "NODE") {
+		t.Fatalf("nodes printed:\n%s\nwant a header and one node", out)
+	}
+	if f := strings.Fields(lines[1]); f[0] != "edge-1" || f[1] != "*" || !strings.Contains(lines[1], "ends in") || f[len(f)-1] != "2" {
+		t.Fatalf("node line %q; want edge-1 *, its lease's end, 2 connections", lines[1])
+	}
+	var got wire.NodesResponse
+	if err := json.Unmarshal([]byte(mustCLI(t, "nodes", "--json", "--addr", ts.addr, "--api-key", ts.key)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Nodes) != 1 || got.Nodes[0].Node != "edge-1" || !got.Nodes[0].Self || got.Nodes[0].Connections != 2 {
+		t.Fatalf("nodes --json: %+v", got)
+	}
+}

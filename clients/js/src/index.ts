@@ -22,6 +22,7 @@ export type {
   HistoryResponse,
   ListOptions,
   ListResponse,
+  Node,
   ReadyResponse,
   Session,
   SessionEvent,

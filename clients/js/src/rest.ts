@@ -16,6 +16,7 @@ export type TokenResponse = Schemas["TokenResponse"];
 export type ListResponse = Schemas["ListResponse"];
 export type HistoryResponse = Schemas["HistoryResponse"];
 export type StatsResponse = Schemas["StatsResponse"];
+export type Node = Schemas["Node"];
 export type Connection = Schemas["Connection"];
 export type ConnectionRequest = Schemas["ConnectionRequest"];
 export type ConnectionResponse = Schemas["ConnectionResponse"];
@@ -216,6 +217,12 @@ export class SessiondClient {
   /** The server's counts. */
   stats(opts?: CallOptions): Promise<StatsResponse> {
     return this.#call("GET", "/v1/stats", { signal: opts?.signal });
+  }
+
+  /** The nodes sharing the server's store, by name, with their leases and sockets. */
+  async nodes(opts?: CallOptions): Promise<Node[]> {
+    const r: Schemas["NodesResponse"] = await this.#call("GET", "/v1/nodes", { signal: opts?.signal });
+    return r.nodes;
   }
 
   /** The server's readiness (`/readyz`); throws while it is not ready. */

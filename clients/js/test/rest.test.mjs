@@ -176,6 +176,15 @@ describe("operations", () => {
     assert.equal(typeof after.version, "string");
   });
 
+  test("nodes lists the server's own node with its lease", async () => {
+    const nodes = await api.nodes();
+    assert.equal(nodes.length, 1);
+    assert.equal(nodes[0].self, true);
+    assert.equal(nodes[0].dead, false);
+    assert.ok(Date.parse(nodes[0].until) > Date.now(), `lease until ${nodes[0].until}`);
+    assert.equal(typeof nodes[0].connections, "number");
+  });
+
   test("ready answers while the server is ready", async () => {
     assert.equal((await api.ready()).status, "ready");
   });

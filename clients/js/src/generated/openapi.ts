@@ -434,6 +434,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The nodes sharing the store
+         * @description Lists, by name, every node with a lease in the store and every node that holds
+         *     connections without one (a node that died, until its lease expires and another node
+         *     releases its connections). `self` marks the node that answered. `connections` counts the
+         *     WebSocket connections the node holds, up to 1000 (`connections_more` tells there were
+         *     more); connections tracked by heartbeats over REST belong to no node and are not
+         *     counted here. On the embedded store it lists the one node.
+         */
+        get: operations["listNodes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -905,6 +930,26 @@ export interface components {
         RevokeSubjectResponse: {
             /** @description How many sessions this call ended. */
             revoked: number;
+        };
+        NodesResponse: {
+            nodes: components["schemas"]["Node"][];
+        };
+        Node: {
+            /** @description The node's name (`--node`). */
+            node: string;
+            /**
+             * Format: date-time
+             * @description When its lease ends unless renewed; absent for a node that holds connections without a lease.
+             */
+            until?: string;
+            /** @description Its lease expired and was claimed by another node, which is releasing its connections. */
+            dead: boolean;
+            /** @description The node that answered this request. */
+            self: boolean;
+            /** @description WebSocket connections the node holds, counted up to 1000. */
+            connections: number;
+            /** @description The node holds more than 1000 connections. */
+            connections_more: boolean;
         };
         StatsResponse: {
             /** @description Sessions in the store by state name (every state, including 0 counts). */
@@ -2216,6 +2261,30 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StatsResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listNodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The nodes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodesResponse"];
                 };
             };
             401: components["responses"]["Unauthorized"];
