@@ -1,14 +1,13 @@
 // The API key and the client that sends it. The key is kept in this
 // module's memory only: never in a cookie, localStorage or sessionStorage,
 // so it is gone when the tab closes or reloads (docs/console.md says why).
-import { errorFromResponse, SessiondError } from "@sessiond/client/errors";
+import { SessiondError } from "@sessiond/client/errors";
 import { SessiondClient } from "@sessiond/client/rest";
 
 export { SessiondError };
-export type { Connection, HistoryResponse, ListOptions, Session, SessionEvent, SessionState, StatsResponse, StreamedEvent } from "@sessiond/client/rest";
+export type { Connection, HistoryResponse, ListOptions, Node, Session, SessionEvent, SessionState, StatsResponse, StreamedEvent } from "@sessiond/client/rest";
 
 let client: SessiondClient | undefined;
-let key: string | undefined;
 const listeners = new Set<(why: string | undefined) => void>();
 let onStreamOpen: (() => void) | undefined;
 
@@ -37,7 +36,6 @@ export function onEventStreamOpen(fn: (() => void) | undefined): void {
 export function signOut(why?: string): void {
   if (!client) return;
   client = undefined;
-  key = undefined;
   for (const fn of listeners) fn(why);
 }
 
@@ -69,7 +67,6 @@ export async function signIn(apiKey: string): Promise<void> {
   const c = newClient(apiKey);
   await c.stats();
   client = c;
-  key = apiKey;
 }
 
 /** The wire form of an error, for people: the API's stable code and its message. */
@@ -84,13 +81,3 @@ export function isCode(err: unknown, code: string): boolean {
   return err instanceof SessiondError && err.code === code;
 }
 
-/** GET path with the key: for a route the client has no method for yet. */
-export async function apiGet<T>(path: string, signal?: AbortSignal): Promise<T> {
-  const k = key;
-  if (!k) throw new SessiondError({ code: "unauthorized", message: "signed out", status: 401 });
-  const res = await fetch(path, { headers: { authorization: `Bearer ${k}`, accept: "application/json" }, signal: signal ?? null });
-  const text = await res.text();
-  if (res.status === 401 && key === k) signOut("The server refused the API key (401 unauthorized): sign in again.");
-  if (!res.ok) throw errorFromResponse(res.status, text, res.headers, `GET ${path}`);
-  return JSON.parse(text) as T;
-}

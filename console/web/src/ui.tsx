@@ -59,12 +59,19 @@ function pad(n: number): string {
   return String(n).padStart(2, "0");
 }
 
-/** A time as "2026-12-02 15:01:09" in the browser's zone; the full ISO form on hover. */
-export function Time(p: { at: string | undefined }) {
+/**
+ * A time in the browser's zone: "2026-12-02 15:01:09", or with `short`
+ * only the time of day when it is today ("15:01:09") and the day and
+ * minute otherwise ("2026-12-01 09:12"); the full ISO form on hover.
+ */
+export function Time(p: { at: string | undefined; short?: boolean }) {
   if (!p.at) return <span class="muted">—</span>;
   const d = new Date(p.at);
   if (Number.isNaN(d.getTime())) return <span>{p.at}</span>;
-  const text = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const clock = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  let text = `${day} ${clock}:${pad(d.getSeconds())}`;
+  if (p.short) text = d.toDateString() === new Date().toDateString() ? `${clock}:${pad(d.getSeconds())}` : `${day} ${clock}`;
   return (
     <time dateTime={p.at} title={p.at}>
       {text}

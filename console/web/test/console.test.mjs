@@ -17,6 +17,8 @@ let browser;
 let page;
 /** What the page logged as errors: CSP violations among them. */
 const problems = [];
+/** The answers the page got that were not 2xx, as "401 /v1/stats". */
+const refused = new Set();
 
 before(async () => {
   if (skip) return;
@@ -25,7 +27,11 @@ before(async () => {
   page = await browser.newPage();
   page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
   page.on("console", (msg) => {
-    if (msg.type() === "error" && !/status of 401/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    // A failed load is an answer of the API that the page shows: counted below.
+    if (msg.type() === "error" && !msg.text().startsWith("Failed to load resource")) problems.push(`console: ${msg.text()}`);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400) refused.add(`${r.status()} ${new URL(r.url()).pathname.replace(/\/sessions\/[^/]+\//, "/sessions/{id}/")}`);
   });
 });
 after(async () => {
@@ -158,6 +164,31 @@ test("a reload forgets the key: the login form again", { skip }, async () => {
   assert.deepEqual(stored, { local: 0, session: 0, cookie: "" });
 });
 
-test("the page ran without errors or CSP violations", { skip }, () => {
+test("a 401 from the API (the server restarted with another key) sends the tab back to the login form", { skip }, async () => {
+  const other = await startServer({ store: "embedded" });
+  const tab = await browser.newPage();
+  try {
+    await tab.goto(`${other.url}/console/sessions`);
+    await tab.locator("#api-key").fill(API_KEY);
+    await tab.getByRole("button", { name: "Sign in" }).click();
+    await tab.locator('[data-testid="stream-status"].stream-live').waitFor();
+    await other.stop();
+    const again = await startServer({ store: "embedded", addr: `127.0.0.1:${other.port}`, dataDir: other.dataDir, args: ["--api-key", `${API_KEY}-rotated`] });
+    try {
+      // The event stream reconnects, or the next call is made: either is refused.
+      await tab.getByRole("link", { name: "Overview" }).click({ timeout: 2000 }).catch(() => {});
+      await tab.locator("#api-key").waitFor();
+      assert.match(await tab.locator(".notice").innerText(), /refused the API key \(401 unauthorized\): sign in again/);
+    } finally {
+      await again.stop();
+    }
+  } finally {
+    await tab.close();
+  }
+});
+
+test("the page ran without errors or CSP violations, and the API refused only what the tests made it", { skip }, () => {
   assert.deepEqual(problems, []);
+  // The wrong key, and the history of a server without one.
+  assert.deepEqual([...refused].sort(), ["401 /v1/stats", "404 /v1/sessions/{id}/history"]);
 });

@@ -1,10 +1,10 @@
-import { listNodes } from "../nodes";
+import { api } from "../api";
 import { Empty, ErrorBox, PageHead, Time, useLiveReload, useLoad } from "../ui";
 import { useEffect } from "preact/hooks";
 
 /** The nodes sharing the store: their leases and connections. */
 export function Nodes() {
-  const nodes = useLoad((signal) => listNodes(signal), []);
+  const nodes = useLoad((signal) => api().nodes({ signal }), []);
   useLiveReload((ev) => ev.type === "connected" || ev.type === "connection_closed", nodes.reload, []);
   useEffect(() => {
     const t = setInterval(nodes.reload, 5000);
@@ -36,8 +36,8 @@ export function Nodes() {
                   </td>
                   <td>{n.dead ? <span class="badge badge-bad">dead</span> : <span class="badge badge-ok">alive</span>}</td>
                   <td>
-                    <Time at={n.until} />
-                  </td>
+                  <Time at={n.until} short />
+                </td>
                   <td class="num" title={n.connections_more ? "counted up to 1000; there are more" : undefined}>
                     {n.connections}
                     {n.connections_more ? "+" : ""}
@@ -50,6 +50,10 @@ export function Nodes() {
       ) : (
         <Empty>Loading…</Empty>
       )}
+      <p class="note after-table">
+        Connections are the WebSockets each node holds, counted up to 1000 (“1000+” beyond). A node is dead once its lease expired and another node claimed
+        it: that node releases its connections, whose sessions then follow their disconnect grace.
+      </p>
     </>
   );
 }

@@ -1,6 +1,5 @@
 import { api, type StatsResponse } from "../api";
 import { RATE_WINDOW } from "../live";
-import { listNodes } from "../nodes";
 import { href } from "../router";
 import { Empty, ErrorBox, Link, PageHead, StateBadge, Time, useLive, useLiveReload, useLoad } from "../ui";
 
@@ -8,7 +7,7 @@ const STATES = ["active", "disconnected", "hibernating", "hibernated", "waking",
 
 export function Overview() {
   const stats = useLoad((signal) => api().stats({ signal }), []);
-  const nodes = useLoad((signal) => listNodes(signal), []);
+  const nodes = useLoad((signal) => api().nodes({ signal }), []);
   useLiveReload(() => true, () => {
     stats.reload();
     nodes.reload();
@@ -175,7 +174,7 @@ function RecentEvents() {
             {recent.map(({ id, type, event }) => (
               <tr key={id}>
                 <td>
-                  <Time at={event.time} />
+                  <Time at={event.time} short />
                 </td>
                 <td>
                   <span class="event-type">{type}</span>
@@ -184,7 +183,7 @@ function RecentEvents() {
                 <td>
                   <Link to={href("subjects", event.subject)}>{event.subject}</Link>
                 </td>
-                <td>
+                <td class="truncate id-cell">
                   <Link to={href("sessions", event.session_id)} class="mono">
                     {event.session_id}
                   </Link>

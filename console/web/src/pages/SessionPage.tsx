@@ -89,7 +89,9 @@ export function SessionPage(p: { id: string }) {
             <tbody>
               {conns.value.map((c) => (
                 <tr key={c.id} data-connection={c.id}>
-                  <td class="mono">{c.id}</td>
+                  <td class="mono truncate id-cell" title={c.id}>
+                    {c.id}
+                  </td>
                   <td>{c.kind}</td>
                   <td class="mono">{c.node ?? "—"}</td>
                   <td class="mono">{c.client_ip ?? "—"}</td>
@@ -97,11 +99,11 @@ export function SessionPage(p: { id: string }) {
                     {c.user_agent ?? "—"}
                   </td>
                   <td>
-                    <Time at={c.connected_at} />
-                  </td>
+                  <Time at={c.connected_at} short />
+                </td>
                   <td>
-                    <Time at={c.last_heartbeat_at} />
-                  </td>
+                  <Time at={c.last_heartbeat_at} short />
+                </td>
                 </tr>
               ))}
             </tbody>
@@ -257,7 +259,7 @@ export function EventList(p: { events: SessionEvent[]; testid: string }) {
     <ol class="timeline" data-testid={p.testid}>
       {p.events.map((e, i) => (
         <li key={`${e.partition ?? 0}.${e.seq}.${i}`}>
-          <Time at={e.time} /> <span class="event-type">{e.type}</span>
+          <Time at={e.time} short /> <span class="event-type">{e.type}</span>
           {e.state ? <StateBadge state={e.state} reason={e.reason} /> : null}
           {e.conn ? (
             <span class="muted">

@@ -124,6 +124,7 @@ function Filters(p: { subject: string; state: string; onSearch: (f: Filter) => v
 export function SessionTable(p: { sessions: Session[]; showSubject?: boolean }) {
   if (p.sessions.length === 0) return <Empty>No sessions match.</Empty>;
   return (
+    <div class="table-wrap">
     <table class="table" data-testid="sessions">
       <thead>
         <tr>
@@ -159,14 +160,15 @@ export function SessionTable(p: { sessions: Session[]; showSubject?: boolean }) 
             </td>
             <td class="num">{s.connections ?? 0}</td>
             <td>
-              <Time at={s.created_at} />
-            </td>
+                  <Time at={s.created_at} short />
+                </td>
             <td>
-              <Time at={s.last_active_at} />
-            </td>
+                  <Time at={s.last_active_at} short />
+                </td>
           </tr>
         ))}
       </tbody>
     </table>
+    </div>
   );
 }

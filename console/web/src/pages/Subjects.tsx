@@ -68,7 +68,7 @@ export function SubjectPage(p: { subject: string }) {
       ) : null}
       {sessions.error ? <ErrorBox error={sessions.error} /> : null}
       {sessions.value ? <SessionTable sessions={sessions.value} showSubject={false} /> : sessions.loading ? <Empty>Loading…</Empty> : null}
-      <p class="note">
+      <p class="note after-table">
         Ended sessions of this subject: <Link to={"/sessions" + query({ subject: p.subject, state: "ended" })}>sessions, state ended</Link>.
       </p>
     </>
