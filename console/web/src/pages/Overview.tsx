@@ -1,6 +1,7 @@
 import { api, type StatsResponse } from "../api";
 import { RATE_WINDOW } from "../live";
 import { href } from "../router";
+import { NodeTable } from "./Nodes";
 import { Empty, ErrorBox, Link, PageHead, StateBadge, Time, useLive, useLiveReload, useLoad } from "../ui";
 
 const STATES = ["active", "disconnected", "hibernating", "hibernated", "waking", "ending", "ended"];
@@ -39,32 +40,7 @@ export function Overview() {
             Nodes <Link to="/nodes" class="more">all nodes →</Link>
           </h2>
           {nodes.error ? <ErrorBox error={nodes.error} /> : null}
-          {nodes.value ? (
-            <table class="table compact">
-              <thead>
-                <tr>
-                  <th>Node</th>
-                  <th>Lease</th>
-                  <th class="num">Connections</th>
-                </tr>
-              </thead>
-              <tbody>
-                {nodes.value.map((n) => (
-                  <tr key={n.node}>
-                    <td>
-                      <span class="mono">{n.node}</span>
-                      {n.self ? <span class="tag">this node</span> : null}
-                    </td>
-                    <td>{n.dead ? <span class="badge badge-bad">dead</span> : <span class="badge badge-ok">alive</span>}</td>
-                    <td class="num">
-                      {n.connections}
-                      {n.connections_more ? "+" : ""}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          ) : null}
+          {nodes.value ? <NodeTable nodes={nodes.value} compact /> : null}
         </section>
         <RecentEvents />
       </div>
