@@ -132,7 +132,7 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
       (error: unknown) => !ctl.signal.aborted && setState((s) => ({ value: s.value, error, loading: false })),
     );
     return () => ctl.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // deps are the caller's: what the load or the match reads
   }, [...deps, tick]);
   return { ...state, reload: () => setTick((t) => t + 1) };
 }
@@ -184,7 +184,7 @@ export function useLiveReload(match: (ev: StreamedEvent) => boolean, fn: () => v
       if (ev ? match(ev) : live.status === "live" && status !== "live") run();
       status = live.status;
     });
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // deps are the caller's: what the load or the match reads
   }, deps);
 }
 
