@@ -54,6 +54,10 @@ type Config struct {
 	// Connect, if set, serves GET /v1/connect (the WebSocket edge), which
 	// authenticates with its own credentials rather than the API key.
 	Connect http.Handler
+	// Console, if set, serves GET and HEAD /console and /console/...
+	// (the web console, package console) without the API key: the page is
+	// public, and every API call it makes sends the key.
+	Console http.Handler
 	// History, if set, serves GET /v1/sessions/{id}/history and GET
 	// /v1/subjects/{subject}/history; without it they answer 404.
 	History sessiond.HistoryReader
@@ -249,6 +253,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Connect != nil {
 		// The edge bounds each write on the socket itself.
 		s.mux.Handle("GET /v1/connect", cfg.Connect)
+	}
+	if cfg.Console != nil {
+		// GET patterns take HEAD too.
+		s.mux.Handle("GET /console", s.writeDeadline(cfg.Console))
+		s.mux.Handle("GET /console/", s.writeDeadline(cfg.Console))
 	}
 	s.mux.Handle("/", s.writeDeadline(http.HandlerFunc(s.unmatched)))
 	s.handler = s.cleanPaths(s.mux)

@@ -81,7 +81,8 @@ func commandTable() []*command {
 Serves REST and the WebSocket edge on --addr (plain HTTP on loopback, HTTPS
 with --tls-cert and --tls-key), the sessions in the embedded store in
 --data-dir unless --store says otherwise. On first start it generates an
-admin API key and saves it in DATA_DIR/api_key. SIGTERM or SIGINT stops it
+admin API key and saves it in DATA_DIR/api_key. The web console is at
+/console (--console=false turns it off). SIGTERM or SIGINT stops it
 gracefully; the sessions are kept. Tracing (OpenTelemetry, OTLP) is off
 unless the standard OTEL_* variables ask for it (docs/operations.md,
 "Tracing").`},

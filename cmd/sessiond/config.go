@@ -53,6 +53,9 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// AccessLog logs one line per request at info level: true.
 	AccessLog bool `yaml:"access_log"`
+	// Console serves the web console at /console (docs/console.md): true.
+	// The page is public; the API calls it makes need the API key.
+	Console bool `yaml:"console"`
 	// DebugAddr, if set, serves Go's profiler (net/http/pprof) on this
 	// loopback address, apart from the API: none.
 	DebugAddr string `yaml:"debug_addr"`
@@ -373,7 +376,7 @@ func defaultConfig() Config {
 		Addr: "127.0.0.1:7600", DataDir: "sessiond-data", Store: "embedded", LogFormat: "auto", LogLevel: "info",
 		Retention: Duration(sessiond.DefaultRetention), EventRetention: 100_000,
 		MaxMetadataBytes: sessiond.DefaultMaxMetadata, ShutdownTimeout: Duration(15 * time.Second),
-		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(), AccessLog: true,
+		DisposeTimeout: Duration(sessiond.DefaultDisposeTimeout), Node: hostname(), AccessLog: true, Console: true,
 		Hooks:    HooksConfig{Runtime: RuntimeHookConfig{Attempts: webhook.DefaultAttempts}},
 		LeaseTTL: Duration(sessiond.DefaultLeaseTTL), ValidationCacheSize: sessiond.DefaultValidationCacheSize, MinFreeSpace: ByteSize(pebble.DefaultMinFreeBytes),
 	}
@@ -472,6 +475,7 @@ var flagEnv = []struct{ flag, env, help string }{
 	{"insecure-http", "SESSIOND_INSECURE_HTTP", "allow plain HTTP on a non-loopback address, behind a TLS-terminating proxy"},
 	{"trusted-proxies", "SESSIOND_TRUSTED_PROXIES", "CIDRs of proxies whose X-Forwarded-For is believed, comma-separated"},
 	{"access-log", "SESSIOND_ACCESS_LOG", "log one line per request"},
+	{"console", "SESSIOND_CONSOLE", "serve the web console at /console (it asks for the API key)"},
 	{"debug-addr", "SESSIOND_DEBUG_ADDR", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060"},
 	{"ws-allowed-origins", "SESSIOND_WS_ALLOWED_ORIGINS", "browser origins that may open WebSockets, comma-separated; none: any"},
 	{"ws-max-sockets", "SESSIOND_WS_MAX_SOCKETS", "most WebSockets this node holds; by default, and at most, the open files limit less the larger of 256 and a tenth of it, at least 1"},
@@ -503,7 +507,7 @@ var (
 
 // switchFlags are the flags that are switches: --insecure-http alone
 // means true; --access-log=false turns the access log off.
-var switchFlags = map[string]bool{"insecure-http": true, "access-log": true, "jwt-allow-any-audience": true}
+var switchFlags = map[string]bool{"insecure-http": true, "access-log": true, "console": true, "jwt-allow-any-audience": true}
 
 // configFlagNames are the names of every configuration flag, as serve
 // and config take them.
@@ -631,7 +635,7 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 			cfg.TLS.Cert = v
 		case "tls-key":
 			cfg.TLS.Key = v
-		case "insecure-http", "access-log", "jwt-allow-any-audience":
+		case "insecure-http", "access-log", "console", "jwt-allow-any-audience":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return cfg, fmt.Errorf("%s: %q is not true or false", name, v)
@@ -641,6 +645,8 @@ func (c *configFlags) load(getenv func(string) string) (Config, error) {
 				cfg.InsecureHTTP = b
 			case "access-log":
 				cfg.AccessLog = b
+			case "console":
+				cfg.Console = b
 			default:
 				cfg.JWT.AllowAnyAudience = b
 			}

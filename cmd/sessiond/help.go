@@ -39,6 +39,7 @@ var flagDocs = map[string]struct{ arg, key string }{
 	"insecure-http":           {"", "insecure_http"},
 	"trusted-proxies":         {"CIDRS", "trusted_proxies"},
 	"access-log":              {"", "access_log"},
+	"console":                 {"", "console"},
 	"debug-addr":              {"HOST:PORT", "debug_addr"},
 	"ws-allowed-origins":      {"ORIGINS", "websocket.allowed_origins"},
 	"ws-max-sockets":          {"N", "websocket.max_sockets"},

@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/console"
 	"github.com/sessiond/sessiond/httpapi"
 	"github.com/sessiond/sessiond/inmem"
 	"github.com/sessiond/sessiond/internal/realip"
@@ -212,6 +213,9 @@ func openServer(ctx context.Context, config Config, stderr io.Writer) (_ *server
 	}
 	if cfg.AccessLog {
 		api.AccessLog = s.log
+	}
+	if cfg.Console {
+		api.Console = console.Handler()
 	}
 	if s.hist != nil {
 		api.History = s.hist
@@ -552,6 +556,9 @@ func (s *server) banner() {
 	default:
 		fmt.Fprintf(s.stderr, "  admin API key: the configured one (--api-key, SESSIOND_API_KEY or api_key in the config file)\n")
 		key = "$SESSIOND_API_KEY"
+	}
+	if s.cfg.Console {
+		fmt.Fprintf(s.stderr, "  console: %s/console (sign in with the admin API key)\n", url)
 	}
 	fmt.Fprintf(s.stderr, "  try: curl -H \"Authorization: Bearer %s\" %s/v1/stats\n\n", key, url)
 }

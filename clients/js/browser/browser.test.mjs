@@ -3,33 +3,13 @@
 // headers on a WebSocket: the JWT goes in ?token= and the session token in
 // the attach message.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { extname, join, normalize } from "node:path";
 import { after, before, test } from "node:test";
-import { packageRoot, signJwt, startServer, uniqueSubject, waitFor } from "../test/harness.mjs";
+import { browserSkip, launchChromium, packageRoot, signJwt, startServer, uniqueSubject, waitFor } from "../test/harness.mjs";
 
-/** Debian's chromium, or $CHROMIUM_PATH. */
-function findChromium() {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
-  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
-    try {
-      const p = execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
-      if (p) return p;
-    } catch {
-      // not this one
-    }
-  }
-  return undefined;
-}
-
-const executablePath = findChromium();
-const inCI = process.env.CI === "true" || process.env.CI === "1";
-if (!executablePath && inCI) {
-  throw new Error("CI is set and no chromium is installed (apt-get install -y chromium, or set CHROMIUM_PATH): the browser tests must run in CI");
-}
-const skip = executablePath ? false : "chromium is not installed (apt-get install -y chromium); set CI=true to make this a failure";
+const skip = browserSkip();
 
 let server;
 let pages;
@@ -37,10 +17,9 @@ let browser;
 let page;
 before(async () => {
   if (skip) return;
-  const { chromium } = await import("playwright-core");
   server = await startServer();
   pages = await serveStatic();
-  browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+  browser = await launchChromium();
   page = await browser.newPage();
   page.on("pageerror", (err) => console.error("page error:", err));
   await page.exposeFunction("signJwt", (subject) => signJwt(subject));

@@ -161,6 +161,39 @@ export function countingTokens(subject) {
   };
 }
 
+/** Debian's chromium for the browser tests, or $CHROMIUM_PATH; undefined if there is none. */
+export function findChromium() {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
+  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
+    try {
+      const p = execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
+      if (p) return p;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The `skip` option of a browser test: false when chromium is installed,
+ * else the reason. Under CI=true a missing chromium throws instead: the
+ * browser tests must run in CI.
+ */
+export function browserSkip() {
+  if (findChromium()) return false;
+  if (process.env.CI === "true" || process.env.CI === "1") {
+    throw new Error("CI is set and no chromium is installed (apt-get install -y chromium, or set CHROMIUM_PATH): the browser tests must run in CI");
+  }
+  return "chromium is not installed (apt-get install -y chromium); set CI=true to make this a failure";
+}
+
+/** Launches headless chromium (findChromium's) with playwright-core. */
+export async function launchChromium() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({ executablePath: findChromium(), headless: true, args: ["--no-sandbox", "--disable-gpu"] });
+}
+
 /** A subject no other test uses (the server limits connects per subject). */
 let n = 0;
 export function uniqueSubject(prefix = "user") {
