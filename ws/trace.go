@@ -68,18 +68,22 @@ func (a attempt) failed() {
 }
 
 // ended ends the attempt of an upgraded socket once the engine attached
-// it (err nil) or not: attached to its session, created or resumed,
-// unless it was closed by then; else refused, with the close code and the
-// engine's error code.
+// it (err nil) or not: attached to its session, created or resumed (also
+// if the socket closes right after its ack, as when the server stops);
+// else refused, with the close code and the engine's error code. A socket
+// upgraded as the edge began to shut down (not counted) is refused too,
+// whatever the engine did.
 func (a attempt) ended(c *conn, created bool, err error) {
 	if a.span == nil {
 		return
 	}
 	tracing.SetCode(a.span, sessiond.ErrorCode(err))
-	code := wire.CloseCode(c.closeCode.Load())
 	switch {
-	case code != 0:
-		a.span.SetAttributes(outcomeKey.String("refused"), closeCodeKey.Int(int(code)))
+	case err != nil || !c.counted:
+		a.span.SetAttributes(outcomeKey.String("refused"))
+		if code := wire.CloseCode(c.closeCode.Load()); code != 0 {
+			a.span.SetAttributes(closeCodeKey.Int(int(code)))
+		}
 	case created:
 		a.span.SetAttributes(outcomeKey.String("created"), tracing.SIDKey.String(sessiond.LogID(c.sessionID)))
 	default:
