@@ -374,13 +374,7 @@ func TestATrickleIsWrittenInFewBatches(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // the trickle's pace
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Stats().Written < int64(created) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events written after 10 s", h.Stats().Written, created)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	sessiondtest.Eventually(t, fmt.Sprintf("the %d events written", created), func() bool { return h.Stats().Written >= int64(created) })
 	// A second at one batch per 250 ms: about 5; 12 allows for the
 	// batches while the sink starts and the last one.
 	if reads := st.reads.Load(); reads > 12 {
