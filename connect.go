@@ -217,7 +217,7 @@ func (m *Manager) attach(ctx context.Context, s *Session, req ConnectRequest, tc
 		if !errors.Is(err, errHibernating) {
 			return c, err
 		}
-		if s, err = m.awaitLeave(ctx, &Session{ID: s.ID, Policy: s.Policy}, StateHibernating); err != nil {
+		if s, _, err = m.awaitLeave(ctx, nil, &Session{ID: s.ID, Policy: s.Policy}, StateHibernating, nil); err != nil {
 			return nil, err
 		}
 		if s.State == StateHibernating {

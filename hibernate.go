@@ -44,7 +44,9 @@ const maxRuntimeCalls = 4096
 // ErrInvalidState (close them, or revoke the session); one hibernated
 // already is returned as it is, and one hibernating is waited for. If the
 // runtime fails, the session is active again and the error matches
-// ErrRuntimeFailed.
+// ErrRuntimeFailed. The outcome is the hibernation's, even if a connection
+// woke the session right after it: the session is then returned waking or
+// active.
 func (m *Manager) Hibernate(ctx context.Context, id string) (*Session, error) {
 	if err := checkID("id", id); err != nil {
 		return nil, err
@@ -53,22 +55,34 @@ func (m *Manager) Hibernate(ctx context.Context, id string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Waiting from before the first write, the outcome of the hibernation
+	// is seen however soon it comes, even if a wake follows it at once.
+	w := m.waiters.add(id)
+	defer m.waiters.remove(id, w)
 	if s, err = m.beginHibernate(ctx, s, true); err != nil {
 		return nil, err
 	}
 	if s.State != StateHibernating {
 		return s, nil
 	}
-	if s, err = m.awaitLeave(ctx, s, StateHibernating); err != nil {
+	cur, out, err := m.awaitLeave(ctx, w, s, StateHibernating, func(s *Session) bool {
+		return s.State == StateActive || s.State == StateDisconnected // failed, or hibernated and woken
+	})
+	if err != nil {
 		return nil, err
 	}
 	switch {
-	case s.State == StateHibernated:
-		return s, nil
-	case !s.State.Live():
-		return nil, endedError(s)
+	case !cur.State.Live():
+		return nil, endedError(cur)
+	case out == EventHibernated:
+		return cur, nil
+	case out == EventHibernateFailed:
+	case cur.State == StateHibernated || cur.State == StateWaking:
+		return cur, nil
+	case cur.State == StateHibernating:
+		return nil, Errorf(CodeRuntimeFailed, "", "the session is still hibernating after its wake_timeout")
 	}
-	return nil, Errorf(CodeRuntimeFailed, "", "the runtime did not hibernate the session; it is %v again", s.State)
+	return nil, Errorf(CodeRuntimeFailed, "", "the runtime did not hibernate the session; it is %v again", cur.State)
 }
 
 // Wake wakes a hibernated session now: its runtime is told to wake it, and
@@ -85,10 +99,12 @@ func (m *Manager) Wake(ctx context.Context, id string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	w := m.waiters.add(id)
+	defer m.waiters.remove(id, w)
 	if s, err = m.beginWake(ctx, s); err != nil {
 		return nil, err
 	}
-	return m.AwaitAwake(ctx, s)
+	return m.awaitAwake(ctx, w, s)
 }
 
 // AwaitAwake waits while s (as last read) is waking, and returns the
@@ -98,21 +114,36 @@ func (m *Manager) Wake(ctx context.Context, id string) (*Session, error) {
 // meanwhile is its end's error. An edge calls it after a Connect whose
 // session was waking, to tell its client when the session is ready.
 func (m *Manager) AwaitAwake(ctx context.Context, s *Session) (*Session, error) {
+	if s.State != StateWaking {
+		return m.awaitAwake(ctx, nil, s)
+	}
+	w := m.waiters.add(s.ID)
+	defer m.waiters.remove(s.ID, w)
+	return m.awaitAwake(ctx, w, s)
+}
+
+func (m *Manager) awaitAwake(ctx context.Context, w *waiter, s *Session) (*Session, error) {
+	var out EventType
 	if s.State == StateWaking {
 		var err error
-		if s, err = m.awaitLeave(ctx, s, StateWaking); err != nil {
+		if s, out, err = m.awaitLeave(ctx, w, s, StateWaking, func(s *Session) bool {
+			return s.State == StateHibernated || s.State == StateHibernating // failed, or woken and asleep again
+		}); err != nil {
 			return nil, err
 		}
 	}
-	switch s.State {
-	case StateActive, StateDisconnected:
+	switch {
+	case !s.State.Live():
+		return nil, endedError(s)
+	case out == EventWoke:
 		return s, nil
-	case StateWaking:
+	case out == EventWakeFailed:
+	case s.State == StateActive || s.State == StateDisconnected:
+		return s, nil
+	case s.State == StateWaking:
 		return nil, Errorf(CodeRuntimeFailed, "", "the session is still waking after its wake_timeout")
-	case StateHibernated, StateHibernating:
-		return nil, Errorf(CodeRuntimeFailed, "", "the runtime did not wake the session; it is %v again", s.State)
 	}
-	return nil, endedError(s)
+	return nil, Errorf(CodeRuntimeFailed, "", "the runtime did not wake the session; it is %v again", s.State)
 }
 
 // beginWake moves a hibernated session to waking and calls its runtime,
@@ -122,7 +153,7 @@ func (m *Manager) beginWake(ctx context.Context, s *Session) (*Session, error) {
 	for range maxAttempts {
 		if s.State == StateHibernating {
 			var err error
-			if s, err = m.awaitLeave(ctx, s, StateHibernating); err != nil {
+			if s, _, err = m.awaitLeave(ctx, nil, s, StateHibernating, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -278,17 +309,17 @@ func (m *Manager) runTransition(s *Session) {
 	rc.wg.Add(1)
 	rc.mu.Unlock()
 	go func() {
-		defer func() {
-			rc.mu.Lock()
-			delete(rc.running, s.ID)
-			rc.mu.Unlock()
-			rc.wg.Done()
-		}()
+		defer rc.wg.Done()
 		action := RuntimeHibernate
 		if s.State == StateWaking {
 			action = RuntimeWake
 		}
 		err := m.callRuntime(s, action)
+		// The call is over: the session's next transition, which its
+		// outcome lets begin at once, gets its own call.
+		rc.mu.Lock()
+		delete(rc.running, s.ID)
+		rc.mu.Unlock()
 		if m.ctx.Err() != nil {
 			return // closing: the call is taken over at its deadline
 		}
@@ -388,45 +419,95 @@ func (m *Manager) disposeRuntime(ctx context.Context, s *Session) error {
 type stateWaiters struct {
 	n  atomic.Int32
 	mu sync.Mutex
-	by map[string]map[chan struct{}]struct{}
+	by map[string]map[*waiter]struct{}
+}
+
+// A waiter is one caller waiting for a session's transition to end. It
+// keeps the transitions' outcomes it is told of (outcomeEvent), so that
+// it knows how its transition ended even if the next one has begun by
+// the time it reads the session.
+type waiter struct {
+	ch   chan struct{}
+	mu   sync.Mutex
+	seen []Event // outcome events, oldest first, the last maxSeen
+}
+
+const maxSeen = 8
+
+// outcomeEvent reports whether events of typ end a transition that
+// awaitLeave waits for.
+func outcomeEvent(typ EventType) bool {
+	switch typ {
+	case EventHibernated, EventHibernateFailed, EventWoke, EventWakeFailed, EventEnding:
+		return true
+	}
+	return false
+}
+
+// outcome returns the type of the first outcome event seen that came
+// after the session's version v, or "" if none was.
+func (w *waiter) outcome(v uint64) EventType {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ev := range w.seen {
+		if ev.Version > v {
+			return ev.Type
+		}
+	}
+	return ""
 }
 
 func (w *stateWaiters) any() bool { return w.n.Load() > 0 }
 
-func (w *stateWaiters) add(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+func (w *stateWaiters) add(id string) *waiter {
+	wt := &waiter{ch: make(chan struct{}, 1)}
 	w.mu.Lock()
 	if w.by == nil {
-		w.by = make(map[string]map[chan struct{}]struct{})
+		w.by = make(map[string]map[*waiter]struct{})
 	}
 	if w.by[id] == nil {
-		w.by[id] = make(map[chan struct{}]struct{})
+		w.by[id] = make(map[*waiter]struct{})
 	}
-	w.by[id][ch] = struct{}{}
+	w.by[id][wt] = struct{}{}
 	w.n.Add(1)
 	w.mu.Unlock()
-	return ch, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if _, ok := w.by[id][ch]; ok {
-			delete(w.by[id], ch)
-			if len(w.by[id]) == 0 {
-				delete(w.by, id)
-			}
-			w.n.Add(-1)
+	return wt
+}
+
+func (w *stateWaiters) remove(id string, wt *waiter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.by[id][wt]; ok {
+		delete(w.by[id], wt)
+		if len(w.by[id]) == 0 {
+			delete(w.by, id)
 		}
+		w.n.Add(-1)
 	}
 }
 
-func (w *stateWaiters) notify(id string) {
+// notify tells the session's waiters that it changed, with the events of
+// the change (a change of this node) or one event (from the log): the
+// same event may come both ways.
+func (w *stateWaiters) notify(id string, evs ...Event) {
 	if !w.any() {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for ch := range w.by[id] {
+	for wt := range w.by[id] {
+		wt.mu.Lock()
+		for _, ev := range evs {
+			if ev.SessionID == id && outcomeEvent(ev.Type) {
+				if len(wt.seen) == maxSeen {
+					wt.seen = append(wt.seen[:0], wt.seen[1:]...)
+				}
+				wt.seen = append(wt.seen, ev)
+			}
+		}
+		wt.mu.Unlock()
 		select {
-		case ch <- struct{}{}:
+		case wt.ch <- struct{}{}:
 		default:
 		}
 	}
@@ -439,31 +520,42 @@ const awaitPoll = 250 * time.Millisecond
 
 // awaitLeave waits until the session leaves the state from, for at most
 // its policy's wake_timeout plus runtimeTakeover (by the engine's clock),
-// and returns it as read then (possibly still in from, at the limit).
-func (m *Manager) awaitLeave(ctx context.Context, s *Session, from State) (*Session, error) {
-	ch, remove := m.waiters.add(s.ID)
-	defer remove()
+// and returns it as read then (possibly still in from, at the limit),
+// with the type of the event that ended the transition s.Version began,
+// if w (registered by the caller before that write; nil registers one
+// now) was told of it. A session read in a state for which ambiguous
+// reports true (a state two outcomes can lead to) is waited on until its
+// outcome event comes, for one more poll at most: another node's event
+// can reach this one after its write does.
+func (m *Manager) awaitLeave(ctx context.Context, w *waiter, s *Session, from State, ambiguous func(*Session) bool) (*Session, EventType, error) {
+	if w == nil {
+		w = m.waiters.add(s.ID)
+		defer m.waiters.remove(s.ID, w)
+	}
 	limit := make(chan struct{})
 	t := m.clock.AfterFunc(m.policyOf(s).WakeTimeout+runtimeTakeover, func() { close(limit) })
 	defer t.Stop()
 	m.bus.notify() // the pump delivers to watchers from now on
 	poll := time.NewTicker(awaitPoll)
 	defer poll.Stop()
+	left := false // the session was read out of from, without its outcome
 	for {
+		out := w.outcome(s.Version)
 		cur, err := m.get(ctx, s.ID)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		if cur.State != from {
-			return cur, nil
+		if cur.State != from && (out != "" || left || ambiguous == nil || !ambiguous(cur)) {
+			return cur, out, nil
 		}
+		left = cur.State != from
 		select {
-		case <-ch:
+		case <-w.ch:
 		case <-poll.C:
 		case <-limit:
-			return cur, nil
+			return cur, out, nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		}
 	}
 }

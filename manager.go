@@ -96,7 +96,7 @@ func New(cfg Config) (*Manager, error) {
 	m.bus.watch = func(ev Event) {
 		m.sweep(ev)
 		m.cache.seen(ev.SessionID, ev.Version, m.now())
-		m.waiters.notify(ev.SessionID)
+		m.waiters.notify(ev.SessionID, ev)
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m, nil
@@ -251,7 +251,7 @@ func (m *Manager) landed(c Change) {
 	for _, id := range c.DropConns {
 		m.beats.forget(id)
 	}
-	m.waiters.notify(c.Session.ID)
+	m.waiters.notify(c.Session.ID, c.Events...)
 	m.recorded(c.Events...)
 }
 

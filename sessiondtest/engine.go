@@ -85,6 +85,7 @@ func TestEngine(t *testing.T, h Harness) {
 		{"ReplacedConnectionsAreClosedOnce", testReplacedConnectionsAreClosedOnce},
 		// engine_hibernate.go
 		{"HibernateAndWakeCycles", testHibernateAndWakeCycles},
+		{"BackToBackTransitions", testBackToBackTransitions},
 		{"RuntimeFailures", testRuntimeFailures},
 		{"ConnectDuringHibernating", testConnectDuringHibernating},
 		{"TTLRunsWhileHibernated", testTTLRunsWhileHibernated},

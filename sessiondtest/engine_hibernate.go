@@ -198,6 +198,86 @@ func testHibernateAndWakeCycles(t *testing.T, h Harness) {
 	})
 }
 
+// A transition that begins right as the one before it is recorded gets
+// its own runtime call at once: it does not wait for a takeover because
+// the call before was still finishing. Raced many times: hibernate and
+// wake by hand back to back, then a connect waiting for a hibernation
+// that its end lets go.
+func testBackToBackTransitions(t *testing.T, h Harness) {
+	const cycles = 100
+	synctest.Test(t, func(t *testing.T) {
+		rt := newFakeRuntime()
+		e := sleepyEnv(t, h, rt, sessiond.Config{})
+		c := e.createSleepy("alice")
+		id := c.Session.ID
+		start := time.Now()
+		var want []string
+		for i := 1; i <= cycles; i++ {
+			s, err := e.m.Hibernate(t.Context(), id)
+			if err != nil || s.State != sessiond.StateHibernated || s.Cycle != uint64(i) {
+				t.Fatalf("cycle %d: Hibernate: %v, %v", i, s, err)
+			}
+			if s, err = e.m.Wake(t.Context(), id); err != nil || s.State != sessiond.StateActive {
+				t.Fatalf("cycle %d: Wake: %v, %v", i, s, err)
+			}
+			want = append(want, fmt.Sprintf("%s.%d.hibernate", id, i), fmt.Sprintf("%s.%d.wake", id, i))
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Fatalf("%d cycles with a runtime that answers at once took %v: a call waited for its takeover", cycles, waited)
+		}
+		if got := rt.keys(); !slices.Equal(got, want) {
+			t.Fatalf("runtime calls %q, want %q", got, want)
+		}
+
+		// A connect that waits for a hibernation wakes the session the
+		// moment the hibernation is recorded.
+		for i := cycles + 1; i <= 2*cycles; i++ {
+			release := make(chan struct{})
+			started := make(chan sessiond.RuntimeCall, 2)
+			rt.mu.Lock()
+			rt.started = started
+			rt.mu.Unlock()
+			rt.set(sessiond.RuntimeHibernate, nil, release)
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.m.Hibernate(context.Background(), id)
+				done <- err
+			}()
+			<-started
+			got := make(chan *sessiond.Session, 1)
+			go func() {
+				cn, err := e.m.Connect(context.Background(), sessiond.ConnectRequest{Subject: "alice", Token: c.Token, Kind: "vnc"})
+				if err != nil {
+					t.Errorf("cycle %d: Connect: %v", i, err)
+					got <- nil
+					return
+				}
+				s, err := e.m.AwaitAwake(context.Background(), cn.Session)
+				if err != nil {
+					t.Errorf("cycle %d: AwaitAwake: %v", i, err)
+				}
+				if err := e.m.RemoveConnection(context.Background(), cn.Conn.ID); err != nil {
+					t.Errorf("cycle %d: %v", i, err)
+				}
+				got <- s
+			}()
+			synctest.Wait() // the connect waits for the hibernation
+			rt.set(sessiond.RuntimeHibernate, nil, nil)
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatalf("cycle %d: Hibernate: %v", i, err)
+			}
+			if s := <-got; s == nil || s.State != sessiond.StateActive {
+				t.Fatalf("cycle %d: the connect woke %v", i, s)
+			}
+			<-started // the wake's call
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Fatalf("connects waiting for hibernations took %v: a wake waited for its takeover", waited)
+		}
+	})
+}
+
 // A runtime that fails, or does not answer within wake_timeout, fails the
 // transition into a documented state: a failed hibernate leaves the
 // session active (it tries again hibernate_after later), a failed wake
