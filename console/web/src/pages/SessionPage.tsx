@@ -227,9 +227,33 @@ function Timeline(p: { id: string }) {
   );
 }
 
-/** The session's history in PostgreSQL, on a server run with --history. */
+/** How many events a request of the history panel asks for. */
+const HISTORY_PAGE = 200;
+
+/**
+ * The first `pages` pages of a session's history, oldest first, and the
+ * cursor of the page after them (absent once everything is read).
+ */
+async function loadHistory(id: string, pages: number, signal: AbortSignal): Promise<{ events: SessionEvent[]; next: string | undefined }> {
+  const events: SessionEvent[] = [];
+  let next: string | undefined;
+  for (let i = 0; i < pages; i++) {
+    const page = await api().sessionHistory(id, next ? { signal, limit: HISTORY_PAGE, cursor: next } : { signal, limit: HISTORY_PAGE });
+    events.push(...page.events);
+    next = page.next_cursor;
+    if (!next) break;
+  }
+  return { events, next };
+}
+
+/**
+ * The session's history in PostgreSQL, on a server run with --history:
+ * oldest first, a page at a time, and read again (the pages shown) as the
+ * session's events come.
+ */
 function History(p: { id: string }) {
-  const h = useLoad((signal) => api().sessionHistory(p.id, { signal, limit: 200 }), [p.id]);
+  const [pages, setPages] = useState(1);
+  const h = useLoad((signal) => loadHistory(p.id, pages, signal), [p.id, pages]);
   useLiveReload((ev) => ev.event.session_id === p.id, h.reload, [p.id]);
   return (
     <section class="panel">
@@ -245,7 +269,19 @@ function History(p: { id: string }) {
         h.value.events.length === 0 ? (
           <Empty>No recorded events.</Empty>
         ) : (
-          <EventList events={h.value.events.slice().reverse()} testid="history" />
+          <>
+            <EventList events={h.value.events} testid="history" />
+            <div class="pager">
+              <span class="muted" data-testid="history-count">
+                {h.value.events.length} {h.value.events.length === 1 ? "event" : "events"}, oldest first{h.value.next ? "; later ones recorded" : ""}
+              </span>
+              {h.value.next ? (
+                <button type="button" class="btn" disabled={h.loading} onClick={() => setPages(pages + 1)}>
+                  Later events →
+                </button>
+              ) : null}
+            </div>
+          </>
         )
       ) : (
         <Empty>Loading…</Empty>
