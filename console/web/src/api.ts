@@ -5,7 +5,7 @@ import { SessiondError } from "@sessiond/client/errors";
 import { SessiondClient } from "@sessiond/client/rest";
 
 export { SessiondError };
-export type { Connection, HistoryResponse, ListOptions, Node, Session, SessionEvent, SessionState, StatsResponse, StreamedEvent } from "@sessiond/client/rest";
+export type { Connection, HistoryOptions, HistoryResponse, ListOptions, Node, Session, SessionEvent, SessionState, StatsResponse, StreamedEvent } from "@sessiond/client/rest";
 
 let client: SessiondClient | undefined;
 const listeners = new Set<(why: string | undefined) => void>();

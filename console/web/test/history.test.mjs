@@ -105,3 +105,36 @@ test("the history panel pages through a long history, oldest first, and follows 
   assert.equal(await testid("history-count").innerText(), "223 events, oldest first");
   assert.deepEqual(problems, []);
 });
+
+test("the subject page shows the history of all of the subject's sessions, each linked to its session", { skip }, async () => {
+  const subject = uniqueSubject("subject-history");
+  const first = await server.api.create({ subject });
+  const second = await server.api.create({ subject });
+  await server.api.revoke(first.id);
+  const recorded = async () => (await server.api.subjectHistory(subject, { since: "1h" })).events.length;
+  await waitFor(async () => (await recorded()) === 4, "the sink to write the subject's 4 events to PostgreSQL", 20_000);
+
+  await page.getByRole("link", { name: "Subjects", exact: true }).click();
+  await page.getByLabel("Subject").fill(subject);
+  await page.getByRole("button", { name: "Open" }).click();
+  await page.getByRole("heading", { name: `Subject ${subject}` }).waitFor();
+  const items = testid("history").locator("li");
+  await waitFor(async () => (await items.count()) === 4, "the subject's history");
+  assert.equal(await testid("history-count").innerText(), "4 events, oldest first");
+  const texts = await items.allInnerTexts();
+  assert.match(texts[0], new RegExp(`created[\\s\\S]*${first.id}`));
+  assert.match(texts[1], new RegExp(`created[\\s\\S]*${second.id}`));
+  assert.match(texts[3], new RegExp(`ended[\\s\\S]*${first.id}`));
+
+  // Another window, and a new session arriving live.
+  await page.getByLabel("Events of").selectOption({ label: "the last hour" });
+  await waitFor(async () => (await items.count()) === 4, "the last hour's history");
+  const third = await server.api.create({ subject });
+  await waitFor(async () => (await items.count()) === 5, "the new session's created event", 15_000);
+  assert.match(await items.last().innerText(), new RegExp(`created[\\s\\S]*${third.id}`));
+
+  // Each event links to its session.
+  await items.nth(1).getByRole("link", { name: second.id }).click();
+  await page.getByRole("heading", { name: `Session ${second.id}` }).waitFor();
+  assert.deepEqual(problems, []);
+});

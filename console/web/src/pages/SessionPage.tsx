@@ -2,6 +2,7 @@ import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import { api, isCode, type Session, type SessionEvent } from "../api";
 import { href } from "../router";
+import { EventList, HistoryPanel } from "../history";
 import { Confirm, Empty, ErrorBox, Link, PageHead, StateBadge, Time, useLive, useLiveReload, useLoad } from "../ui";
 
 type Action = "revoke" | "hibernate" | "wake";
@@ -114,7 +115,11 @@ export function SessionPage(p: { id: string }) {
       </section>
       <div class="grid-2">
         <Timeline id={p.id} />
-        <History id={p.id} />
+        <HistoryPanel
+          load={(opts) => api().sessionHistory(p.id, opts)}
+          deps={[p.id]}
+          match={(ev) => ev.event.session_id === p.id}
+        />
       </div>
     </>
   );
@@ -227,85 +232,3 @@ function Timeline(p: { id: string }) {
   );
 }
 
-/** How many events a request of the history panel asks for. */
-const HISTORY_PAGE = 200;
-
-/**
- * The first `pages` pages of a session's history, oldest first, and the
- * cursor of the page after them (absent once everything is read).
- */
-async function loadHistory(id: string, pages: number, signal: AbortSignal): Promise<{ events: SessionEvent[]; next: string | undefined }> {
-  const events: SessionEvent[] = [];
-  let next: string | undefined;
-  for (let i = 0; i < pages; i++) {
-    const page = await api().sessionHistory(id, next ? { signal, limit: HISTORY_PAGE, cursor: next } : { signal, limit: HISTORY_PAGE });
-    events.push(...page.events);
-    next = page.next_cursor;
-    if (!next) break;
-  }
-  return { events, next };
-}
-
-/**
- * The session's history in PostgreSQL, on a server run with --history:
- * oldest first, a page at a time, and read again (the pages shown) as the
- * session's events come.
- */
-function History(p: { id: string }) {
-  const [pages, setPages] = useState(1);
-  const h = useLoad((signal) => loadHistory(p.id, pages, signal), [p.id, pages]);
-  useLiveReload((ev) => ev.event.session_id === p.id, h.reload, [p.id]);
-  return (
-    <section class="panel">
-      <h2>History</h2>
-      {isCode(h.error, "not_found") ? (
-        <Empty>
-          <span data-testid="history-off">History is not configured</span>: start the server with <code>--history postgres://…</code> to keep every event
-          (docs/history.md).
-        </Empty>
-      ) : h.error ? (
-        <ErrorBox error={h.error} />
-      ) : h.value ? (
-        h.value.events.length === 0 ? (
-          <Empty>No recorded events.</Empty>
-        ) : (
-          <>
-            <EventList events={h.value.events} testid="history" />
-            <div class="pager">
-              <span class="muted" data-testid="history-count">
-                {h.value.events.length} {h.value.events.length === 1 ? "event" : "events"}, oldest first{h.value.next ? "; later ones recorded" : ""}
-              </span>
-              {h.value.next ? (
-                <button type="button" class="btn" disabled={h.loading} onClick={() => setPages(pages + 1)}>
-                  Later events →
-                </button>
-              ) : null}
-            </div>
-          </>
-        )
-      ) : (
-        <Empty>Loading…</Empty>
-      )}
-    </section>
-  );
-}
-
-export function EventList(p: { events: SessionEvent[]; testid: string }) {
-  return (
-    <ol class="timeline" data-testid={p.testid}>
-      {p.events.map((e, i) => (
-        <li key={`${e.partition ?? 0}.${e.seq}.${i}`}>
-          <Time at={e.time} short /> <span class="event-type">{e.type}</span>
-          {e.state ? <StateBadge state={e.state} reason={e.reason} /> : null}
-          {e.conn ? (
-            <span class="muted">
-              {" "}
-              {e.conn.kind}
-              {e.conn.close_code ? ` · close ${e.conn.close_code}` : ""}
-            </span>
-          ) : null}
-        </li>
-      ))}
-    </ol>
-  );
-}

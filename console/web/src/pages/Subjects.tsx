@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
 import { api } from "../api";
+import { HistoryPanel } from "../history";
 import { href, navigate, query } from "../router";
 import { Confirm, Empty, ErrorBox, Link, PageHead, useLiveReload, useLoad } from "../ui";
 import { SessionTable } from "./Sessions";
@@ -30,8 +31,18 @@ export function SubjectSearch() {
   );
 }
 
-/** One subject: its live sessions, and revoke all. */
+/** The windows of a subject's history, as `since` takes them. */
+const SINCE = [
+  { value: "1h", label: "the last hour" },
+  { value: "24h", label: "the last day" },
+  { value: "168h", label: "the last 7 days" },
+  { value: "720h", label: "the last 30 days" },
+  { value: "", label: "all recorded" },
+];
+
+/** One subject: its live sessions, revoke all, and its history. */
 export function SubjectPage(p: { subject: string }) {
+  const [since, setSince] = useState("24h");
   const sessions = useLoad((signal) => api().listSubject(p.subject, { signal }), [p.subject]);
   useLiveReload((ev) => ev.event.subject === p.subject, sessions.reload, [p.subject]);
   const [asking, setAsking] = useState(false);
@@ -71,6 +82,26 @@ export function SubjectPage(p: { subject: string }) {
       <p class="note after-table">
         Ended sessions of this subject: <Link to={"/sessions" + query({ subject: p.subject, state: "ended" })}>sessions, state ended</Link>.
       </p>
+      <HistoryPanel
+        key={since}
+        load={(opts) => api().subjectHistory(p.subject, since ? { ...opts, since } : opts)}
+        deps={[p.subject, since]}
+        match={(ev) => ev.event.subject === p.subject}
+        showSession
+      >
+        <div class="filters">
+          <label>
+            Events of
+            <select name="since" value={since} onChange={(e) => setSince(e.currentTarget.value)}>
+              {SINCE.map((o) => (
+                <option key={o.value} value={o.value}>
+                  {o.label}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+      </HistoryPanel>
     </>
   );
 }
