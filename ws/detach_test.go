@@ -3,6 +3,7 @@ package ws_test
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,8 +104,17 @@ func TestFencedNodeClosesItsSockets(t *testing.T) {
 		c.pingPong()
 	}
 	sessiondtest.Eventually(e.t, "node-2 to release node-1's connection", func() bool { return e.session(sid).ConnCount == 0 })
+	var fenced atomic.Bool
+	e.m.OnFenced(func() { fenced.Store(true) })
 	st.LeasesDown.Store(false)
-	e.clock.Advance(5 * time.Second)
+	// The manual clock runs a due renewal in a goroutine, which arms the
+	// next one when it is done: a single Advance can come before that and
+	// move past nothing. Move the clock until a renewal finds the lease
+	// claimed.
+	sessiondtest.Eventually(e.t, "node-1 to find its lease claimed", func() bool {
+		e.clock.Advance(time.Second)
+		return fenced.Load()
+	})
 	if code := c.closedWith(); code != wire.CloseReconnect {
 		t.Fatalf("fenced node's socket closed with %d, want %d", code, wire.CloseReconnect)
 	}
