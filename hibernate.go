@@ -77,6 +77,7 @@ func (m *Manager) Hibernate(ctx context.Context, id string) (*Session, error) {
 	case out == EventHibernated:
 		return cur, nil
 	case out == EventHibernateFailed:
+		// the runtime failed: below
 	case cur.State == StateHibernated || cur.State == StateWaking:
 		return cur, nil
 	case cur.State == StateHibernating:
@@ -138,6 +139,7 @@ func (m *Manager) awaitAwake(ctx context.Context, w *waiter, s *Session) (*Sessi
 	case out == EventWoke:
 		return s, nil
 	case out == EventWakeFailed:
+		// the runtime failed: below
 	case s.State == StateActive || s.State == StateDisconnected:
 		return s, nil
 	case s.State == StateWaking:
@@ -444,17 +446,22 @@ func outcomeEvent(typ EventType) bool {
 	return false
 }
 
-// outcome returns the type of the first outcome event seen that came
-// after the session's version v, or "" if none was.
+// outcome returns the type of the earliest outcome event seen that came
+// after the session's version v, or "" if none was. Events arrive from
+// two sources (this node's writes, the log), not always in order.
 func (w *waiter) outcome(v uint64) EventType {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, ev := range w.seen {
-		if ev.Version > v {
-			return ev.Type
+	var first *Event
+	for i, ev := range w.seen {
+		if ev.Version > v && (first == nil || ev.Version < first.Version) {
+			first = &w.seen[i]
 		}
 	}
-	return ""
+	if first == nil {
+		return ""
+	}
+	return first.Type
 }
 
 func (w *stateWaiters) any() bool { return w.n.Load() > 0 }
