@@ -37,7 +37,11 @@ async function loadHistory(load: HistoryLoad, pages: number, signal: AbortSignal
  * come. deps name what load reads (a new value starts from page one).
  */
 export function HistoryPanel(p: { load: HistoryLoad; deps: unknown[]; match: (ev: StreamedEvent) => boolean; showSession?: boolean; children?: ComponentChildren }) {
-  const [pages, setPages] = useState(1);
+  // Pages shown, counted for the deps they were read for: new deps start
+  // from page one.
+  const of = JSON.stringify(p.deps);
+  const [shown, setShown] = useState({ of, pages: 1 });
+  const pages = shown.of === of ? shown.pages : 1;
   const h = useLoad((signal) => loadHistory(p.load, pages, signal), [...p.deps, pages]);
   useLiveReload(p.match, () => setTimeout(h.reload, SINK_LAG_MS), p.deps);
   return (
@@ -62,7 +66,7 @@ export function HistoryPanel(p: { load: HistoryLoad; deps: unknown[]; match: (ev
                 {h.value.events.length} {h.value.events.length === 1 ? "event" : "events"}, oldest first{h.value.next ? "; later ones recorded" : ""}
               </span>
               {h.value.next ? (
-                <button type="button" class="btn" disabled={h.loading} onClick={() => setPages(pages + 1)}>
+                <button type="button" class="btn" disabled={h.loading} onClick={() => setShown({ of, pages: pages + 1 })}>
                   Later events →
                 </button>
               ) : null}

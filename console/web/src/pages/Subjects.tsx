@@ -83,7 +83,6 @@ export function SubjectPage(p: { subject: string }) {
         Ended sessions of this subject: <Link to={"/sessions" + query({ subject: p.subject, state: "ended" })}>sessions, state ended</Link>.
       </p>
       <HistoryPanel
-        key={since}
         load={(opts) => api().subjectHistory(p.subject, since ? { ...opts, since } : opts)}
         deps={[p.subject, since]}
         match={(ev) => ev.event.subject === p.subject}
